@@ -1,0 +1,5 @@
+import sys
+
+from ethoedge.cli import main
+
+sys.exit(main())

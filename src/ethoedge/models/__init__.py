@@ -1,0 +1,1 @@
+"""ethoedge.models"""

@@ -1,0 +1,132 @@
+"""The quantized student: integer tensors that carry their own format.
+
+This is what the quantizer produces, the integer reference runs, and the C exporter emits.
+Semantics: ``docs/fixedpoint.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QTensor:
+    """Integer values with their binary point: real value = ``values * 2**-frac_bits``."""
+
+    values: np.ndarray  # int64 array (any shape)
+    frac_bits: int
+    word_bits: int
+
+    def to_float(self) -> np.ndarray:
+        return self.values.astype(np.float64) * (2.0 ** -self.frac_bits)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.values.shape),
+            "frac_bits": int(self.frac_bits),
+            "word_bits": int(self.word_bits),
+            "values": [int(v) for v in self.values.ravel()],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QTensor:
+        vals = np.asarray(d["values"], dtype=np.int64).reshape(d["shape"])
+        return cls(vals, int(d["frac_bits"]), int(d["word_bits"]))
+
+
+# Tensor names, shared by Python, C and tests (one name per layer everywhere).
+WEIGHT_NAMES = (
+    "inp.weight", "inp.bias",
+    "gru.weight_ih", "gru.weight_hh", "gru.bias_ih", "gru.bias_hh",
+    "mlp.weight", "mlp.bias",
+    "out.weight", "out.bias",
+)  # fmt: skip
+ACTIVATION_NAMES = ("a", "h", "m", "logits")
+
+
+@dataclass(frozen=True)
+class QuantizedStudent:
+    """A GRU-MLP student in dynamic fixed point.
+
+    Attributes:
+        word_bits: W.
+        in_frac: fraction bits of the int16 input (acceleration in g).
+        weights: quantized parameters by name (``WEIGHT_NAMES``), normalisation folded in.
+        act_frac: fraction bits of the activations by name (``ACTIVATION_NAMES``).
+        hidden, mlp_hidden, n_classes, n_channels: sizes.
+        class_names: label names, index = class id.
+        meta: free-form provenance (rule, calibration windows, source bundle hash, ...).
+    """
+
+    word_bits: int
+    in_frac: int
+    weights: dict[str, QTensor]
+    act_frac: dict[str, int]
+    hidden: int
+    mlp_hidden: int
+    n_classes: int
+    n_channels: int = 3
+    class_names: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def frac(self, name: str) -> int:
+        """Fraction bits of a weight or activation tensor by name."""
+        if name in self.weights:
+            return self.weights[name].frac_bits
+        return self.act_frac[name]
+
+    def n_bytes(self) -> int:
+        """Bytes of the parameters at their storage width (8 -> 1 byte, <=16 -> 2, else 4)."""
+        per = 1 if self.word_bits <= 8 else 2 if self.word_bits <= 16 else 4
+        return sum(int(t.values.size) * per for t in self.weights.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "ethoedge.quantized_student/1",
+            "word_bits": self.word_bits,
+            "in_frac": self.in_frac,
+            "hidden": self.hidden,
+            "mlp_hidden": self.mlp_hidden,
+            "n_classes": self.n_classes,
+            "n_channels": self.n_channels,
+            "class_names": list(self.class_names),
+            "act_frac": dict(self.act_frac),
+            "weights": {k: v.to_json() for k, v in self.weights.items()},
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QuantizedStudent:
+        return cls(
+            word_bits=int(d["word_bits"]),
+            in_frac=int(d["in_frac"]),
+            weights={k: QTensor.from_json(v) for k, v in d["weights"].items()},
+            act_frac={k: int(v) for k, v in d["act_frac"].items()},
+            hidden=int(d["hidden"]),
+            mlp_hidden=int(d["mlp_hidden"]),
+            n_classes=int(d["n_classes"]),
+            n_channels=int(d.get("n_channels", 3)),
+            class_names=tuple(d.get("class_names", ())),
+            meta=dict(d.get("meta", {})),
+        )
+
+    def checksum(self) -> str:
+        """SHA-256 of the canonical JSON of the integer model (provenance in generated C)."""
+        d = self.to_json()
+        d.pop("meta", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        from ethoedge.io import atomic_write_json
+
+        return atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> QuantizedStudent:
+        return cls.from_json(json.loads(Path(path).read_text()))
