@@ -8,8 +8,16 @@ model pipeline and folded into the first layer by the quantizer).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+
+from ethoedge.data.resample import resample_run, run_bounds
+from ethoedge.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ethoedge.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,144 @@ class Normalizer:
         m = np.asarray(self.mean, dtype=np.float32)[None, :, None]
         s = np.asarray(self.std, dtype=np.float32)[None, :, None]
         return ((X - m) / s).astype(np.float32)
+
+
+def window_geometry(cfg: WindowConfig, rate_hz: float) -> tuple[int, int]:
+    """``(length, hop)`` in samples at ``rate_hz``.
+
+    >>> window_geometry(WindowConfig(), 10.0)
+    (50, 25)
+    >>> window_geometry(WindowConfig(length=64, hop=32), 20.0)
+    (64, 32)
+    """
+    length = cfg.length if cfg.length is not None else round(cfg.length_s * rate_hz)
+    hop = cfg.hop if cfg.hop is not None else round(cfg.hop_s * rate_hz)
+    if length < 1 or hop < 1:
+        raise ConfigError(
+            f"window length and hop must be at least one sample, got {length} and {hop}"
+            f" at {rate_hz:g} Hz"
+        )
+    return length, hop
+
+
+def _check_config(cfg: WindowConfig) -> None:
+    if not 0.0 <= cfg.min_purity <= 1.0:
+        raise ConfigError(f"window.min_purity must be in [0, 1], got {cfg.min_purity}")
+    if not cfg.max_gap_factor > 1.0:
+        raise ConfigError(f"window.max_gap_factor must be > 1, got {cfg.max_gap_factor}")
+    if cfg.target_rate_hz is not None and not cfg.target_rate_hz > 0:
+        raise ConfigError(f"window.target_rate_hz must be positive, got {cfg.target_rate_hz}")
+
+
+def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
+    """Cut every recording of ``dataset`` into fixed-length labelled windows.
+
+    Each recording is split into gap-free runs (a step of more than ``max_gap_factor``
+    sample periods is a gap); a window never crosses a run or a recording (segment) boundary.
+    With ``target_rate_hz`` each run is first resampled (linear for acceleration, nearest
+    sample for labels). Window starts are ``0, hop, 2*hop, ...`` within each run. The label is
+    the majority class (ties: the lower class id); purity is the majority count over the
+    window length, so unlabelled samples count as impure. Windows below ``min_purity`` are
+    dropped when ``drop_impure`` (else kept with the majority label); windows with no labelled
+    sample are always dropped.
+
+    Raises :class:`DataError` if no window fits (naming the window length and the longest
+    gap-free stretch) or if every window is too impure.
+    """
+    cfg = cfg if cfg is not None else WindowConfig()
+    _check_config(cfg)
+    recs = dataset.recordings
+    if not recs:
+        raise DataError("the data set has no recordings", path=dataset.source)
+    rates = sorted({float(r.rate_hz) for r in recs})
+    if cfg.target_rate_hz is None and len(rates) > 1:
+        raise ConfigError(
+            f"recordings have different sampling rates {rates} Hz; set window.target_rate_hz",
+            path=dataset.source,
+        )
+    rate = float(cfg.target_rate_hz) if cfg.target_rate_hz is not None else rates[0]
+    length, hop = window_geometry(cfg, rate)
+    class_names = tuple(dataset.class_names)
+    n_cls = len(class_names)
+
+    accs: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    codes_l: list[np.ndarray] = []
+    run_len: list[int] = []
+    run_animal: list[str] = []
+    run_segment: list[str] = []
+    longest = (0, "", "")
+    # Class ids of all samples in one vectorised lookup (-1: unlabelled or not a class).
+    rec_off = np.cumsum([0, *(len(r) for r in recs)])
+    raw_codes, raw_uniq = pd.factorize(
+        np.concatenate([np.asarray(r.labels, dtype=object) for r in recs]), use_na_sentinel=True
+    )
+    class_id = {c: i for i, c in enumerate(class_names)}
+    lookup = np.array([class_id.get(u, -1) for u in raw_uniq] + [-1], dtype=np.int64)
+    all_codes = lookup[raw_codes]
+    for i, rec in enumerate(recs):
+        codes = all_codes[rec_off[i] : rec_off[i + 1]]
+        for a, b in run_bounds(rec.t, rec.rate_hz, cfg.max_gap_factor):
+            t, acc, c = rec.t[a:b], rec.acc[a:b], codes[a:b]
+            if cfg.target_rate_hz is not None and abs(rec.rate_hz - rate) > 1e-9:
+                t, acc, c = resample_run(t, acc, c, rate)
+            n = int(t.shape[0])
+            if n > longest[0]:
+                longest = (n, rec.animal, rec.segment)
+            if n < length:
+                continue
+            accs.append(acc)
+            times.append(t)
+            codes_l.append(c)
+            run_len.append(n)
+            run_animal.append(rec.animal)
+            run_segment.append(rec.segment)
+    if not accs:
+        raise DataError(
+            f"no window fits: a window is {length} samples ({length / rate:g} s at {rate:g} Hz)"
+            f" but the longest gap-free recording is {longest[0]} samples"
+            f" ({longest[0] / rate:g} s; animal {longest[1]!r}, segment {longest[2]!r})",
+            path=dataset.source,
+        )
+
+    acc_all = np.concatenate(accs).astype(np.float32, copy=False)  # (N, 3)
+    t_all = np.concatenate(times)
+    c_all = np.concatenate(codes_l)
+    lens = np.asarray(run_len, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    per_run = (lens - length) // hop + 1
+    first = np.repeat(np.cumsum(per_run) - per_run, per_run)
+    starts = np.repeat(offsets, per_run) + hop * (np.arange(int(per_run.sum())) - first)
+
+    # Class counts per window from cumulative one-hot sums: O(N * C).
+    onehot = np.zeros((c_all.shape[0] + 1, max(n_cls, 1)), dtype=np.int32)
+    lab = c_all >= 0
+    onehot[1:][lab, c_all[lab]] = 1
+    cum = np.cumsum(onehot, axis=0)
+    counts = cum[starts + length] - cum[starts]  # (n, C)
+    y = counts.argmax(axis=1).astype(np.int64)
+    purity = counts.max(axis=1) / float(length)
+    keep = counts.max(axis=1) > 0
+    if cfg.drop_impure:
+        keep &= purity >= cfg.min_purity - 1e-12
+    if not keep.any():
+        raise DataError(
+            f"all {len(starts):,} windows of {length} samples are below min_purity"
+            f" {cfg.min_purity:g} (or unlabelled); lower min_purity or set drop_impure=False",
+            path=dataset.source,
+        )
+    starts = starts[keep]
+    view = np.lib.stride_tricks.sliding_window_view(acc_all, length, axis=0)  # (N-L+1, 3, L)
+    X = np.ascontiguousarray(view[starts], dtype=np.float32)  # (n, 3, L)
+    animal = np.repeat(np.asarray(run_animal, dtype=str), per_run)[keep]
+    segment = np.repeat(np.asarray(run_segment, dtype=str), per_run)[keep]
+    return Windows(
+        X=X,
+        y=y[keep],
+        animal=animal,
+        segment=segment,
+        start=t_all[starts],
+        end=t_all[starts + length - 1] + 1.0 / rate,
+        class_names=class_names,
+        rate_hz=rate,
+    )

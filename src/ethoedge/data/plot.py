@@ -1,0 +1,98 @@
+"""Plot a stretch of one animal's signal with coloured label bands."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from ethoedge.data.dataset import Dataset
+from ethoedge.errors import ConfigError, DataError
+from ethoedge.io import atomic_path
+
+
+def plot_recording(
+    dataset: Dataset,
+    animal: str,
+    start_s: float,
+    duration_s: float,
+    path: str | Path,
+    max_gap_factor: float = 1.5,
+) -> Path:
+    """Save a PNG of ``animal``'s three axes from ``start_s`` for ``duration_s`` seconds.
+
+    ``start_s`` counts from the animal's first sample. Gaps (between bouts, or longer than
+    ``max_gap_factor`` sample periods) are left blank; each label's stretches are shaded in
+    one colour, with a legend. Written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if duration_s <= 0:
+        raise ConfigError(f"--duration must be positive, got {duration_s}")
+    recs = dataset.for_animal(animal)
+    if not recs:
+        raise ConfigError(f"animal {animal!r} not in the data (animals: {list(dataset.animals)})")
+    t0 = min(float(r.t[0]) for r in recs)
+    t_end = max(float(r.t[-1]) for r in recs) - t0
+    lo, hi = t0 + start_s, t0 + start_s + duration_s
+    colours = {c: plt.get_cmap("Set2")(i % 8) for i, c in enumerate(dataset.class_names)}
+    fig, ax = plt.subplots(figsize=(12, 4), dpi=110)
+    seen: set[str] = set()
+    n_shown = 0
+    axis_lines: list = []
+    for r in recs:
+        m = (r.t >= lo) & (r.t <= hi)
+        if not m.any():
+            continue
+        t, acc, lab = r.t[m] - t0, r.acc[m], r.labels[m]
+        n_shown += int(m.sum())
+        # Break the line at gaps.
+        gap = np.flatnonzero(np.diff(t) > max_gap_factor / r.rate_hz) + 1
+        tt = np.insert(t, gap, np.nan)
+        for k, (name, col) in enumerate(
+            zip(("x", "y", "z"), ("#222222", "#d62728", "#1f4e9c"), strict=True)
+        ):
+            line = ax.plot(tt, np.insert(acc[:, k], gap, np.nan), lw=0.8, color=col)
+            if len(axis_lines) < 3 and k == len(axis_lines):
+                line[0].set_label(f"a{name}")
+                axis_lines.append(line[0])
+        # Label bands: one span per run of equal labels.
+        change = np.flatnonzero(lab[1:] != lab[:-1]) + 1
+        edges = np.concatenate([[0], change, [len(lab)]])
+        half = 0.5 / r.rate_hz
+        for a, b in itertools.pairwise(edges):
+            name = lab[a]
+            if name is None:
+                continue
+            ax.axvspan(
+                t[a] - half,
+                t[b - 1] + half,
+                color=colours.get(name, "grey"),
+                alpha=0.45,
+                lw=0,
+                label=None if name in seen else name,
+            )
+            seen.add(name)
+    if n_shown == 0:
+        plt.close(fig)
+        raise DataError(
+            f"animal {animal!r} has no samples between {start_s:g} s and {start_s + duration_s:g} s"
+            f" (its recording spans 0 to {t_end:g} s from its first sample, with gaps between"
+            " bouts)",
+            path=dataset.source,
+        )
+    ax.set_xlabel(f"time since the animal's first sample (s); animal {animal}")
+    ax.set_ylabel("acceleration (g)")
+    ax.set_title(f"{dataset.name}: animal {animal}, {start_s:g} to {start_s + duration_s:g} s")
+    ax.set_xlim(start_s, start_s + duration_s)
+    ax.legend(loc="upper right", ncols=2, fontsize=8, framealpha=0.8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

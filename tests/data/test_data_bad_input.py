@@ -1,0 +1,176 @@
+"""Every kind of bad input gives one clear error naming the file, row and column."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datahelpers import frame
+
+from ethoedge.cli import main
+from ethoedge.data import DataConfig, WindowConfig, kfold_by_animal, load_dataset, make_windows
+from ethoedge.errors import ConfigError, DataError
+
+
+def good_lines() -> list[str]:
+    """Header + 12 data rows (file lines 2..13), animal 'a' at 10 Hz."""
+    return frame(animals=("a",), n=12).to_csv(index=False).splitlines()
+
+
+def edit(line_no: int, column: str, value: str) -> Callable[[list[str]], list[str]]:
+    def f(lines: list[str]) -> list[str]:
+        header = lines[0].split(",")
+        cells = lines[line_no - 1].split(",")
+        cells[header.index(column)] = value
+        lines[line_no - 1] = ",".join(cells)
+        return lines
+
+    return f
+
+
+def drop_column(name: str) -> Callable[[list[str]], list[str]]:
+    def f(lines: list[str]) -> list[str]:
+        k = lines[0].split(",").index(name)
+        return [",".join(c for i, c in enumerate(ln.split(",")) if i != k) for ln in lines]
+
+    return f
+
+
+def set_time(line_no: int, value_line: int) -> Callable[[list[str]], list[str]]:
+    """Give line ``line_no`` the timestamp of line ``value_line``."""
+
+    def f(lines: list[str]) -> list[str]:
+        k = lines[0].split(",").index("timestamp")
+        return edit(line_no, "timestamp", lines[value_line - 1].split(",")[k])(lines)
+
+    return f
+
+
+CASES = {
+    "missing column": (drop_column("az"), {}, DataError, "missing column(s) ['az']", None, None),
+    "non-numeric": (edit(5, "ax", "abc"), {}, DataError, "non-numeric value 'abc'", 5, "ax"),
+    "NaN": (edit(6, "ay", "nan"), {}, DataError, "NaN/inf acceleration", 6, "ay"),
+    "inf": (edit(7, "az", "inf"), {}, DataError, "NaN/inf acceleration", 7, "az"),
+    "unlabelled": (edit(4, "label", ""), {}, DataError, "rows have no label", 4, "label"),
+    "missing animal": (edit(3, "animal", ""), {}, DataError, "missing value", 3, "animal"),
+    "bad timestamp": (edit(8, "timestamp", "yesterday"), {}, DataError, "cannot parse", 8, None),
+    "non-monotonic": (set_time(9, 3), {}, DataError, "is before the previous", 9, "timestamp"),
+    "duplicated": (set_time(9, 8), {}, DataError, "duplicates the previous", 9, "timestamp"),
+    "ragged long": (
+        lambda ls: [*ls[:9], ls[9] + ",1,2", *ls[10:]],
+        {},
+        DataError,
+        "ragged row: 9 fields where the header has 7",
+        10,
+        None,
+    ),
+    "ragged short": (
+        lambda ls: [*ls[:4], ",".join(ls[4].split(",")[:4]), *ls[5:]],
+        {},
+        DataError,
+        "ragged row: 4 fields where the header has 7",
+        5,
+        None,
+    ),
+    "semicolons": (
+        lambda ls: [ln.replace(",", ";") for ln in ls],
+        {},
+        DataError,
+        "semicolon-separated",
+        1,
+        None,
+    ),
+    "header only": (lambda ls: ls[:1], {}, DataError, "header but no data rows", None, None),
+    "empty": (lambda ls: [], {}, DataError, "file is empty", None, None),
+    "unknown class": (
+        lambda ls: ls,
+        {"classes": ("run",)},
+        ConfigError,
+        "['run'] not found",
+        None,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_csv_gives_clear_error(tmp_path: Path, case: str) -> None:
+    change, cfg, exc, text, row, column = CASES[case]
+    lines = change(good_lines())
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(lines) + ("\n" if lines else ""))
+    with pytest.raises(exc) as ei:
+        load_dataset(DataConfig(path=str(p), **cfg))
+    e = ei.value
+    assert text in str(e)
+    assert str(p) in str(e)
+    assert "\n" not in str(e)
+    assert e.row == row
+    if column is not None:
+        assert e.column == column
+
+
+def _gz(tmp_path: Path) -> tuple[Path, bytes]:
+    data = gzip.compress(frame(n=2000).to_csv(index=False).encode())
+    return tmp_path / "x.csv.gz", data
+
+
+def test_truncated_gzip(tmp_path):
+    p, data = _gz(tmp_path)
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt gzip"):
+        load_dataset(DataConfig(path=str(p)))
+
+
+def test_corrupt_gzip(tmp_path):
+    p, data = _gz(tmp_path)
+    p.write_bytes(data[:10] + bytes(200) + data[210:])
+    with pytest.raises(DataError, match="truncated or corrupt gzip"):
+        load_dataset(DataConfig(path=str(p)))
+
+
+def test_not_gzip_and_not_parquet(tmp_path):
+    (tmp_path / "a.csv.gz").write_text("animal,timestamp\n")
+    with pytest.raises(DataError, match="not a gzip file"):
+        load_dataset(DataConfig(path=str(tmp_path / "a.csv.gz")))
+    (tmp_path / "b.parquet").write_bytes(b"PAR1 garbage")
+    with pytest.raises(DataError, match="Parquet"):
+        load_dataset(DataConfig(path=str(tmp_path / "b.parquet")))
+    with pytest.raises(DataError, match="file not found"):
+        load_dataset(DataConfig(path=str(tmp_path / "none.csv")))
+
+
+def test_recordings_shorter_than_one_window(tmp_path):
+    p = tmp_path / "short.csv"
+    frame(n=31).to_csv(p, index=False)
+    ds = load_dataset(DataConfig(path=str(p)))
+    with pytest.raises(DataError, match=r"a window is 50 samples \(5 s at 10 Hz\).* longest") as ei:
+        make_windows(ds, WindowConfig())
+    assert "31 samples" in str(ei.value)
+
+
+def test_all_windows_impure(tmp_path):
+    p = tmp_path / "mixed.csv"
+    frame(n=60, labels=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")).to_csv(
+        p, index=False
+    )
+    with pytest.raises(DataError, match="below min_purity"):
+        make_windows(load_dataset(DataConfig(path=str(p))), WindowConfig())
+
+
+def test_fewer_animals_than_folds():
+    with pytest.raises(ConfigError, match="needs at least 5 animals, the data have 3"):
+        kfold_by_animal(np.array(["a", "b", "c"]), k=5)
+
+
+def test_cli_bad_file_exits_2_with_one_line(tmp_path, capsys):
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(edit(5, "ax", "abc")(good_lines())) + "\n")
+    assert main(["data", "stats", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0
+    assert str(p) in err and "row 5" in err and "column 'ax'" in err
