@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point. Returns the exit status (0 ok, 1 verification failure, 2 user error)."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False, click returns a command's `typer.Exit(code)` as a value
+        rv = app(args=argv, standalone_mode=False)
     except EthoedgeError as e:
         err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
         return 2
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, click.exceptions.Exit):
             return e.exit_code
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

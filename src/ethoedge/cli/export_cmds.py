@@ -1,5 +1,64 @@
-"""CLI commands (registered on import)."""
+"""CLI commands (registered on import): ``export-c`` and ``verify-c``."""
 
 from __future__ import annotations
 
-from ethoedge.cli import app  # noqa: F401
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from ethoedge.cli import app
+
+
+@app.command("export-c")
+def export_c_cmd(
+    bundle: Path = typer.Argument(
+        ..., help="Model bundle directory (with quantized/w{bits}.json)."
+    ),
+    bits: int = typer.Option(8, "--bits", help="Word length of the quantized model: 8 or 16."),
+    out: Path = typer.Option(..., "--out", help="Directory for the C module."),
+    prefix: str = typer.Option("ethoedge_model", "--prefix", help="C identifier prefix."),
+) -> None:
+    """Write the quantized student as an allocation-free C99 module (+ example main.c)."""
+    from ethoedge.export.deploy import export_bundle
+
+    command = "ethoedge " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "ethoedge export-c"
+    paths = export_bundle(bundle, bits, out, prefix=prefix, command=command)
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+@app.command("verify-c")
+def verify_c_cmd(
+    export_dir: Path = typer.Argument(..., help="Directory written by `ethoedge export-c`."),
+    data: Path | None = typer.Argument(
+        None,
+        help="Data file, windowed as the bundle was trained (omitted: the bundled default data).",
+        show_default=False,
+    ),
+    qemu: bool = typer.Option(
+        False, "--qemu", help="Also run on emulated Cortex-M4 (mps2-an386) and Cortex-M3 (an385)."
+    ),
+    max_windows: int | None = typer.Option(
+        None, "--max-windows", help="Only the first N windows (default: all)."
+    ),
+) -> None:
+    """Compile the exported C, run it on every window of DATA and compare its scores with the
+    integer reference (exit 1 on any difference)."""
+    from ethoedge.export.deploy import verify_export
+
+    targets = ("host", "cortex-m4", "cortex-m3") if qemu else ("host",)
+    results = verify_export(export_dir, data, targets=targets, max_windows=max_windows)
+    failed = False
+    for r in results:
+        typer.echo(f"{r.target}: {r.n_identical}/{r.n_windows} windows identical")
+        if not r.ok:
+            failed = True
+            typer.echo(f"  first differing window: {r.first_diff}")
+            typer.echo(f"  C scores:        {r.c_scores}")
+            typer.echo(f"  reference scores: {r.expected}")
+            if r.stream_mismatches:
+                typer.echo(f"  streaming API differed from the window API on {r.stream_mismatches}")
+    if failed:
+        raise typer.Exit(1)

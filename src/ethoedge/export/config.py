@@ -1,0 +1,84 @@
+"""Configuration of the C export stage (one frozen dataclass, saved beside the C it produced)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ethoedge.errors import ConfigError
+
+_C_KEYWORDS = frozenset(
+    """auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef
+    union unsigned void volatile while _Bool _Complex _Imaginary""".split()
+)
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+SUPPORTED_WORD_BITS = (8, 16)
+
+
+def is_c_identifier(name: str) -> bool:
+    """Whether ``name`` can prefix every C symbol we emit (letter first, no keyword, <= 40 chars).
+
+    >>> is_c_identifier("ethoedge_model"), is_c_identifier("1abc"), is_c_identifier("int")
+    (True, False, False)
+    >>> is_c_identifier("my-model"), is_c_identifier("_x")
+    (False, False)
+    """
+    return bool(_IDENT.match(name)) and name not in _C_KEYWORDS and len(name) <= 40
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How the quantized student becomes C.
+
+    Attributes:
+        prefix: C identifier that prefixes every emitted symbol, file name and macro
+            (``<prefix>.h``, ``<prefix>_classify``, ``<PREFIX>_N_SAMPLES``).
+        word_bits: word length W of the exported model (8 or 16); None takes the quantized
+            model's own; a value different from the model's is an error.
+        n_samples: window length L in samples; None takes ``qmodel.meta["n_samples"]``.
+        use_dsp: let the C use the Arm DSP (SIMD32) instructions ``SMLAD``/``SMLALD``/
+            ``SXTB16`` where the compiler targets them (Cortex-M4/M7/M33). Integer results are
+            identical with and without them; the plain C path runs everywhere else.
+        example_main: also write an example ``main.c`` that classifies one constant window.
+    """
+
+    prefix: str = "ethoedge_model"
+    word_bits: int | None = None
+    n_samples: int | None = None
+    use_dsp: bool = True
+    example_main: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`~ethoedge.errors.ConfigError` on an invalid value."""
+        if not is_c_identifier(self.prefix):
+            raise ConfigError(
+                f"prefix {self.prefix!r} is not a C identifier (a letter, then letters, "
+                "digits or '_', at most 40 characters, not a C keyword)"
+            )
+        if self.word_bits is not None and self.word_bits not in SUPPORTED_WORD_BITS:
+            raise ConfigError(
+                f"word length {self.word_bits} cannot be exported to C (supported: 8, 16)"
+            )
+        if self.n_samples is not None and not 1 <= self.n_samples <= 65535:
+            raise ConfigError(f"n_samples must be in 1..65535, got {self.n_samples}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ExportConfig:
+        return cls(**d)
+
+    def hash(self) -> str:
+        """Short SHA-256 of the canonical JSON (printed in the generated files' header).
+
+        >>> len(ExportConfig().hash())
+        16
+        """
+        blob = json.dumps(self.to_json(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,194 @@
+"""Bundle-level export and verification (what ``ethoedge export-c`` / ``verify-c`` run).
+
+``export_bundle`` reads ``BUNDLE/quantized/w{bits}.json`` and writes, next to the C module,
+``export.json`` (bundle path, word length, export config, checksums, tool version, command)
+and ``quantized.json`` (the integer model the C was generated from), so that the export
+directory can be verified on its own later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ethoedge import __version__
+from ethoedge.errors import ConfigError, DataError, EthoedgeError
+from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
+from ethoedge.export.emit import emit_c, write_files
+from ethoedge.export.verify import EXPORT_META, VerifyResult, verify_c
+from ethoedge.quantize.qmodel import QuantizedStudent
+
+QUANTIZED_COPY = "quantized.json"
+
+
+def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
+    """Where ``ethoedge quantize`` writes the W-bit model of a bundle."""
+    return Path(bundle_dir) / "quantized" / f"w{bits}.json"
+
+
+def _bundle_doc(bundle_dir: Path) -> dict:
+    path = bundle_dir / "bundle.json"
+    if not path.is_file():
+        raise ConfigError("not a model bundle (no bundle.json)", path=bundle_dir)
+    return json.loads(path.read_text())
+
+
+def export_bundle(
+    bundle_dir: str | Path,
+    bits: int,
+    out_dir: str | Path,
+    *,
+    prefix: str = "ethoedge_model",
+    command: str | None = None,
+) -> list[Path]:
+    """Export a bundle's W-bit quantized student as C into ``out_dir``.
+
+    Everything is validated and generated in memory first; on any error nothing is written.
+    Returns the written paths.
+    """
+    if bits not in SUPPORTED_WORD_BITS:
+        raise ConfigError(f"--bits {bits} cannot be exported to C (supported: 8, 16)")
+    bundle_dir = Path(bundle_dir)
+    doc = _bundle_doc(bundle_dir)
+    q_path = quantized_path(bundle_dir, bits)
+    if not q_path.is_file():
+        raise EthoedgeError(
+            f"no {bits}-bit quantized model at {q_path}: the bundle is not quantized at W={bits}; "
+            f"run `ethoedge quantize {bundle_dir} --bits {bits}` first"
+        )
+    try:
+        q = QuantizedStudent.load(q_path)
+    except (KeyError, ValueError, TypeError) as e:
+        raise EthoedgeError(f"cannot read the quantized model: {e}", path=q_path) from None
+    cfg = ExportConfig(prefix=prefix, word_bits=bits, n_samples=int(doc["n_samples"]))
+    files = emit_c(q, cfg, command=command)
+    meta = {
+        "format": "ethoedge.c_export/1",
+        "ethoedge_version": __version__,
+        "command": command,
+        "bundle": str(bundle_dir.resolve()),
+        "word_bits": bits,
+        "n_samples": cfg.n_samples,
+        "class_names": list(q.class_names),
+        "config": cfg.to_json(),
+        "config_hash": cfg.hash(),
+        "model_checksum": q.checksum(),
+        "files": sorted(files),
+    }
+    files[QUANTIZED_COPY] = json.dumps(q.to_json()) + "\n"
+    files[EXPORT_META] = json.dumps(meta, indent=2) + "\n"
+    return write_files(files, out_dir)
+
+
+def windows_for_bundle(bundle_dir: str | Path, data_path: str | Path | None):
+    """Window ``data_path`` exactly as the bundle's training data were (its data config with
+    the path replaced, its window settings, resampled to its rate if needed)."""
+    from ethoedge.bundle import load_bundle
+    from ethoedge.data import load_dataset, make_windows
+    from ethoedge.data.config import DataConfig
+
+    bundle = load_bundle(bundle_dir)
+    d = dict(bundle.data)
+    d["path"] = None if data_path is None else str(data_path)
+    dataset = load_dataset(DataConfig.from_dict(d))
+    wcfg = bundle.window
+    if wcfg.target_rate_hz is None and set(dataset.rates_hz) != {bundle.rate_hz}:
+        wcfg = replace(wcfg, target_rate_hz=bundle.rate_hz)
+    windows = make_windows(dataset, wcfg)
+    if len(windows) == 0:
+        raise DataError("no windows: every recording is shorter than the window", path=data_path)
+    if windows.n_samples != bundle.n_samples:
+        raise DataError(
+            f"windows have {windows.n_samples} samples, the model expects {bundle.n_samples}",
+            path=data_path,
+        )
+    return windows
+
+
+def verify_export(
+    export_dir: str | Path,
+    data_path: str | Path | None,
+    *,
+    targets: tuple[str, ...] = ("host",),
+    max_windows: int | None = None,
+) -> list[VerifyResult]:
+    """Run the exported C on every window of ``data_path`` and compare with the integer
+    reference, on each target (``host``, ``cortex-m4``, ``cortex-m3``)."""
+    from ethoedge.quantize.reference import quantize_input, reference_logits_batched
+
+    export_dir = Path(export_dir)
+    meta_path = export_dir / EXPORT_META
+    if not meta_path.is_file():
+        raise EthoedgeError(f"{meta_path} not found: export with `ethoedge export-c` first")
+    meta = json.loads(meta_path.read_text())
+    q = QuantizedStudent.load(export_dir / QUANTIZED_COPY)
+    if q.checksum() != meta["model_checksum"]:
+        raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
+    windows = windows_for_bundle(meta["bundle"], data_path)
+    X = quantize_input(windows.X, q.in_frac)
+    if max_windows is not None:
+        X = X[:max_windows]
+    expected = reference_logits_batched(q, X)
+    prefix = meta["config"]["prefix"]
+    return [verify_c(export_dir, X, expected, t, prefix=prefix) for t in targets]
+
+
+def expected_logits(qmodel: QuantizedStudent, X_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X_int16, reference logits)`` of raw windows in g (helper for tests and the pipeline)."""
+    from ethoedge.quantize.reference import quantize_input, reference_logits_batched
+
+    X = quantize_input(X_g, qmodel.in_frac)
+    return X, reference_logits_batched(qmodel, X)
+
+
+def export_verify_cost(
+    bundle_dir: str | Path,
+    bits: int,
+    out_dir: str | Path,
+    X_g: np.ndarray,
+    *,
+    qemu: bool | None = None,
+    qemu_windows: int = 500,
+    command: str | None = None,
+) -> dict:
+    """One call for the pipeline: export the bundle's W-bit student, verify it on the raw
+    windows ``X_g`` (n, 3, L) in g (host: all of them; Cortex-M4 and M3 on QEMU: the first
+    ``qemu_windows``), and measure its cost on the emulated Cortex-M4.
+
+    ``qemu=None`` runs the QEMU checks and the cost only where the Arm toolchain is installed.
+    Returns a JSON-ready dict: ``verify`` (per target: windows, identical, first_diff),
+    ``verified`` (all identical), and, with QEMU, the cost keys of
+    :func:`ethoedge.export.cost.measure_cost` (``flash_bytes``, ``ram_bytes``,
+    ``instructions``, ...).
+    """
+    from ethoedge.export import toolchain
+    from ethoedge.export.cost import measure_cost
+
+    export_bundle(bundle_dir, bits, out_dir, command=command)
+    out_dir = Path(out_dir)
+    q = QuantizedStudent.load(out_dir / QUANTIZED_COPY)
+    X, expected = expected_logits(q, X_g)
+    use_qemu = toolchain.have_arm() if qemu is None else qemu
+    results = [verify_c(out_dir, X, expected, "host")]
+    if use_qemu:
+        k = min(qemu_windows, len(X))
+        results += [verify_c(out_dir, X[:k], expected[:k], t) for t in ("cortex-m4", "cortex-m3")]
+    out: dict = {
+        "dir": str(out_dir),
+        "word_bits": bits,
+        "verify": {
+            r.target: {
+                "windows": r.n_windows,
+                "identical": r.n_identical,
+                "first_diff": r.first_diff,
+            }
+            for r in results
+        },
+        "verified": all(r.ok for r in results),
+    }
+    if use_qemu:
+        out.update(measure_cost(out_dir))
+    return out

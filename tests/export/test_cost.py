@@ -1,0 +1,46 @@
+"""Measured cost on the emulated Cortex-M4: flash, RAM, stack, instructions per MAC."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ethoedge.export.cost import McuAssumptions, measure_cost, measure_dir, student_macs
+from ethoedge.export.emit_float import export_float_c
+from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+
+from .helpers import make_qmodel, requires_arm
+
+pytestmark = [requires_arm, pytest.mark.qemu]
+
+
+def test_macs_formula_matches_the_student():
+    s = GRUStudent(4, StudentConfig(hidden=32))
+    assert student_macs(32, 32, 4, 50) == s.macs(50)
+
+
+def test_estimates_follow_the_stated_assumptions():
+    mcu = McuAssumptions(clock_hz=64e6, cpi=1.0, run_current_ua_per_mhz=50.0, supply_v=2.0)
+    assert mcu.time_ms(64_000) == pytest.approx(1.0)
+    assert mcu.energy_uj(64_000) == pytest.approx(1e-3 * 3.2e-3 * 2.0 * 1e6)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_integer_model_cost(bits):
+    q = make_qmodel(bits, hidden=32, n_classes=4, n_samples=20)
+    c = measure_cost(q)
+    assert c["word_bits"] == bits and c["macs"] == student_macs(32, 32, 4, 20)
+    assert c["flash_bytes"] < (16 if bits == 8 else 24) * 1024
+    assert c["ram_bytes"] == c["static_ram_bytes"] + c["stack_bytes"] and c["ram_bytes"] < 4096
+    assert 64 < c["stack_bytes"] < 1024  # state + a few H-sized int16 buffers
+    assert c["instructions"] > c["macs"]  # at least one instruction per MAC...
+    assert c["instructions_per_mac"] < 3.0  # ...and under the target of 3 (DSP path)
+    assert c["est_time_ms"] > 0 and c["est_energy_uj"] > 0
+
+
+def test_float_variant_cost(tmp_path):
+    torch.manual_seed(0)
+    s = GRUStudent(4, StudentConfig(hidden=8))
+    export_float_c(s, tmp_path, 10)
+    c = measure_dir(tmp_path, prefix="ethoedge_float", macs=s.macs(10), is_float=True)
+    assert c["flash_bytes"] > 0 and c["instructions"] > s.macs(10)

@@ -1,0 +1,102 @@
+"""The generated C: contents, validation before writing, strict compilation, example main."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ethoedge import __version__
+from ethoedge.errors import EthoedgeError
+from ethoedge.export import ExportConfig, emit_c, export_c
+from ethoedge.export.emit import dsp_order
+from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
+from ethoedge.models.gru_mlp import GRUStudent
+
+from .helpers import make_qmodel, requires_arm, requires_gcc
+
+
+def test_files_provenance_and_types(qmodel):
+    files = emit_c(qmodel, ExportConfig(prefix="cow"), command="ethoedge export-c B --bits 8")
+    assert sorted(files) == ["cow.c", "cow.h", "main.c"]
+    src, hdr = files["cow.c"], files["cow.h"]
+    for text in (src, hdr):
+        assert f"ethoedge {__version__}" in text
+        assert qmodel.checksum() in text
+        assert ExportConfig(prefix="cow").hash() in text
+        assert "ethoedge export-c B --bits 8" in text
+    wtype = "int8_t" if qmodel.word_bits == 8 else "int16_t"
+    assert re.search(rf"static const {wtype} cow_gru_weight_hh\[24\]\[8\]", src)
+    assert "static const int16_t cow_sigmoid_table[257]" in src
+    assert "static inline int32_t cow_sat32" in src
+    assert "COW_SH_GX =" in src and "COW_F_H =" in src
+    assert "typedef struct" in hdr and "cow_state_t" in hdr
+    assert "int cow_classify(const int16_t x[COW_N_SAMPLES][COW_N_CHANNELS]" in hdr
+    # no allocation, no stdio or libm on the inference path
+    code = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    for banned in ("malloc", "free(", "stdio", "printf", "math.h", "expf", "tanhf", "float"):
+        assert banned not in code
+
+
+def test_w8_storage_order_is_a_column_permutation():
+    q = make_qmodel(8, hidden=13)
+    m = q.weights["gru.weight_ih"].values
+    p = dsp_order(m)
+    assert sorted(p[0].tolist()) == sorted(m[0].tolist())
+    assert np.array_equal(p[:, 12], m[:, 12])  # the incomplete last group keeps its order
+    assert np.array_equal(p[:, [0, 1, 2, 3]], m[:, [0, 2, 1, 3]])
+
+
+@pytest.mark.parametrize(
+    "make, cfg, match",
+    [
+        (lambda: GRUStudent(3), ExportConfig(n_samples=12), "quantize the model first"),
+        (lambda: make_qmodel(12), ExportConfig(), "word length 12"),
+        (lambda: make_qmodel(8), ExportConfig(prefix="1model"), "not a C identifier"),
+        (lambda: make_qmodel(8), ExportConfig(prefix="my-model"), "not a C identifier"),
+        (lambda: make_qmodel(8), ExportConfig(prefix="int"), "not a C identifier"),
+        (lambda: make_qmodel(8), ExportConfig(word_bits=16), "quantized at W=8"),
+    ],
+)
+def test_invalid_export_writes_nothing(tmp_path: Path, make, cfg, match):
+    out = tmp_path / "out"
+    with pytest.raises(EthoedgeError, match=match):
+        export_c(make(), out, cfg)
+    assert not out.exists()
+
+
+def test_missing_window_length_is_an_error(tmp_path: Path):
+    q = make_qmodel(8)
+    q.meta.pop("n_samples")
+    with pytest.raises(EthoedgeError, match="window length unknown"):
+        export_c(q, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@requires_gcc
+def test_host_strict_build_and_example_main(tmp_path: Path, qmodel):
+    paths = export_c(qmodel, tmp_path, ExportConfig(prefix="cow"))
+    assert {p.name for p in paths} == {"cow.h", "cow.c", "main.c"}
+    exe = compile_host([tmp_path / "cow.c", tmp_path / "main.c"], tmp_path / "example")
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=10, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("classify: class")
+    assert lines[1].startswith("streaming: class")
+    assert lines[0].split(":", 1)[1] == lines[1].split(":", 1)[1]
+
+
+@requires_arm
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_arm_strict_build(tmp_path: Path, target: str):
+    q = make_qmodel(8, hidden=32, n_classes=4, n_samples=50)
+    export_c(q, tmp_path)
+    obj = compile_object(tmp_path / "ethoedge_model.c", tmp_path / "m.o", target=target)
+    sizes = section_sizes(obj)
+    flash = sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
+    ram = sum(v for k, v in sizes.items() if k.startswith((".data", ".bss")))
+    assert 0 < flash < 16 * 1024  # weights ~7.4 kB at W=8 + code + tables
+    assert ram == 0  # the model has no static state: the caller owns it
