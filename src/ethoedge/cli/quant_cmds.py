@@ -1,5 +1,84 @@
-"""CLI commands (registered on import)."""
+"""``ethoedge quantize BUNDLE``: dynamic fixed-point versions of a bundle's student."""
 
 from __future__ import annotations
 
-from ethoedge.cli import app  # noqa: F401
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ethoedge.cli import app
+from ethoedge.errors import ConfigError
+
+
+def parse_bits(text: str) -> tuple[int, ...]:
+    """``"16,12,8"`` -> ``(16, 12, 8)``.
+
+    >>> parse_bits("16, 8")
+    (16, 8)
+    """
+    try:
+        bits = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"--bits must be comma-separated integers, got {text!r}") from None
+    if not bits:
+        raise ConfigError("--bits is empty")
+    return bits
+
+
+@app.command("quantize")
+def quantize(
+    bundle: Path = typer.Argument(..., help="Model bundle directory (from `ethoedge run`)."),
+    bits: str = typer.Option("16,12,8,6", "--bits", help="Word lengths, comma-separated (4..16)."),
+    qat: bool = typer.Option(
+        False, "--qat", help="Quantization-aware fine-tuning at every word length."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Data to calibrate on (default: the bundle's data set)."
+    ),
+    rule: str = typer.Option("max", "--rule", help="Fraction-bit rule: max or percentile."),
+    percentile: float = typer.Option(99.99, "--percentile", help="Percentile of |x| (rule)."),
+    calib_windows: int = typer.Option(2048, "--calib-windows", help="Calibration windows."),
+    qat_epochs: int = typer.Option(5, "--qat-epochs", help="Epochs of fine-tuning."),
+) -> None:
+    """Quantize the bundle's student; write BUNDLE/quantized/w{bits}.json and print a table."""
+    from ethoedge.quantize.bundle_quant import quantize_bundle
+    from ethoedge.quantize.config import QuantConfig
+
+    cfg = QuantConfig(
+        word_bits=parse_bits(bits),
+        rule=rule,  # type: ignore[arg-type]
+        percentile=percentile,
+        calib_windows=calib_windows,
+        qat=qat,
+        qat_epochs=qat_epochs,
+    )
+    err = Console(stderr=True)
+    results = quantize_bundle(bundle, cfg, data=data, log=lambda m: err.print(m, highlight=False))
+    con = Console()
+    if not con.is_terminal:
+        con = Console(width=160)
+    t = Table(title=f"quantized student of {bundle} (on the bundle's data windows)")
+    for col in ("W", "bytes", "method", "agree w/ float", "MCC", "MCC PTQ", "MCC QAT", "file"):
+        t.add_column(col, justify="right" if col != "file" else "left")
+    for r in results:
+        t.add_row(
+            str(r["word_bits"]),
+            str(r["bytes"]),
+            r["method"],
+            f"{r['agreement']:.4f}",
+            f"{r['mcc']:.4f}",
+            f"{r['ptq']['mcc']:.4f}",
+            f"{r['qat']['mcc']:.4f}" if r["qat"] else "-",
+            str(bundle / "quantized" / f"w{r['word_bits']}.json"),
+        )
+    con.print(t)
+    f = Table(title="fraction bits per tensor")
+    f.add_column("tensor")
+    for r in results:
+        f.add_column(f"W={r['word_bits']}", justify="right")
+    for name in results[0]["frac_bits"]:
+        f.add_row(name, *(str(r["frac_bits"][name]) for r in results))
+    con.print(f)
+    con.print(f"float student MCC on the same windows: {results[0]['float_mcc']:.4f}")

@@ -42,7 +42,8 @@ def saturate(v, word_bits: int):
     >>> saturate(np.array([-200, -128, 0, 127, 300]), 8).tolist()
     [-128, -128, 0, 127, 127]
     """
-    return np.clip(np.asarray(v, dtype=np.int64), min_int(word_bits), max_int(word_bits))
+    v = np.asarray(v, dtype=np.int64)
+    return np.minimum(np.maximum(v, min_int(word_bits)), max_int(word_bits))  # faster than clip
 
 
 def round_shift(v, s: int):
@@ -64,8 +65,13 @@ def round_shift(v, s: int):
 def align(v, f_from: int, f_to: int):
     """Move ``v`` from ``f_from`` to ``f_to`` fraction bits, saturating to int32.
 
+    Exact while ``|v| * 2**(f_to - f_from)`` fits int64, which the quantizer guarantees
+    (:func:`ethoedge.quantize.reference.check_exact`).
+
     >>> align(np.array([3]), 2, 4).tolist(), align(np.array([3]), 4, 2).tolist()
     ([12], [1])
+    >>> align(np.array([2**40, -2**40]), 0, 0).tolist()  # saturates, never wraps
+    [2147483647, -2147483648]
     """
     return saturate(round_shift(v, f_from - f_to), 32)
 
@@ -77,6 +83,29 @@ def requant(acc, f_acc: int, f_out: int, word_bits: int):
     [63, -62, 8]
     """
     return saturate(round_shift(acc, f_acc - f_out), word_bits)
+
+
+def dot(w, x):
+    """``x @ w.T``: the exact sum of products in int64 (no saturation: accumulators are int64).
+
+    ``w`` is ``(O, K)``, ``x`` is ``(..., K)``; exact for ``W <= 16``, ``K <= 256``
+    (``|sum| <= 256 * 2**15 * 2**15 = 2**38``).
+
+    >>> dot(np.array([[2, -3], [1, 1]]), np.array([[10, 1], [5, 5]])).tolist()
+    [[17, 11], [-5, 10]]
+    >>> dot(np.array([[32767] * 4]), np.array([[32767] * 4])).tolist()  # beyond int32
+    [[4294705156]]
+    """
+    return np.asarray(x, dtype=np.int64) @ np.asarray(w, dtype=np.int64).T
+
+
+def bias_acc(b, f_b: int, f_acc: int):
+    """A bias at ``f_b`` moved to an accumulator's ``f_acc`` fraction bits, in int64.
+
+    >>> bias_acc(np.array([3, -3]), 2, 5).tolist(), bias_acc(np.array([5, -5]), 2, 1).tolist()
+    ([24, -24], [3, -2])
+    """
+    return round_shift(b, f_b - f_acc)
 
 
 def choose_frac_bits(values, word_bits: int, rule: str = "max", percentile: float = 99.99) -> int:

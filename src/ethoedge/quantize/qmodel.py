@@ -24,7 +24,7 @@ class QTensor:
     word_bits: int
 
     def to_float(self) -> np.ndarray:
-        return self.values.astype(np.float64) * (2.0 ** -self.frac_bits)
+        return self.values.astype(np.float64) * (2.0**-self.frac_bits)
 
     def to_json(self) -> dict[str, Any]:
         return {
