@@ -1,5 +1,96 @@
-"""CLI commands (registered on import)."""
+"""``ethoedge run`` and ``ethoedge classify``: thin layers over :mod:`ethoedge.pipeline`."""
 
 from __future__ import annotations
 
-from ethoedge.cli import app  # noqa: F401
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ethoedge.cli import app
+
+
+@app.command("run")
+def run_cmd(
+    data: Path | None = typer.Argument(
+        None,
+        help="Labelled data file or folder; omitted: the bundled default cattle subset (or the "
+        "config's data.path).",
+        show_default=False,
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory (report, results, model)."),
+    config: Path | None = typer.Option(
+        None, "--config", help="A config.yaml (e.g. from an earlier run) instead of a preset."
+    ),
+    preset_name: str = typer.Option(
+        "quick", "--preset", help="quick or full (ignored with --config)."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    format: str | None = typer.Option(
+        None, "--format", help="auto, generic, cattle_ufro or otariids_ladds."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train and evaluate teacher, student and student+KD by animal; write report and bundle."""
+    from ethoedge.config import load_yaml, preset
+    from ethoedge.pipeline import run
+
+    cfg = load_yaml(config) if config is not None else preset(preset_name)
+    if data is not None:
+        cfg = replace(cfg, data=replace(cfg.data, path=str(data)))
+    if format is not None:
+        cfg = replace(cfg, data=replace(cfg.data, format=format))
+    if device is not None:
+        cfg = replace(
+            cfg,
+            teacher_train=replace(cfg.teacher_train, device=device),
+            student_train=replace(cfg.student_train, device=device),
+        )
+    results = run(cfg, out, progress=not quiet)
+    con = Console()
+    table = Table(title=f"{results['dataset']}: {results['protocol']}, seeds {results['seeds']}")
+    for col in ("model", "params", "MCC", "sd", "macro F1", "accuracy"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, e in results["models"].items():
+        table.add_row(
+            name, f"{e['params']:,}", f"{e['mcc']:.3f}", f"{e['mcc_std']:.3f}",
+            f"{e['macro_f1']:.3f}", f"{e['accuracy']:.3f}",
+        )  # fmt: skip
+    con.print(table)
+    con.print(f"report: {Path(out) / 'report.md'}   model bundle: {Path(out) / 'model'}")
+
+
+@app.command("classify")
+def classify_cmd(
+    bundle: Path = typer.Argument(..., help="A model bundle directory (RUN_DIR/model)."),
+    data: Path = typer.Argument(..., help="Recordings to classify (labels optional)."),
+    out: Path = typer.Option(..., "--out", help="CSV with one row per window."),
+    format: str = typer.Option(
+        "auto", "--format", help="auto, generic, cattle_ufro or otariids_ladds."
+    ),
+    units: str | None = typer.Option(None, "--units", help="g or m/s2 (default: the format's)."),
+) -> None:
+    """Classify every window; print hours per behaviour per animal (and MCC when labelled)."""
+    from ethoedge.data.config import DataConfig
+    from ethoedge.pipeline import classify
+
+    cfg = DataConfig(path=str(data), format=format, units=units, unlabelled="keep")
+    res = classify(bundle, cfg, out)
+    con = Console()
+    table = Table(title="time budget (hours per behaviour)")
+    table.add_column("animal")
+    for c in res.budget.columns:
+        table.add_column(str(c), justify="right")
+    table.add_column("total", justify="right")
+    for animal, row in res.budget.iterrows():
+        table.add_row(str(animal), *[f"{v:.2f}" for v in row], f"{row.sum():.2f}")
+    con.print(table)
+    if res.metrics is not None:
+        m = res.metrics
+        con.print(
+            f"labelled windows: {m['n']:,}  MCC {m['mcc']:.3f}  macro F1 {m['macro_f1']:.3f}"
+            f"  accuracy {m['accuracy']:.3f}"
+        )
+    con.print(f"{len(res.predictions):,} windows -> {res.out_csv}")

@@ -1,1 +1,21 @@
-"""ethoedge.distill"""
+"""ethoedge.distill: the KD loss and the teacher's stored soft labels."""
+
+from ethoedge.distill.loss import kd_loss
+from ethoedge.distill.soft_labels import (
+    SoftLabels,
+    load_soft_labels,
+    make_soft_labels,
+    predict_logits,
+    save_soft_labels,
+    softmax,
+)
+
+__all__ = [
+    "SoftLabels",
+    "kd_loss",
+    "load_soft_labels",
+    "make_soft_labels",
+    "predict_logits",
+    "save_soft_labels",
+    "softmax",
+]

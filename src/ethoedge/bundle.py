@@ -1,0 +1,146 @@
+"""The deployment bundle: everything needed to classify new recordings, without pickles.
+
+Layout of a bundle directory::
+
+    bundle.json      sizes, configs, class names, normaliser, window settings, meta
+    student.npz      the student's state_dict (one array per tensor name)
+    teacher.npz      the teacher's state_dict (optional)
+    quantized/       written later by the quantizer (``w{bits}.json``); never touched by load
+
+Models are rebuilt from their configs and loaded from ``state_dict`` arrays; no Python object
+is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ethoedge import __version__
+from ethoedge.data.windows import Normalizer, WindowConfig
+from ethoedge.errors import ConfigError
+from ethoedge.io import atomic_dir
+from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+from ethoedge.models.resnet import ResNetTeacher, TeacherConfig
+
+BUNDLE_FORMAT = "ethoedge.bundle/1"
+
+
+@dataclass
+class Bundle:
+    """A trained student (and optionally its teacher) with what inference needs.
+
+    Attributes:
+        student: the float GRU-MLP student (its ``cfg`` is saved).
+        normalizer: per-axis z-score fitted on the training windows.
+        class_names: label names, index = class id.
+        window: window settings the models were trained on.
+        rate_hz: sampling rate of the windows (Hz).
+        teacher: the ResNet teacher, or None.
+        data: the ``DataConfig`` dict the models were trained from.
+        meta: free-form provenance (epochs, metrics, tool version, ...).
+        window_samples: window length in samples the models were trained on (None: derived
+            from ``window`` and ``rate_hz``).
+    """
+
+    student: GRUStudent
+    normalizer: Normalizer
+    class_names: tuple[str, ...]
+    window: WindowConfig
+    rate_hz: float
+    teacher: ResNetTeacher | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    window_samples: int | None = None
+
+    @property
+    def n_samples(self) -> int:
+        """Window length in samples (``window_samples``, else from ``window`` and ``rate_hz``)."""
+        if self.window_samples is not None:
+            return int(self.window_samples)
+        if self.window.length is not None:
+            return int(self.window.length)
+        return round(self.window.length_s * self.rate_hz)
+
+
+def _state_npz(model: torch.nn.Module) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    return buf.getvalue()
+
+
+def _load_state(model: torch.nn.Module, path: Path) -> None:
+    with np.load(path, allow_pickle=False) as z:
+        state = {k: torch.from_numpy(z[k].copy()) for k in z.files}
+    model.load_state_dict(state)
+
+
+def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
+    """Write ``bundle`` to ``directory`` atomically (replacing an older bundle there, including
+    its ``quantized/`` models, which belong to the old weights)."""
+    directory = Path(directory)
+    doc = {
+        "format": BUNDLE_FORMAT,
+        "ethoedge_version": __version__,
+        "class_names": list(bundle.class_names),
+        "n_channels": bundle.student.n_channels,
+        "rate_hz": float(bundle.rate_hz),
+        "n_samples": bundle.n_samples,
+        "window": asdict(bundle.window),
+        "normalizer": {"mean": list(bundle.normalizer.mean), "std": list(bundle.normalizer.std)},
+        "student": asdict(bundle.student.cfg),
+        "teacher": asdict(bundle.teacher.cfg) if bundle.teacher is not None else None,
+        "data": bundle.data,
+        "meta": bundle.meta,
+    }
+    with atomic_dir(directory) as tmp:
+        (tmp / "student.npz").write_bytes(_state_npz(bundle.student))
+        if bundle.teacher is not None:
+            (tmp / "teacher.npz").write_bytes(_state_npz(bundle.teacher))
+        (tmp / "bundle.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return directory
+
+
+def load_bundle(directory: str | Path) -> Bundle:
+    """Read a bundle written by :func:`save_bundle` (models in eval mode, on CPU)."""
+    directory = Path(directory)
+    path = directory / "bundle.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("not a model bundle (no bundle.json)", path=directory) from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"bundle.json is not valid JSON: {e}", path=path) from None
+    if doc.get("format") != BUNDLE_FORMAT:
+        raise ConfigError(f"unknown bundle format {doc.get('format')!r}", path=path)
+    class_names = tuple(doc["class_names"])
+    n_ch = int(doc.get("n_channels", 3))
+    scfg = StudentConfig(**doc["student"])
+    student = GRUStudent(len(class_names), scfg, n_channels=n_ch)
+    _load_state(student, directory / "student.npz")
+    student.eval()
+    teacher = None
+    if doc.get("teacher") is not None and (directory / "teacher.npz").exists():
+        t = doc["teacher"]
+        tcfg = TeacherConfig(filters=tuple(t["filters"]), kernels=tuple(t["kernels"]))
+        teacher = ResNetTeacher(len(class_names), tcfg, n_channels=n_ch)
+        _load_state(teacher, directory / "teacher.npz")
+        teacher.eval()
+    norm = doc["normalizer"]
+    return Bundle(
+        student=student,
+        normalizer=Normalizer(tuple(norm["mean"]), tuple(norm["std"])),  # type: ignore[arg-type]
+        class_names=class_names,
+        window=WindowConfig(**doc["window"]),
+        rate_hz=float(doc["rate_hz"]),
+        teacher=teacher,
+        data=dict(doc.get("data", {})),
+        meta=dict(doc.get("meta", {})),
+        window_samples=int(doc["n_samples"]),
+    )

@@ -1,0 +1,402 @@
+"""One training loop for teacher and student: augmentation, early stopping, checkpoints.
+
+Windows enter :func:`fit` as RAW acceleration in g, shape ``(n, 3, L)``; each batch is
+augmented in g (random 3-D rotation, scaling, jitter: a rotated collar still measures gravity
+with magnitude 1 g) and then normalised with the training animals' :class:`Normalizer`, so the
+model always sees what it sees at inference: ``Normalizer.apply(X)``.
+
+Determinism: the model is initialised by the caller after :func:`seed_everything`; every epoch
+draws its shuffling and augmentation from a generator seeded with ``(seed, epoch)``, so a run
+resumed from a checkpoint continues exactly as the uninterrupted run would have, and two runs
+with one seed give identical weights on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sklearn.metrics import matthews_corrcoef
+from torch import nn
+from torch.nn import functional as F
+
+from ethoedge.data.windows import Normalizer
+from ethoedge.distill.loss import kd_loss
+from ethoedge.errors import ConfigError
+from ethoedge.io import atomic_path
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation of raw windows (g), applied per window.
+
+    Attributes:
+        rotate: rotate each window by a random 3-D rotation (uniform axis, angle uniform in
+            ``[-max_angle_deg, max_angle_deg]``): collars turn on the neck.
+        max_angle_deg: largest rotation angle in degrees.
+        scale: multiply each window by a factor uniform in ``[1 - scale, 1 + scale]`` (0: off).
+        jitter: standard deviation (g) of Gaussian noise added to every sample (0: off).
+    """
+
+    rotate: bool = True
+    max_angle_deg: float = 30.0
+    scale: float = 0.1
+    jitter: float = 0.01
+
+    @property
+    def enabled(self) -> bool:
+        return (self.rotate and self.max_angle_deg > 0) or self.scale > 0 or self.jitter > 0
+
+    def __post_init__(self) -> None:
+        if self.max_angle_deg < 0 or not 0 <= self.scale < 1 or self.jitter < 0:
+            raise ConfigError(
+                "augment: max_angle_deg >= 0, 0 <= scale < 1 and jitter >= 0 needed, "
+                f"got {self.max_angle_deg}, {self.scale}, {self.jitter}"
+            )
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    """Knowledge distillation settings (:func:`ethoedge.distill.kd_loss`).
+
+    Attributes:
+        alpha: weight of the soft (teacher) term, in [0, 1]; 0 is the plain student.
+        temperature: softmax temperature T > 0.
+        consistent: the teacher scores the same augmented batch as the student (the teacher
+            stays in memory) instead of the stored soft labels of the un-augmented windows.
+    """
+
+    alpha: float = 0.5
+    temperature: float = 4.0
+    consistent: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise ConfigError(f"kd.alpha must be in [0, 1], got {self.alpha}")
+        if not float(self.temperature) > 0:
+            raise ConfigError(f"kd.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: windows per batch.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        patience: stop after this many epochs without improvement of the validation score
+            (validation windows come from held-out *training* animals); 0 disables.
+        monitor: validation score for early stopping: ``"mcc"`` (higher is better) or
+            ``"loss"`` (hard-label cross-entropy, lower is better).
+        seed: seed of the initialisation (via :func:`seed_everything`), shuffling, augmentation.
+        device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        augment: augmentation settings.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 6
+    monitor: Literal["mcc", "loss"] = "mcc"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ConfigError(f"train: epochs >= 1 and batch_size >= 2 needed, got {self}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.patience < 0:
+            raise ConfigError("train: lr > 0, weight_decay >= 0 and patience >= 0 needed")
+        if self.monitor not in ("mcc", "loss"):
+            raise ConfigError(f"train.monitor must be 'mcc' or 'loss', got {self.monitor!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        best_epoch: 1-based epoch whose weights were kept.
+        epochs_run: epochs trained (including ones restored from a checkpoint).
+        best_score: validation score of the kept weights (None without validation data).
+        history: one record per epoch (train loss, val loss, val MCC, seconds).
+        resumed_from: epoch restored from a checkpoint (0 when started fresh).
+    """
+
+    best_epoch: int
+    epochs_run: int
+    best_score: float | None
+    history: list[dict[str, float]]
+    resumed_from: int = 0
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; validates the name."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}' (auto, cpu or cuda)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (call before building a model)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def random_rotations(n: int, max_angle_deg: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 3, 3) rotation matrices: uniform random axis, angle uniform in +-max_angle_deg.
+
+    Rodrigues: ``R = I + sin(a) K + (1 - cos(a)) K^2`` with ``K`` the cross-product matrix of
+    the unit axis.
+    """
+    axis = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    ang = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * math.radians(max_angle_deg)
+    kx, ky, kz = axis[:, 0], axis[:, 1], axis[:, 2]
+    zero = torch.zeros_like(kx)
+    K = torch.stack(
+        [
+            torch.stack([zero, -kz, ky], 1),
+            torch.stack([kz, zero, -kx], 1),
+            torch.stack([-ky, kx, zero], 1),
+        ],
+        1,
+    )  # (n, 3, 3)
+    eye = torch.eye(3, dtype=torch.float64).expand(n, 3, 3)
+    s, c = torch.sin(ang)[:, None, None], torch.cos(ang)[:, None, None]
+    return (eye + s * K + (1 - c) * (K @ K)).float()
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Augment raw windows ``x`` (b, 3, L) in g; returns a new tensor."""
+    b = x.shape[0]
+    if cfg.rotate and cfg.max_angle_deg > 0:
+        x = random_rotations(b, cfg.max_angle_deg, gen) @ x  # (b, 3, 3) @ (b, 3, L)
+    if cfg.scale > 0:
+        f = 1 + (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * cfg.scale
+        x = x * f
+    if cfg.jitter > 0:
+        x = x + torch.randn(x.shape, generator=gen) * cfg.jitter
+    return x
+
+
+def _normalize(x: torch.Tensor, norm: Normalizer) -> torch.Tensor:
+    m = torch.tensor(norm.mean, dtype=torch.float32)[None, :, None]
+    s = torch.tensor(norm.std, dtype=torch.float32)[None, :, None]
+    return (x - m) / s
+
+
+def _fingerprint(model: nn.Module, X: np.ndarray, y: np.ndarray, parts: list[Any]) -> str:
+    h = hashlib.sha256()
+    h.update(repr(parts).encode())
+    h.update(repr([(k, tuple(v.shape)) for k, v in model.state_dict().items()]).encode())
+    h.update(repr(X.shape).encode())
+    h.update(np.ascontiguousarray(y).tobytes())
+    h.update(np.ascontiguousarray(X[:: max(1, len(X) // 64)]).tobytes())
+    return h.hexdigest()
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module, Xn: torch.Tensor, y: torch.Tensor, batch_size: int, device: str
+) -> tuple[float, float]:
+    """(cross-entropy, MCC) of ``model`` on normalised windows."""
+    model.eval()
+    logits = torch.cat(
+        [model(Xn[i : i + batch_size].to(device)).cpu() for i in range(0, len(Xn), batch_size)]
+    )
+    loss = float(F.cross_entropy(logits, y))
+    mcc = float(matthews_corrcoef(y.numpy(), logits.argmax(1).numpy()))
+    return loss, mcc
+
+
+def fit(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    normalizer: Normalizer,
+    cfg: TrainConfig,
+    *,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    kd: KDConfig | None = None,
+    teacher_logits: np.ndarray | None = None,
+    teacher: nn.Module | None = None,
+    checkpoint: str | Path | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` in place on raw windows ``X`` (n, 3, L) with labels ``y``; keep the best.
+
+    Plain training (teacher or student) minimises cross-entropy. With ``kd`` (alpha > 0) the
+    student minimises :func:`~ethoedge.distill.kd_loss` against ``teacher_logits`` (n, C)
+    (stored soft labels, row i for window i), or, when ``kd.consistent``, against ``teacher``
+    run on the same augmented batch.
+
+    Early stopping: after each epoch the model is scored on ``X_val``/``y_val`` (windows of
+    held-out *training* animals); the weights of the best epoch are restored at the end. Without
+    validation data the model trains for ``cfg.epochs`` and the last epoch is kept.
+
+    ``checkpoint``: a file written (atomically) after every epoch; if it exists and was made by
+    the same model, data and config, training resumes from it (a finished checkpoint returns
+    at once with the kept weights).
+    """
+    device = resolve_device(cfg.device)
+    n = len(X)
+    if n == 0:
+        raise ConfigError("no training windows")
+    use_kd = kd is not None and kd.alpha > 0
+    if use_kd:
+        assert kd is not None
+        if kd.consistent and teacher is None:
+            raise ConfigError("consistent distillation needs the teacher model")
+        if not kd.consistent and teacher_logits is None:
+            raise ConfigError("distillation needs the teacher's soft labels")
+        if teacher_logits is not None and len(teacher_logits) != n:
+            raise ConfigError(f"{len(teacher_logits)} soft labels for {n} training windows")
+    has_val = X_val is not None and y_val is not None and len(X_val) > 0
+    fp = _fingerprint(model, X, y, [asdict(cfg), kd and asdict(kd), has_val and len(X_val)])  # type: ignore[arg-type]
+
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    Tt = (
+        torch.from_numpy(np.ascontiguousarray(teacher_logits, dtype=np.float32))
+        if teacher_logits is not None
+        else None
+    )
+    if has_val:
+        Xv = _normalize(torch.from_numpy(np.ascontiguousarray(X_val, dtype=np.float32)), normalizer)
+        yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
+    if teacher is not None:
+        teacher.to(device).eval()
+
+    start_epoch, best_epoch, bad = 0, 0, 0
+    best_score: float | None = None
+    best_state = _snapshot(model)
+    history: list[dict[str, float]] = []
+    resumed_from = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") == fp:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optim"])
+            best_state = state["best_state"]
+            best_score, best_epoch, bad = state["best_score"], state["best_epoch"], state["bad"]
+            history = list(state["history"])
+            start_epoch = resumed_from = int(state["epoch"])
+            if state["done"]:
+                model.load_state_dict(best_state)
+                return FitResult(best_epoch, start_epoch, best_score, history, resumed_from)
+
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        done = False
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            perm = torch.randperm(n, generator=gen)
+            model.train()
+            total, count = 0.0, 0
+            for i in range(0, n, cfg.batch_size):
+                idx = perm[i : i + cfg.batch_size]
+                if len(idx) < 2 and n >= 2:
+                    continue  # batch norm needs two windows
+                xb = Xt[idx]
+                if cfg.augment.enabled:
+                    xb = augment_batch(xb, cfg.augment, gen)
+                xb = _normalize(xb, normalizer).to(device)
+                yb = yt[idx].to(device)
+                out = model(xb)
+                if use_kd:
+                    assert kd is not None
+                    if kd.consistent:
+                        assert teacher is not None
+                        with torch.no_grad():
+                            zt = teacher(xb)
+                    else:
+                        assert Tt is not None
+                        zt = Tt[idx].to(device)
+                    loss = kd_loss(out, zt, yb, kd.alpha, kd.temperature)
+                else:
+                    loss = F.cross_entropy(out, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            rec: dict[str, float] = {"epoch": epoch, "train_loss": total / max(count, 1)}
+            if has_val:
+                vloss, vmcc = _evaluate(model, Xv, yv, 512, device)
+                rec.update(val_loss=vloss, val_mcc=vmcc)
+                score = vmcc if cfg.monitor == "mcc" else -vloss
+                if best_score is None or score > best_score:
+                    best_score, best_epoch, bad = score, epoch, 0
+                    best_state = _snapshot(model)
+                else:
+                    bad += 1
+                done = cfg.patience > 0 and bad >= cfg.patience
+            else:
+                best_epoch = epoch
+                best_state = _snapshot(model)
+            done = done or epoch == cfg.epochs
+            rec["seconds"] = time.perf_counter() - t0
+            history.append(rec)
+            if ckpt is not None:
+                state = {
+                    "fingerprint": fp,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optim": opt.state_dict(),
+                    "best_state": best_state,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "bad": bad,
+                    "history": history,
+                    "done": done,
+                }
+                with atomic_path(ckpt) as tmp:
+                    torch.save(state, tmp)
+            if on_epoch is not None:
+                on_epoch(epoch, rec)
+            if done:
+                break
+    finally:
+        torch.use_deterministic_algorithms(prev_det)
+    model.load_state_dict(best_state)
+    return FitResult(best_epoch, len(history), best_score, history, resumed_from)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module, X: np.ndarray, normalizer: Normalizer, batch_size: int = 512
+) -> np.ndarray:
+    """Class probabilities (n, C) float32 of ``model`` for RAW windows ``X`` (n, 3, L) in g."""
+    from ethoedge.distill.soft_labels import predict_logits, softmax
+
+    device = next(model.parameters()).device.type
+    return softmax(predict_logits(model, normalizer.apply(X), batch_size, device))

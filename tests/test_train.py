@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from ethoedge.data import Normalizer
+from ethoedge.models import GRUStudent, StudentConfig
+from ethoedge.train import (
+    AugmentConfig,
+    KDConfig,
+    TrainConfig,
+    augment_batch,
+    fit,
+    random_rotations,
+    seed_everything,
+)
+from kdhelpers import separable_windows
+
+torch.set_num_threads(1)
+CFG = TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0, device="cpu",
+                  augment=AugmentConfig(max_angle_deg=20, scale=0.1, jitter=0.01))  # fmt: skip
+
+
+def _data():
+    w = separable_windows(n_per_animal=30, animals="abc", L=12)
+    return w.X, w.y, Normalizer.fit(w.X)
+
+
+def _train(X, y, norm, **kw):
+    seed_everything(0)
+    m = GRUStudent(3, StudentConfig(hidden=4))
+    res = fit(m, X, y, norm, CFG, X_val=X[:30], y_val=y[:30], **kw)
+    return m, res
+
+
+def test_rotations_are_proper_and_preserve_norm():
+    R = random_rotations(16, 45.0, torch.Generator().manual_seed(0)).double()
+    eye = torch.eye(3, dtype=torch.float64).expand(16, 3, 3)
+    assert torch.allclose(R @ R.transpose(1, 2), eye, atol=1e-6)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(16, dtype=torch.float64), atol=1e-6)
+    x = torch.randn(16, 3, 10)
+    xr = augment_batch(x, AugmentConfig(max_angle_deg=45, scale=0.0, jitter=0.0),
+                       torch.Generator().manual_seed(1))  # fmt: skip
+    assert torch.allclose(xr.norm(dim=1), x.norm(dim=1), atol=1e-5)  # |g| unchanged
+
+
+def test_same_seed_same_weights_and_resume_is_exact(tmp_path):
+    X, y, norm = _data()
+    m1, r1 = _train(X, y, norm)
+    m2, _ = _train(X, y, norm)
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, rec):
+        if epoch == 2:
+            raise Killed
+
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(Killed):
+        _train(X, y, norm, checkpoint=ck, on_epoch=die)
+    m3, r3 = _train(X, y, norm, checkpoint=ck)
+    assert r3.resumed_from == 2 and r3.epochs_run == 3
+    assert r3.best_epoch == r1.best_epoch
+    for a, b in zip(m1.state_dict().values(), m3.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # A finished checkpoint returns at once with the kept weights.
+    m4, r4 = _train(X, y, norm, checkpoint=ck)
+    assert r4.resumed_from == 3
+    for a, b in zip(m1.state_dict().values(), m4.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_kd_alpha_zero_equals_plain_training():
+    X, y, norm = _data()
+    m1, _ = _train(X, y, norm)
+    junk = np.random.default_rng(0).normal(size=(len(X), 3)).astype(np.float32)
+    m2, _ = _train(X, y, norm, kd=KDConfig(alpha=0.0, temperature=2.0), teacher_logits=junk)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    m3, _ = _train(X, y, norm, kd=KDConfig(alpha=0.9, temperature=2.0), teacher_logits=junk)
+    assert not torch.equal(m1.out.weight, m3.out.weight)
