@@ -65,13 +65,24 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         teacher=TeacherConfig(filters=filters),
         student_sizes=tuple(int(h) for h in args.sizes.split(",") if h),
         student=StudentConfig(hidden=args.hidden),
-        teacher_train=replace(base.teacher_train, epochs=8, patience=3, device=args.device),
+        teacher_train=replace(
+            base.teacher_train,
+            epochs=args.teacher_epochs,
+            patience=args.patience,
+            batch_size=args.batch,
+            device=args.device,
+        ),
         student_train=replace(
-            base.student_train, epochs=10, patience=3, batch_size=256, device=args.device
+            base.student_train,
+            epochs=args.student_epochs,
+            patience=args.patience,
+            batch_size=args.batch,
+            device=args.device,
         ),
         seeds=tuple(range(args.seeds)),
         train_stride=args.stride,
         deploy=False,
+        quantize=False,  # the KD comparison only (benchmarks/dq_loao.py covers quantization)
     )
 
 
@@ -83,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="", help="extra student hidden sizes, e.g. 32")
     ap.add_argument("--teacher-filters", default="24,48,48")
     ap.add_argument("--stride", type=int, default=8)
+    ap.add_argument("--teacher-epochs", type=int, default=8)
+    ap.add_argument("--student-epochs", type=int, default=10)
+    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=128, help="batch size (teacher and student)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, required=True)

@@ -15,26 +15,36 @@ from ethoedge.cli import main
 from ethoedge.config import RunConfig, load_yaml, preset, save_yaml
 from ethoedge.data import DataConfig, WindowConfig
 from ethoedge.errors import ConfigError, EthoedgeError
+from ethoedge.export import toolchain
 from ethoedge.pipeline import classify, run, run_windows
+from ethoedge.pipeline_deploy import VerificationError, check_verified
+from ethoedge.quantize.config import QuantConfig
+from ethoedge.quantize.qmodel import QuantizedStudent
+from ethoedge.quantize.reference import predict
 from ethoedge.train import KDConfig
 from kdhelpers import separable_windows, tiny_config
 
 torch.set_num_threads(1)
 FAST3 = replace(tiny_config().student_train, epochs=3)
+# Quantization and export as in a real run, with few windows on the emulated MCUs.
+QX = dict(quant=QuantConfig(word_bits=(16, 8)), qemu_windows=20)
+COST_KEYS = ("flash_bytes", "ram_bytes", "instructions", "instructions_per_mac", "est_time_ms")
 
 
 @pytest.fixture(scope="module")
 def separable_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sep")
     w = separable_windows()
-    cfg = tiny_config(student_sizes=(3,), teacher_train=FAST3, student_train=FAST3)
+    cfg = tiny_config(student_sizes=(3,), teacher_train=FAST3, student_train=FAST3, **QX)
     return out, run_windows(w, cfg, out, dataset_name="separable", progress=False), w
 
 
 def test_tiny_run_beats_chance_and_writes_everything(separable_run):
     out, res, _ = separable_run
     models = res["models"]
-    assert set(models) == {"teacher", "student", "student_kd", "student_h3", "student_kd_h3"}
+    quantized = {f"{m}_w{b}" for m in ("student", "student_kd") for b in (16, 8)}
+    assert set(models) == {"teacher", "student", "student_kd", "student_h3", "student_kd_h3",
+                           *quantized}  # fmt: skip
     for name in ("teacher", "student", "student_kd"):
         e = models[name]
         for key in ("mcc", "mcc_std", "macro_f1", "accuracy", "params", "macs", "bytes"):
@@ -72,7 +82,7 @@ def test_bundle_save_load_identical_outputs(separable_run, tmp_path):
 
 def test_resumed_run_reuses_checkpoints(separable_run, tmp_path):
     out, res, w = separable_run
-    cfg = tiny_config(student_sizes=(3,), teacher_train=FAST3, student_train=FAST3)
+    cfg = tiny_config(student_sizes=(3,), teacher_train=FAST3, student_train=FAST3, **QX)
     again = run_windows(w, cfg, out, dataset_name="separable",
                         progress=False)  # fmt: skip
     assert again["models"]["student_kd"]["mcc"] == res["models"]["student_kd"]["mcc"]
@@ -83,7 +93,7 @@ def test_resumed_run_reuses_checkpoints(separable_run, tmp_path):
 def bundled_run(tmp_path_factory):
     """``ethoedge run --config`` on the bundled cattle subset with tiny models."""
     d = tmp_path_factory.mktemp("bundled")
-    cfg = tiny_config(train_stride=8)
+    cfg = tiny_config(train_stride=8, **QX)
     save_yaml(cfg, d / "tiny.yaml")
     assert main(["run", "--config", str(d / "tiny.yaml"), "--out", str(d / "run"), "--quiet"]) == 0
     return d / "run"
@@ -106,6 +116,88 @@ def test_classify_reproduces_the_runs_predictions(bundled_run, tmp_path, capsys)
     assert "time budget" in text and "MCC" in text and (tmp_path / "cli.csv").is_file()
 
 
+def test_quantized_entries_report_and_verified_c(separable_run):
+    out, res, w = separable_run
+    models = res["models"]
+    for name in ("student_w16", "student_w8", "student_kd_w16", "student_kd_w8"):
+        e = models[name]
+        for key in ("mcc", "mcc_std", "macro_f1", "accuracy", "params", "macs", "bytes"):
+            assert key in e, (name, key)
+        bits = int(name.rsplit("_w", 1)[1])
+        assert e["word_bits"] == bits and e["params"] == models["student"]["params"]
+        assert e["bytes"] == e["params"] * (1 if bits == 8 else 2)  # QuantizedStudent.n_bytes
+        assert e["per_fold"][0]["n"] == models["student"]["per_fold"][0]["n"]
+        assert set(e["per_fold"][0]["frac_bits"]) >= {"inp.weight", "h", "logits"}
+    dep = res["deployment"]
+    assert dep["verified"] is True and set(dep["widths"]) == {"w8", "w16"}
+    for wkey, c in dep["widths"].items():
+        host = c["verify"]["host"]
+        assert host["identical"] == host["windows"] == len(w), wkey  # every window, bit-exact
+        assert (out / "c" / wkey / "ethoedge_model.c").is_file()
+        assert (out / "model" / "quantized" / f"{wkey}.json").is_file()
+    if toolchain.have_arm():
+        for b in (8, 16):
+            e = models[f"student_kd_w{b}"]
+            for key in COST_KEYS:
+                assert key in e, (b, key)
+            assert e["flash_bytes"] > 0 and e["instructions"] > 0 and e["verified"] is True
+            m4 = dep["widths"][f"w{b}"]["verify"]["cortex-m4"]
+            assert m4["identical"] == m4["windows"] == 20
+    report = (out / "report.md").read_text()
+    for heading in ("## Dynamic fixed-point quantization", "## Fraction bits of the deployment",
+                    "## On-device cost and verification"):  # fmt: skip
+        assert heading in report
+    assert f"W=8 host: {len(w)}/{len(w)} windows identical" in report
+    assert "| student_kd_w8 | 8 |" in report and "mcc_vs_bits_student_kd.png" in report
+    assert (out / "mcc_vs_bits_student_kd.png").stat().st_size > 1000
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["models"]["student_kd_w8"]["word_bits"] == 8
+    assert "qmodel" not in json.dumps(on_disk)
+
+
+def test_classify_int_engine_matches_reference_and_run(bundled_run, tmp_path, capsys):
+    from ethoedge.export.deploy import windows_for_bundle
+
+    bundle = bundled_run / "model"
+    q = QuantizedStudent.load(bundle / "quantized" / "w8.json")
+    ref = pd.read_csv(bundled_run / "model_predictions_w8.csv",
+                      dtype={"animal": str, "segment": str})  # fmt: skip
+    win = windows_for_bundle(bundle, None)  # the run's windows, in the run's order
+    labels = np.asarray(win.class_names)[predict(q, win.X)]
+    assert (labels == ref.label.to_numpy()).all()
+    res = classify(bundle, DataConfig(), tmp_path / "int.csv", engine="int", bits=8)
+    got = res.predictions.astype({"animal": str, "segment": str})
+    merged = ref.merge(got, on=["animal", "segment", "start"], suffixes=("_run", "_cls"))
+    assert len(merged) == len(ref) and (merged.label_run == merged.label_cls).all()
+    assert main(["classify", str(bundle), str(_default_path()), "--out", str(tmp_path / "c.csv"),
+                 "--engine", "int", "--bits", "16"]) == 0  # fmt: skip
+    assert "time budget" in capsys.readouterr().out
+    # Not quantized at that width: a clear message that says what to run.
+    with pytest.raises(ConfigError, match="ethoedge quantize"):
+        classify(bundle, DataConfig(), tmp_path / "x.csv", engine="int", bits=12)
+    with pytest.raises(ConfigError, match="engine must be"):
+        classify(bundle, DataConfig(), tmp_path / "x.csv", engine="fpga")
+    assert main(["classify", str(bundle), str(_default_path()), "--out", str(tmp_path / "d.csv"),
+                 "--engine", "int", "--bits", "12"]) == 2  # fmt: skip
+    assert "ethoedge quantize" in capsys.readouterr().err
+
+
+def test_verification_mismatch_fails_clearly():
+    ok = {"deployment": {"verified": True, "widths": {}}}
+    check_verified(ok, "run")
+    check_verified({}, "run")
+    bad = {
+        "deployment": {
+            "verified": False,
+            "widths": {
+                "w8": {"verify": {"host": {"windows": 10, "identical": 9, "first_diff": 3}}}
+            },
+        }
+    }
+    with pytest.raises(VerificationError, match=r"w8 host: 9/10 windows identical.*window 3"):
+        check_verified(bad, "run")
+
+
 def _default_path():
     from ethoedge.data import default_data_path
 
@@ -126,6 +218,16 @@ def _default_path():
         (lambda: preset("huge"), "unknown preset"),
         (lambda: RunConfig.from_dict({"kd": {"alpha": 2}}), "alpha"),
         (lambda: RunConfig.from_dict({"kd": {"alhpa": 0.5}}), "unknown keys"),
+        (lambda: RunConfig(export_bits=(12,)), "export_bits: C export supports"),
+        (lambda: RunConfig(export_bits=(8, 8)), "duplicates"),
+        (lambda: RunConfig(qemu="maybe"), "qemu must be"),
+        (lambda: RunConfig(qemu_windows=0), "qemu_windows must be"),
+        (lambda: RunConfig.from_dict({"qemu": "sometimes"}), "qemu must be"),
+        (lambda: RunConfig.from_dict({"quant": {"word_bits": [3]}}), "word length"),
+        (lambda: RunConfig.from_dict({"quant": {"word_bits": ["x"]}}), "quant"),
+        (lambda: RunConfig.from_dict({"quant": {"qatt": True}}), "unknown option"),
+        (lambda: RunConfig.from_dict({"quant": {"qat": "sometimes"}}), "qat must be"),
+        (lambda: RunConfig.from_dict({"quant": 8}), "quant must be a mapping"),
     ],
 )
 def test_bad_config_values_fail_clearly(make, match):
@@ -153,3 +255,9 @@ def test_bad_configs_against_the_data_fail_clearly(tmp_path):
 def test_yaml_round_trip(tmp_path):
     cfg = replace(preset("full"), data=DataConfig(format="cattle_ufro", label_map={"a": None}))
     assert load_yaml(save_yaml(cfg, tmp_path / "c.yaml")) == cfg
+    q = QuantConfig(word_bits=(16, 8), qat=True, rule="percentile", percentile=99.9)
+    cfg = replace(preset("quick"), quant=q, export_bits=(16,), qemu=False, qemu_windows=7)
+    back = load_yaml(save_yaml(cfg, tmp_path / "q.yaml"))
+    assert back == cfg and back.quant.word_bits == (16, 8) and back.qemu is False
+    assert "qemu_windows: 7" in (tmp_path / "q.yaml").read_text()
+    assert load_yaml(save_yaml(preset("quick"), tmp_path / "p.yaml")).qemu == "auto"

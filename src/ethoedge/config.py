@@ -22,6 +22,7 @@ from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_write_text
 from ethoedge.models.gru_mlp import StudentConfig
 from ethoedge.models.resnet import TeacherConfig
+from ethoedge.quantize.config import QuantConfig
 from ethoedge.train import AugmentConfig, KDConfig, TrainConfig
 
 PRESETS = ("quick", "full")
@@ -56,6 +57,16 @@ class RunConfig:
             windows are all kept.
         deploy: after evaluation, train the deployment bundle (``DIR/model/``) on all animals,
             for the median best epoch count found in evaluation.
+        quantize: quantize every cross-validated ``student``/``student_kd`` at each of
+            ``quant.word_bits`` (calibrated on its fold's training windows, scored on its test
+            windows): ``student_w{W}``/``student_kd_w{W}`` in ``results.json``.
+        quant: dynamic fixed-point settings (word lengths swept, fraction-bit rule, QAT).
+        export_bits: word lengths (8 and/or 16) at which the deployment bundle is quantized,
+            exported to C (``DIR/c/w{W}/``) and verified; empty: no export.
+        qemu: verify on emulated Cortex-M4/M3 and measure flash/RAM/instructions: ``"auto"``
+            (where ``qemu-system-arm`` and ``arm-none-eabi-gcc`` are installed), True
+            (required) or False (host check only).
+        qemu_windows: windows run on each emulated MCU (the host checks every window).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -74,8 +85,26 @@ class RunConfig:
     seeds: tuple[int, ...] = (0,)
     train_stride: int = 1
     deploy: bool = True
+    quantize: bool = True
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    export_bits: tuple[int, ...] = (8, 16)
+    qemu: bool | Literal["auto"] = "auto"
+    qemu_windows: int = 500
 
     def __post_init__(self) -> None:
+        if not isinstance(self.quant, QuantConfig):
+            raise ConfigError(
+                f"quant must be a mapping of quantization settings, got {self.quant!r}"
+            )
+        bad = [b for b in self.export_bits if b not in (8, 16) or isinstance(b, bool)]
+        if bad:
+            raise ConfigError(f"export_bits: C export supports word lengths 8 and 16, got {bad}")
+        if len(set(self.export_bits)) != len(self.export_bits):
+            raise ConfigError(f"export_bits has duplicates: {list(self.export_bits)}")
+        if self.qemu not in (True, False, "auto"):
+            raise ConfigError(f"qemu must be true, false or 'auto', got {self.qemu!r}")
+        if not isinstance(self.qemu_windows, int) or self.qemu_windows < 1:
+            raise ConfigError(f"qemu_windows must be an integer >= 1, got {self.qemu_windows!r}")
         if self.protocol not in ("loao", "kfold", "holdout"):
             raise ConfigError(f"protocol must be loao, kfold or holdout, got {self.protocol!r}")
         if not self.seeds:
@@ -118,7 +147,7 @@ class RunConfig:
 
 
 def _to_plain(obj: Any) -> Any:
-    if isinstance(obj, DataConfig):
+    if isinstance(obj, DataConfig | QuantConfig):
         return obj.to_dict()
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
@@ -134,6 +163,13 @@ def _from_plain(cls: type, d: Any, where: str) -> Any:
         if not isinstance(d, dict):
             raise ConfigError(f"{where or 'config'} must be a mapping, got {d!r}")
         return DataConfig.from_dict(d)
+    if cls is QuantConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where} must be a mapping, got {d!r}")
+        try:
+            return QuantConfig.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: {e}") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping, got {d!r}")
     hints = typing.get_type_hints(cls)
@@ -192,6 +228,7 @@ def preset(name: str) -> RunConfig:
             protocol="holdout",
             seeds=(0,),
             train_stride=4,
+            quant=QuantConfig(word_bits=(16, 8)),
         )
     if name == "full":
         return RunConfig(
@@ -201,6 +238,7 @@ def preset(name: str) -> RunConfig:
             protocol="loao",
             seeds=(0, 1, 2),
             train_stride=2,
+            quant=QuantConfig(word_bits=(16, 12, 8, 6), qat="auto"),
         )
     raise ConfigError(f"unknown preset '{name}' (one of {', '.join(PRESETS)})")
 
@@ -231,6 +269,7 @@ __all__ = [
     "AugmentConfig",
     "DataConfig",
     "KDConfig",
+    "QuantConfig",
     "RunConfig",
     "StudentConfig",
     "TeacherConfig",

@@ -2,11 +2,14 @@
 students -> evaluation -> deployment bundle -> report; and :func:`classify` for new data.
 
 :func:`run` is the Python API behind ``ethoedge run``. It calls, in order,
-:func:`cross_validate`, :func:`summarize`, :func:`train_deployment` and the writers; a later
+:func:`cross_validate`, :func:`summarize`, :func:`train_deployment`, the quantization and C
+export stages of :mod:`ethoedge.pipeline_deploy` and the writers; a later
 stage (quantization, export) is a function ``stage(state: RunState) -> None`` passed in
 ``extra_stages``: it may read ``state.bundle``/``state.windows``, add entries to
 ``state.results`` and sections to ``state.report``, and write files under ``state.out_dir``
-(atomically) before ``results.json`` and ``report.md`` are written last.
+(atomically) before ``results.json`` and ``report.md`` are written last. When the exported C
+differs from the integer reference anywhere, :func:`run` raises
+:class:`~ethoedge.pipeline_deploy.VerificationError` after writing both.
 
 Output directory of :func:`run`::
 
@@ -14,7 +17,12 @@ Output directory of :func:`run`::
     per_class_{model}.csv  confusion_{model}.csv/.png  mcc_per_fold.png
     predictions_cv.csv      every window's held-out prediction per model and seed
     model/                  the deployment bundle (trained on all animals)
+    model/quantized/w{W}.json  its integer model at each of ``cfg.export_bits``
     model_predictions.csv   the bundle's student on every window (what ``classify`` reproduces)
+    model_predictions_w{W}.csv  the same by the integer model (``classify --engine int``)
+    c/w{W}/                 the exported C module, verified against the integer reference
+    per_class/confusion of student[_kd]_w{W}, mcc_vs_bits_{model}.png,
+    predictions_cv_quantized.csv  the quantized cross-validated students
     work/                   checkpoints and soft labels (a re-run resumes from them)
 """
 
@@ -95,6 +103,12 @@ class RunState:
     report: Report = field(default_factory=lambda: Report("ethoedge run"))
     bundle: Bundle | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Per fold: (train, val or None, test) window indices and the fold's normalizer.
+    folds: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray, Normalizer]] = field(
+        default_factory=dict
+    )
+    # The trained (best-epoch) models of the cross-validation, by (model name, fold, seed).
+    fold_models: dict[tuple[str, str, int], torch.nn.Module] = field(default_factory=dict)
 
     @property
     def work_dir(self) -> Path:
@@ -237,6 +251,7 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
             )
             te = np.sort(split.test)
             norm = Normalizer.fit(w.X[tr])
+            state.folds[name] = (tr, va, te, norm)
             # Teacher, once per fold.
             seed0 = cfg.seeds[0]
             seed_everything(seed0)
@@ -284,6 +299,8 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
                         preds.setdefault(mname, []).append(
                             _predict(model, w, te, norm, name, seed, res)
                         )
+                        if not suffix:
+                            state.fold_models[(mname, name, seed)] = model.cpu().eval()
             bar.advance(folds)
     state.predictions = preds
     state.timings["cross_validation_s"] = time.perf_counter() - t0
@@ -315,6 +332,54 @@ def _model_for_cost(name: str, cfg: RunConfig, C: int) -> torch.nn.Module:
     return GRUStudent(C, cfg.student_configs()[suffix])
 
 
+def pooled_entry(w: Windows, plist: list[Prediction], cost: dict[str, Any]) -> dict[str, Any]:
+    """One model's ``results.json`` entry: metrics pooled per seed (mean/sd over seeds),
+    per-fold metrics, per-class figures and the confusion matrix over all folds and seeds."""
+    names = w.class_names
+    seeds = sorted({p.seed for p in plist})
+    pooled = []
+    for s in seeds:
+        ps = [p for p in plist if p.seed == s]
+        idx = np.concatenate([p.test_idx for p in ps])
+        m = classification_metrics(w.y[idx], np.concatenate([p.pred for p in ps]), names)
+        pooled.append({"seed": s, **{k: m[k] for k in ("mcc", "macro_f1", "accuracy", "n")}})
+    per_fold = []
+    for p in plist:
+        m = classification_metrics(w.y[p.test_idx], p.pred, names)
+        per_fold.append(
+            {
+                "fold": p.fold,
+                "seed": p.seed,
+                "best_epoch": p.best_epoch,
+                "epochs_run": p.epochs_run,
+                **{k: m[k] for k in ("mcc", "macro_f1", "accuracy", "n")},
+            }
+        )
+    all_idx = np.concatenate([p.test_idx for p in plist])
+    all_pred = np.concatenate([p.pred for p in plist])
+    overall = classification_metrics(w.y[all_idx], all_pred, names)
+    mcc, mcc_sd = mean_std([r["mcc"] for r in pooled])
+    f1, f1_sd = mean_std([r["macro_f1"] for r in pooled])
+    acc, acc_sd = mean_std([r["accuracy"] for r in pooled])
+    fm, fsd = mean_std([r["mcc"] for r in per_fold])
+    return {
+        "mcc": mcc,
+        "mcc_std": mcc_sd,
+        "macro_f1": f1,
+        "macro_f1_std": f1_sd,
+        "accuracy": acc,
+        "accuracy_std": acc_sd,
+        "mcc_fold_mean": fm,
+        "mcc_fold_std": fsd,
+        **cost,
+        "n_seeds": len(seeds),
+        "pooled_by_seed": pooled,
+        "per_fold": per_fold,
+        "per_class": overall["per_class"],
+        "confusion": overall["confusion"],
+    }
+
+
 def summarize(state: RunState) -> None:
     """Metrics per model (pooled per seed, per fold), cost figures, paired KD comparisons."""
     w, cfg = state.windows, state.cfg
@@ -322,49 +387,8 @@ def summarize(state: RunState) -> None:
     L = w.n_samples
     models: dict[str, Any] = {}
     for mname, plist in state.predictions.items():
-        seeds = sorted({p.seed for p in plist})
-        pooled = []
-        for s in seeds:
-            ps = [p for p in plist if p.seed == s]
-            idx = np.concatenate([p.test_idx for p in ps])
-            m = classification_metrics(w.y[idx], np.concatenate([p.pred for p in ps]), names)
-            pooled.append({"seed": s, **{k: m[k] for k in ("mcc", "macro_f1", "accuracy", "n")}})
-        per_fold = []
-        for p in plist:
-            m = classification_metrics(w.y[p.test_idx], p.pred, names)
-            per_fold.append(
-                {
-                    "fold": p.fold,
-                    "seed": p.seed,
-                    "best_epoch": p.best_epoch,
-                    "epochs_run": p.epochs_run,
-                    **{k: m[k] for k in ("mcc", "macro_f1", "accuracy", "n")},
-                }
-            )
-        all_idx = np.concatenate([p.test_idx for p in plist])
-        all_pred = np.concatenate([p.pred for p in plist])
-        overall = classification_metrics(w.y[all_idx], all_pred, names)
-        mcc, mcc_sd = mean_std([r["mcc"] for r in pooled])
-        f1, f1_sd = mean_std([r["macro_f1"] for r in pooled])
-        acc, acc_sd = mean_std([r["accuracy"] for r in pooled])
-        fm, fsd = mean_std([r["mcc"] for r in per_fold])
         cost = model_cost(_model_for_cost(mname, cfg, len(names)), L)
-        entry: dict[str, Any] = {
-            "mcc": mcc,
-            "mcc_std": mcc_sd,
-            "macro_f1": f1,
-            "macro_f1_std": f1_sd,
-            "accuracy": acc,
-            "accuracy_std": acc_sd,
-            "mcc_fold_mean": fm,
-            "mcc_fold_std": fsd,
-            **cost,
-            "n_seeds": len(seeds),
-            "pooled_by_seed": pooled,
-            "per_fold": per_fold,
-            "per_class": overall["per_class"],
-            "confusion": overall["confusion"],
-        }
+        entry = pooled_entry(w, plist, cost)
         if mname != "teacher":
             suffix = mname.removeprefix("student_kd").removeprefix("student")
             entry["hidden"] = cfg.student_configs()[suffix].hidden
@@ -588,7 +612,7 @@ def build_report(state: RunState) -> None:
                 "model",
                 "params",
                 "MMACs/window",
-                "kB (float32)",
+                "kB",
                 "MCC",
                 "sd",
                 "fold MCC",
@@ -734,11 +758,24 @@ def run_windows(
         probs = _bundle_probs(state.bundle, windows)
         df = predictions_frame(windows, np.arange(len(windows)), probs)
         atomic_write_text(out / "model_predictions.csv", _csv_text(df))
+    from ethoedge.pipeline_deploy import (
+        add_report_sections,
+        check_verified,
+        export_deployment,
+        quantize_cv,
+    )
+
+    if cfg.quantize:
+        quantize_cv(state)
+    if cfg.deploy:
+        export_deployment(state)
     for stage in extra_stages:
         stage(state)
     state.timings["total_s"] = time.perf_counter() - t0
     build_report(state)
+    add_report_sections(state)
     write_outputs(state)
+    check_verified(state.results, out)
     return state.results
 
 
@@ -782,6 +819,14 @@ def _bundle_probs(bundle: Bundle, windows: Windows) -> np.ndarray:
     return softmax(predict_logits(bundle.student, bundle.normalizer.apply(windows.X)))
 
 
+def _int_probs(qmodel: Any, X_g: np.ndarray) -> np.ndarray:
+    """Softmax of the integer reference's logits (argmax = the integer model's class)."""
+    from ethoedge.quantize.reference import quantize_input, reference_logits_batched
+
+    logits = reference_logits_batched(qmodel, quantize_input(X_g, qmodel.in_frac))
+    return softmax(logits.astype(np.float64) * 2.0 ** -qmodel.frac("logits"))
+
+
 UNLABELLED = "__unlabelled__"
 
 
@@ -803,8 +848,19 @@ class ClassifyResult:
     out_csv: Path
 
 
-def classify(bundle_dir: str | Path, data_cfg: DataConfig, out_csv: str | Path) -> ClassifyResult:
+def classify(
+    bundle_dir: str | Path,
+    data_cfg: DataConfig,
+    out_csv: str | Path,
+    *,
+    engine: str = "float",
+    bits: int = 8,
+) -> ClassifyResult:
     """Classify every window of new recordings with a bundle's student.
+
+    ``engine="float"`` runs the float PyTorch student; ``engine="int"`` the integer-only
+    reference of ``BUNDLE/quantized/w{bits}.json`` (what the exported C computes; scores are
+    the softmax of its logits). Labels are the first index of the maximum score.
 
     Windows are cut with the bundle's window settings at its sampling rate (recordings at
     another rate are resampled), keeping impure windows (label = majority label), so every
@@ -816,6 +872,19 @@ def classify(bundle_dir: str | Path, data_cfg: DataConfig, out_csv: str | Path) 
     """
     from ethoedge.data import load_dataset, make_windows
 
+    qmodel = None
+    if engine not in ("float", "int"):
+        raise ConfigError(f"engine must be float or int, got {engine!r}")
+    if engine == "int":
+        from ethoedge.quantize.qmodel import QuantizedStudent
+
+        q_path = Path(bundle_dir) / "quantized" / f"w{bits}.json"
+        if not q_path.is_file():
+            raise ConfigError(
+                f"no {bits}-bit integer model at {q_path}: run "
+                f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
+            )
+        qmodel = QuantizedStudent.load(q_path)
     bundle = load_bundle(bundle_dir)
     dataset = load_dataset(data_cfg)
     # Every stretch is classified: impure windows are kept (majority label), and unlabelled
@@ -840,7 +909,7 @@ def classify(bundle_dir: str | Path, data_cfg: DataConfig, out_csv: str | Path) 
             f"windows have {windows.n_samples} samples, the model expects {bundle.n_samples}",
             path=data_cfg.path,
         )
-    probs = _bundle_probs(bundle, windows)
+    probs = _bundle_probs(bundle, windows) if qmodel is None else _int_probs(qmodel, windows.X)
     # Map the data's labels onto the bundle's classes (-1: none / not a bundle class).
     lut = {n: i for i, n in enumerate(bundle.class_names)}
     y = np.array(

@@ -59,6 +59,11 @@ def run_cmd(
             f"{e['macro_f1']:.3f}", f"{e['accuracy']:.3f}",
         )  # fmt: skip
     con.print(table)
+    dep = results.get("deployment")
+    if dep:
+        for wkey, c in dep["widths"].items():
+            for target, v in c["verify"].items():
+                con.print(f"C {wkey} {target}: {v['identical']}/{v['windows']} windows identical")
     con.print(f"report: {Path(out) / 'report.md'}   model bundle: {Path(out) / 'model'}")
 
 
@@ -71,13 +76,17 @@ def classify_cmd(
         "auto", "--format", help="auto, generic, cattle_ufro or otariids_ladds."
     ),
     units: str | None = typer.Option(None, "--units", help="g or m/s2 (default: the format's)."),
+    engine: str = typer.Option(
+        "float", "--engine", help="float (PyTorch student) or int (integer reference, as the C)."
+    ),
+    bits: int = typer.Option(8, "--bits", help="Word length of the int engine (8 or 16)."),
 ) -> None:
     """Classify every window; print hours per behaviour per animal (and MCC when labelled)."""
     from ethoedge.data.config import DataConfig
     from ethoedge.pipeline import classify
 
     cfg = DataConfig(path=str(data), format=format, units=units, unlabelled="keep")
-    res = classify(bundle, cfg, out)
+    res = classify(bundle, cfg, out, engine=engine, bits=bits)
     con = Console()
     table = Table(title="time budget (hours per behaviour)")
     table.add_column("animal")

@@ -21,6 +21,7 @@ def quantize_bundle(
     cfg: QuantConfig | None = None,
     data: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    windows: Any = None,
 ) -> list[dict[str, Any]]:
     """Quantize a bundle's student at every ``cfg.word_bits`` and write
     ``BUNDLE/quantized/w{bits}.json`` (plus ``quant_config.json``), atomically.
@@ -30,7 +31,9 @@ def quantize_bundle(
     path), cut with the bundle's window settings. The returned rows are those of
     :func:`~ethoedge.quantize.sweep.evaluate_word_lengths` scored on the same windows (the
     training data: ``agreement`` with the float student is the meaningful figure here).
-    Nothing is written unless every word length succeeds.
+    Nothing is written unless every word length succeeds. ``windows`` (a
+    :class:`~ethoedge.data.Windows` with the bundle's classes, e.g. the windows a run trained
+    the bundle on) replaces loading the data.
     """
     from ethoedge.bundle import load_bundle
     from ethoedge.data import DataConfig, load_dataset, make_windows
@@ -41,8 +44,13 @@ def quantize_bundle(
     dcfg = DataConfig.from_dict(b.data) if b.data else DataConfig()
     if data is not None:
         dcfg = dataclasses.replace(dcfg, path=str(data))
-    ds = load_dataset(dcfg)
-    win = make_windows(ds, b.window)
+    if windows is None:
+        ds = load_dataset(dcfg)
+        win = make_windows(ds, b.window)
+        data_source = ds.source
+    else:
+        win = windows
+        data_source = "the run's windows"
     if tuple(win.class_names) != tuple(b.class_names):
         raise ConfigError(
             f"the data's classes {list(win.class_names)} differ from the bundle's "
@@ -72,7 +80,7 @@ def quantize_bundle(
         train_y=win.y,
         log=log,
     )
-    source = {"bundle": str(bundle_dir), "data": ds.source, "windows": len(win)}
+    source = {"bundle": str(bundle_dir), "data": str(data_source), "windows": len(win)}
     docs = {}
     for r in results:
         q = r["qmodel"]
