@@ -104,6 +104,8 @@ def main() -> None:
         tr = np.sort(split.train)
         tr = tr[:: cfg.train_stride] if cfg.train_stride > 1 else tr
         va = np.sort(split.val) if split.val is not None and len(split.val) else None
+        if va is not None and cfg.train_stride > 1:
+            va = va[:: cfg.train_stride]  # as the run's cross-validation did
         te = np.sort(split.test)
         norm = Normalizer.fit(w.X[tr])
         soft = load_soft_labels(work / f"{split.name}_soft_labels.npz")

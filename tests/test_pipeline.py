@@ -198,6 +198,31 @@ def test_verification_mismatch_fails_clearly():
         check_verified(bad, "run")
 
 
+def test_teacher_stride_thins_only_the_teachers_windows(tmp_path, monkeypatch):
+    import ethoedge.pipeline as P
+    from ethoedge.distill import load_soft_labels
+
+    seen: dict[str, int] = {}
+    orig = P._train_one
+
+    def spy(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw):
+        seen[label] = len(idx)
+        return orig(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw)
+
+    monkeypatch.setattr(P, "_train_one", spy)
+    cfg = tiny_config(teacher_stride=3, deploy=False, quantize=False,
+                      student_train=replace(FAST3, epochs=1),
+                      teacher_train=replace(FAST3, epochs=1))  # fmt: skip
+    run_windows(separable_windows(), cfg, tmp_path, dataset_name="sep", progress=False)
+    (fold,) = {label.split()[0] for label in seen}
+    n_student = seen[f"{fold} student seed 0"]
+    assert seen[f"{fold} teacher"] == -(-n_student // 3)  # every 3rd training window
+    assert seen[f"{fold} student_kd seed 0"] == n_student
+    soft = load_soft_labels(tmp_path / "work" / f"{fold}_soft_labels.npz")
+    assert len(soft.index) == n_student  # soft labels cover every student window
+    assert "(teacher 3)" in (tmp_path / "report.md").read_text()
+
+
 def _default_path():
     from ethoedge.data import default_data_path
 
@@ -222,6 +247,7 @@ def _default_path():
         (lambda: RunConfig(export_bits=(8, 8)), "duplicates"),
         (lambda: RunConfig(qemu="maybe"), "qemu must be"),
         (lambda: RunConfig(qemu_windows=0), "qemu_windows must be"),
+        (lambda: RunConfig(teacher_stride=-1), "teacher_stride must be"),
         (lambda: RunConfig.from_dict({"qemu": "sometimes"}), "qemu must be"),
         (lambda: RunConfig.from_dict({"quant": {"word_bits": [3]}}), "word length"),
         (lambda: RunConfig.from_dict({"quant": {"word_bits": ["x"]}}), "quant"),

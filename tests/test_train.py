@@ -81,3 +81,47 @@ def test_kd_alpha_zero_equals_plain_training():
         assert torch.equal(a, b)
     m3, _ = _train(X, y, norm, kd=KDConfig(alpha=0.9, temperature=2.0), teacher_logits=junk)
     assert not torch.equal(m1.out.weight, m3.out.weight)
+
+
+def test_cosine_schedule_values_and_resume(tmp_path):
+    from ethoedge.errors import ConfigError
+    from ethoedge.train import epoch_lr
+
+    cos = TrainConfig(epochs=4, lr=0.1, lr_schedule="cosine")
+    got = [epoch_lr(cos, e) for e in range(1, 5)]
+    want = [0.1 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]  # 0.1, .0854, .05, .0146
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert epoch_lr(TrainConfig(lr=0.1), 7) == 0.1
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")  # type: ignore[arg-type]
+    # A killed cosine run resumes onto the same weights as the uninterrupted run.
+    X, y, norm = _data()
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0, device="cpu",
+                      lr_schedule="cosine")  # fmt: skip
+
+    def train(**kw):
+        seed_everything(0)
+        m = GRUStudent(3, StudentConfig(hidden=4))
+        fit(m, X, y, norm, cfg, X_val=X[:30], y_val=y[:30], **kw)
+        return m
+
+    ref = train()
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, rec):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(checkpoint=tmp_path / "c.pt", on_epoch=die)
+    resumed = train(checkpoint=tmp_path / "c.pt")
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # The schedule changes the result (it is applied, not only validated).
+    seed_everything(0)
+    const = GRUStudent(3, StudentConfig(hidden=4))
+    fit(const, X, y, norm, TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0,
+                                       device="cpu"))  # fmt: skip
+    assert not torch.equal(const.out.weight, ref.out.weight)

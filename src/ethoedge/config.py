@@ -55,6 +55,9 @@ class RunConfig:
         train_stride: keep every ``train_stride``-th training and validation window (2 with a
             hop of half a window gives non-overlapping windows and halves the cost); test
             windows are all kept.
+        teacher_stride: stride of the teacher's training windows (0: ``train_stride``); a
+            larger stride trains the costly teacher on fewer windows while its soft labels
+            still cover every student training window.
         deploy: after evaluation, train the deployment bundle (``DIR/model/``) on all animals,
             for the median best epoch count found in evaluation.
         quantize: quantize every cross-validated ``student``/``student_kd`` at each of
@@ -84,6 +87,7 @@ class RunConfig:
     split_seed: int = 0
     seeds: tuple[int, ...] = (0,)
     train_stride: int = 1
+    teacher_stride: int = 0
     deploy: bool = True
     quantize: bool = True
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -115,6 +119,8 @@ class RunConfig:
             raise ConfigError("val_animals and test_animals must be >= 1")
         if self.train_stride < 1:
             raise ConfigError(f"train_stride must be >= 1, got {self.train_stride}")
+        if self.teacher_stride < 0:
+            raise ConfigError(f"teacher_stride must be >= 0, got {self.teacher_stride}")
         for h in (self.student.hidden, *self.student_sizes):
             if int(h) < 1:
                 raise ConfigError(f"student hidden size must be >= 1, got {h}")

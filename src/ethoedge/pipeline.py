@@ -244,6 +244,7 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
         for split in splits:
             name = split.name
             tr = _stride(np.sort(split.train), cfg.train_stride)
+            tr_t = _stride(np.sort(split.train), cfg.teacher_stride or cfg.train_stride)
             va = (
                 _stride(np.sort(split.val), cfg.train_stride)
                 if split.val is not None and len(split.val)
@@ -258,7 +259,15 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
             teacher = ResNetTeacher(C, cfg.teacher, n_channels=w.X.shape[1])
             tcfg = replace(cfg.teacher_train, seed=seed0)
             res = _train_one(
-                teacher, w, tr, va, norm, tcfg, work / f"{name}_teacher.pt", bar, f"{name} teacher"
+                teacher,
+                w,
+                tr_t,
+                va,
+                norm,
+                tcfg,
+                work / f"{name}_teacher.pt",
+                bar,
+                f"{name} teacher",
             )
             teacher.eval()
             preds.setdefault("teacher", []).append(_predict(teacher, w, te, norm, name, seed0, res))
@@ -426,6 +435,7 @@ def train_deployment(state: RunState, progress: bool = True) -> Bundle:
     C = len(w.class_names)
     t0 = time.perf_counter()
     idx = _stride(np.arange(len(w)), cfg.train_stride)
+    idx_t = _stride(np.arange(len(w)), cfg.teacher_stride or cfg.train_stride)
     norm = Normalizer.fit(w.X[idx])
 
     def epochs_for(name: str, default: int) -> int:
@@ -442,7 +452,7 @@ def train_deployment(state: RunState, progress: bool = True) -> Bundle:
         _train_one(
             teacher,
             w,
-            idx,
+            idx_t,
             None,
             norm,
             tcfg,
@@ -586,7 +596,7 @@ def build_report(state: RunState) -> None:
         f"classes: {', '.join(w.class_names)}\n"
         f"- protocol: **{cfg.protocol}**, {len(res['folds'])} fold(s): "
         f"{', '.join(res['folds'])}; seeds {list(cfg.seeds)}; training windows stride "
-        f"{cfg.train_stride}\n"
+        f"{cfg.train_stride} (teacher {cfg.teacher_stride or cfg.train_stride})\n"
         f"- distillation: alpha={cfg.kd.alpha}, T={cfg.kd.temperature}, "
         f"consistent={cfg.kd.consistent}",
     )

@@ -98,6 +98,9 @@ class TrainConfig:
             (validation windows come from held-out *training* animals); 0 disables.
         monitor: validation score for early stopping: ``"mcc"`` (higher is better) or
             ``"loss"`` (hard-label cross-entropy, lower is better).
+        lr_schedule: ``"constant"`` or ``"cosine"`` (per epoch, from ``lr`` at epoch 1 down
+            to ``lr * (1 + cos(pi * (epochs - 1) / epochs)) / 2`` at the last; stateless, so a
+            resumed run follows the same schedule).
         seed: seed of the initialisation (via :func:`seed_everything`), shuffling, augmentation.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         augment: augmentation settings.
@@ -109,6 +112,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 6
     monitor: Literal["mcc", "loss"] = "mcc"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -118,6 +122,10 @@ class TrainConfig:
             raise ConfigError(f"train: epochs >= 1 and batch_size >= 2 needed, got {self}")
         if not self.lr > 0 or self.weight_decay < 0 or self.patience < 0:
             raise ConfigError("train: lr > 0, weight_decay >= 0 and patience >= 0 needed")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
         if self.monitor not in ("mcc", "loss"):
             raise ConfigError(f"train.monitor must be 'mcc' or 'loss', got {self.monitor!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -152,6 +160,13 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device '{device}' (auto, cpu or cuda)")
     return device
+
+
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of 1-based ``epoch`` under ``cfg.lr_schedule``."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
+    return cfg.lr
 
 
 def seed_everything(seed: int) -> None:
@@ -319,6 +334,8 @@ def fit(
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            for group in opt.param_groups:
+                group["lr"] = epoch_lr(cfg, epoch)
             perm = torch.randperm(n, generator=gen)
             model.train()
             total, count = 0.0, 0
