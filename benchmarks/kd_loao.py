@@ -2,9 +2,10 @@
 
 Writes the run's ``results.json`` (same schema as ``ethoedge run``: ``models.teacher``,
 ``student``, ``student_kd`` and per-size ``student_h16``/``student_kd_h16``; ``dataset``,
-``protocol``, ``folds``, ``seeds``) to ``--out`` and the report beside it (``.md``). The full
-run directory (figures, predictions, checkpoints; a killed run resumes) is ``--work``; it is
-what ``benchmarks/dq_loao.py --run`` quantizes.
+``protocol``, ``folds``, ``seeds``) to ``--out``, and the report with its figures and
+per-class tables to the folder of that name (``kd_cattle/report.md``). The full run directory
+(predictions, checkpoints; a killed run resumes) is ``--work``; it is what
+``benchmarks/dq_loao.py --run`` quantizes and ``benchmarks/kd_selection.py --run`` diagnoses.
 
 The committed results were made with (2 CPU cores, no GPU lent; both runs side by side, one
 torch thread each)::
@@ -108,6 +109,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+def publish_report(work: Path, out: Path) -> None:
+    """Copy the run's report, figures and per-class tables beside ``out`` (``out`` without its
+    suffix as folder, e.g. ``kd_cattle/report.md``) so the report's image links work."""
+    dest = out.with_suffix("")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in [work / "report.md", *work.glob("*.png"), *work.glob("per_class_*.csv")]:
+        shutil.copyfile(f, dest / f.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": "2 shared CPU cores (no GPU)",
     }
     atomic_write_json(args.out, results)
-    shutil.copyfile(work / "report.md", args.out.with_suffix(".md"))
+    publish_report(work, args.out)
     m = results["models"]
     for name, e in m.items():
         print(
