@@ -32,12 +32,13 @@ import numpy as np
 import torch
 
 from ethoedge.config import RunConfig, load_yaml, preset
-from ethoedge.data import Normalizer, load_dataset, make_windows
+from ethoedge.data import load_dataset, make_windows
 from ethoedge.distill.soft_labels import load_soft_labels
-from ethoedge.evaluate.cv import make_splits, mean_std
+from ethoedge.evaluate.cv import mean_std
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.io import atomic_write_json
 from ethoedge.models.gru_mlp import GRUStudent
+from ethoedge.pipeline import fold_windows
 from ethoedge.quantize.config import QuantConfig
 from ethoedge.quantize.sweep import evaluate_word_lengths, float_predict
 
@@ -91,8 +92,7 @@ def main() -> None:
     ds = load_dataset(cfg.data)
     w = make_windows(ds, cfg.window)
     names, C = w.class_names, len(w.class_names)
-    splits = make_splits(w.animal, cfg.protocol, k=cfg.k, seed=cfg.split_seed,
-                         val_animals=cfg.val_animals, test_animals=cfg.test_animals)  # fmt: skip
+    splits = fold_windows(cfg, w)
     if args.folds > 0:
         splits = splits[: args.folds]
     models = args.models.split(",")
@@ -101,13 +101,7 @@ def main() -> None:
     folds: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for split in splits:
-        tr = np.sort(split.train)
-        tr = tr[:: cfg.train_stride] if cfg.train_stride > 1 else tr
-        va = np.sort(split.val) if split.val is not None and len(split.val) else None
-        if va is not None and cfg.train_stride > 1:
-            va = va[:: cfg.train_stride]  # as the run's cross-validation did
-        te = np.sort(split.test)
-        norm = Normalizer.fit(w.X[tr])
+        tr, va, te, norm = split.train, split.val, split.test, split.normalizer
         soft = load_soft_labels(work / f"{split.name}_soft_labels.npz")
         if not np.array_equal(soft.index, tr):
             raise SystemExit(f"{split.name}: soft labels do not match the training windows")

@@ -49,7 +49,7 @@ from ethoedge.io import atomic_write_json
 from ethoedge.models.gru_mlp import StudentConfig
 from ethoedge.models.resnet import TeacherConfig
 from ethoedge.pipeline import run
-from ethoedge.train import AugmentConfig
+from ethoedge.train import AugmentConfig, TrainConfig
 
 DATASETS = {
     "cattle": DataConfig(path="../shared/data/cattle_collar_ufro", format="cattle_ufro"),
@@ -71,6 +71,21 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         scale=args.scale,
         jitter=args.jitter,
     )
+
+    def train(cfg: TrainConfig, epochs: int, lr: float) -> TrainConfig:
+        """Settings shared by teacher and students; epochs and learning rate differ."""
+        return replace(
+            cfg,
+            epochs=epochs,
+            lr=lr,
+            patience=args.patience,
+            batch_size=args.batch,
+            lr_schedule=args.schedule,
+            monitor=args.monitor,
+            augment=augment,
+            device=args.device,
+        )
+
     return replace(
         base,
         data=data,
@@ -78,28 +93,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         teacher=TeacherConfig(filters=filters),
         student_sizes=tuple(int(h) for h in args.sizes.split(",") if h),
         student=StudentConfig(hidden=args.hidden),
-        teacher_train=replace(
-            base.teacher_train,
-            epochs=args.teacher_epochs,
-            patience=args.patience,
-            batch_size=args.batch,
-            lr=args.teacher_lr,
-            lr_schedule=args.schedule,
-            monitor=args.monitor,
-            augment=augment,
-            device=args.device,
-        ),
-        student_train=replace(
-            base.student_train,
-            epochs=args.student_epochs,
-            patience=args.patience,
-            batch_size=args.batch,
-            lr=args.student_lr,
-            lr_schedule=args.schedule,
-            monitor=args.monitor,
-            augment=augment,
-            device=args.device,
-        ),
+        teacher_train=train(base.teacher_train, args.teacher_epochs, args.teacher_lr),
+        student_train=train(base.student_train, args.student_epochs, args.student_lr),
         kd=replace(base.kd, alpha=args.alpha, temperature=args.temperature),
         seeds=tuple(range(args.seeds)),
         train_stride=args.stride,

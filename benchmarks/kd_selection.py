@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from ethoedge.config import load_yaml
-from ethoedge.data import Normalizer, load_dataset, make_windows
-from ethoedge.evaluate.cv import make_splits, mean_std
+from ethoedge.data import load_dataset, make_windows
+from ethoedge.evaluate.cv import mean_std
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.models.resnet import ResNetTeacher
+from ethoedge.pipeline import fold_windows
 from ethoedge.train import predict_proba
 
 
@@ -40,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_yaml(args.run / "config.yaml")
     w = make_windows(load_dataset(cfg.data), cfg.window)
     C, names = len(w.class_names), w.class_names
-    splits = make_splits(w.animal, cfg.protocol, k=cfg.k, seed=cfg.split_seed,
-                         val_animals=cfg.val_animals, test_animals=cfg.test_animals)  # fmt: skip
+    splits = fold_windows(cfg, w)
     models = {"teacher": None}
     for suffix, scfg in cfg.student_configs().items():
         models[f"student{suffix}"] = scfg
@@ -49,10 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     # preds[(model, which)][seed] = list of (test_idx, pred)
     preds: dict[tuple[str, str], dict[int, list]] = {}
     for split in splits:
-        tr = np.sort(split.train)
-        tr = tr[:: cfg.train_stride] if cfg.train_stride > 1 else tr
-        te = np.sort(split.test)
-        norm = Normalizer.fit(w.X[tr])
+        te, norm = split.test, split.normalizer
         for mname, scfg in models.items():
             seeds = [cfg.seeds[0]] if scfg is None else list(cfg.seeds)
             for seed in seeds:

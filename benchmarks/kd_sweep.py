@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from ethoedge.config import load_yaml
-from ethoedge.data import Normalizer, load_dataset, make_windows
+from ethoedge.data import load_dataset, make_windows
 from ethoedge.distill.soft_labels import load_soft_labels
-from ethoedge.evaluate.cv import make_splits
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.models.gru_mlp import GRUStudent
+from ethoedge.pipeline import fold_windows
 from ethoedge.train import KDConfig, fit, predict_proba, seed_everything
 
 
@@ -45,15 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     C, names = len(w.class_names), w.class_names
     scfg = replace(cfg.student, hidden=args.hidden, mlp_hidden=None)
     tcfg = replace(cfg.student_train, seed=args.seed)
-    splits = make_splits(w.animal, cfg.protocol, k=cfg.k, seed=cfg.split_seed,
-                         val_animals=cfg.val_animals, test_animals=cfg.test_animals)  # fmt: skip
+    splits = fold_windows(cfg, w)
     settings = [tuple(float(v) for v in s.split(":")) for s in args.kd.split(",")]
     parts: dict[str, list] = {}
     for split in splits:
-        tr = np.sort(split.train)[:: cfg.train_stride]
-        va = np.sort(split.val)[:: cfg.train_stride]
-        te = np.sort(split.test)
-        norm = Normalizer.fit(w.X[tr])
+        tr, va, te, norm = split.train, split.val, split.test, split.normalizer
         soft = load_soft_labels(args.run / "work" / f"{split.name}_soft_labels.npz")
         assert np.array_equal(soft.index, tr)
         for alpha, T in settings:

@@ -218,14 +218,25 @@ def _stride(idx: np.ndarray, stride: int) -> np.ndarray:
     return idx[::stride] if stride > 1 else idx
 
 
-def cross_validate(state: RunState, progress: bool = True) -> None:
-    """Per fold: teacher, soft labels, then every student size x seed, plain and distilled.
+@dataclass(frozen=True)
+class FoldWindows:
+    """The windows of one fold as a run uses them (sorted indices into the windows).
 
-    Fills ``state.predictions`` with held-out probabilities per model name (``teacher``,
-    ``student``, ``student_kd``, ``student_h{H}``, ``student_kd_h{H}``).
+    ``train``/``val``: thinned by ``train_stride``; ``teacher_train``: by ``teacher_stride``;
+    ``test``: all; ``normalizer``: fitted on ``train``.
     """
-    cfg, w = state.cfg, state.windows
-    C = len(w.class_names)
+
+    name: str
+    train: np.ndarray
+    teacher_train: np.ndarray
+    val: np.ndarray | None
+    test: np.ndarray
+    normalizer: Normalizer
+
+
+def fold_windows(cfg: RunConfig, w: Windows) -> list[FoldWindows]:
+    """The folds of ``cfg.protocol`` on ``w``, exactly as :func:`run` trains and tests them
+    (also what the benchmark scripts use to rebuild a finished run's folds)."""
     splits = make_splits(
         w.animal,
         cfg.protocol,
@@ -234,6 +245,32 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
         val_animals=cfg.val_animals,
         test_animals=cfg.test_animals,
     )
+    out = []
+    for split in splits:
+        tr = _stride(np.sort(split.train), cfg.train_stride)
+        has_val = split.val is not None and len(split.val)
+        out.append(
+            FoldWindows(
+                split.name,
+                tr,
+                _stride(np.sort(split.train), cfg.teacher_stride or cfg.train_stride),
+                _stride(np.sort(split.val), cfg.train_stride) if has_val else None,
+                np.sort(split.test),
+                Normalizer.fit(w.X[tr]),
+            )
+        )
+    return out
+
+
+def cross_validate(state: RunState, progress: bool = True) -> None:
+    """Per fold: teacher, soft labels, then every student size x seed, plain and distilled.
+
+    Fills ``state.predictions`` with held-out probabilities per model name (``teacher``,
+    ``student``, ``student_kd``, ``student_h{H}``, ``student_kd_h{H}``).
+    """
+    cfg, w = state.cfg, state.windows
+    C = len(w.class_names)
+    splits = fold_windows(cfg, w)
     state.results["folds"] = [s.name for s in splits]
     work = state.work_dir
     device = resolve_device(cfg.teacher_train.device)
@@ -241,17 +278,10 @@ def cross_validate(state: RunState, progress: bool = True) -> None:
     t0 = time.perf_counter()
     with _progress(progress) as bar:
         folds = bar.add_task("folds", total=len(splits))
-        for split in splits:
-            name = split.name
-            tr = _stride(np.sort(split.train), cfg.train_stride)
-            tr_t = _stride(np.sort(split.train), cfg.teacher_stride or cfg.train_stride)
-            va = (
-                _stride(np.sort(split.val), cfg.train_stride)
-                if split.val is not None and len(split.val)
-                else None
-            )
-            te = np.sort(split.test)
-            norm = Normalizer.fit(w.X[tr])
+        for fold in splits:
+            name, tr, tr_t, va, te, norm = (
+                fold.name, fold.train, fold.teacher_train, fold.val, fold.test, fold.normalizer
+            )  # fmt: skip
             state.folds[name] = (tr, va, te, norm)
             # Teacher, once per fold.
             seed0 = cfg.seeds[0]
