@@ -97,6 +97,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         student_train=train(base.student_train, args.student_epochs, args.student_lr),
         kd=replace(base.kd, alpha=args.alpha, temperature=args.temperature),
         seeds=tuple(range(args.seeds)),
+        val_animals=args.val_animals,
         train_stride=args.stride,
         teacher_stride=args.teacher_stride,
         deploy=False,
@@ -135,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter", type=float, default=0.01, help="augmentation noise (g)")
     ap.add_argument("--alpha", type=float, default=0.5, help="KD weight of the soft term")
     ap.add_argument("--temperature", type=float, default=4.0, help="KD temperature")
+    ap.add_argument(
+        "--val-animals",
+        type=int,
+        default=1,
+        help="training animals held out per fold to choose the epoch; 0: none, keep the last",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, required=True)

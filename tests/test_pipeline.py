@@ -223,6 +223,32 @@ def test_teacher_stride_thins_only_the_teachers_windows(tmp_path, monkeypatch):
     assert "(teacher 3)" in (tmp_path / "report.md").read_text()
 
 
+def test_no_validation_animal_trains_on_every_training_animal(tmp_path, monkeypatch):
+    """val_animals=0: no animal is held out for choosing the epoch; every model trains on all
+    non-test windows for its fixed budget and keeps the last epoch."""
+    import ethoedge.pipeline as P
+
+    seen: dict[str, tuple[int, object]] = {}
+    orig = P._train_one
+
+    def spy(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw):
+        seen[label] = (len(idx), va)
+        return orig(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw)
+
+    monkeypatch.setattr(P, "_train_one", spy)
+    w = separable_windows(n_per_animal=30, animals="abc")
+    cfg = tiny_config(protocol="loao", val_animals=0, deploy=False, quantize=False,
+                      student_train=replace(FAST3, epochs=2),
+                      teacher_train=replace(FAST3, epochs=2))  # fmt: skip
+    res = run_windows(w, cfg, tmp_path, dataset_name="sep", progress=False)
+    assert len(seen) == 3 * 3  # 3 folds x (teacher, student, student_kd)
+    for label, (n, va) in seen.items():
+        assert n == 60 and va is None, label  # the two other animals, all of their windows
+    for entry in res["models"].values():
+        assert {(f["best_epoch"], f["epochs_run"]) for f in entry["per_fold"]} == {(2, 2)}
+    assert "last epoch of a fixed budget" in (tmp_path / "report.md").read_text()
+
+
 def _default_path():
     from ethoedge.data import default_data_path
 
@@ -248,6 +274,7 @@ def _default_path():
         (lambda: RunConfig(qemu="maybe"), "qemu must be"),
         (lambda: RunConfig(qemu_windows=0), "qemu_windows must be"),
         (lambda: RunConfig(teacher_stride=-1), "teacher_stride must be"),
+        (lambda: RunConfig(val_animals=-1), "val_animals must be >= 0"),
         (lambda: RunConfig.from_dict({"qemu": "sometimes"}), "qemu must be"),
         (lambda: RunConfig.from_dict({"quant": {"word_bits": [3]}}), "word length"),
         (lambda: RunConfig.from_dict({"quant": {"word_bits": ["x"]}}), "quant"),

@@ -46,7 +46,10 @@ class RunConfig:
             ``"holdout"`` (one split: ``test_animals`` test and ``val_animals`` validation
             animals, the rest training).
         k: folds for ``"kfold"``.
-        val_animals: training animals held out per fold for early stopping.
+        val_animals: training animals held out per fold for early stopping and for choosing
+            the epoch whose weights are kept; 0: no validation animal, every training animal
+            is trained on for the fixed ``epochs`` budget and the last epoch's weights are kept
+            (with one held-out animal the choice of epoch can be noisy).
         test_animals: test animals of the ``"holdout"`` split.
         split_seed: seed of the animal assignment of ``"kfold"``/``"holdout"`` and of the
             validation animals.
@@ -115,8 +118,11 @@ class RunConfig:
             raise ConfigError("seeds is empty: give at least one seed")
         if self.k < 2:
             raise ConfigError(f"k must be >= 2, got {self.k}")
-        if self.val_animals < 1 or self.test_animals < 1:
-            raise ConfigError("val_animals and test_animals must be >= 1")
+        if self.val_animals < 0 or self.test_animals < 1:
+            raise ConfigError(
+                f"val_animals must be >= 0 and test_animals >= 1, got {self.val_animals} and "
+                f"{self.test_animals}"
+            )
         if self.train_stride < 1:
             raise ConfigError(f"train_stride must be >= 1, got {self.train_stride}")
         if self.teacher_stride < 0:

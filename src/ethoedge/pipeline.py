@@ -614,6 +614,18 @@ def _plot_folds(state: RunState) -> None:
     plt.close(fig)
 
 
+def _epoch_rule(cfg: RunConfig) -> str:
+    """How each model's epoch was chosen, in words, for the report."""
+    budget = f"teacher {cfg.teacher_train.epochs}, students {cfg.student_train.epochs} epochs"
+    if cfg.val_animals == 0:
+        return f"last epoch of a fixed budget ({budget}), no validation animal"
+    monitor = "MCC" if cfg.student_train.monitor == "mcc" else "loss"
+    return (
+        f"epoch with the best validation {monitor} on {cfg.val_animals} held-out training "
+        f"animal(s) per fold (at most {budget})"
+    )
+
+
 def build_report(state: RunState) -> None:
     """Add the evaluation sections to ``state.report``."""
     r, res, cfg, w = state.report, state.results, state.cfg, state.windows
@@ -627,6 +639,7 @@ def build_report(state: RunState) -> None:
         f"- protocol: **{cfg.protocol}**, {len(res['folds'])} fold(s): "
         f"{', '.join(res['folds'])}; seeds {list(cfg.seeds)}; training windows stride "
         f"{cfg.train_stride} (teacher {cfg.teacher_stride or cfg.train_stride})\n"
+        f"- weights kept: {_epoch_rule(cfg)}\n"
         f"- distillation: alpha={cfg.kd.alpha}, T={cfg.kd.temperature}, "
         f"consistent={cfg.kd.consistent}",
     )

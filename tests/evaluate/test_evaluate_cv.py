@@ -25,6 +25,14 @@ def test_no_split_leaks_an_animal(protocol):
         assert sorted(tested) == list(range(len(ANIMALS)))
 
 
+@pytest.mark.parametrize("protocol", ["loao", "kfold", "holdout"])
+def test_zero_validation_animals_keeps_every_training_animal(protocol):
+    for s in make_splits(ANIMALS, protocol, k=3, seed=1, val_animals=0):
+        assert s.val is None
+        assert not set(ANIMALS[s.train]) & set(ANIMALS[s.test])
+        assert len(s.train) + len(s.test) == len(ANIMALS)
+
+
 def test_fewer_animals_than_folds_is_a_clear_error():
     with pytest.raises(ConfigError, match="at least 7 animals"):
         make_splits(ANIMALS, "kfold", k=7)

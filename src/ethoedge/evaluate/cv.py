@@ -32,7 +32,9 @@ def make_splits(
     val_animals: int = 1,
     test_animals: int = 1,
 ) -> list[Split]:
-    """Animal-wise splits, each with a validation set taken from its *training* animals.
+    """Animal-wise splits, each with a validation set taken from its *training* animals
+    (none when ``val_animals`` is 0: training then runs its fixed epoch budget and keeps the
+    last epoch's weights).
 
     ``"loao"``: leave one animal out; ``"kfold"``: ``k`` folds by animal; ``"holdout"``: one
     train/val/test split (``val_animals`` and ``test_animals`` animals). No animal is in two
@@ -53,7 +55,7 @@ def make_splits(
     out = []
     for s in base:
         tr_animals = np.unique(animal[s.train])
-        if len(tr_animals) > val_animals:
+        if val_animals and len(tr_animals) > val_animals:
             tr, va = _splits.holdout_animals(animal[s.train], n=val_animals, seed=seed)
             split = Split(s.name, s.train[tr], s.test, s.train[va])
         else:
