@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ensemble", type=Path, nargs="*", default=[], help="other finished runs")
     ap.add_argument("--consistent", action="store_true", help="consistent distillation")
+    ap.add_argument("--folds", default="", help="only these folds (comma-separated names)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     scfg = replace(cfg.student, hidden=args.hidden, mlp_hidden=None)
     tcfg = replace(cfg.student_train, seed=args.seed)
     splits = fold_windows(cfg, w)
+    if args.folds:
+        wanted = args.folds.split(",")
+        unknown = sorted(set(wanted) - {s.name for s in splits})
+        if unknown:
+            ap.error(f"unknown folds {unknown}; the run has {[s.name for s in splits]}")
+        splits = [s for s in splits if s.name in wanted]
     if args.consistent and args.ensemble:
         ap.error("--consistent uses the run's own teacher: give no --ensemble")
     others = []  # (config, {fold name: FoldWindows}) of the --ensemble runs
@@ -115,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.concatenate([i for i, _ in ps])
         pred = np.concatenate([p for _, p in ps])
         table[tag] = classification_metrics(w.y[idx], pred, names)["mcc"]
-        print(f"H={args.hidden} seed {args.seed} {tag}: pooled LOAO MCC {table[tag]:.3f}")
+        where = f"folds {args.folds}" if args.folds else "LOAO"
+        print(f"H={args.hidden} seed {args.seed} {tag}: pooled {where} MCC {table[tag]:.3f}")
     if args.out:
         args.out.write_text(json.dumps({"run": str(args.run), "hidden": args.hidden,
                                         "ensemble": [str(r) for r in args.ensemble],
                                         "consistent": args.consistent,
+                                        "folds": [s.name for s in splits],
                                         "seed": args.seed, "mcc": table}, indent=1))  # fmt: skip
     return 0
 
