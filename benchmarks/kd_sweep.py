@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", default="", help="only these folds (comma-separated names)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--pool", type=Path, nargs="*", default=[],
+                    help="only pool the per-fold predictions of earlier --out files")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.pool:
+        return pool(args.run, args.pool)
     torch.set_num_threads(args.threads)
     cfg = load_yaml(args.run / "config.yaml")
     w = make_windows(load_dataset(cfg.data), cfg.window)
@@ -125,11 +129,36 @@ def main(argv: list[str] | None = None) -> int:
         where = f"folds {args.folds}" if args.folds else "LOAO"
         print(f"H={args.hidden} seed {args.seed} {tag}: pooled {where} MCC {table[tag]:.3f}")
     if args.out:
+        names_ = [s.name for s in splits]
+        pred = {tag: {n: p.tolist() for n, (_, p) in zip(names_, ps, strict=True)}
+                for tag, ps in parts.items()}  # fmt: skip
         args.out.write_text(json.dumps({"run": str(args.run), "hidden": args.hidden,
                                         "ensemble": [str(r) for r in args.ensemble],
                                         "consistent": args.consistent,
                                         "folds": [s.name for s in splits],
-                                        "seed": args.seed, "mcc": table}, indent=1))  # fmt: skip
+                                        "seed": args.seed, "mcc": table,
+                                        "pred": pred}))  # fmt: skip
+    return 0
+
+
+def pool(run: Path, files: list[Path]) -> int:
+    """Pooled MCC per setting over the folds of several probe outputs (same run, seed, size)."""
+    cfg = load_yaml(run / "config.yaml")
+    w = make_windows(load_dataset(cfg.data), cfg.window)
+    tests = {s.name: s.test for s in fold_windows(cfg, w)}
+    preds: dict[str, dict[str, list[int]]] = {}
+    for f in files:
+        d = json.loads(f.read_text())
+        for tag, by_fold in d["pred"].items():
+            for fold, p in by_fold.items():
+                if fold in preds.setdefault(tag, {}):
+                    raise SystemExit(f"{f}: fold {fold} of {tag!r} is in two files")
+                preds[tag][fold] = p
+    for tag, by_fold in preds.items():
+        idx = np.concatenate([tests[f] for f in by_fold])
+        pred = np.concatenate([np.asarray(p) for p in by_fold.values()])
+        mcc = classification_metrics(w.y[idx], pred, w.class_names)["mcc"]
+        print(f"{tag}: pooled MCC {mcc:.3f} over {len(by_fold)} folds ({', '.join(by_fold)})")
     return 0
 
 
