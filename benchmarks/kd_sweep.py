@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ethoedge.config import load_yaml
+from ethoedge.config import RunConfig, load_yaml
 from ethoedge.data import load_dataset, make_windows
 from ethoedge.distill.soft_labels import load_soft_labels, predict_logits, softmax
 from ethoedge.evaluate.metrics import classification_metrics
@@ -38,6 +38,14 @@ from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.models.resnet import ResNetTeacher
 from ethoedge.pipeline import fold_windows
 from ethoedge.train import KDConfig, fit, predict_proba, seed_everything
+
+
+def load_teacher(run: Path, cfg: RunConfig, fold: str, n_classes: int, n_channels: int):
+    """The teacher a finished run kept for ``fold`` (its checkpoint's kept weights), in eval."""
+    teacher = ResNetTeacher(n_classes, cfg.teacher, n_channels=n_channels)
+    state = torch.load(run / "work" / f"{fold}_teacher.pt", map_location="cpu", weights_only=True)
+    teacher.load_state_dict(state["best_state"])
+    return teacher.eval()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,19 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         assert np.array_equal(soft.index, tr)
         train_logits, test_probs = [soft.logits], []
         for run, ocfg, ofolds in others:
-            teacher = ResNetTeacher(C, ocfg.teacher, n_channels=w.X.shape[1])
-            state = torch.load(run / "work" / f"{split.name}_teacher.pt", map_location="cpu",
-                               weights_only=True)  # fmt: skip
-            teacher.load_state_dict(state["best_state"])
+            teacher = load_teacher(run, ocfg, split.name, C, w.X.shape[1])
             onorm = ofolds[split.name].normalizer
             train_logits.append(predict_logits(teacher, onorm.apply(w.X[tr])))
             test_probs.append(predict_proba(teacher, w.X[te], onorm))
         if others or args.consistent:
-            teacher = ResNetTeacher(C, cfg.teacher, n_channels=w.X.shape[1])
-            state = torch.load(args.run / "work" / f"{split.name}_teacher.pt", map_location="cpu",
-                               weights_only=True)  # fmt: skip
-            teacher.load_state_dict(state["best_state"])
-            teacher.eval()
+            teacher = load_teacher(args.run, cfg, split.name, C, w.X.shape[1])
         if others:
             test_probs.append(predict_proba(teacher, w.X[te], norm))
             ens = np.mean(test_probs, axis=0).argmax(1)
