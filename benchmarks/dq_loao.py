@@ -19,7 +19,7 @@ Usage::
     python benchmarks/dq_loao.py --run runs/kd_seals --out benchmarks/results/dq_seals.json
 
 The committed ``dq_cattle.json``/``dq_seals.json`` quantize the students of the runs with one
-validation animal (``kd_cattle_val1.json``/``kd_seals.json``, work folders
+validation animal (``kd_cattle_val1.json``/``kd_seals_val1.json``, work folders
 ``/work/kdruns/{cattle,seals}``, ``--bits 16,12,8,6`` and ``16,8``).
     python benchmarks/dq_loao.py --train --config cfg.yaml --run runs/x --out x.json
 """

@@ -13,16 +13,25 @@ side, one torch thread each)::
     COMMON="--seeds 3 --hidden 32 --sizes 16 --teacher-filters 64,128,128 \
             --teacher-epochs 8 --student-epochs 12 --patience 0 --schedule cosine \
             --batch 128 --threads 1"
-    # kd_cattle.json: no validation animal, every training animal, last epoch kept
+    # kd_cattle.json, kd_seals.json: no validation animal, every training animal, last epoch
     python benchmarks/kd_loao.py --dataset cattle $COMMON --val-animals 0 --stride 2 \
         --teacher-stride 2 --work /work/kdruns2/cattle --out benchmarks/results/kd_cattle.json
-    # kd_seals.json and kd_cattle_val1.json: epoch chosen on one validation animal
-    # (kd_cattle_val1.json was written as kd_cattle.json and renamed when the run above
-    # replaced it; the seals run with --val-animals 0 did not finish within the session)
+    python benchmarks/kd_loao.py --dataset seals $COMMON --val-animals 0 --stride 4 \
+        --teacher-stride 4 --work /work/kdruns2/seals --out benchmarks/results/kd_seals.json
+    # kd_cattle_val1.json, kd_seals_val1.json: epoch chosen on one validation animal (both
+    # were first written as kd_{cattle,seals}.json and renamed when the runs above replaced
+    # them; the seals run above was killed at 8 of 9 folds and resumed the next session)
     python benchmarks/kd_loao.py --dataset cattle $COMMON --stride 2 --teacher-stride 2 \
         --work /work/kdruns/cattle --out benchmarks/results/kd_cattle_val1.json
     python benchmarks/kd_loao.py --dataset seals $COMMON --stride 4 --teacher-stride 4 \
-        --work /work/kdruns/seals --out benchmarks/results/kd_seals.json
+        --work /work/kdruns/seals --out benchmarks/results/kd_seals_val1.json
+    # more teachers for the ensemble probe (benchmarks/kd_sweep.py --ensemble): the same
+    # teacher with seed 1 (below) and seed 2 (--first-seed 2, /work/kdruns3/cattle_t2), each
+    # with one H=16 student pair of that seed
+    python benchmarks/kd_loao.py --dataset cattle --seeds 1 --first-seed 1 --hidden 16 \
+        --teacher-filters 64,128,128 --teacher-epochs 8 --student-epochs 12 --patience 0 \
+        --schedule cosine --batch 128 --threads 1 --val-animals 0 --stride 2 \
+        --teacher-stride 2 --work /work/kdruns3/cattle_t1 --out /work/kdruns3/kd_cattle_t1.json
 
 i.e. the published teacher (64/128/128 filters, kernels 8/5/3, 522 k parameters), students
 H = 32 and H = 16 (plain and distilled, 3 seeds each, alpha 0.5, T 4), augmentation
@@ -106,7 +115,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         teacher_train=train(base.teacher_train, args.teacher_epochs, args.teacher_lr),
         student_train=train(base.student_train, args.student_epochs, args.student_lr),
         kd=replace(base.kd, alpha=args.alpha, temperature=args.temperature),
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         val_animals=args.val_animals,
         train_stride=args.stride,
         teacher_stride=args.teacher_stride,
@@ -128,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds are FIRST..FIRST+SEEDS-1; the teacher uses the first (another teacher seed)",
+    )
     ap.add_argument("--hidden", type=int, default=16, help="hidden size H of the student")
     ap.add_argument("--sizes", default="", help="extra student hidden sizes, e.g. 32")
     ap.add_argument("--teacher-filters", default="24,48,48")
