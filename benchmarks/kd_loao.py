@@ -27,7 +27,8 @@ side, one torch thread each)::
         --work /work/kdruns/seals --out benchmarks/results/kd_seals_val1.json
     # more teachers for the ensemble probe (benchmarks/kd_sweep.py --ensemble): the same
     # teacher with seed 1 (below) and seed 2 (--first-seed 2, /work/kdruns3/cattle_t2), each
-    # with one H=16 student pair of that seed
+    # with one H=16 student pair of that seed; results copied to
+    # benchmarks/results/kd_cattle_teacher_seed{1,2}.json
     python benchmarks/kd_loao.py --dataset cattle --seeds 1 --first-seed 1 --hidden 16 \
         --teacher-filters 64,128,128 --teacher-epochs 8 --student-epochs 12 --patience 0 \
         --schedule cosine --batch 128 --threads 1 --val-animals 0 --stride 2 \
