@@ -17,11 +17,11 @@ Usage::
 
     python benchmarks/dq_loao.py --run runs/kd_cattle --out benchmarks/results/dq_cattle.json
     python benchmarks/dq_loao.py --run runs/kd_seals --out benchmarks/results/dq_seals.json
+    python benchmarks/dq_loao.py --train --config cfg.yaml --run runs/x --out x.json
 
 The committed ``dq_cattle.json``/``dq_seals.json`` quantize the students of the runs with one
 validation animal (``kd_cattle_val1.json``/``kd_seals_val1.json``, work folders
 ``/work/kdruns/{cattle,seals}``, ``--bits 16,12,8,6`` and ``16,8``).
-    python benchmarks/dq_loao.py --train --config cfg.yaml --run runs/x --out x.json
 """
 
 from __future__ import annotations
