@@ -34,6 +34,7 @@ from ethoedge.config import RunConfig, load_yaml
 from ethoedge.data import load_dataset, make_windows
 from ethoedge.distill.soft_labels import load_soft_labels, predict_logits, softmax
 from ethoedge.evaluate.metrics import classification_metrics
+from ethoedge.io import atomic_write_json
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.models.resnet import ResNetTeacher
 from ethoedge.pipeline import fold_windows
@@ -133,12 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         names_ = [s.name for s in splits]
         pred = {tag: {n: p.tolist() for n, (_, p) in zip(names_, ps, strict=True)}
                 for tag, ps in parts.items()}  # fmt: skip
-        args.out.write_text(json.dumps({"run": str(args.run), "hidden": args.hidden,
+        atomic_write_json(args.out, {"run": str(args.run), "hidden": args.hidden,
                                         "ensemble": [str(r) for r in args.ensemble],
                                         "consistent": args.consistent,
                                         "folds": [s.name for s in splits],
                                         "seed": args.seed, "mcc": table,
-                                        "pred": pred}))  # fmt: skip
+                                        "pred": pred})  # fmt: skip
     return 0
 
 

@@ -19,7 +19,6 @@ Checkpoints in ``--work`` make a killed probe resume.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -31,6 +30,7 @@ import torch
 from ethoedge.config import load_yaml
 from ethoedge.data import load_dataset, make_windows
 from ethoedge.evaluate.metrics import classification_metrics
+from ethoedge.io import atomic_write_json
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.models.resnet import ResNetTeacher
 from ethoedge.pipeline import fold_windows
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                       "windows": len(idx)}  # fmt: skip
         print(f"{tag}: pooled MCC {table[tag]['mcc']:.3f} over {len(idx)} windows of {wanted}")
     if args.out:
-        args.out.write_text(json.dumps({
+        atomic_write_json(args.out, {
             "run": str(args.run), "folds": wanted, "seed": seed, "hidden": args.hidden,
             "window_s": var.window.length_s, "hop_s": var.window.hop_s,
             "weight_decay": var.teacher_train.weight_decay, "mcc": table, "seconds": seconds,
-        }, indent=1))  # fmt: skip
+        })  # fmt: skip
     return 0
 
 
