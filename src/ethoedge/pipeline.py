@@ -865,11 +865,12 @@ def run(
 # ----------------------------------------------------------------------------- classify
 
 
-def _bundle_probs(bundle: Bundle, windows: Windows) -> np.ndarray:
+def _bundle_probs(bundle: Bundle, windows: Windows, device: str = "cpu") -> np.ndarray:
     from ethoedge.distill.soft_labels import predict_logits
 
-    bundle.student.cpu().eval()
-    return softmax(predict_logits(bundle.student, bundle.normalizer.apply(windows.X)))
+    bundle.student.to(device).eval()
+    Xn = bundle.normalizer.apply(windows.X)
+    return softmax(predict_logits(bundle.student, Xn, device=device))
 
 
 def _int_probs(qmodel: Any, X_g: np.ndarray) -> np.ndarray:
@@ -908,12 +909,14 @@ def classify(
     *,
     engine: str = "float",
     bits: int = 8,
+    device: str = "cpu",
 ) -> ClassifyResult:
     """Classify every window of new recordings with a bundle's student.
 
     ``engine="float"`` runs the float PyTorch student; ``engine="int"`` the integer-only
     reference of ``BUNDLE/quantized/w{bits}.json`` (what the exported C computes; scores are
-    the softmax of its logits). Labels are the first index of the maximum score.
+    the softmax of its logits). Labels are the first index of the maximum score. ``device``
+    (``auto``, ``cpu`` or ``cuda``) is where the float engine runs.
 
     Windows are cut with the bundle's window settings at its sampling rate (recordings at
     another rate are resampled), keeping impure windows (label = majority label), so every
@@ -962,7 +965,12 @@ def classify(
             f"windows have {windows.n_samples} samples, the model expects {bundle.n_samples}",
             path=data_cfg.path,
         )
-    probs = _bundle_probs(bundle, windows) if qmodel is None else _int_probs(qmodel, windows.X)
+    if qmodel is None:
+        from ethoedge.train import resolve_device
+
+        probs = _bundle_probs(bundle, windows, resolve_device(device))
+    else:
+        probs = _int_probs(qmodel, windows.X)
     # Map the data's labels onto the bundle's classes (-1: none / not a bundle class).
     lut = {n: i for i, n in enumerate(bundle.class_names)}
     y = np.array(

@@ -18,9 +18,9 @@ from ethoedge.errors import EthoedgeError
 app = typer.Typer(
     name="ethoedge",
     help="Animal behaviour classification from accelerometry, distilled and quantized for MCUs.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 err_console = Console(stderr=True)
 
@@ -46,29 +46,25 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Returns the exit status (0 ok, 1 verification failure, 2 user error)."""
+    """Entry point. Returns the exit status (0 ok, 1 verification failure, 2 user error).
+
+    Usage errors (unknown command or option, missing or malformed argument, no command) are
+    reported by the command-line library itself: its usage line, a help hint and one
+    ``Error:`` line, exit status 2. :class:`~ethoedge.errors.EthoedgeError` from a command is
+    printed as one line, also with status 2.
+    """
     _register()
     try:
-        # with standalone_mode=False, click returns a command's `typer.Exit(code)` as a value
-        rv = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="ethoedge", standalone_mode=True)
     except EthoedgeError as e:
         err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
         return 2
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[bold red]aborted[/]")
-        return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
-        raise
-    return rv if isinstance(rv, int) else 0
+    except SystemExit as e:  # standalone mode ends every command with SystemExit
+        code = e.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,22 +9,22 @@ from rich.console import Console
 from rich.table import Table
 
 from ethoedge.cli import app
+from ethoedge.cli.options import format_opt, out_opt, units_opt
 
 data_app = typer.Typer(
-    help="Inspect a data set: statistics and signal plots.", no_args_is_help=True
+    help="Inspect a data set: statistics and signal plots.", rich_markup_mode=None
 )
 app.add_typer(data_app, name="data")
 
 DATA_ARG = typer.Argument(
     None,
+    metavar="DATA",
     help="Data file (CSV, CSV.gz or Parquet) or a folder with one; omitted: the bundled default"
     " cattle subset.",
     show_default=False,
 )
-FORMAT_OPT = typer.Option("auto", "--format", help="auto, generic, cattle_ufro or otariids_ladds.")
-UNITS_OPT = typer.Option(
-    None, "--units", help="Units of ax/ay/az: g or m/s2 (default: the preset's)."
-)
+FORMAT_OPT = format_opt()
+UNITS_OPT = units_opt()
 
 
 def _load(data: Path | None, fmt: str, units: str | None):
@@ -126,7 +126,7 @@ def plot(
         0.0, "--start", help="Start, seconds from the animal's first sample."
     ),
     duration: float = typer.Option(60.0, "--duration", help="Length of the stretch in seconds."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output PNG file."),
+    out: Path = out_opt("Output PNG file."),
     format: str = FORMAT_OPT,
     units: str | None = UNITS_OPT,
 ) -> None:

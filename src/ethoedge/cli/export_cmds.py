@@ -9,15 +9,16 @@ from pathlib import Path
 import typer
 
 from ethoedge.cli import app
+from ethoedge.cli.options import format_opt, out_opt, units_opt
 
 
 @app.command("export-c")
 def export_c_cmd(
     bundle: Path = typer.Argument(
-        ..., help="Model bundle directory (with quantized/w{bits}.json)."
+        ..., metavar="BUNDLE", help="Model bundle directory (with quantized/w{bits}.json)."
     ),
     bits: int = typer.Option(8, "--bits", help="Word length of the quantized model: 8 or 16."),
-    out: Path = typer.Option(..., "--out", help="Directory for the C module."),
+    out: Path = out_opt("Directory for the C module."),
     prefix: str = typer.Option("ethoedge_model", "--prefix", help="C identifier prefix."),
 ) -> None:
     """Write the quantized student as an allocation-free C99 module (+ example main.c)."""
@@ -31,9 +32,12 @@ def export_c_cmd(
 
 @app.command("verify-c")
 def verify_c_cmd(
-    export_dir: Path = typer.Argument(..., help="Directory written by `ethoedge export-c`."),
+    export_dir: Path = typer.Argument(
+        ..., metavar="EXPORT_DIR", help="Directory written by `ethoedge export-c`."
+    ),
     data: Path | None = typer.Argument(
         None,
+        metavar="DATA",
         help="Data file, windowed as the bundle was trained (omitted: the bundled default data).",
         show_default=False,
     ),
@@ -43,13 +47,17 @@ def verify_c_cmd(
     max_windows: int | None = typer.Option(
         None, "--max-windows", help="Only the first N windows (default: all)."
     ),
+    format: str | None = format_opt(None),
+    units: str | None = units_opt(),
 ) -> None:
     """Compile the exported C, run it on every window of DATA and compare its scores with the
     integer reference (exit 1 on any difference)."""
     from ethoedge.export.deploy import verify_export
 
     targets = ("host", "cortex-m4", "cortex-m3") if qemu else ("host",)
-    results = verify_export(export_dir, data, targets=targets, max_windows=max_windows)
+    results = verify_export(
+        export_dir, data, targets=targets, max_windows=max_windows, data_format=format, units=units
+    )
     failed = False
     for r in results:
         typer.echo(f"{r.target}: {r.n_identical}/{r.n_windows} windows identical")

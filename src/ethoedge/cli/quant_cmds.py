@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ethoedge.cli import app
+from ethoedge.cli.options import format_opt, quiet_opt, units_opt
 from ethoedge.errors import ConfigError
 
 
@@ -29,7 +30,9 @@ def parse_bits(text: str) -> tuple[int, ...]:
 
 @app.command("quantize")
 def quantize(
-    bundle: Path = typer.Argument(..., help="Model bundle directory (from `ethoedge run`)."),
+    bundle: Path = typer.Argument(
+        ..., metavar="BUNDLE", help="Model bundle directory (from `ethoedge run`)."
+    ),
     bits: str = typer.Option("16,12,8,6", "--bits", help="Word lengths, comma-separated (4..16)."),
     qat: bool = typer.Option(
         False, "--qat", help="Quantization-aware fine-tuning at every word length."
@@ -41,6 +44,9 @@ def quantize(
     percentile: float = typer.Option(99.99, "--percentile", help="Percentile of |x| (rule)."),
     calib_windows: int = typer.Option(2048, "--calib-windows", help="Calibration windows."),
     qat_epochs: int = typer.Option(5, "--qat-epochs", help="Epochs of fine-tuning."),
+    format: str | None = format_opt(None),
+    units: str | None = units_opt(),
+    quiet: bool = quiet_opt(),
 ) -> None:
     """Quantize the bundle's student; write BUNDLE/quantized/w{bits}.json and print a table."""
     from ethoedge.quantize.bundle_quant import quantize_bundle
@@ -55,7 +61,14 @@ def quantize(
         qat_epochs=qat_epochs,
     )
     err = Console(stderr=True)
-    results = quantize_bundle(bundle, cfg, data=data, log=lambda m: err.print(m, highlight=False))
+    results = quantize_bundle(
+        bundle,
+        cfg,
+        data=data,
+        log=None if quiet else (lambda m: err.print(m, highlight=False)),
+        data_format=format,
+        units=units,
+    )
     con = Console()
     if not con.is_terminal:
         con = Console(width=160)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext as _nothing
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,28 +11,29 @@ from rich.console import Console
 from rich.table import Table
 
 from ethoedge.cli import app
+from ethoedge.cli.options import device_opt, format_opt, out_opt, quiet_opt, units_opt
 
 
 @app.command("run")
 def run_cmd(
     data: Path | None = typer.Argument(
         None,
+        metavar="DATA",
         help="Labelled data file or folder; omitted: the bundled default cattle subset (or the "
         "config's data.path).",
         show_default=False,
     ),
-    out: Path = typer.Option(..., "--out", help="Output directory (report, results, model)."),
+    out: Path = out_opt("Output directory (report, results, model)."),
     config: Path | None = typer.Option(
         None, "--config", help="A config.yaml (e.g. from an earlier run) instead of a preset."
     ),
     preset_name: str = typer.Option(
         "quick", "--preset", help="quick or full (ignored with --config)."
     ),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    format: str | None = typer.Option(
-        None, "--format", help="auto, generic, cattle_ufro or otariids_ladds."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    device: str | None = device_opt(),
+    format: str | None = format_opt(None),
+    units: str | None = units_opt(),
+    quiet: bool = quiet_opt(),
 ) -> None:
     """Train and evaluate teacher, student and student+KD by animal; write report and bundle."""
     from ethoedge.config import load_yaml, preset
@@ -42,6 +44,8 @@ def run_cmd(
         cfg = replace(cfg, data=replace(cfg.data, path=str(data)))
     if format is not None:
         cfg = replace(cfg, data=replace(cfg.data, format=format))
+    if units is not None:
+        cfg = replace(cfg, data=replace(cfg.data, units=units))
     if device is not None:
         cfg = replace(
             cfg,
@@ -69,25 +73,30 @@ def run_cmd(
 
 @app.command("classify")
 def classify_cmd(
-    bundle: Path = typer.Argument(..., help="A model bundle directory (RUN_DIR/model)."),
-    data: Path = typer.Argument(..., help="Recordings to classify (labels optional)."),
-    out: Path = typer.Option(..., "--out", help="CSV with one row per window."),
-    format: str = typer.Option(
-        "auto", "--format", help="auto, generic, cattle_ufro or otariids_ladds."
+    bundle: Path = typer.Argument(
+        ..., metavar="BUNDLE", help="A model bundle directory (RUN_DIR/model)."
     ),
-    units: str | None = typer.Option(None, "--units", help="g or m/s2 (default: the format's)."),
+    data: Path = typer.Argument(
+        ..., metavar="DATA", help="Recordings to classify (labels optional)."
+    ),
+    out: Path = out_opt("CSV with one row per window."),
+    format: str = format_opt(),
+    units: str | None = units_opt(),
     engine: str = typer.Option(
         "float", "--engine", help="float (PyTorch student) or int (integer reference, as the C)."
     ),
     bits: int = typer.Option(8, "--bits", help="Word length of the int engine (8 or 16)."),
+    device: str | None = device_opt(),
+    quiet: bool = quiet_opt(),
 ) -> None:
     """Classify every window; print hours per behaviour per animal (and MCC when labelled)."""
     from ethoedge.data.config import DataConfig
     from ethoedge.pipeline import classify
 
     cfg = DataConfig(path=str(data), format=format, units=units, unlabelled="keep")
-    res = classify(bundle, cfg, out, engine=engine, bits=bits)
     con = Console()
+    with con.status("classifying ...") if not quiet else _nothing():
+        res = classify(bundle, cfg, out, engine=engine, bits=bits, device=device or "auto")
     table = Table(title="time budget (hours per behaviour)")
     table.add_column("animal")
     for c in res.budget.columns:

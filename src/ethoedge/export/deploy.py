@@ -83,9 +83,16 @@ def export_bundle(
     return write_files(files, out_dir)
 
 
-def windows_for_bundle(bundle_dir: str | Path, data_path: str | Path | None):
+def windows_for_bundle(
+    bundle_dir: str | Path,
+    data_path: str | Path | None,
+    *,
+    data_format: str | None = None,
+    units: str | None = None,
+):
     """Window ``data_path`` exactly as the bundle's training data were (its data config with
-    the path replaced, its window settings, resampled to its rate if needed)."""
+    the path, and where given the format and units, replaced; its window settings, resampled
+    to its rate if needed)."""
     from ethoedge.bundle import load_bundle
     from ethoedge.data import load_dataset, make_windows
     from ethoedge.data.config import DataConfig
@@ -93,6 +100,10 @@ def windows_for_bundle(bundle_dir: str | Path, data_path: str | Path | None):
     bundle = load_bundle(bundle_dir)
     d = dict(bundle.data)
     d["path"] = None if data_path is None else str(data_path)
+    if data_format is not None:
+        d["format"] = data_format
+    if units is not None:
+        d["units"] = units
     dataset = load_dataset(DataConfig.from_dict(d))
     wcfg = bundle.window
     if wcfg.target_rate_hz is None and set(dataset.rates_hz) != {bundle.rate_hz}:
@@ -114,9 +125,13 @@ def verify_export(
     *,
     targets: tuple[str, ...] = ("host",),
     max_windows: int | None = None,
+    data_format: str | None = None,
+    units: str | None = None,
 ) -> list[VerifyResult]:
-    """Run the exported C on every window of ``data_path`` and compare with the integer
-    reference, on each target (``host``, ``cortex-m4``, ``cortex-m3``)."""
+    """Run the exported C on every window of ``data_path`` (read with the bundle's data
+    settings, ``data_format`` and ``units`` replacing its format and units where given) and
+    compare with the integer reference, on each target (``host``, ``cortex-m4``,
+    ``cortex-m3``)."""
     from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
     export_dir = Path(export_dir)
@@ -127,7 +142,7 @@ def verify_export(
     q = QuantizedStudent.load(export_dir / QUANTIZED_COPY)
     if q.checksum() != meta["model_checksum"]:
         raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
-    windows = windows_for_bundle(meta["bundle"], data_path)
+    windows = windows_for_bundle(meta["bundle"], data_path, data_format=data_format, units=units)
     X = quantize_input(windows.X, q.in_frac)
     if max_windows is not None:
         X = X[:max_windows]

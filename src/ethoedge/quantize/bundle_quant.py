@@ -22,13 +22,17 @@ def quantize_bundle(
     data: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     windows: Any = None,
+    *,
+    data_format: str | None = None,
+    units: str | None = None,
 ) -> list[dict[str, Any]]:
     """Quantize a bundle's student at every ``cfg.word_bits`` and write
     ``BUNDLE/quantized/w{bits}.json`` (plus ``quant_config.json``), atomically.
 
     Calibration (and, with ``cfg.qat``, fine-tuning, with the bundle teacher's soft labels
     when it has a teacher) uses the windows of the bundle's data set (``data`` replaces its
-    path), cut with the bundle's window settings. The returned rows are those of
+    path, ``data_format`` and ``units`` its format and units), cut with the bundle's window
+    settings. The returned rows are those of
     :func:`~ethoedge.quantize.sweep.evaluate_word_lengths` scored on the same windows (the
     training data: ``agreement`` with the float student is the meaningful figure here).
     Nothing is written unless every word length succeeds. ``windows`` (a
@@ -44,6 +48,10 @@ def quantize_bundle(
     dcfg = DataConfig.from_dict(b.data) if b.data else DataConfig()
     if data is not None:
         dcfg = dataclasses.replace(dcfg, path=str(data))
+    if data_format is not None:
+        dcfg = dataclasses.replace(dcfg, format=data_format)
+    if units is not None:
+        dcfg = dataclasses.replace(dcfg, units=units)
     if windows is None:
         ds = load_dataset(dcfg)
         win = make_windows(ds, b.window)
