@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "ethoedge needs Python 3.11, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --constraint $(LOCK) -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(LOCK) -e '.[dev,ray]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -39,13 +39,14 @@ test: venv toolchain
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 # Refresh requirements.lock after changing the dependencies in pyproject.toml: resolves the
 # newest versions that pyproject.toml allows (Python 3.11, Linux), in a throwaway environment.
 lock:
 	$(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet 'pip-tools==7.6.2'
-	.lockenv/bin/pip-compile --quiet --upgrade --extra dev --strip-extras --no-emit-index-url \
+	.lockenv/bin/pip-compile --quiet --upgrade --extra dev --extra ray --strip-extras --no-emit-index-url \
 	  --no-emit-find-links --output-file $(LOCK) pyproject.toml
 	sed -i -E 's/^(torch==[0-9.]+)\+cpu$$/\1/' $(LOCK)
 	rm -rf .lockenv

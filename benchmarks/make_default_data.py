@@ -1,14 +1,23 @@
-"""Make the bundled default data set: a compact subset of the shared UFRO cattle-collar data.
+r"""Make the bundled default data set: a compact subset of the shared UFRO cattle-collar data.
 
-Dev-time only (reads ``../shared``, which a user's clone does not have)::
+Builds ``src/ethoedge/datasets/default/cattle_collar_ufro_subset.csv.gz`` (described in that
+folder's README) from the shared file; it needs ``../shared/data``, which only development
+checkouts have. The committed file was made with the default settings; with ``--out``
+given explicitly, that is::
 
-    .venv/bin/python benchmarks/make_default_data.py [--src PATH] [--out PATH]
+    python benchmarks/make_default_data.py \
+        --out src/ethoedge/datasets/default/cattle_collar_ufro_subset.csv.gz
+
+(defaults: ``--src ../shared/data/cattle_collar_ufro/cattle_collar_ufro.csv.gz`` from the
+repository root, ``--cap 3500``, ``--max-bout 3000``, ``--seed 0``).
 
 Selection, per cow and per major class (grazing, resting, standing, walking): whole bouts in a
 seeded random order until the cow's rows of that class reach ``--cap``; a bout longer than
 ``--max-bout`` samples keeps only its first ``--max-bout`` samples (a contiguous stretch, so
 windows stay inside one bout). Plus one bout of each rare behaviour (for label-map tests).
-Floats are rounded to 4 decimals; the result is a gzip CSV with the preset's columns.
+Floats are rounded to 4 decimals; the result is a gzip CSV with the preset's columns (no
+timestamp in the gzip header). Output: the file's size and rows, then rows per cow
+and class and bouts per class.
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT.parent / "shared" / "data" / "cattle_collar_ufro" / "cattle_collar_ufro.csv.gz"
-OUT = ROOT / "src" / "ethoedge" / "datasets" / "default" / "cattle_collar_ufro_subset.csv.gz"
 MAJOR = ("grazing", "resting", "standing", "walking")
 COLUMNS = ["animal", "timestamp", "ax", "ay", "az", "label", "segment"]
 
@@ -52,8 +60,8 @@ def select(df: pd.DataFrame, cap: int, max_bout: int, seed: int) -> pd.DataFrame
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--src", type=Path, default=SRC)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--src", type=Path, default=SRC, help="the shared cattle file")
+    ap.add_argument("--out", type=Path, required=True, help="gzip CSV to write")
     ap.add_argument("--cap", type=int, default=3500, help="rows per cow and major class")
     ap.add_argument("--max-bout", type=int, default=3000, help="samples kept per bout")
     ap.add_argument("--seed", type=int, default=0)

@@ -1,16 +1,27 @@
-"""Throughput of the integer-only reference beside float PyTorch, on the same windows.
+r"""Throughput of the integer-only reference beside float PyTorch, on the same windows.
+
+Measures windows per second (best of ``--repeats``) of the float student (PyTorch forward on
+normalised windows, ``--threads`` threads), the NumPy integer reference
+(``ethoedge.quantize.reference.reference_logits``, the bit-exact oracle of the C) and the
+simulated-quantized PyTorch graph (``ethoedge.quantize.rewrite.SimQuantStudent``) at W = 8
+and 16. Windows: every window of ``--data`` (default: the bundled cattle subset, 5 s at 10 Hz:
+L = 50). Model: a seeded untrained GRU-MLP of ``--hidden`` units (throughput does not depend
+on the weights), or the student of ``--bundle``; its windows are then cut as the bundle was
+trained (:func:`ethoedge.inference.windows_for_bundle`, from ``--data`` or, without it, from
+that function's default data set).
 
 Usage::
 
-    .venv/bin/python benchmarks/quant_throughput.py [--bundle DIR] [--hidden 32] [--threads 2]
-        [--repeats 3] [--out benchmarks/results/quant_throughput.json]
+    python benchmarks/quant_throughput.py [--bundle DIR] [--data FILE] [--hidden 32]
+        [--threads 2] [--repeats 3] [--out FILE.json]
 
-Windows: every window of the bundled default cattle subset (5 s at 10 Hz: L = 50). Model:
-the bundle's student, or a seeded untrained GRU-MLP of ``--hidden`` units (throughput does
-not depend on the weights). Reported: windows per second (best of ``--repeats``) of the
-float student (PyTorch, ``--threads`` threads), the NumPy integer reference
-(``reference_logits``) and the simulated-quantized PyTorch graph (``SimQuantStudent``) at
-W = 8 and 16.
+The committed ``benchmarks/results/quant_throughput.json`` (2 CPU cores)::
+
+    python benchmarks/quant_throughput.py --threads 2 \
+        --out benchmarks/results/quant_throughput.json
+
+Output (printed, and written to ``--out``): windows, window samples, hidden size, threads,
+CPUs, machine, torch and numpy versions, and ``windows_per_s`` per engine.
 """
 
 from __future__ import annotations
@@ -25,9 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ethoedge.bundle import load_bundle
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
+from ethoedge.inference import windows_for_bundle
 from ethoedge.io import atomic_write_json
-from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+from ethoedge.models import GRUStudent, StudentConfig
 from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.reference import quantize_input, reference_logits
 from ethoedge.quantize.rewrite import SimQuantStudent
@@ -45,20 +58,26 @@ def best_rate(fn, n: int, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", type=Path, default=None)
-    ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bundle", type=Path, default=None, help="a model bundle (RUN/model)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="data file (default: the bundled subset; with --bundle: see windows_for_bundle)",
+    )
+    ap.add_argument("--hidden", type=int, default=32, help="H of the seeded student")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    win = make_windows(load_dataset(DataConfig()), WindowConfig())
     if args.bundle is not None:
-        from ethoedge.bundle import load_bundle
-
         b = load_bundle(args.bundle)
         student, norm = b.student, b.normalizer
+        win = windows_for_bundle(args.bundle, None if args.data is None else str(args.data))
     else:
+        data = DataConfig(path=None if args.data is None else str(args.data))
+        win = make_windows(load_dataset(data), WindowConfig())
         torch.manual_seed(0)
         student = GRUStudent(len(win.class_names), StudentConfig(hidden=args.hidden)).eval()
         norm = Normalizer.fit(win.X)

@@ -1,18 +1,24 @@
 """Windowing throughput on the larger shared data set, next to pandas alone reading the file.
 
-    .venv/bin/python benchmarks/windowing.py [--path FILE] [--repeat N]
-
-(default FILE: ``../shared/data/otariids_ladds/otariids_ladds.csv.gz``).
-
-Stages, each timed on its own (best of ``--repeat``), then re-run once under ``tracemalloc`` for
-its peak Python-heap allocation (numpy and pandas buffers are traced):
+Measures three stages, each timed on its own (best of ``--repeat``) and then run once more
+under ``tracemalloc`` for its peak Python-heap allocation (numpy and pandas buffers are
+traced):
 
 1. ``pandas.read_csv``: pandas alone parsing the file (the floor for any CSV loader);
-2. ``load_dataset``: read + checks + label map + per-session 25 -> 20 Hz resampling;
-3. ``make_windows``: 5 s windows (100 samples at 20 Hz), hop 2.5 s, min purity 0.8.
+2. ``load_dataset``: read + checks + label map + resampling (the otariid file: per-session
+   25 -> 20 Hz);
+3. ``make_windows``: 5 s windows, hop 2.5 s, windows below 80 % one label dropped.
 
-Throughput is input rows (stages 1, 2) or resampled samples (stage 3) per second. The process's
-peak resident memory (``ru_maxrss``) is printed at the end.
+Usage::
+
+    python benchmarks/windowing.py [--data FILE] [--repeat N]
+
+``--data`` defaults to the shared otariid file, ``../shared/data/otariids_ladds/
+otariids_ladds.csv.gz`` from the repository root. Output: the file's size and rows, the
+recordings, samples and windows loaded, then per stage the seconds, the throughput (input rows
+per second for stages 1 and 2, resampled samples per second for stage 3) and the peak traced
+MiB; the ratio of windowing time to ``read_csv`` time, and the process's peak resident memory
+(``ru_maxrss``). Nothing is committed in ``benchmarks/results``.
 """
 
 from __future__ import annotations
@@ -51,22 +57,23 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[Any, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--path", type=Path, default=DEFAULT)
+    ap.add_argument("--data", type=Path, default=DEFAULT, help="data file (default: otariids)")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    cfg = DataConfig(path=str(args.path))
+    cfg = DataConfig(path=str(args.data))
     wcfg = WindowConfig(length_s=5.0, hop_s=2.5)
 
-    df, t_pd, m_pd = timed(lambda: pd.read_csv(args.path), args.repeat)
+    df, t_pd, m_pd = timed(lambda: pd.read_csv(args.data), args.repeat)
     n_rows = len(df)
     del df
     ds, t_load, m_load = timed(lambda: load_dataset(cfg), args.repeat)
     w, t_win, m_win = timed(lambda: make_windows(ds, wcfg), args.repeat)
     n_samples = ds.n_samples
+    rates = ", ".join(f"{r:g}" for r in sorted(set(ds.rates_hz)))
 
-    print(f"file: {args.path} ({args.path.stat().st_size / 2**20:.1f} MiB), {n_rows:,} rows")
+    print(f"file: {args.data} ({args.data.stat().st_size / 2**20:.1f} MiB), {n_rows:,} rows")
     print(
-        f"loaded: {len(ds.recordings)} recordings, {n_samples:,} samples at 20 Hz;"
+        f"loaded: {len(ds.recordings)} recordings, {n_samples:,} samples at {rates} Hz;"
         f" windows: {len(w):,} x 3 x {w.n_samples} ({w.X.nbytes / 2**20:.1f} MiB float32)"
     )
     print()

@@ -15,9 +15,9 @@ from ethoedge.cli import main
 from ethoedge.config import RunConfig, load_yaml, preset, save_yaml
 from ethoedge.data import DataConfig, WindowConfig
 from ethoedge.errors import ConfigError, EthoedgeError
+from ethoedge.experiment import VerificationError, classify, run, run_windows
+from ethoedge.experiment.deploy import check_verified
 from ethoedge.export import toolchain
-from ethoedge.pipeline import classify, run, run_windows
-from ethoedge.pipeline_deploy import VerificationError, check_verified
 from ethoedge.quantize.config import QuantConfig
 from ethoedge.quantize.qmodel import QuantizedStudent
 from ethoedge.quantize.reference import predict
@@ -156,7 +156,7 @@ def test_quantized_entries_report_and_verified_c(separable_run):
 
 
 def test_classify_int_engine_matches_reference_and_run(bundled_run, tmp_path, capsys):
-    from ethoedge.export.deploy import windows_for_bundle
+    from ethoedge.inference import windows_for_bundle
 
     bundle = bundled_run / "model"
     q = QuantizedStudent.load(bundle / "quantized" / "w8.json")
@@ -198,26 +198,34 @@ def test_verification_mismatch_fails_clearly():
         check_verified(bad, "run")
 
 
+def _spy_fit(monkeypatch) -> dict[str, tuple[int, object]]:
+    """Record, per training job (work-folder checkpoint stem), the number of training windows
+    and the validation windows that :func:`ethoedge.train.fit` was given."""
+    import ethoedge.experiment.jobs as jobs
+
+    seen: dict[str, tuple[int, object]] = {}
+    orig = jobs.fit
+
+    def spy(model, X, y, norm, cfg, *, checkpoint, X_val=None, **kw):
+        seen[checkpoint.stem] = (len(X), X_val)
+        return orig(model, X, y, norm, cfg, checkpoint=checkpoint, X_val=X_val, **kw)
+
+    monkeypatch.setattr(jobs, "fit", spy)
+    return seen
+
+
 def test_teacher_stride_thins_only_the_teachers_windows(tmp_path, monkeypatch):
-    import ethoedge.pipeline as P
     from ethoedge.distill import load_soft_labels
 
-    seen: dict[str, int] = {}
-    orig = P._train_one
-
-    def spy(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw):
-        seen[label] = len(idx)
-        return orig(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw)
-
-    monkeypatch.setattr(P, "_train_one", spy)
+    seen = _spy_fit(monkeypatch)
     cfg = tiny_config(teacher_stride=3, deploy=False, quantize=False,
                       student_train=replace(FAST3, epochs=1),
                       teacher_train=replace(FAST3, epochs=1))  # fmt: skip
     run_windows(separable_windows(), cfg, tmp_path, dataset_name="sep", progress=False)
-    (fold,) = {label.split()[0] for label in seen}
-    n_student = seen[f"{fold} student seed 0"]
-    assert seen[f"{fold} teacher"] == -(-n_student // 3)  # every 3rd training window
-    assert seen[f"{fold} student_kd seed 0"] == n_student
+    (fold,) = {stem.split("_")[0] for stem in seen}
+    n_student = seen[f"{fold}_student_s0"][0]
+    assert seen[f"{fold}_teacher"][0] == -(-n_student // 3)  # every 3rd training window
+    assert seen[f"{fold}_student_kd_s0"][0] == n_student
     soft = load_soft_labels(tmp_path / "work" / f"{fold}_soft_labels.npz")
     assert len(soft.index) == n_student  # soft labels cover every student window
     assert "(teacher 3)" in (tmp_path / "report.md").read_text()
@@ -226,24 +234,15 @@ def test_teacher_stride_thins_only_the_teachers_windows(tmp_path, monkeypatch):
 def test_no_validation_animal_trains_on_every_training_animal(tmp_path, monkeypatch):
     """val_animals=0: no animal is held out for choosing the epoch; every model trains on all
     non-test windows for its fixed budget and keeps the last epoch."""
-    import ethoedge.pipeline as P
-
-    seen: dict[str, tuple[int, object]] = {}
-    orig = P._train_one
-
-    def spy(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw):
-        seen[label] = (len(idx), va)
-        return orig(model, w, idx, va, norm, cfg, ckpt, bar, label, **kw)
-
-    monkeypatch.setattr(P, "_train_one", spy)
+    seen = _spy_fit(monkeypatch)
     w = separable_windows(n_per_animal=30, animals="abc")
     cfg = tiny_config(protocol="loao", val_animals=0, deploy=False, quantize=False,
                       student_train=replace(FAST3, epochs=2),
                       teacher_train=replace(FAST3, epochs=2))  # fmt: skip
     res = run_windows(w, cfg, tmp_path, dataset_name="sep", progress=False)
     assert len(seen) == 3 * 3  # 3 folds x (teacher, student, student_kd)
-    for label, (n, va) in seen.items():
-        assert n == 60 and va is None, label  # the two other animals, all of their windows
+    for stem, (n, va) in seen.items():
+        assert n == 60 and va is None, stem  # the two other animals, all of their windows
     for entry in res["models"].values():
         assert {(f["best_epoch"], f["epochs_run"]) for f in entry["per_fold"]} == {(2, 2)}
     assert "last epoch of a fixed budget" in (tmp_path / "report.md").read_text()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ethoedge import __version__
+from ethoedge.data.recording import UNLABELLED
 from ethoedge.data.windows import Normalizer, WindowConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_dir
@@ -133,14 +134,100 @@ def load_bundle(directory: str | Path) -> Bundle:
         _load_state(teacher, directory / "teacher.npz")
         teacher.eval()
     norm = doc["normalizer"]
+    window, data = dict(doc["window"]), dict(doc.get("data", {}))
+    # Bundles written before resampling became a window setting carry data.resample_hz.
+    if data.get("resample_hz") is not None and window.get("target_rate_hz") is None:
+        window["target_rate_hz"] = data["resample_hz"]
+    data.pop("resample_hz", None)
     return Bundle(
         student=student,
         normalizer=Normalizer(tuple(norm["mean"]), tuple(norm["std"])),  # type: ignore[arg-type]
         class_names=class_names,
-        window=WindowConfig(**doc["window"]),
+        window=WindowConfig(**window),
         rate_hz=float(doc["rate_hz"]),
         teacher=teacher,
-        data=dict(doc.get("data", {})),
+        data=data,
         meta=dict(doc.get("meta", {})),
         window_samples=int(doc["n_samples"]),
     )
+
+
+def window_like_bundle(bundle: Bundle, dataset: Any, *, every_stretch: bool = False) -> Any:
+    """Cut ``dataset`` into windows exactly as ``bundle``'s training data were: its window
+    settings, resampled to its rate where the data come at another one.
+
+    ``every_stretch``: keep impure windows (label = the majority label) and windows without
+    any label, so that every stretch long enough for a window is classified; labels that are
+    missing come out as class index -1. Otherwise windows are filtered as in training.
+    Returns :class:`~ethoedge.data.Windows` (raw g, ``(n, channels, L)``).
+    """
+    from dataclasses import replace
+
+    from ethoedge.data import make_windows
+    from ethoedge.errors import DataError
+
+    wcfg = bundle.window
+    if every_stretch:
+        wcfg = replace(wcfg, drop_impure=False)
+        if any(_has_missing(r.labels) for r in dataset.recordings):
+            recs = [
+                replace(r, labels=np.where(_missing(r.labels), UNLABELLED, r.labels).astype(object))
+                for r in dataset.recordings
+            ]
+            dataset = replace(
+                dataset, recordings=recs, class_names=(*dataset.class_names, UNLABELLED)
+            )
+    if wcfg.target_rate_hz is None and set(dataset.rates_hz) != {bundle.rate_hz}:
+        wcfg = replace(wcfg, target_rate_hz=bundle.rate_hz)
+    windows = make_windows(dataset, wcfg)
+    source = getattr(dataset, "source", None)
+    if len(windows) == 0:
+        raise DataError(
+            "no windows: every recording is shorter than the model's window", path=source
+        )
+    if windows.n_samples != bundle.n_samples:
+        raise DataError(
+            f"windows have {windows.n_samples} samples, the model expects {bundle.n_samples}",
+            path=source,
+        )
+    if every_stretch and UNLABELLED in windows.class_names:
+        none = windows.class_names.index(UNLABELLED)
+        y = np.where(windows.y == none, -1, windows.y)
+        windows = replace(windows, y=y)
+    return windows
+
+
+def _missing(labels: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return np.asarray(pd.isna(labels))
+
+
+def _has_missing(labels: np.ndarray) -> bool:
+    return bool(_missing(labels).any())
+
+
+def windows_for_bundle(
+    bundle: Bundle | str | Path,
+    data_path: str | Path | None = None,
+    *,
+    data_format: str | None = None,
+    units: str | None = None,
+    every_stretch: bool = False,
+) -> Any:
+    """Load ``data_path`` with the bundle's data settings (``data_format`` and ``units``
+    replacing its format and units where given; no path: the bundled default data set) and
+    window it with :func:`window_like_bundle`."""
+    from ethoedge.data import load_dataset
+    from ethoedge.data.config import DataConfig
+
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    d = dict(b.data)
+    d["path"] = None if data_path is None else str(data_path)
+    if data_format is not None:
+        d["format"] = data_format
+    if units is not None:
+        d["units"] = units
+    if every_stretch:
+        d["unlabelled"] = "keep"
+    return window_like_bundle(b, load_dataset(DataConfig.from_dict(d)), every_stretch=every_stretch)

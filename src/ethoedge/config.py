@@ -1,34 +1,51 @@
 """The composed configuration of one run (:class:`RunConfig`), its presets and YAML round trip.
 
 Every stage keeps its own frozen dataclass (``DataConfig``, ``WindowConfig``, ``TeacherConfig``,
-``StudentConfig``, ``TrainConfig``, ``KDConfig``); :class:`RunConfig` only composes them and
-adds the evaluation protocol. ``config.yaml`` in a run's output is :func:`save_yaml` of the
-resolved config and re-runs the same job with ``ethoedge run --config config.yaml``.
+``StudentConfig``, ``TrainConfig``, ``KDConfig``, ``QuantConfig``); :class:`RunConfig` only
+composes them and adds the evaluation protocol. ``config.yaml`` in a run's output is
+:func:`save_yaml` of the resolved config and re-runs the same job with
+``ethoedge run --config config.yaml``.
+
+Validation and the dict round trip go through pydantic v2 in dataclass mode
+(:mod:`ethoedge.configbase`): one library checks every type, choice and range and names the
+key's dotted path in every error, while the configs stay plain frozen dataclasses
+(``dataclasses.replace``, ``asdict``, ``==``) for the rest of the code.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import Field
 
+from ethoedge.configbase import (
+    AutoBool,
+    Bool,
+    Int,
+    NonNegInt,
+    PosInt,
+    Str,
+    config_dataclass,
+    from_plain,
+    to_plain,
+)
 from ethoedge.data.config import DataConfig
 from ethoedge.data.windows import WindowConfig
+from ethoedge.distill.config import KDConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_write_text
 from ethoedge.models.gru_mlp import StudentConfig
 from ethoedge.models.resnet import TeacherConfig
 from ethoedge.quantize.config import QuantConfig
-from ethoedge.train import AugmentConfig, KDConfig, TrainConfig
+from ethoedge.train import AugmentConfig, TrainConfig
 
 PRESETS = ("quick", "full")
 
 
-@dataclass(frozen=True)
+@config_dataclass()
 class RunConfig:
     """One run: data, windows, models, training, distillation and the evaluation protocol.
 
@@ -41,7 +58,8 @@ class RunConfig:
             (same MLP rule as ``student``: ``mlp_hidden`` None means equal to H).
         teacher_train: training settings of the teacher.
         student_train: training settings of both students (plain and distilled).
-        kd: distillation settings of ``student_kd``.
+        kd: distillation settings of ``student_kd``, in its training and in its
+            quantization-aware fine-tuning with the teacher's soft labels.
         protocol: ``"loao"`` (leave one animal out), ``"kfold"`` (``k`` folds by animal) or
             ``"holdout"`` (one split: ``test_animals`` test and ``val_animals`` validation
             animals, the rest training).
@@ -73,63 +91,54 @@ class RunConfig:
             (where ``qemu-system-arm`` and ``arm-none-eabi-gcc`` are installed), True
             (required) or False (host check only).
         qemu_windows: windows run on each emulated MCU (the host checks every window).
+        executor: where the training jobs of the cross-validation run: ``"serial"`` (one after
+            another in this process), ``"processes"`` (``workers`` local worker processes) or
+            ``"ray"`` (a Ray cluster: ``ray_address``, or a local one of ``workers`` CPUs;
+            needs ``pip install 'ethoedge[ray]'``). The figures do not depend on it.
+        workers: jobs at once for ``processes`` and ``ray``.
+        ray_address: address of a running Ray cluster (``ray://host:10001`` or ``host:6379``);
+            None: start a local one for the run and shut it down after.
+        job_threads: torch threads of every training job, whatever the executor (results of
+            the teacher's convolutions depend on the thread count, so this keeps serial,
+            process and Ray runs identical; with 1, small models use cores best as parallel
+            jobs).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
-    student_sizes: tuple[int, ...] = ()
+    student_sizes: tuple[PosInt, ...] = ()
     teacher_train: TrainConfig = field(default_factory=TrainConfig)
     student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=3e-3))
     kd: KDConfig = field(default_factory=KDConfig)
     protocol: Literal["loao", "kfold", "holdout"] = "holdout"
-    k: int = 5
-    val_animals: int = 1
-    test_animals: int = 1
-    split_seed: int = 0
-    seeds: tuple[int, ...] = (0,)
-    train_stride: int = 1
-    teacher_stride: int = 0
-    deploy: bool = True
-    quantize: bool = True
+    k: Annotated[Int, Field(ge=2)] = 5
+    val_animals: NonNegInt = 1
+    test_animals: PosInt = 1
+    split_seed: Int = 0
+    seeds: tuple[Int, ...] = (0,)
+    train_stride: PosInt = 1
+    teacher_stride: NonNegInt = 0
+    deploy: Bool = True
+    quantize: Bool = True
     quant: QuantConfig = field(default_factory=QuantConfig)
-    export_bits: tuple[int, ...] = (8, 16)
-    qemu: bool | Literal["auto"] = "auto"
-    qemu_windows: int = 500
+    export_bits: tuple[Int, ...] = (8, 16)
+    qemu: AutoBool = "auto"
+    qemu_windows: PosInt = 500
+    executor: Literal["serial", "processes", "ray"] = "serial"
+    workers: PosInt = 1
+    ray_address: Str | None = None
+    job_threads: PosInt = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.quant, QuantConfig):
-            raise ConfigError(
-                f"quant must be a mapping of quantization settings, got {self.quant!r}"
-            )
-        bad = [b for b in self.export_bits if b not in (8, 16) or isinstance(b, bool)]
+        bad = [b for b in self.export_bits if b not in (8, 16)]
         if bad:
             raise ConfigError(f"export_bits: C export supports word lengths 8 and 16, got {bad}")
         if len(set(self.export_bits)) != len(self.export_bits):
             raise ConfigError(f"export_bits has duplicates: {list(self.export_bits)}")
-        if self.qemu not in (True, False, "auto"):
-            raise ConfigError(f"qemu must be true, false or 'auto', got {self.qemu!r}")
-        if not isinstance(self.qemu_windows, int) or self.qemu_windows < 1:
-            raise ConfigError(f"qemu_windows must be an integer >= 1, got {self.qemu_windows!r}")
-        if self.protocol not in ("loao", "kfold", "holdout"):
-            raise ConfigError(f"protocol must be loao, kfold or holdout, got {self.protocol!r}")
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed")
-        if self.k < 2:
-            raise ConfigError(f"k must be >= 2, got {self.k}")
-        if self.val_animals < 0 or self.test_animals < 1:
-            raise ConfigError(
-                f"val_animals must be >= 0 and test_animals >= 1, got {self.val_animals} and "
-                f"{self.test_animals}"
-            )
-        if self.train_stride < 1:
-            raise ConfigError(f"train_stride must be >= 1, got {self.train_stride}")
-        if self.teacher_stride < 0:
-            raise ConfigError(f"teacher_stride must be >= 0, got {self.teacher_stride}")
-        for h in (self.student.hidden, *self.student_sizes):
-            if int(h) < 1:
-                raise ConfigError(f"student hidden size must be >= 1, got {h}")
 
     @property
     def min_animals(self) -> int:
@@ -150,76 +159,13 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists for tuples), for YAML/JSON."""
-        return _to_plain(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
-        return _from_plain(cls, d, "")
-
-
-def _to_plain(obj: Any) -> Any:
-    if isinstance(obj, DataConfig | QuantConfig):
-        return obj.to_dict()
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, tuple | list):
-        return [_to_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    return obj
-
-
-def _from_plain(cls: type, d: Any, where: str) -> Any:
-    if cls is DataConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where or 'config'} must be a mapping, got {d!r}")
-        return DataConfig.from_dict(d)
-    if cls is QuantConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where} must be a mapping, got {d!r}")
-        try:
-            return QuantConfig.from_dict(d)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{where}: {e}") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where or 'config'} must be a mapping, got {d!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"unknown keys {unknown} in {where or 'config'}; known: {sorted(known)}")
-    kwargs = {}
-    for name, value in d.items():
-        kwargs[name] = _convert(hints[name], value, f"{where}.{name}".lstrip("."))
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"{where or 'config'}: {e}") from None
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if isinstance(tp, type) and is_dataclass(tp):
-        return _from_plain(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(args[0], value, where) if len(args) == 1 else value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(value)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{where} must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, bool, str) and not isinstance(value, tp):
-        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
-    return value
+        """Inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys and bad
+        values are a :class:`ConfigError` naming the key's dotted path."""
+        return from_plain(cls, d)
 
 
 def preset(name: str) -> RunConfig:

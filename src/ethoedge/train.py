@@ -20,21 +20,32 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from sklearn.metrics import matthews_corrcoef
 from torch import nn
 from torch.nn import functional as F
 
+from ethoedge.configbase import (
+    Bool,
+    Int,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    PosInt,
+    config_dataclass,
+)
 from ethoedge.data.windows import Normalizer
+from ethoedge.distill.config import KDConfig
 from ethoedge.distill.loss import kd_loss
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_path
 
 
-@dataclass(frozen=True)
+@config_dataclass(key="augment")
 class AugmentConfig:
     """Training-time augmentation of raw windows (g), applied per window.
 
@@ -46,46 +57,17 @@ class AugmentConfig:
         jitter: standard deviation (g) of Gaussian noise added to every sample (0: off).
     """
 
-    rotate: bool = True
-    max_angle_deg: float = 30.0
-    scale: float = 0.1
-    jitter: float = 0.01
+    rotate: Bool = True
+    max_angle_deg: NonNegFloat = 30.0
+    scale: Annotated[NonNegFloat, Field(lt=1)] = 0.1
+    jitter: NonNegFloat = 0.01
 
     @property
     def enabled(self) -> bool:
         return (self.rotate and self.max_angle_deg > 0) or self.scale > 0 or self.jitter > 0
 
-    def __post_init__(self) -> None:
-        if self.max_angle_deg < 0 or not 0 <= self.scale < 1 or self.jitter < 0:
-            raise ConfigError(
-                "augment: max_angle_deg >= 0, 0 <= scale < 1 and jitter >= 0 needed, "
-                f"got {self.max_angle_deg}, {self.scale}, {self.jitter}"
-            )
 
-
-@dataclass(frozen=True)
-class KDConfig:
-    """Knowledge distillation settings (:func:`ethoedge.distill.kd_loss`).
-
-    Attributes:
-        alpha: weight of the soft (teacher) term, in [0, 1]; 0 is the plain student.
-        temperature: softmax temperature T > 0.
-        consistent: the teacher scores the same augmented batch as the student (the teacher
-            stays in memory) instead of the stored soft labels of the un-augmented windows.
-    """
-
-    alpha: float = 0.5
-    temperature: float = 4.0
-    consistent: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ConfigError(f"kd.alpha must be in [0, 1], got {self.alpha}")
-        if not float(self.temperature) > 0:
-            raise ConfigError(f"kd.temperature must be > 0, got {self.temperature}")
-
-
-@dataclass(frozen=True)
+@config_dataclass(key="train")
 class TrainConfig:
     """How one model is trained.
 
@@ -106,30 +88,16 @@ class TrainConfig:
         augment: augmentation settings.
     """
 
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 6
+    epochs: PosInt = 30
+    batch_size: Annotated[Int, Field(ge=2)] = 128
+    lr: PosFloat = 1e-3
+    weight_decay: NonNegFloat = 1e-4
+    patience: NonNegInt = 6
     monitor: Literal["mcc", "loss"] = "mcc"
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    seed: int = 0
+    seed: Int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError(f"train: epochs >= 1 and batch_size >= 2 needed, got {self}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.patience < 0:
-            raise ConfigError("train: lr > 0, weight_decay >= 0 and patience >= 0 needed")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ConfigError(
-                f"train.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
-            )
-        if self.monitor not in ("mcc", "loss"):
-            raise ConfigError(f"train.monitor must be 'mcc' or 'loss', got {self.monitor!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
 
 
 @dataclass

@@ -143,7 +143,7 @@ def test_config_roundtrip_and_validation():
     assert DataConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="nan_policy"):
         DataConfig(nan_policy="zero")
-    with pytest.raises(ConfigError, match="unknown data config keys"):
+    with pytest.raises(ConfigError, match=r"unknown keys \['data\.paht'\]"):
         DataConfig.from_dict({"paht": "x"})
 
 

@@ -1,6 +1,7 @@
 """The ``ethoedge`` command line: a thin layer over the Python API.
 
-Every command lives in a module of this package that registers itself on :data:`app`.
+Every command lives in a module of this package that registers itself on the application
+object of :mod:`ethoedge.cli.app`.
 User errors (:class:`~ethoedge.errors.EthoedgeError`) print one line and exit with status 2,
 never a traceback.
 """
@@ -9,35 +10,14 @@ from __future__ import annotations
 
 import sys
 
-import typer
 from rich.console import Console
 
-from ethoedge import __version__
+from ethoedge.cli.app import app
 from ethoedge.errors import EthoedgeError
 
-app = typer.Typer(
-    name="ethoedge",
-    help="Animal behaviour classification from accelerometry, distilled and quantized for MCUs.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+__all__ = ["app", "main"]
+
 err_console = Console(stderr=True)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"ethoedge {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """ethoedge: from raw accelerometer CSV to verified firmware source."""
 
 
 def _register() -> None:

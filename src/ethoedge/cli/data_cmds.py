@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ethoedge.cli import app
+from ethoedge.cli.app import app
 from ethoedge.cli.options import format_opt, out_opt, units_opt
 
 data_app = typer.Typer(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ethoedge.cli import app
+from ethoedge.cli.app import app
 from ethoedge.cli.options import format_opt, out_opt, units_opt
 
 

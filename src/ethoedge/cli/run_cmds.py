@@ -1,4 +1,4 @@
-"""``ethoedge run`` and ``ethoedge classify``: thin layers over :mod:`ethoedge.pipeline`."""
+"""``ethoedge run`` and ``ethoedge classify``: thin layers over :mod:`ethoedge.experiment`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ethoedge.cli import app
+from ethoedge.cli.app import app
 from ethoedge.cli.options import device_opt, format_opt, out_opt, quiet_opt, units_opt
 
 
@@ -33,11 +33,23 @@ def run_cmd(
     device: str | None = device_opt(),
     format: str | None = format_opt(None),
     units: str | None = units_opt(),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="Where the fold jobs run: serial (this process), processes (local worker "
+        "processes) or ray (a Ray cluster; pip install 'ethoedge[ray]'). Default: the config's.",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Jobs at once for processes/ray (default: the config's)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Address of a running Ray cluster (default: start one here)."
+    ),
     quiet: bool = quiet_opt(),
 ) -> None:
     """Train and evaluate teacher, student and student+KD by animal; write report and bundle."""
     from ethoedge.config import load_yaml, preset
-    from ethoedge.pipeline import run
+    from ethoedge.experiment import run
 
     cfg = load_yaml(config) if config is not None else preset(preset_name)
     if data is not None:
@@ -52,6 +64,8 @@ def run_cmd(
             teacher_train=replace(cfg.teacher_train, device=device),
             student_train=replace(cfg.student_train, device=device),
         )
+    jobs = {"executor": executor, "workers": workers, "ray_address": ray_address}
+    cfg = replace(cfg, **{k: v for k, v in jobs.items() if v is not None})
     results = run(cfg, out, progress=not quiet)
     con = Console()
     table = Table(title=f"{results['dataset']}: {results['protocol']}, seeds {results['seeds']}")
@@ -91,7 +105,7 @@ def classify_cmd(
 ) -> None:
     """Classify every window; print hours per behaviour per animal (and MCC when labelled)."""
     from ethoedge.data.config import DataConfig
-    from ethoedge.pipeline import classify
+    from ethoedge.experiment import classify
 
     cfg = DataConfig(path=str(data), format=format, units=units, unlabelled="keep")
     con = Console()

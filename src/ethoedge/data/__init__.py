@@ -11,7 +11,7 @@ from ethoedge.data import splits
 from ethoedge.data.config import DataConfig
 from ethoedge.data.dataset import Dataset
 from ethoedge.data.loaders import default_data_path, load_dataset
-from ethoedge.data.recording import Recording
+from ethoedge.data.recording import UNLABELLED, Recording
 from ethoedge.data.splits import (
     Split,
     assert_disjoint,
@@ -23,6 +23,7 @@ from ethoedge.data.splits import (
 from ethoedge.data.windows import Normalizer, WindowConfig, Windows, make_windows
 
 __all__ = [
+    "UNLABELLED",
     "DataConfig",
     "Dataset",
     "Normalizer",

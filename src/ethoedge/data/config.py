@@ -2,23 +2,46 @@
 
 A :class:`DataConfig` is saved beside every artefact (``to_dict``/``from_dict`` round-trip
 through YAML/JSON) so a run can be repeated exactly.
+
+Resampling is a window setting, ``window.target_rate_hz``
+(:class:`~ethoedge.data.windows.WindowConfig`), not a data setting: the rate is part of what a
+model is trained on, as the window length is, and windowing resamples each gap-free run (the
+same rule a bundle uses to window new data at its own rate). Only a format whose files mix
+rates (``otariids_ladds``: 25 and 20 Hz sessions) is brought to one rate on load.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+import typing
+from dataclasses import field
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from ethoedge.configbase import (
+    Float,
+    LabelMap,
+    PosFloat,
+    Str,
+    config_dataclass,
+    from_plain,
+    to_plain,
+)
 from ethoedge.errors import ConfigError
 
-FORMATS = ("auto", "generic", "cattle_ufro", "otariids_ladds")
-UNITS = ("g", "m/s2")
-NAN_POLICIES = ("error", "drop", "interpolate")
-UNLABELLED_POLICIES = ("error", "drop", "keep")
-TIMESTAMP_POLICIES = ("error", "sort")
+Format = Literal["auto", "generic", "cattle_ufro", "otariids_ladds"]
+Units = Literal["g", "m/s2"]
+NanPolicy = Literal["error", "drop", "interpolate"]
+UnlabelledPolicy = Literal["error", "drop", "keep"]
+TimestampPolicy = Literal["error", "sort"]
+FORMATS: tuple[str, ...] = typing.get_args(Format)
+UNITS: tuple[str, ...] = typing.get_args(Units)
+NAN_POLICIES: tuple[str, ...] = typing.get_args(NanPolicy)
+UNLABELLED_POLICIES: tuple[str, ...] = typing.get_args(UnlabelledPolicy)
+TIMESTAMP_POLICIES: tuple[str, ...] = typing.get_args(TimestampPolicy)
 
 
-@dataclass(frozen=True)
+@config_dataclass(key="data", moved={"resample_hz": "window.target_rate_hz"})
 class DataConfig:
     """Where the data are and how to read them.
 
@@ -46,53 +69,30 @@ class DataConfig:
             ``"sort"`` (sort by time and drop exact duplicate timestamps, keeping the first).
         rate_hz: declared sampling rate in Hz (``None``: inferred from the median timestamp
             step; the otariid preset reads it per session from ``fs_hz``).
-        resample_hz: resample every recording to this rate on load (linear interpolation for
-            acceleration, nearest sample for labels; ``None``: keep, except the otariid preset
-            which resamples its mixed 25/20 Hz sessions to 20 Hz).
-        max_gap_factor: on load, resampling never interpolates over a step longer than this
-            many sample periods (the same rule as :class:`~ethoedge.data.windows.WindowConfig`).
+        max_gap_factor: where a format brings its recordings to one rate on load (the
+            otariid preset resamples its mixed 25/20 Hz sessions to 20 Hz), resampling never
+            interpolates over a step longer than this many sample periods (the same rule as
+            :class:`~ethoedge.data.windows.WindowConfig`). To resample to another rate, set
+            ``window.target_rate_hz``.
     """
 
-    path: str | None = None
-    format: str = "auto"
-    units: str | None = None
-    label_column: str | None = None
-    label_map: dict[str, str | None] = field(default_factory=dict)
-    classes: tuple[str, ...] | None = None
-    nan_policy: str = "error"
-    unlabelled: str = "error"
-    timestamp_policy: str = "error"
-    rate_hz: float | None = None
-    resample_hz: float | None = None
-    max_gap_factor: float = 1.5
+    path: Str | None = None
+    format: Format = "auto"
+    units: Units | None = None
+    label_column: Str | None = None
+    label_map: LabelMap = field(default_factory=dict)
+    classes: tuple[Str, ...] | None = None
+    nan_policy: NanPolicy = "error"
+    unlabelled: UnlabelledPolicy = "error"
+    timestamp_policy: TimestampPolicy = "error"
+    rate_hz: PosFloat | None = None
+    max_gap_factor: Annotated[Float, Field(gt=1)] = 1.5
 
     def __post_init__(self) -> None:
-        def check(name: str, value: object, allowed: tuple[object, ...]) -> None:
-            if value not in allowed:
-                raise ConfigError(f"data.{name} must be one of {list(allowed)}, got {value!r}")
-
-        check("format", self.format, FORMATS)
-        if self.units is not None:
-            check("units", self.units, UNITS)
-        check("nan_policy", self.nan_policy, NAN_POLICIES)
-        check("unlabelled", self.unlabelled, UNLABELLED_POLICIES)
-        check("timestamp_policy", self.timestamp_policy, TIMESTAMP_POLICIES)
-        if not isinstance(self.label_map, dict):
-            raise ConfigError(f"data.label_map must be a mapping, got {self.label_map!r}")
-        for k, v in self.label_map.items():
-            if not isinstance(k, str) or not (v is None or isinstance(v, str)):
-                raise ConfigError(f"data.label_map entry {k!r}: {v!r} must map a str to a str/null")
-        if self.classes is not None:
-            classes = tuple(self.classes)
-            if not classes or len(set(classes)) != len(classes):
-                raise ConfigError(f"data.classes must be distinct and non-empty, got {classes}")
-            object.__setattr__(self, "classes", classes)
-        for name in ("rate_hz", "resample_hz"):
-            v = getattr(self, name)
-            if v is not None and not (float(v) > 0):
-                raise ConfigError(f"data.{name} must be positive, got {v!r}")
-        if not self.max_gap_factor > 1.0:
-            raise ConfigError(f"data.max_gap_factor must be > 1, got {self.max_gap_factor!r}")
+        if self.classes is not None and (
+            not self.classes or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ConfigError(f"data.classes must be distinct and non-empty, got {self.classes}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists for tuples), for YAML/JSON.
@@ -100,11 +100,7 @@ class DataConfig:
         >>> DataConfig(classes=("a", "b")).to_dict()["classes"]
         ['a', 'b']
         """
-        d = asdict(self)
-        if d["classes"] is not None:
-            d["classes"] = list(d["classes"])
-        d["label_map"] = dict(d["label_map"])
-        return d
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
@@ -114,13 +110,4 @@ class DataConfig:
         >>> DataConfig.from_dict(c.to_dict()) == c
         True
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown data config keys {unknown}; known: {sorted(known)}")
-        d = dict(d)
-        if d.get("classes") is not None:
-            d["classes"] = tuple(d["classes"])
-        if d.get("label_map") is None:
-            d["label_map"] = {}
-        return cls(**d)
+        return from_plain(cls, d)

@@ -7,7 +7,8 @@ Layouts (see ``docs/data.md``):
 * ``cattle_ufro``: the shared UFRO cattle-collar file (m/s², 10 Hz, bouts in ``segment``);
   keeps grazing / resting / standing / walking by default.
 * ``otariids_ladds``: the shared seal file (g, sessions at 25 or 20 Hz in ``session``, the
-  five behaviour groups in ``label_group``); resampled to 20 Hz by default.
+  five behaviour groups in ``label_group``); resampled to 20 Hz on load, so that its
+  recordings share one rate (another rate: ``window.target_rate_hz``).
 
 Every problem with the file is a :class:`~ethoedge.errors.DataError` naming the file, and the
 row (1-based file line, header = line 1; for Parquet the 1-based record) and column where
@@ -358,7 +359,8 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     Steps: read the file; check columns and values (missing, non-numeric, NaN/inf,
     unlabelled); map labels (``label_map`` then ``classes``); convert units to g; split into
     one recording per (animal, segment); check timestamps increase within each; set the
-    sampling rate (declared, per-session, or inferred); optionally resample.
+    sampling rate (declared, per-session, or inferred); bring a format that mixes rates
+    (``otariids_ladds``) to one.
     """
     cfg = cfg if cfg is not None else DataConfig()
     path = resolve_path(cfg.path)
@@ -540,7 +542,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
 
     # Sampling rate per recording.
     rates = _rates(cfg, preset, groups, t, rate_col, path, lines)
-    resample_hz = cfg.resample_hz or preset.resample_hz
+    resample_hz = preset.resample_hz  # a format that mixes rates is brought to one
     recordings: list[Recording] = []
     n_interp_lost = 0
     resampled: dict[float, int] = {}

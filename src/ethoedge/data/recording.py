@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+UNLABELLED = "(unlabelled)"
+"""The label that stands for samples without one (``None`` in :attr:`Recording.labels`) where
+a name is needed: a row of the data statistics, a placeholder class when every stretch of new
+data is windowed for classification."""
+
 
 @dataclass(frozen=True)
 class Recording:

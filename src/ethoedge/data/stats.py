@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ethoedge.data.dataset import Dataset
+from ethoedge.data.recording import UNLABELLED
 from ethoedge.data.windows import WindowConfig, Windows, make_windows
-
-UNLABELLED = "(unlabelled)"
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ model pipeline and folded into the first layer by the quantizer).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from ethoedge.configbase import Bool, Float, Int, PosFloat, UnitFloat, config_dataclass
 from ethoedge.data.resample import resample_run, run_bounds
 from ethoedge.errors import ConfigError, DataError
 
@@ -20,9 +22,13 @@ if TYPE_CHECKING:
     from ethoedge.data.dataset import Dataset
 
 
-@dataclass(frozen=True)
+@config_dataclass(key="window")
 class WindowConfig:
     """How recordings are cut into labelled windows.
+
+    ``target_rate_hz`` is the one resampling setting of a run (``data`` has none): the rate
+    belongs with the window length to what a model is trained on, and a bundle windows new
+    data with these settings at its own rate.
 
     Attributes:
         length_s: window length in seconds (used when ``length`` is None).
@@ -37,14 +43,14 @@ class WindowConfig:
             gap; no window crosses it.
     """
 
-    length_s: float = 5.0
-    hop_s: float = 2.5
-    length: int | None = None
-    hop: int | None = None
-    target_rate_hz: float | None = None
-    min_purity: float = 0.8
-    drop_impure: bool = True
-    max_gap_factor: float = 1.5
+    length_s: Float = 5.0
+    hop_s: Float = 2.5
+    length: Int | None = None
+    hop: Int | None = None
+    target_rate_hz: PosFloat | None = None
+    min_purity: UnitFloat = 0.8
+    drop_impure: Bool = True
+    max_gap_factor: Annotated[Float, Field(gt=1)] = 1.5
 
 
 @dataclass(frozen=True)
@@ -132,15 +138,6 @@ def window_geometry(cfg: WindowConfig, rate_hz: float) -> tuple[int, int]:
     return length, hop
 
 
-def _check_config(cfg: WindowConfig) -> None:
-    if not 0.0 <= cfg.min_purity <= 1.0:
-        raise ConfigError(f"window.min_purity must be in [0, 1], got {cfg.min_purity}")
-    if not cfg.max_gap_factor > 1.0:
-        raise ConfigError(f"window.max_gap_factor must be > 1, got {cfg.max_gap_factor}")
-    if cfg.target_rate_hz is not None and not cfg.target_rate_hz > 0:
-        raise ConfigError(f"window.target_rate_hz must be positive, got {cfg.target_rate_hz}")
-
-
 def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     """Cut every recording of ``dataset`` into fixed-length labelled windows.
 
@@ -157,7 +154,6 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     gap-free stretch) or if every window is too impure.
     """
     cfg = cfg if cfg is not None else WindowConfig()
-    _check_config(cfg)
     recs = dataset.recordings
     if not recs:
         raise DataError("the data set has no recordings", path=dataset.source)

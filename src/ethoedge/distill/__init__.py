@@ -1,5 +1,6 @@
-"""ethoedge.distill: the KD loss and the teacher's stored soft labels."""
+"""ethoedge.distill: the KD loss, its settings and the teacher's stored soft labels."""
 
+from ethoedge.distill.config import KDConfig
 from ethoedge.distill.loss import kd_loss
 from ethoedge.distill.soft_labels import (
     SoftLabels,
@@ -11,6 +12,7 @@ from ethoedge.distill.soft_labels import (
 )
 
 __all__ = [
+    "KDConfig",
     "SoftLabels",
     "kd_loss",
     "load_soft_labels",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from ethoedge.configbase import Bool, Int, Str, config_dataclass, from_plain, to_plain
 from ethoedge.errors import ConfigError
 
 _C_KEYWORDS = frozenset(
@@ -31,9 +31,12 @@ def is_c_identifier(name: str) -> bool:
     return bool(_IDENT.match(name)) and name not in _C_KEYWORDS and len(name) <= 40
 
 
-@dataclass(frozen=True)
+@config_dataclass(key="export")
 class ExportConfig:
     """How the quantized student becomes C.
+
+    Types are checked on construction; the values are checked against the model by
+    :meth:`validate` (a config may name, say, a word length the model does not have).
 
     Attributes:
         prefix: C identifier that prefixes every emitted symbol, file name and macro
@@ -47,11 +50,11 @@ class ExportConfig:
         example_main: also write an example ``main.c`` that classifies one constant window.
     """
 
-    prefix: str = "ethoedge_model"
-    word_bits: int | None = None
-    n_samples: int | None = None
-    use_dsp: bool = True
-    example_main: bool = True
+    prefix: Str = "ethoedge_model"
+    word_bits: Int | None = None
+    n_samples: Int | None = None
+    use_dsp: Bool = True
+    example_main: Bool = True
 
     def validate(self) -> None:
         """Raise :class:`~ethoedge.errors.ConfigError` on an invalid value."""
@@ -68,11 +71,12 @@ class ExportConfig:
             raise ConfigError(f"n_samples must be in 1..65535, got {self.n_samples}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_plain(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ExportConfig:
-        return cls(**d)
+        """Inverse of :meth:`to_json`; unknown keys are a :class:`ConfigError`."""
+        return from_plain(cls, d)
 
     def hash(self) -> str:
         """Short SHA-256 of the canonical JSON (printed in the generated files' header).

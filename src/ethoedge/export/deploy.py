@@ -9,13 +9,12 @@ directory can be verified on its own later.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ethoedge import __version__
-from ethoedge.errors import ConfigError, DataError, EthoedgeError
+from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
 from ethoedge.export.emit import emit_c, write_files
 from ethoedge.export.verify import EXPORT_META, VerifyResult, verify_c
@@ -83,42 +82,6 @@ def export_bundle(
     return write_files(files, out_dir)
 
 
-def windows_for_bundle(
-    bundle_dir: str | Path,
-    data_path: str | Path | None,
-    *,
-    data_format: str | None = None,
-    units: str | None = None,
-):
-    """Window ``data_path`` exactly as the bundle's training data were (its data config with
-    the path, and where given the format and units, replaced; its window settings, resampled
-    to its rate if needed)."""
-    from ethoedge.bundle import load_bundle
-    from ethoedge.data import load_dataset, make_windows
-    from ethoedge.data.config import DataConfig
-
-    bundle = load_bundle(bundle_dir)
-    d = dict(bundle.data)
-    d["path"] = None if data_path is None else str(data_path)
-    if data_format is not None:
-        d["format"] = data_format
-    if units is not None:
-        d["units"] = units
-    dataset = load_dataset(DataConfig.from_dict(d))
-    wcfg = bundle.window
-    if wcfg.target_rate_hz is None and set(dataset.rates_hz) != {bundle.rate_hz}:
-        wcfg = replace(wcfg, target_rate_hz=bundle.rate_hz)
-    windows = make_windows(dataset, wcfg)
-    if len(windows) == 0:
-        raise DataError("no windows: every recording is shorter than the window", path=data_path)
-    if windows.n_samples != bundle.n_samples:
-        raise DataError(
-            f"windows have {windows.n_samples} samples, the model expects {bundle.n_samples}",
-            path=data_path,
-        )
-    return windows
-
-
 def verify_export(
     export_dir: str | Path,
     data_path: str | Path | None,
@@ -142,6 +105,8 @@ def verify_export(
     q = QuantizedStudent.load(export_dir / QUANTIZED_COPY)
     if q.checksum() != meta["model_checksum"]:
         raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
+    from ethoedge.bundle import windows_for_bundle
+
     windows = windows_for_bundle(meta["bundle"], data_path, data_format=data_format, units=units)
     X = quantize_input(windows.X, q.in_frac)
     if max_windows is not None:

@@ -38,9 +38,7 @@ from ethoedge.quantize.fixedpoint import (
     bias_acc,
 )
 from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedStudent
-from ethoedge.quantize.reference import check_exact
-
-MAX_WIDTH = 1024  # H and M limit: keeps every W=8 dot product exact in int32
+from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 
 def n_samples_of(qmodel: QuantizedStudent, cfg: ExportConfig) -> int:

@@ -9,18 +9,18 @@ Input: ``(batch, 3, L)`` *normalised* windows; output: ``(batch, C)`` logits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from ethoedge.configbase import PosInt, config_dataclass
 
-@dataclass(frozen=True)
+
+@config_dataclass(key="student")
 class StudentConfig:
     """GRU-MLP size. ``mlp_hidden=None`` means the same as ``hidden``."""
 
-    hidden: int = 32
-    mlp_hidden: int | None = None
+    hidden: PosInt = 32
+    mlp_hidden: PosInt | None = None
 
     @property
     def mlp(self) -> int:

@@ -12,14 +12,14 @@ For 3 channels, 4 classes and the default sizes the model has 522,180 parameters
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ethoedge.configbase import PosInt, config_dataclass
 
-@dataclass(frozen=True)
+
+@config_dataclass(key="teacher")
 class TeacherConfig:
     """ResNet size: one filter count and the kernel sizes shared by every block.
 
@@ -28,8 +28,8 @@ class TeacherConfig:
         kernels: kernel sizes of the three convolutions inside each block (8, 5, 3).
     """
 
-    filters: tuple[int, ...] = (64, 128, 128)
-    kernels: tuple[int, ...] = (8, 5, 3)
+    filters: tuple[PosInt, ...] = (64, 128, 128)
+    kernels: tuple[PosInt, ...] = (8, 5, 3)
 
 
 class SameConv1d(nn.Conv1d):

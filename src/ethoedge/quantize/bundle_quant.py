@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ethoedge.distill.config import KDConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_write_json
 from ethoedge.quantize.config import QuantConfig
@@ -25,14 +26,16 @@ def quantize_bundle(
     *,
     data_format: str | None = None,
     units: str | None = None,
+    kd: KDConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Quantize a bundle's student at every ``cfg.word_bits`` and write
     ``BUNDLE/quantized/w{bits}.json`` (plus ``quant_config.json``), atomically.
 
     Calibration (and, with ``cfg.qat``, fine-tuning, with the bundle teacher's soft labels
-    when it has a teacher) uses the windows of the bundle's data set (``data`` replaces its
-    path, ``data_format`` and ``units`` its format and units), cut with the bundle's window
-    settings. The returned rows are those of
+    when it has a teacher, weighted by ``kd``: the run's ``cfg.kd``, None for the
+    :class:`~ethoedge.distill.KDConfig` defaults) uses the windows of the bundle's data set
+    (``data`` replaces its path, ``data_format`` and ``units`` its format and units), cut
+    with the bundle's window settings. The returned rows are those of
     :func:`~ethoedge.quantize.sweep.evaluate_word_lengths` scored on the same windows (the
     training data: ``agreement`` with the float student is the meaningful figure here).
     Nothing is written unless every word length succeeds. ``windows`` (a
@@ -87,6 +90,7 @@ def quantize_bundle(
         soft_labels=soft,
         train_y=win.y,
         log=log,
+        kd=kd,
     )
     source = {"bundle": str(bundle_dir), "data": str(data_source), "windows": len(win)}
     docs = {}

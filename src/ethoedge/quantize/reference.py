@@ -51,7 +51,7 @@ def _acc(q: QuantizedStudent, wname: str, bname: str, x: np.ndarray, f_x: int):
     return dot(_w(q, wname), x) + bias_acc(_w(q, bname), q.frac(bname), f_acc), f_acc
 
 
-MAX_WIDTH = 256  # largest supported H and M (keeps every int64 intermediate exact)
+MAX_WIDTH = 256  # largest H and M of the integer model, reference and C (int64 stays exact)
 MAX_BIAS_LSHIFT = 30  # bias_acc left shift: |bias_acc| <= 2**45
 MAX_ACC_LSHIFT = 16  # accumulator left shift in align/requant: |v| < 2**46 -> < 2**62
 MAX_RSHIFT = 62
@@ -96,7 +96,7 @@ def check_exact(q: QuantizedStudent) -> None:
     if not 4 <= q.word_bits <= 16:
         raise ConfigError(f"word length {q.word_bits} not supported (4..16)")
     if not (1 <= q.hidden <= MAX_WIDTH and 1 <= q.mlp_hidden <= MAX_WIDTH):
-        raise ConfigError(f"hidden sizes {q.hidden}, {q.mlp_hidden} not supported (1..256)")
+        raise ConfigError(f"hidden sizes {q.hidden}, {q.mlp_hidden} not supported (1..{MAX_WIDTH})")
     for name, s in shifts(q).items():
         limit = MAX_BIAS_LSHIFT if name.startswith("bias_") else MAX_ACC_LSHIFT
         if name == "n_to_h":

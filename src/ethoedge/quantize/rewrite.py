@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from ethoedge.data.windows import Normalizer
+from ethoedge.distill.config import KDConfig
+from ethoedge.distill.loss import kd_loss
 from ethoedge.errors import DataError
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.quantize.calibrate import calibrate, fold_normalizer, unfold_normalizer
@@ -222,6 +224,8 @@ def qat_finetune(
     soft_labels: np.ndarray | None = None,
     val: tuple[np.ndarray, np.ndarray] | None = None,
     log: Callable[[str], None] | None = None,
+    *,
+    kd: KDConfig | None = None,
 ) -> GRUStudent:
     """Quantization-aware fine-tuning of a trained student at ``word_bits``.
 
@@ -229,12 +233,14 @@ def qat_finetune(
     windows ``(n, 3, L)`` in g), trains :class:`FakeQuantStudent` for ``cfg.qat_epochs``
     epochs with Adam (``cfg.qat_lr``) on cross-entropy with ``train_y``, or, when the
     teacher's ``soft_labels`` (teacher *logits*, ``(n, C)``) are given, on
-    ``ethoedge.distill.loss.kd_loss`` with ``cfg.kd_alpha`` and ``cfg.kd_temperature``.
+    :func:`ethoedge.distill.loss.kd_loss` with ``kd.alpha`` and ``kd.temperature`` (the
+    run's distillation settings; None: the :class:`~ethoedge.distill.KDConfig` defaults).
     With ``val = (X_g, y)`` the epoch with the lowest validation loss of the fake-quantized
     model is kept. Returns a fine-tuned copy that takes *normalised* windows, like
     ``student``.
     """
     cfg = cfg or QuantConfig()
+    kd = kd or KDConfig()
     if len(train_X) == 0:
         raise DataError("qat: no training windows")
     torch.manual_seed(cfg.seed)
@@ -245,13 +251,10 @@ def qat_finetune(
     X = torch.from_numpy(np.asarray(train_X, dtype=np.float32))
     y = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
     soft = None if soft_labels is None else torch.from_numpy(np.asarray(soft_labels, np.float32))
-    kd = None
-    if soft is not None:
-        from ethoedge.distill.loss import kd_loss as kd  # the KD engineer's loss (lazy)
 
     def loss_fn(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        if kd is not None and soft is not None:
-            return kd(logits, soft[idx], y[idx], cfg.kd_alpha, cfg.kd_temperature)
+        if soft is not None:
+            return kd_loss(logits, soft[idx], y[idx], kd.alpha, kd.temperature)
         return nn.functional.cross_entropy(logits, y[idx])
 
     def val_loss() -> float:

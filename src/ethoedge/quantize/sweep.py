@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ethoedge.data.windows import Normalizer
+from ethoedge.distill.config import KDConfig
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.io import atomic_path
 from ethoedge.models.gru_mlp import GRUStudent
@@ -55,13 +56,17 @@ def evaluate_word_lengths(
     train_y: np.ndarray | None = None,
     val: tuple[np.ndarray, np.ndarray] | None = None,
     log: Callable[[str], None] | None = None,
+    *,
+    kd: KDConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Quantize ``student`` at every ``cfg.word_bits`` and score the integer reference.
 
     Post-training quantization (PTQ) calibrates on ``train_X`` (raw g windows of the training
     animals). Quantization-aware fine-tuning (QAT, :func:`~ethoedge.quantize.rewrite.qat_finetune`
-    on ``train_X``/``train_y``, with the teacher's ``soft_labels`` logits when given, early
-    stopping on ``val``) runs per word length when ``cfg.qat`` is True, or, with
+    on ``train_X``/``train_y``, with the teacher's ``soft_labels`` logits when given, weighted
+    by ``kd``'s alpha and temperature - the run's ``cfg.kd``; None: the
+    :class:`~ethoedge.distill.KDConfig` defaults - and early stopping on ``val``) runs per
+    word length when ``cfg.qat`` is True, or, with
     ``cfg.qat="auto"``, when PTQ at 8 bits loses more than ``cfg.qat_threshold`` MCC against
     the float student (or 8 bits is not swept) - then for every word length whose PTQ loses
     more than the threshold.
@@ -116,7 +121,7 @@ def evaluate_word_lengths(
         method = "ptq"
         if w in qat_widths:
             tuned = qat_finetune(
-                student, normalizer, train_X, train_y, w, cfg, soft_labels, val=val, log=log
+                student, normalizer, train_X, train_y, w, cfg, soft_labels, val=val, log=log, kd=kd
             )
             q_qat = _quantize(tuned, normalizer, train_X, w, cfg, names)
             qat_full, qat_pred = score(q_qat)

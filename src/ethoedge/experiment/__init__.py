@@ -1,0 +1,23 @@
+"""The experiment layer: one run of the method, as stages that flow one way.
+
+- :mod:`~ethoedge.experiment.keys`: model identity (:class:`ModelKey`) and its names;
+- :mod:`~ethoedge.experiment.folds`: the folds' windows and normalisers;
+- :mod:`~ethoedge.experiment.jobs`: one training job per fold x seed x model, pure and
+  resumable;
+- :mod:`~ethoedge.experiment.executor`: jobs in this process, on local worker processes or on
+  a Ray cluster;
+- :mod:`~ethoedge.experiment.aggregate`: pure functions from predictions to :class:`Results`;
+- :mod:`~ethoedge.experiment.deploy`: quantized folds, the deployment bundle, C export and
+  verification;
+- :mod:`~ethoedge.experiment.report`: the writers (``report.md``, ``results.json``, CSVs,
+  plots);
+- :mod:`~ethoedge.experiment.run`: :func:`run` sequences them;
+  :mod:`~ethoedge.experiment.classify`: :func:`classify` for new recordings.
+"""
+
+from ethoedge.experiment.classify import ClassifyResult, classify
+from ethoedge.experiment.deploy import VerificationError
+from ethoedge.experiment.keys import ModelKey
+from ethoedge.experiment.run import run, run_windows
+
+__all__ = ["ClassifyResult", "ModelKey", "VerificationError", "classify", "run", "run_windows"]

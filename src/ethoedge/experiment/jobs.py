@@ -1,0 +1,207 @@
+"""Stage 2 of a run: training jobs.
+
+A job is a pure task of (resolved config, fold, seed, model key): it trains one model on its
+fold's training windows, writes its checkpoint and its held-out predictions to the run's work
+folder, and returns the predictions. A job whose checkpoint is finished returns at once with
+the kept weights (resumable: a re-run after a crash continues where it stopped). The teacher
+of a fold runs first, with the run's first seed, and its soft labels feed that fold's
+distilled students; every other job is independent.
+
+Every job runs with ``RunConfig.job_threads`` torch threads whatever the executor, so serial,
+local-process and Ray runs give identical figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ethoedge.config import RunConfig
+from ethoedge.data.windows import Windows
+from ethoedge.distill.soft_labels import load_soft_labels, make_soft_labels, save_soft_labels
+from ethoedge.experiment.folds import FoldWindows
+from ethoedge.experiment.keys import TEACHER, ModelKey
+from ethoedge.inference import Classifier
+from ethoedge.io import atomic_path
+from ethoedge.models import GRUStudent, ResNetTeacher
+from ethoedge.models.gru_mlp import StudentConfig
+from ethoedge.train import FitResult, fit, resolve_device, seed_everything
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """Train ``key`` on ``fold`` with ``seed``."""
+
+    fold: str
+    key: ModelKey
+    seed: int
+
+    @property
+    def id(self) -> str:
+        """File stem of the job's checkpoint and predictions in the work folder."""
+        if self.key == TEACHER:
+            return f"{self.fold}_teacher"
+        return f"{self.fold}_{self.key.name}_s{self.seed}"
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.key.kd
+
+    def __str__(self) -> str:
+        return f"{self.fold} {self.key.name}" + ("" if self.key == TEACHER else f" s{self.seed}")
+
+
+@dataclass
+class JobOutput:
+    """A finished job: its held-out predictions (and, for a teacher, its soft labels)."""
+
+    job: Job
+    test_idx: np.ndarray
+    probs: np.ndarray  # (n_test, C)
+    best_epoch: int
+    epochs_run: int
+    seconds: float = 0.0
+    soft_logits: np.ndarray | None = None  # teacher: logits on the fold's training windows
+
+    @property
+    def pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job of a run reads: the resolved config, the windows, the folds and the
+    work folder. It is sent once to each worker process."""
+
+    cfg: RunConfig
+    windows: Windows
+    folds: dict[str, FoldWindows]
+    work_dir: Path
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def student_sizes(cfg: RunConfig) -> dict[ModelKey, StudentConfig]:
+    """Plain student keys of the run and their sizes: the headline size first."""
+    out = {ModelKey("student"): cfg.student}
+    for h in cfg.student_sizes:
+        if int(h) != cfg.student.hidden:
+            out[ModelKey("student", hidden=int(h))] = replace(cfg.student, hidden=int(h))
+    return out
+
+
+def student_config(cfg: RunConfig, key: ModelKey) -> StudentConfig:
+    """The size of a student key (its float, plain version)."""
+    return student_sizes(cfg)[ModelKey("student", hidden=key.hidden)]
+
+
+def plan_jobs(cfg: RunConfig, folds: list[FoldWindows]) -> list[Job]:
+    """Every training job of the cross-validation, in a serial order that respects the
+    dependencies: per fold the teacher, then each student size x seed, plain then distilled."""
+    jobs = []
+    for f in folds:
+        jobs.append(Job(f.name, TEACHER, cfg.seeds[0]))
+        for key in student_sizes(cfg):
+            for seed in cfg.seeds:
+                jobs += [Job(f.name, key, seed), Job(f.name, key.with_kd(), seed)]
+    return jobs
+
+
+def soft_labels_path(work_dir: Path, fold: str) -> Path:
+    return work_dir / f"{fold}_soft_labels.npz"
+
+
+def train_model(
+    ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None
+) -> tuple[torch.nn.Module, FitResult]:
+    """Build and train (or reload, from a finished checkpoint) the model of ``job``."""
+    cfg, w = ctx.cfg, ctx.windows
+    fold = ctx.folds[job.fold]
+    C, channels = len(w.class_names), w.X.shape[1]
+    ckpt = ctx.work_dir / f"{job.id}.pt"
+    seed_everything(job.seed)
+    if job.key == TEACHER:
+        model: torch.nn.Module = ResNetTeacher(C, cfg.teacher, n_channels=channels)
+        tcfg = replace(cfg.teacher_train, seed=job.seed)
+        idx = fold.teacher_train
+        kw: dict[str, Any] = {}
+    else:
+        model = GRUStudent(C, student_config(cfg, job.key), n_channels=channels)
+        tcfg = replace(cfg.student_train, seed=job.seed)
+        idx = fold.train
+        kw = {}
+        if job.key.kd:
+            if soft_logits is None:
+                sl = load_soft_labels(soft_labels_path(ctx.work_dir, job.fold))
+                assert np.array_equal(sl.index, fold.train), "soft labels of another fold"
+                soft_logits = sl.logits
+            kw = {"kd": cfg.kd, "teacher_logits": soft_logits}
+            if cfg.kd.consistent:
+                teacher_job = Job(job.fold, TEACHER, cfg.seeds[0])
+                kw["teacher"] = train_model(ctx, teacher_job)[0]
+    val = fold.val
+    res = fit(
+        model,
+        w.X[idx],
+        w.y[idx],
+        fold.normalizer,
+        tcfg,
+        X_val=w.X[val] if val is not None else None,
+        y_val=w.y[val] if val is not None else None,
+        checkpoint=ckpt,
+        **kw,
+    )
+    return model.eval(), res
+
+
+def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) -> JobOutput:
+    """Run one job (see the module docstring); ``soft_logits``: the fold teacher's output for
+    a distilled student (read from the work folder when not given)."""
+    t0 = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(ctx.threads)
+    try:
+        model, res = train_model(ctx, job, soft_logits)
+        w, fold = ctx.windows, ctx.folds[job.fold]
+        device = resolve_device(
+            ctx.cfg.teacher_train.device if job.key == TEACHER else ctx.cfg.student_train.device
+        )
+        clf = Classifier(model, fold.normalizer, w.class_names, device=device)
+        probs = clf.predict_proba(w.X[fold.test]).astype(np.float32)
+        out_soft = None
+        if job.key == TEACHER:
+            sl = make_soft_labels(
+                model,
+                fold.normalizer.apply(w.X[fold.train]),
+                fold.train,
+                w.class_names,
+                ctx.cfg.kd.temperature,
+                device,
+            )
+            save_soft_labels(sl, soft_labels_path(ctx.work_dir, job.fold))
+            out_soft = sl.logits
+        model.cpu()
+    finally:
+        torch.set_num_threads(before)
+    out = JobOutput(
+        job, fold.test, probs, res.best_epoch, res.epochs_run, time.perf_counter() - t0, out_soft
+    )
+    save_predictions(ctx.work_dir / f"{job.id}.pred.npz", out)
+    return out
+
+
+def save_predictions(path: Path, out: JobOutput) -> None:
+    """A job's held-out predictions beside its checkpoint (atomic)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            test_idx=out.test_idx,
+            probs=out.probs,
+            best_epoch=out.best_epoch,
+            epochs_run=out.epochs_run,
+        )

@@ -1,0 +1,234 @@
+"""``ethoedge run``: the stages in order. Data -> folds -> jobs (teacher, soft labels,
+students; on an executor) -> aggregate -> deploy (quantize, bundle, C export, verification)
+-> report.
+
+Output directory::
+
+    config.yaml  results.json  report.md
+    per_class_{model}.csv  confusion_{model}.csv/.png  mcc_per_fold.png
+    predictions_cv.csv      every window's held-out prediction per model and seed
+    model/                  the deployment bundle (trained on all animals)
+    model/quantized/w{W}.json  its integer model at each of ``cfg.export_bits``
+    model_predictions.csv   the bundle's student on every window (what ``classify`` reproduces)
+    model_predictions_w{W}.csv  the same by the integer model (``classify --engine int``)
+    c/w{W}/                 the exported C module, verified against the integer reference
+    mcc_vs_bits_{model}.png, predictions_cv_quantized.csv  the quantized cross-validated students
+    work/                   checkpoints, soft labels and predictions of every job (a re-run
+                            resumes from them)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ethoedge import __version__
+from ethoedge.bundle import save_bundle
+from ethoedge.config import RunConfig, save_yaml
+from ethoedge.data.windows import Windows
+from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, aggregate
+from ethoedge.experiment.deploy import (
+    add_deployment_costs,
+    check_verified,
+    export_deployment,
+    quantize_folds,
+    train_deployment,
+)
+from ethoedge.experiment.executor import execute
+from ethoedge.experiment.folds import check_config_against_data, fold_windows
+from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
+from ethoedge.experiment.keys import TEACHER, ModelKey
+from ethoedge.experiment.report import (
+    ReportInput,
+    csv_text,
+    plot_bits,
+    plot_folds,
+    predictions_frame,
+    write_model_files,
+    write_predictions,
+    write_report,
+    write_results_json,
+)
+from ethoedge.inference import Classifier
+from ethoedge.io import atomic_write_text
+from ethoedge.models import GRUStudent, ResNetTeacher, model_cost
+from ethoedge.train import resolve_device
+
+
+def _model_for_cost(cfg: RunConfig, key: ModelKey, n_classes: int, n_channels: int) -> Any:
+    if key == TEACHER:
+        return ResNetTeacher(n_classes, cfg.teacher, n_channels=n_channels)
+    return GRUStudent(n_classes, student_config(cfg, key), n_channels=n_channels)
+
+
+def _executor_settings(cfg: RunConfig) -> dict[str, Any]:
+    return {
+        "executor": cfg.executor,
+        "workers": cfg.workers,
+        "ray_address": cfg.ray_address,
+        "job_threads": cfg.job_threads,
+    }
+
+
+def run_windows(
+    windows: Windows,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    *,
+    dataset_name: str = "windows",
+    source: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The job on ready-made windows (see :func:`run`); returns the ``results.json`` dict."""
+    check_config_against_data(cfg, windows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, out / "config.yaml")
+    ex = _executor_settings(cfg)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    # folds -> jobs
+    folds = fold_windows(cfg, windows)
+    ctx = JobContext(cfg, windows, {f.name: f for f in folds}, out / "work", ex["job_threads"])
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    use_gpu = resolve_device(cfg.student_train.device) == "cuda"
+    t0 = time.perf_counter()
+    outputs = execute(
+        ctx,
+        plan_jobs(cfg, folds),
+        executor=ex["executor"],
+        workers=ex["workers"],
+        ray_address=ex["ray_address"],
+        use_gpu=use_gpu,
+        progress=progress,
+        label="cross-validation jobs",
+    )
+    timings["cross_validation_s"] = time.perf_counter() - t0
+
+    # aggregate
+    predictions = _predictions(outputs.values())
+    C, channels = len(windows.class_names), windows.X.shape[1]
+    costs = {
+        k: model_cost(_model_for_cost(cfg, k, C, channels), windows.n_samples) for k in predictions
+    }
+    extra = {
+        k: {"hidden": student_config(cfg, k).hidden} for k in predictions if k.role == "student"
+    }
+    info = {
+        "dataset": dataset_name,
+        "source": source,
+        "protocol": cfg.protocol,
+        "seeds": list(cfg.seeds),
+        "class_names": list(windows.class_names),
+        "n_windows": len(windows),
+        "n_animals": len(np.unique(windows.animal)),
+        "window_samples": windows.n_samples,
+        "rate_hz": float(windows.rate_hz),
+        "headline": HEADLINE,
+        "ethoedge_version": __version__,
+        "torch_threads": torch.get_num_threads(),
+        "executor": ex["executor"],
+        "workers": ex["workers"],
+        "job_threads": ex["job_threads"],
+    }
+    results = aggregate(
+        info, [f.name for f in folds], windows.y, windows.class_names, predictions, costs, extra
+    )
+    write_predictions(windows, predictions, out / "predictions_cv.csv")
+
+    # deploy: quantized folds, bundle, C
+    if cfg.quantize:
+        t0 = time.perf_counter()
+        q = quantize_folds(ctx, predictions, results.models, costs)
+        results.models.update(q.entries)
+        write_predictions(windows, q.predictions, out / "predictions_cv_quantized.csv")
+        timings["quantize_cv_s"] = time.perf_counter() - t0
+    bundle_meta = None
+    if cfg.deploy:
+        t0 = time.perf_counter()
+        bundle = train_deployment(
+            cfg,
+            windows,
+            ctx.work_dir,
+            predictions,
+            dataset_name=dataset_name,
+            threads=ex["job_threads"],
+            progress=progress,
+        )
+        save_bundle(bundle, out / "model")
+        bundle_meta = bundle.meta
+        probs = Classifier(bundle.student, bundle.normalizer, bundle.class_names).predict_proba(
+            windows.X
+        )
+        df = predictions_frame(windows, np.arange(len(windows)), probs)
+        atomic_write_text(out / "model_predictions.csv", csv_text(df))
+        timings["deployment_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dep = export_deployment(cfg, windows, out / "model", out / "c")
+        if dep is not None:
+            results.deployment = dep.entry
+            add_deployment_costs(results.models, dep.entry)
+            for W, p in dep.int_probs.items():
+                df = predictions_frame(windows, np.arange(len(windows)), p)
+                df["label"] = np.asarray(windows.class_names, dtype=object)[dep.int_pred[W]]
+                atomic_write_text(out / f"model_predictions_w{W}.csv", csv_text(df))
+            timings["export_verify_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    results.timings = timings
+
+    # report
+    _write_all(results, cfg, windows, out, bundle_meta)
+    doc = results.to_json()
+    check_verified(doc, out)
+    return doc
+
+
+def _predictions(outputs: Any) -> dict[ModelKey, list[Prediction]]:
+    preds: dict[ModelKey, list[Prediction]] = {}
+    for o in outputs:
+        o: JobOutput
+        preds.setdefault(o.job.key, []).append(
+            Prediction(o.job.fold, o.job.seed, o.test_idx, o.probs, o.best_epoch, o.epochs_run)
+        )
+    return preds
+
+
+def _write_all(
+    results: Results, cfg: RunConfig, windows: Windows, out: Path, bundle_meta: Any
+) -> None:
+    write_model_files(results, windows, out)
+    plot_folds(results, out / "mcc_per_fold.png")
+    plot_bits(results, out)
+    write_report(ReportInput(results, cfg, windows, out, bundle_meta))
+    write_results_json(results, out)
+
+
+def run(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Load the data, cut windows, evaluate teacher / student / student+KD by animal, train the
+    deployment bundle and write the report (layout in the module docstring). Returns the
+    ``results.json`` dict."""
+    from ethoedge.data import load_dataset, make_windows
+
+    t0 = time.perf_counter()
+    dataset = load_dataset(cfg.data)
+    windows = make_windows(dataset, cfg.window)
+    check_config_against_data(cfg, windows, dataset)
+    load_s = time.perf_counter() - t0
+    doc = run_windows(
+        windows,
+        cfg,
+        out_dir,
+        dataset_name=dataset.name,
+        source=str(dataset.source),
+        progress=progress,
+    )
+    doc["timings_s"]["load_and_window_s"] = load_s
+    from ethoedge.io import atomic_write_json
+
+    atomic_write_json(Path(out_dir) / "results.json", doc)
+    return doc

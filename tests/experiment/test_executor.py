@@ -1,0 +1,104 @@
+"""Fold jobs give the same results on every executor: in this process, on local worker
+processes, and on a local Ray instance (started and shut down by the test)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ethoedge.errors import ConfigError
+from ethoedge.experiment.executor import execute
+from ethoedge.experiment.folds import fold_windows
+from ethoedge.experiment.jobs import Job, JobContext, plan_jobs
+from ethoedge.experiment.keys import TEACHER
+from kdhelpers import separable_windows, tiny_config
+
+
+def _context(tmp_path, **kw):
+    w = separable_windows(n_per_animal=24, animals="abc")
+    fast = replace(tiny_config().student_train, epochs=2)
+    cfg = tiny_config(protocol="loao", val_animals=0, seeds=(0, 1), student_sizes=(3,),
+                      teacher_train=fast, student_train=fast, deploy=False, quantize=False,
+                      **kw)  # fmt: skip
+    folds = fold_windows(cfg, w)
+    return JobContext(cfg, w, {f.name: f for f in folds}, tmp_path, threads=1), folds
+
+
+def _figures(outputs):
+    return {
+        job.id: (out.test_idx.tolist(), out.probs.round(6).tolist(), out.best_epoch)
+        for job, out in outputs.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def serial_outputs(tmp_path_factory):
+    ctx, folds = _context(tmp_path_factory.mktemp("serial"))
+    jobs = plan_jobs(ctx.cfg, folds)
+    return jobs, execute(ctx, jobs, executor="serial", progress=False)
+
+
+def test_plan_has_every_job_once(serial_outputs):
+    jobs, outputs = serial_outputs
+    # 3 folds x (teacher + 2 sizes x 2 seeds x {plain, KD})
+    assert len(jobs) == len(set(jobs)) == 3 * (1 + 2 * 2 * 2)
+    assert set(outputs) == set(jobs)
+    teachers = [j for j in jobs if j.key == TEACHER]
+    assert all(outputs[t].soft_logits is not None for t in teachers)
+    for job, out in outputs.items():
+        assert len(out.test_idx) == 24 and out.probs.shape == (24, 3), job
+
+
+def test_processes_equal_serial(serial_outputs, tmp_path):
+    jobs, serial = serial_outputs
+    ctx, _ = _context(tmp_path)
+    got = execute(ctx, jobs, executor="processes", workers=2, progress=False)
+    assert _figures(got) == _figures(serial)
+
+
+def test_ray_equals_serial(serial_outputs, tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    jobs, serial = serial_outputs
+    ctx, _ = _context(tmp_path)
+    got = execute(ctx, jobs, executor="ray", workers=2, progress=False)
+    assert not ray.is_initialized()  # the local instance it started is shut down
+    assert _figures(got) == _figures(serial)
+
+
+def test_distilled_students_wait_for_their_teacher(tmp_path, monkeypatch):
+    import ethoedge.experiment.executor as ex
+
+    ctx, folds = _context(tmp_path)
+    order: list[Job] = []
+    real = ex.run_job
+
+    def spy(ctx, job, soft=None):
+        if job.key.kd:
+            assert soft is not None, f"{job} ran without its teacher's soft labels"
+            assert Job(job.fold, TEACHER, ctx.cfg.seeds[0]) in order
+        order.append(job)
+        return real(ctx, job, soft)
+
+    monkeypatch.setattr(ex, "run_job", spy)
+    jobs = plan_jobs(ctx.cfg, folds)
+    # Shuffled submission order: the scheduler still runs each teacher before its students.
+    shuffled = [jobs[i] for i in np.random.default_rng(0).permutation(len(jobs))]
+    results = {}
+
+    def submit(job, soft):  # runs at once; the handle is the job itself
+        results[job] = spy(ctx, job, soft)
+        return job
+
+    with ex._Tracker(False, len(jobs), "jobs") as tracker:
+        ex._schedule(ctx, shuffled, submit, lambda h: (set(h), set()), results.pop, tracker)
+    assert len(order) == len(jobs)
+
+
+def test_unknown_executor_is_a_config_error(tmp_path):
+    ctx, folds = _context(tmp_path)
+    with pytest.raises(ConfigError, match="executor must be one of"):
+        execute(ctx, plan_jobs(ctx.cfg, folds), executor="dask", progress=False)
