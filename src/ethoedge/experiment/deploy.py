@@ -258,8 +258,8 @@ def add_deployment_costs(
     models: dict[ModelKey, dict[str, Any]], deployment: dict[str, Any]
 ) -> None:
     """Copy the deployment's C cost figures onto the ``student_kd_w{W}`` entries."""
-    for wkey, c in deployment["widths"].items():
-        key = STUDENT_KD.quantized(int(wkey.removeprefix("w")))
+    for c in deployment["widths"].values():
+        key = STUDENT_KD.quantized(int(c["word_bits"]))
         if key in models:
             models[key].update({k: c[k] for k in COST_KEYS if k in c})
             models[key]["verified"] = c["verified"]
