@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ethoedge.baseline import BaselineConfig
 from ethoedge.config import RunConfig
 from ethoedge.data import Windows
 from ethoedge.models import StudentConfig, TeacherConfig
@@ -38,6 +39,7 @@ def tiny_config(**kw: object) -> RunConfig:
         student_train=fast,
         protocol="holdout",
         seeds=(0,),
+        baseline=BaselineConfig(n_estimators=30),
     )
     base.update(kw)
     return RunConfig(**base)  # type: ignore[arg-type]

@@ -43,9 +43,9 @@ def test_tiny_run_beats_chance_and_writes_everything(separable_run):
     out, res, _ = separable_run
     models = res["models"]
     quantized = {f"{m}_w{b}" for m in ("student", "student_kd") for b in (16, 8)}
-    assert set(models) == {"teacher", "student", "student_kd", "student_h3", "student_kd_h3",
-                           *quantized}  # fmt: skip
-    for name in ("teacher", "student", "student_kd"):
+    assert set(models) == {"teacher", "baseline", "student", "student_kd", "student_h3",
+                           "student_kd_h3", *quantized}  # fmt: skip
+    for name in ("teacher", "baseline", "student", "student_kd"):
         e = models[name]
         for key in ("mcc", "mcc_std", "macro_f1", "accuracy", "params", "macs", "bytes"):
             assert key in e, (name, key)
@@ -114,6 +114,20 @@ def test_classify_reproduces_the_runs_predictions(bundled_run, tmp_path, capsys)
                  str(tmp_path / "cli.csv")]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "time budget" in text and "MCC" in text and (tmp_path / "cli.csv").is_file()
+
+
+def test_reports_set_every_model_beside_the_baseline(bundled_run):
+    """The report of a run on the bundled data (as the quick preset's) has the feature
+    baseline's row and every model's MCC difference to it."""
+    assert preset("quick").baseline is not None and preset("full").baseline is not None
+    res = json.loads((bundled_run / "results.json").read_text())
+    base = res["models"]["baseline"]
+    assert base["macs"] is None and base["params"] > 0 and len(base["per_fold"]) == 1
+    report = (bundled_run / "report.md").read_text()
+    assert "| baseline | " in report
+    line = next(ln for ln in report.splitlines() if ln.startswith("**Against the baseline**"))
+    d = res["models"]["teacher"]["mcc"] - base["mcc"]
+    assert f"teacher {d:+.3f}" in line and "student_kd " in line
 
 
 def test_quantized_entries_report_and_verified_c(separable_run):
@@ -243,8 +257,9 @@ def test_no_validation_animal_trains_on_every_training_animal(tmp_path, monkeypa
     assert len(seen) == 3 * 3  # 3 folds x (teacher, student, student_kd)
     for stem, (n, va) in seen.items():
         assert n == 60 and va is None, stem  # the two other animals, all of their windows
-    for entry in res["models"].values():
-        assert {(f["best_epoch"], f["epochs_run"]) for f in entry["per_fold"]} == {(2, 2)}
+    for name, entry in res["models"].items():
+        if name != "baseline":  # no epochs
+            assert {(f["best_epoch"], f["epochs_run"]) for f in entry["per_fold"]} == {(2, 2)}
     assert "last epoch of a fixed budget" in (tmp_path / "report.md").read_text()
 
 

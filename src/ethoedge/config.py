@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field
 
+from ethoedge.baseline import BaselineConfig
 from ethoedge.configbase import (
     AutoBool,
     Bool,
@@ -91,6 +92,9 @@ class RunConfig:
             (where ``qemu-system-arm`` and ``arm-none-eabi-gcc`` are installed), True
             (required) or False (host check only).
         qemu_windows: windows run on each emulated MCU (the host checks every window).
+        baseline: the feature baseline (hand-made accelerometry features + a random forest,
+            :mod:`ethoedge.baseline`), evaluated on the same folds as ``baseline`` in
+            ``results.json`` and the report; None: no baseline.
         executor: where the training jobs of the cross-validation run: ``"serial"`` (one after
             another in this process), ``"processes"`` (``workers`` local worker processes) or
             ``"ray"`` (a Ray cluster: ``ray_address``, or a local one of ``workers`` CPUs;
@@ -126,6 +130,7 @@ class RunConfig:
     export_bits: tuple[Int, ...] = (8, 16)
     qemu: AutoBool = "auto"
     qemu_windows: PosInt = 500
+    baseline: BaselineConfig | None = field(default_factory=BaselineConfig)
     executor: Literal["serial", "processes", "ray"] = "serial"
     workers: PosInt = 1
     ray_address: Str | None = None

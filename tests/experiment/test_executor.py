@@ -42,8 +42,8 @@ def serial_outputs(tmp_path_factory):
 
 def test_plan_has_every_job_once(serial_outputs):
     jobs, outputs = serial_outputs
-    # 3 folds x (teacher + 2 sizes x 2 seeds x {plain, KD})
-    assert len(jobs) == len(set(jobs)) == 3 * (1 + 2 * 2 * 2)
+    # 3 folds x (teacher + baseline + 2 sizes x 2 seeds x {plain, KD})
+    assert len(jobs) == len(set(jobs)) == 3 * (2 + 2 * 2 * 2)
     assert set(outputs) == set(jobs)
     teachers = [j for j in jobs if j.key == TEACHER]
     assert all(outputs[t].soft_logits is not None for t in teachers)

@@ -72,9 +72,10 @@ def run_cmd(
     for col in ("model", "params", "MCC", "sd", "macro F1", "accuracy"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, e in results["models"].items():
+        params = "-" if e.get("params") is None else f"{e['params']:,}"
         table.add_row(
-            name, f"{e['params']:,}", f"{e['mcc']:.3f}", f"{e['mcc_std']:.3f}",
-            f"{e['macro_f1']:.3f}", f"{e['accuracy']:.3f}",
+            name, params, f"{e['mcc']:.3f}", f"{e['mcc_std']:.3f}", f"{e['macro_f1']:.3f}",
+            f"{e['accuracy']:.3f}",
         )  # fmt: skip
     con.print(table)
     dep = results.get("deployment")

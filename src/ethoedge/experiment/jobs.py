@@ -25,7 +25,7 @@ from ethoedge.config import RunConfig
 from ethoedge.data.windows import Windows
 from ethoedge.distill.soft_labels import load_soft_labels, make_soft_labels, save_soft_labels
 from ethoedge.experiment.folds import FoldWindows
-from ethoedge.experiment.keys import TEACHER, ModelKey
+from ethoedge.experiment.keys import BASELINE, TEACHER, ModelKey
 from ethoedge.inference import Classifier
 from ethoedge.io import atomic_path
 from ethoedge.models import GRUStudent, ResNetTeacher
@@ -44,8 +44,8 @@ class Job:
     @property
     def id(self) -> str:
         """File stem of the job's checkpoint and predictions in the work folder."""
-        if self.key == TEACHER:
-            return f"{self.fold}_teacher"
+        if self.key in (TEACHER, BASELINE):
+            return f"{self.fold}_{self.key.name}"
         return f"{self.fold}_{self.key.name}_s{self.seed}"
 
     @property
@@ -53,7 +53,8 @@ class Job:
         return self.key.kd
 
     def __str__(self) -> str:
-        return f"{self.fold} {self.key.name}" + ("" if self.key == TEACHER else f" s{self.seed}")
+        once = self.key in (TEACHER, BASELINE)
+        return f"{self.fold} {self.key.name}" + ("" if once else f" s{self.seed}")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class JobOutput:
     epochs_run: int
     seconds: float = 0.0
     soft_logits: np.ndarray | None = None  # teacher: logits on the fold's training windows
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. the baseline's tree nodes
 
     @property
     def pred(self) -> np.ndarray:
@@ -102,10 +104,14 @@ def student_config(cfg: RunConfig, key: ModelKey) -> StudentConfig:
 
 def plan_jobs(cfg: RunConfig, folds: list[FoldWindows]) -> list[Job]:
     """Every training job of the cross-validation, in a serial order that respects the
-    dependencies: per fold the teacher, then each student size x seed, plain then distilled."""
+    dependencies: per fold the teacher (and the feature baseline), then each student size x
+    seed, plain then distilled. The teacher and the baseline are trained once per fold, with
+    the first seed."""
     jobs = []
     for f in folds:
         jobs.append(Job(f.name, TEACHER, cfg.seeds[0]))
+        if cfg.baseline is not None:
+            jobs.append(Job(f.name, BASELINE, cfg.seeds[0]))
         for key in student_sizes(cfg):
             for seed in cfg.seeds:
                 jobs += [Job(f.name, key, seed), Job(f.name, key.with_kd(), seed)]
@@ -162,6 +168,8 @@ def train_model(
 def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) -> JobOutput:
     """Run one job (see the module docstring); ``soft_logits``: the fold teacher's output for
     a distilled student (read from the work folder when not given)."""
+    if job.key == BASELINE:
+        return run_baseline_job(ctx, job)
     t0 = time.perf_counter()
     before = torch.get_num_threads()
     torch.set_num_threads(ctx.threads)
@@ -195,6 +203,34 @@ def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) ->
     return out
 
 
+def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:
+    """The feature baseline on one fold: fitted on the fold's training windows, scored on its
+    test windows. Resumable from its predictions file (a forest is cheap to refit, and no
+    model object is pickled)."""
+    from ethoedge.baseline import FeatureBaseline
+
+    path = ctx.work_dir / f"{job.id}.pred.npz"
+    fold, w = ctx.folds[job.fold], ctx.windows
+    if path.is_file():
+        with np.load(path) as z:
+            if np.array_equal(z["test_idx"], fold.test):
+                info = {"tree_nodes": int(z["tree_nodes"])} if "tree_nodes" in z else {}
+                return JobOutput(job, fold.test, z["probs"], 0, 0, 0.0, None, info)
+    t0 = time.perf_counter()
+    assert ctx.cfg.baseline is not None
+    model = FeatureBaseline(ctx.cfg.baseline).fit(
+        w.X[fold.train], w.y[fold.train], w.rate_hz, job.seed, n_classes=len(w.class_names)
+    )
+    probs = model.predict_proba(w.X[fold.test]).astype(np.float32)
+    est = model.estimator_
+    nodes = sum(int(t.tree_.node_count) for t in getattr(est, "estimators_", []))
+    out = JobOutput(
+        job, fold.test, probs, 0, 0, time.perf_counter() - t0, None, {"tree_nodes": nodes}
+    )
+    save_predictions(path, out)
+    return out
+
+
 def save_predictions(path: Path, out: JobOutput) -> None:
     """A job's held-out predictions beside its checkpoint (atomic)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -204,4 +240,5 @@ def save_predictions(path: Path, out: JobOutput) -> None:
             probs=out.probs,
             best_epoch=out.best_epoch,
             epochs_run=out.epochs_run,
+            **{k: np.asarray(v) for k, v in out.info.items()},
         )

@@ -20,7 +20,7 @@ from ethoedge.evaluate.metrics import per_class_csv, save_confusion
 from ethoedge.evaluate.report import Report, md_table
 from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, sorted_models
 from ethoedge.experiment.deploy import QUANTIZED_BASES
-from ethoedge.experiment.keys import ModelKey
+from ethoedge.experiment.keys import BASELINE, ModelKey
 from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text
 
 DQ_HEADER = ["model", "W (bits)", "bytes", "MCC", "sd", "ΔMCC vs float", "macro F1",
@@ -197,13 +197,39 @@ def section_results(r: ReportInput) -> str | None:
         if key.is_quantized:
             continue
         rows.append(
-            [key.name, f"{e['params']:,}", f"{e['macs'] / 1e6:.2f}", f"{e['bytes'] / 1024:.1f}",
-             e["mcc"], e["mcc_std"], f"{e['mcc_fold_mean']:.3f} ± {e['mcc_fold_std']:.3f}",
-             e["macro_f1"], e["accuracy"]]
+            [key.name, _num(e.get("params"), "{:,}"), _num(e.get("macs"), "{:.2f}", 1e-6),
+             _num(e.get("bytes"), "{:.1f}", 1 / 1024), e["mcc"], e["mcc_std"],
+             f"{e['mcc_fold_mean']:.3f} ± {e['mcc_fold_std']:.3f}", e["macro_f1"], e["accuracy"]]
         )  # fmt: skip
     header = ["model", "params", "MMACs/window", "kB", "MCC", "sd", "fold MCC", "macro F1",
               "accuracy"]  # fmt: skip
-    return md_table(header, rows) + "\n\n" + HEADLINE + "\n\n![MCC per fold](mcc_per_fold.png)"
+    text = md_table(header, rows) + "\n\n" + HEADLINE
+    base = r.results.models.get(BASELINE)
+    if base is not None:
+        gains = [
+            f"{k.name} {e['mcc'] - base['mcc']:+.3f}"
+            for k, e in sorted_models(r.results.models).items()
+            if k != BASELINE and not k.is_quantized
+        ]
+        text += (
+            "\n\n**Against the baseline** (hand-made accelerometry features + "
+            f"{_baseline_name(r.cfg)}, same folds; its `params` are tree nodes): MCC "
+            f"{base['mcc']:.3f}; the other models' MCC minus the baseline's: "
+            + ", ".join(gains)
+            + "."
+        )
+    return text + "\n\n![MCC per fold](mcc_per_fold.png)"
+
+
+def _num(v: Any, fmt: str, scale: float = 1.0) -> str:
+    return "-" if v is None else fmt.format(v * scale)
+
+
+def _baseline_name(cfg: RunConfig) -> str:
+    if cfg.baseline is None or cfg.baseline.model == "random_forest":
+        n = cfg.baseline.n_estimators if cfg.baseline is not None else 0
+        return f"a {n}-tree random forest"
+    return "histogram gradient boosting"
 
 
 def section_paired(r: ReportInput) -> str | None:

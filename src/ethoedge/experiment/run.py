@@ -41,7 +41,7 @@ from ethoedge.experiment.deploy import (
 from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import check_config_against_data, fold_windows
 from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
-from ethoedge.experiment.keys import TEACHER, ModelKey
+from ethoedge.experiment.keys import BASELINE, TEACHER, ModelKey
 from ethoedge.experiment.report import (
     ReportInput,
     csv_text,
@@ -63,6 +63,13 @@ def _model_for_cost(cfg: RunConfig, key: ModelKey, n_classes: int, n_channels: i
     if key == TEACHER:
         return ResNetTeacher(n_classes, cfg.teacher, n_channels=n_channels)
     return GRUStudent(n_classes, student_config(cfg, key), n_channels=n_channels)
+
+
+def _baseline_cost(outputs: list[JobOutput]) -> dict[str, Any]:
+    """The baseline's size: tree nodes (mean over folds) in place of parameters; it has no
+    multiply-accumulate count and is not exported."""
+    nodes = [o.info["tree_nodes"] for o in outputs if o.info.get("tree_nodes")]
+    return {"params": round(float(np.mean(nodes))) if nodes else None, "macs": None, "bytes": None}
 
 
 def _executor_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -114,8 +121,12 @@ def run_windows(
     predictions = _predictions(outputs.values())
     C, channels = len(windows.class_names), windows.X.shape[1]
     costs = {
-        k: model_cost(_model_for_cost(cfg, k, C, channels), windows.n_samples) for k in predictions
+        k: model_cost(_model_for_cost(cfg, k, C, channels), windows.n_samples)
+        for k in predictions
+        if k != BASELINE
     }
+    if BASELINE in predictions:
+        costs[BASELINE] = _baseline_cost([o for o in outputs.values() if o.job.key == BASELINE])
     extra = {
         k: {"hidden": student_config(cfg, k).hidden} for k in predictions if k.role == "student"
     }
