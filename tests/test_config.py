@@ -47,7 +47,7 @@ def test_round_trip_keeps_every_kind_of_value(tmp_path):
         window=WindowConfig(length=64, hop=32, target_rate_hz=20.0),
         student=StudentConfig(hidden=8, mlp_hidden=4),
         student_sizes=(16, 4),
-        kd=KDConfig(alpha=0.9, temperature=2.0, consistent=True),
+        kd=KDConfig(alpha=0.9, temperature=2.0, soft_labels="cross_fit", cross_fit_groups=3),
         quant=QuantConfig(word_bits=(12,), qat=True, qat_threshold=float("inf")),
         qemu=False,
     )

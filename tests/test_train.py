@@ -125,3 +125,35 @@ def test_cosine_schedule_values_and_resume(tmp_path):
     fit(const, X, y, norm, TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0,
                                        device="cpu"))  # fmt: skip
     assert not torch.equal(const.out.weight, ref.out.weight)
+
+
+def test_label_smoothing_reaches_the_plain_loss_only(monkeypatch):
+    import ethoedge.train as T
+
+    seen: list[float] = []
+    real = T.F.cross_entropy
+
+    def spy(logits, target, *a, label_smoothing=0.0, **kw):
+        seen.append(label_smoothing)
+        return real(logits, target, *a, label_smoothing=label_smoothing, **kw)
+
+    monkeypatch.setattr(T.F, "cross_entropy", spy)
+    X, y, norm = _data()
+    seed_everything(0)
+    m = GRUStudent(3, StudentConfig(hidden=4))
+    from dataclasses import replace
+
+    fit(m, X, y, norm, replace(CFG, epochs=1, label_smoothing=0.2))
+    assert seen and set(seen) == {0.2}
+    # smoothing keeps the model less sure of the training windows than plain training
+    seed_everything(0)
+    plain = GRUStudent(3, StudentConfig(hidden=4))
+    fit(plain, X, y, norm, replace(CFG, epochs=3))
+    seed_everything(0)
+    smooth = GRUStudent(3, StudentConfig(hidden=4))
+    fit(smooth, X, y, norm, replace(CFG, epochs=3, label_smoothing=0.5))
+    with torch.no_grad():
+        xn = torch.from_numpy(norm.apply(X))
+        p_plain = torch.softmax(plain(xn), 1).max(1).values.mean()
+        p_smooth = torch.softmax(smooth(xn), 1).max(1).values.mean()
+    assert p_smooth < p_plain

@@ -129,7 +129,9 @@ def load_bundle(directory: str | Path) -> Bundle:
     teacher = None
     if doc.get("teacher") is not None and (directory / "teacher.npz").exists():
         t = doc["teacher"]
-        tcfg = TeacherConfig(filters=tuple(t["filters"]), kernels=tuple(t["kernels"]))
+        tcfg = TeacherConfig(
+            **{**t, "filters": tuple(t["filters"]), "kernels": tuple(t["kernels"])}
+        )
         teacher = ResNetTeacher(len(class_names), tcfg, n_channels=n_ch)
         _load_state(teacher, directory / "teacher.npz")
         teacher.eval()

@@ -137,6 +137,11 @@ class RunConfig:
     job_threads: PosInt = 1
 
     def __post_init__(self) -> None:
+        if self.student.input != "raw" and (self.quantize or self.export_bits):
+            raise ConfigError(
+                f"student.input {self.student.input!r} has no dynamic fixed-point or C version "
+                "yet: set quantize: false and export_bits: [] to evaluate it in float"
+            )
         bad = [b for b in self.export_bits if b not in (8, 16)]
         if bad:
             raise ConfigError(f"export_bits: C export supports word lengths 8 and 16, got {bad}")

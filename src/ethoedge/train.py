@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from ethoedge.configbase import (
     Bool,
+    Float,
     Int,
     NonNegFloat,
     NonNegInt,
@@ -83,6 +84,9 @@ class TrainConfig:
         lr_schedule: ``"constant"`` or ``"cosine"`` (per epoch, from ``lr`` at epoch 1 down
             to ``lr * (1 + cos(pi * (epochs - 1) / epochs)) / 2`` at the last; stateless, so a
             resumed run follows the same schedule).
+        label_smoothing: label smoothing of the hard-label cross-entropy of plain training
+            (0: off; the control a distilled student must beat). Distillation's loss keeps
+            its hard-label term unsmoothed.
         seed: seed of the initialisation (via :func:`seed_everything`), shuffling, augmentation.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         augment: augmentation settings.
@@ -94,6 +98,7 @@ class TrainConfig:
     weight_decay: NonNegFloat = 1e-4
     patience: NonNegInt = 6
     monitor: Literal["mcc", "loss"] = "mcc"
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: Int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -328,7 +333,7 @@ def fit(
                         zt = Tt[idx].to(device)
                     loss = kd_loss(out, zt, yb, kd.alpha, kd.temperature)
                 else:
-                    loss = F.cross_entropy(out, yb)
+                    loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

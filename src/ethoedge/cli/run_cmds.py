@@ -83,7 +83,8 @@ def run_cmd(
         for wkey, c in dep["widths"].items():
             for target, v in c["verify"].items():
                 con.print(f"C {wkey} {target}: {v['identical']}/{v['windows']} windows identical")
-    con.print(f"report: {Path(out) / 'report.md'}   model bundle: {Path(out) / 'model'}")
+    bundle = f"   model bundle: {Path(out) / 'model'}" if (Path(out) / "model").is_dir() else ""
+    con.print(f"report: {Path(out) / 'report.md'}{bundle}")
 
 
 @app.command("classify")

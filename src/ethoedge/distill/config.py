@@ -3,10 +3,16 @@ quantization-aware fine-tuning."""
 
 from __future__ import annotations
 
-from ethoedge.configbase import Bool, PosFloat, UnitFloat, config_dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ethoedge.configbase import Int, PosFloat, UnitFloat, config_dataclass
+
+SoftLabels = Literal["in_fold", "cross_fit", "consistent"]
 
 
-@config_dataclass(key="kd")
+@config_dataclass(key="kd", moved={"consistent": "kd.soft_labels (consistent)"})
 class KDConfig:
     """Knowledge distillation settings (:func:`ethoedge.distill.kd_loss`).
 
@@ -17,10 +23,24 @@ class KDConfig:
     Attributes:
         alpha: weight of the soft (teacher) term, in [0, 1]; 0 is the plain student.
         temperature: softmax temperature T > 0.
-        consistent: the teacher scores the same augmented batch as the student (the teacher
-            stays in memory) instead of the stored soft labels of the un-augmented windows.
+        soft_labels: where the distilled student's soft labels come from:
+            ``in_fold``: the fold's teacher, trained on all the fold's training windows, scores
+            those same windows (stored, un-augmented); ``cross_fit``: the fold's training
+            animals are split into ``cross_fit_groups`` groups and each window's soft label
+            comes from a teacher trained on the other groups only, so no soft label comes from
+            a teacher that saw the window's animal (``cross_fit_groups`` extra teacher
+            trainings per fold); ``consistent``: the fold's teacher scores the same augmented
+            batch as the student during training (the teacher stays in memory).
+        cross_fit_groups: K, the animal groups of ``cross_fit`` (at least 2; a fold with fewer
+            training animals uses one group per animal).
     """
 
     alpha: UnitFloat = 0.5
     temperature: PosFloat = 4.0
-    consistent: Bool = False
+    soft_labels: SoftLabels = "in_fold"
+    cross_fit_groups: Annotated[Int, Field(ge=2)] = 4
+
+    @property
+    def consistent(self) -> bool:
+        """The teacher scores every augmented batch (``soft_labels: consistent``)."""
+        return self.soft_labels == "consistent"

@@ -23,11 +23,16 @@ import torch
 
 from ethoedge.config import RunConfig
 from ethoedge.data.windows import Windows
-from ethoedge.distill.soft_labels import load_soft_labels, make_soft_labels, save_soft_labels
+from ethoedge.distill.soft_labels import (
+    SoftLabels,
+    load_soft_labels,
+    make_soft_labels,
+    save_soft_labels,
+)
 from ethoedge.experiment.folds import FoldWindows
 from ethoedge.experiment.keys import BASELINE, TEACHER, ModelKey
 from ethoedge.inference import Classifier
-from ethoedge.io import atomic_path
+from ethoedge.io import atomic_path, atomic_write_json
 from ethoedge.models import GRUStudent, ResNetTeacher
 from ethoedge.models.gru_mlp import StudentConfig
 from ethoedge.train import FitResult, fit, resolve_device, seed_everything
@@ -123,18 +128,26 @@ def soft_labels_path(work_dir: Path, fold: str) -> Path:
 
 
 def train_model(
-    ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None
+    ctx: JobContext,
+    job: Job,
+    soft_logits: np.ndarray | None = None,
+    *,
+    teacher_idx: np.ndarray | None = None,
+    name: str | None = None,
 ) -> tuple[torch.nn.Module, FitResult]:
-    """Build and train (or reload, from a finished checkpoint) the model of ``job``."""
+    """Build and train (or reload, from a finished checkpoint) the model of ``job``.
+
+    For a teacher, ``teacher_idx`` replaces the fold's teacher windows and ``name`` the
+    checkpoint's file stem (the cross-fitted teachers of a fold)."""
     cfg, w = ctx.cfg, ctx.windows
     fold = ctx.folds[job.fold]
     C, channels = len(w.class_names), w.X.shape[1]
-    ckpt = ctx.work_dir / f"{job.id}.pt"
+    ckpt = ctx.work_dir / f"{name or job.id}.pt"
     seed_everything(job.seed)
     if job.key == TEACHER:
         model: torch.nn.Module = ResNetTeacher(C, cfg.teacher, n_channels=channels)
         tcfg = replace(cfg.teacher_train, seed=job.seed)
-        idx = fold.teacher_train
+        idx = fold.teacher_train if teacher_idx is None else teacher_idx
         kw: dict[str, Any] = {}
     else:
         model = GRUStudent(C, student_config(cfg, job.key), n_channels=channels)
@@ -182,15 +195,19 @@ def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) ->
         clf = Classifier(model, fold.normalizer, w.class_names, device=device)
         probs = clf.predict_proba(w.X[fold.test]).astype(np.float32)
         out_soft = None
+        info: dict[str, Any] = {}
         if job.key == TEACHER:
-            sl = make_soft_labels(
-                model,
-                fold.normalizer.apply(w.X[fold.train]),
-                fold.train,
-                w.class_names,
-                ctx.cfg.kd.temperature,
-                device,
-            )
+            if ctx.cfg.kd.soft_labels == "cross_fit":
+                sl, info = cross_fitted_soft_labels(ctx, job, device)
+            else:
+                sl = make_soft_labels(
+                    model,
+                    fold.normalizer.apply(w.X[fold.train]),
+                    fold.train,
+                    w.class_names,
+                    ctx.cfg.kd.temperature,
+                    device,
+                )
             save_soft_labels(sl, soft_labels_path(ctx.work_dir, job.fold))
             out_soft = sl.logits
         model.cpu()
@@ -200,7 +217,54 @@ def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) ->
         job, fold.test, probs, res.best_epoch, res.epochs_run, time.perf_counter() - t0, out_soft
     )
     save_predictions(ctx.work_dir / f"{job.id}.pred.npz", out)
+    out.info = info
     return out
+
+
+def animal_groups(animals: np.ndarray, k: int) -> list[np.ndarray]:
+    """The distinct ``animals`` in ``min(k, n)`` groups: sorted, dealt round-robin."""
+    uniq = np.unique(animals)
+    k = min(k, len(uniq))
+    return [uniq[i::k] for i in range(k)]
+
+
+def cross_fitted_soft_labels(
+    ctx: JobContext, job: Job, device: str
+) -> tuple[SoftLabels, dict[str, Any]]:
+    """Soft labels of a fold's training windows, each from a teacher that never saw its
+    animal: the training animals in ``kd.cross_fit_groups`` groups, one teacher per group
+    trained on the other groups' teacher windows. Returns the soft labels and their
+    provenance (per group: its animals and the animals its teacher trained on), also written
+    to ``work/{fold}_soft_labels_cross_fit.json``."""
+    cfg, w = ctx.cfg, ctx.windows
+    fold = ctx.folds[job.fold]
+    animals = w.animal[fold.train]
+    groups = animal_groups(animals, cfg.kd.cross_fit_groups)
+    logits = np.zeros((len(fold.train), len(w.class_names)), dtype=np.float32)
+    filled = np.zeros(len(fold.train), dtype=bool)
+    provenance = []
+    for g, members in enumerate(groups):
+        others = fold.teacher_train[~np.isin(w.animal[fold.teacher_train], members)]
+        teacher, _ = train_model(ctx, job, teacher_idx=others, name=f"{job.id}_cf{g}")
+        rows = np.isin(animals, members)
+        trained_on = sorted(str(a) for a in np.unique(w.animal[others]))
+        assert not set(trained_on) & {str(a) for a in members}, "a teacher saw its windows"
+        sl = make_soft_labels(
+            teacher,
+            fold.normalizer.apply(w.X[fold.train[rows]]),
+            fold.train[rows],
+            w.class_names,
+            cfg.kd.temperature,
+            device,
+        )
+        logits[rows] = sl.logits
+        filled |= rows
+        provenance.append({"animals": sorted(str(a) for a in members), "trained_on": trained_on})
+        teacher.cpu()
+    assert filled.all()
+    info = {"cross_fit": provenance}
+    atomic_write_json(ctx.work_dir / f"{job.fold}_soft_labels_cross_fit.json", info)
+    return SoftLabels(logits, cfg.kd.temperature, fold.train, w.class_names), info
 
 
 def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:
@@ -240,5 +304,5 @@ def save_predictions(path: Path, out: JobOutput) -> None:
             probs=out.probs,
             best_epoch=out.best_epoch,
             epochs_run=out.epochs_run,
-            **{k: np.asarray(v) for k, v in out.info.items()},
+            **{k: np.asarray(v) for k, v in out.info.items() if k == "tree_nodes"},
         )

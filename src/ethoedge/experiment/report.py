@@ -185,7 +185,15 @@ def section_data(r: ReportInput) -> str | None:
         f"{cfg.teacher_stride or cfg.train_stride})\n"
         f"- weights kept: {_epoch_rule(cfg)}\n"
         f"- distillation: alpha={cfg.kd.alpha}, T={cfg.kd.temperature}, "
-        f"consistent={cfg.kd.consistent}\n"
+        f"soft labels `{cfg.kd.soft_labels}`"
+        + (
+            f" (K={cfg.kd.cross_fit_groups} animal groups)"
+            if cfg.kd.soft_labels == "cross_fit"
+            else ""
+        )
+        + "\n"
+        f"- students: input `{cfg.student.input}`, plain students' label smoothing "
+        f"{cfg.student_train.label_smoothing:g}; teacher input `{cfg.teacher.input}`\n"
         f"- jobs: executor `{info.get('executor', 'serial')}`, {info.get('workers', 1)} "
         f"worker(s), {info.get('job_threads', 1)} torch thread(s) per job"
     )
@@ -221,8 +229,10 @@ def section_results(r: ReportInput) -> str | None:
     return text + "\n\n![MCC per fold](mcc_per_fold.png)"
 
 
-def _num(v: Any, fmt: str, scale: float = 1.0) -> str:
-    return "-" if v is None else fmt.format(v * scale)
+def _num(v: Any, fmt: str, scale: float | None = None) -> str:
+    if v is None:
+        return "-"
+    return fmt.format(v if scale is None else v * scale)
 
 
 def _baseline_name(cfg: RunConfig) -> str:

@@ -9,18 +9,30 @@ Input: ``(batch, 3, L)`` *normalised* windows; output: ``(batch, C)`` logits.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 
-from ethoedge.configbase import PosInt, config_dataclass
+from ethoedge.configbase import Float, PosInt, config_dataclass
+from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
 
 
 @config_dataclass(key="student")
 class StudentConfig:
-    """GRU-MLP size. ``mlp_hidden=None`` means the same as ``hidden``."""
+    """GRU-MLP size and input stage. ``mlp_hidden=None`` means the same as ``hidden``.
+
+    ``input``: ``raw`` samples, or ``static_dynamic`` (each axis as its causal low-pass static
+    part and the dynamic rest, :mod:`ethoedge.models.frontend`, with smoothing factor
+    ``static_alpha``: 0.9 is a time constant of about 10 samples, 1 s at 10 Hz). The
+    dynamic fixed-point version and the C export exist for ``raw`` only so far.
+    """
 
     hidden: PosInt = 32
     mlp_hidden: PosInt | None = None
+    input: InputStage = "raw"
+    static_alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.9
 
     @property
     def mlp(self) -> int:
@@ -38,13 +50,14 @@ class GRUStudent(nn.Module):
         self.n_classes = n_classes
         self.n_channels = n_channels
         h, m = cfg.hidden, cfg.mlp
-        self.inp = nn.Linear(n_channels, h)
+        self.front = make_input_stage(cfg.input, cfg.static_alpha)
+        self.inp = nn.Linear(input_channels(cfg.input, n_channels), h)
         self.gru = nn.GRU(h, h, num_layers=1, batch_first=True)
         self.mlp = nn.Linear(h, m)
         self.out = nn.Linear(m, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = torch.relu(self.inp(x.transpose(1, 2)))  # (b, L, H)
+        a = torch.relu(self.inp(self.front(x).transpose(1, 2)))  # (b, L, H)
         _, h = self.gru(a)  # h: (1, b, H)
         m = torch.relu(self.mlp(h[0]))  # (b, M)
         return self.out(m)  # (b, C)
@@ -54,8 +67,10 @@ class GRUStudent(nn.Module):
 
         GRU: ``(6 H^2 + 3 H) L`` as in the method notes (the 3H covers r * (W_hn h)
         and the two products of the hidden-state update are counted in 3H)."""
-        h, m, c, k = self.cfg.hidden, self.cfg.mlp, self.n_classes, self.n_channels
+        h, m, c, k = self.cfg.hidden, self.cfg.mlp, self.n_classes, self.inp.in_features
         per_sample = k * h + 6 * h * h + 3 * h
+        if self.cfg.input == "static_dynamic":
+            per_sample += 2 * self.n_channels  # one filter multiply-accumulate per axis
         return per_sample * n_samples + h * m + m * c
 
 

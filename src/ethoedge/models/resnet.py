@@ -12,11 +12,15 @@ For 3 channels, 4 classes and the default sizes the model has 522,180 parameters
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from ethoedge.configbase import PosInt, config_dataclass
+from ethoedge.configbase import Float, PosInt, config_dataclass
+from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
 
 
 @config_dataclass(key="teacher")
@@ -26,10 +30,14 @@ class TeacherConfig:
     Attributes:
         filters: output channels of the three residual blocks (Wang et al.: 64, 128, 128).
         kernels: kernel sizes of the three convolutions inside each block (8, 5, 3).
+        input: ``raw`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
+        static_alpha: smoothing factor of the ``static_dynamic`` low-pass.
     """
 
     filters: tuple[PosInt, ...] = (64, 128, 128)
     kernels: tuple[PosInt, ...] = (8, 5, 3)
+    input: InputStage = "raw"
+    static_alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.9
 
 
 class SameConv1d(nn.Conv1d):
@@ -73,8 +81,9 @@ class ResNetTeacher(nn.Module):
         self.cfg = cfg
         self.n_classes = n_classes
         self.n_channels = n_channels
+        self.front = make_input_stage(cfg.input, cfg.static_alpha)
         blocks = []
-        c = n_channels
+        c = input_channels(cfg.input, n_channels)
         for f in cfg.filters:
             blocks.append(ResidualBlock(c, f, cfg.kernels))
             c = f
@@ -82,14 +91,14 @@ class ResNetTeacher(nn.Module):
         self.fc = nn.Linear(c, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(x)  # (b, F, L)
+        h = self.blocks(self.front(x))  # (b, F, L)
         return self.fc(h.mean(dim=2))  # GAP -> (b, C)
 
     def macs(self, n_samples: int) -> int:
         """Multiply-accumulates per window: every convolution (incl. shortcuts) and the linear
         layer. Batch norm, ReLU, additions and pooling are not counted."""
         per_sample = 0
-        c = self.n_channels
+        c = input_channels(self.cfg.input, self.n_channels)
         for f in self.cfg.filters:
             cin = c
             for k in self.cfg.kernels:
@@ -109,7 +118,7 @@ def expected_param_count(
     522180
     """
     cfg = cfg or TeacherConfig()
-    total, c = 0, n_channels
+    total, c = 0, input_channels(cfg.input, n_channels)
     for f in cfg.filters:
         cin = c
         for k in cfg.kernels:

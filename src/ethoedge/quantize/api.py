@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ethoedge.data.windows import Normalizer
-from ethoedge.errors import DataError
+from ethoedge.errors import ConfigError, DataError
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.quantize.calibrate import CALIBRATED, Calibration, calibrate, fold_normalizer
 from ethoedge.quantize.config import QuantConfig, check_word_bits
@@ -89,6 +89,11 @@ def quantize_student(
     chooses every tensor's fraction bits by ``cfg.rule``: weights and biases from their
     values, ``a``, ``h``, ``m`` and ``logits`` from the calibration ranges.
     """
+    if student.cfg.input != "raw":
+        raise ConfigError(
+            f"the student's input stage {student.cfg.input!r} has no dynamic fixed-point "
+            "version yet: quantize and export students with student.input 'raw'"
+        )
     cfg = cfg or QuantConfig()
     if len(calib_X_raw_g) == 0:
         raise DataError("quantize: no calibration windows")
