@@ -23,6 +23,8 @@ def make_qmodel(
     n_classes: int = 3,
     n_samples: int = 12,
     seed: int = 0,
+    input_stage: str = "raw",
+    static_shift: int = 3,
 ) -> QuantizedStudent:
     """A quantized student from a seeded, randomly initialised GRUStudent.
 
@@ -30,7 +32,9 @@ def make_qmodel(
     fixed formats (no calibration pass: this is a test model, not a trained one).
     """
     torch.manual_seed(seed)
-    student = GRUStudent(n_classes, StudentConfig(hidden=hidden, mlp_hidden=mlp_hidden))
+    scfg = StudentConfig(hidden=hidden, mlp_hidden=mlp_hidden, input=input_stage,  # type: ignore[arg-type]
+                         static_shift=static_shift)  # fmt: skip
+    student = GRUStudent(n_classes, scfg)
     weights = {}
     for name, p in student.state_dict().items():
         name = name.replace("weight_ih_l0", "weight_ih").replace("weight_hh_l0", "weight_hh")
@@ -50,6 +54,8 @@ def make_qmodel(
         n_classes=n_classes,
         class_names=tuple(f"c{i}" for i in range(n_classes)),
         meta={"n_samples": n_samples, "source": "tests/export/conftest.py"},
+        input_stage=input_stage,
+        static_shift=static_shift,
     )
 
 

@@ -9,7 +9,7 @@ import torch
 from ethoedge.config import RunConfig
 from ethoedge.errors import ConfigError
 from ethoedge.models import GRUStudent, ResNetTeacher, StudentConfig, TeacherConfig
-from ethoedge.models.frontend import StaticDynamicSplit
+from ethoedge.models.frontend import StaticDynamicSplit, static_alpha
 
 
 def _recursion(x: np.ndarray, a: float) -> np.ndarray:
@@ -22,6 +22,7 @@ def _recursion(x: np.ndarray, a: float) -> np.ndarray:
 
 def test_split_is_the_causal_recursion():
     x = np.random.default_rng(0).normal(size=(5, 3, 40))
+    assert static_alpha(3) == 0.875
     out = StaticDynamicSplit(0.8)(torch.from_numpy(x)).numpy()
     s = _recursion(x, 0.8)
     np.testing.assert_allclose(out[:, 3:], s, rtol=0, atol=1e-12)
@@ -53,9 +54,27 @@ def test_models_take_raw_windows_and_see_twice_the_channels(model):
     assert m(torch.randn(2, 3, 50)).shape == (2, 4)
 
 
-def test_not_quantizable_yet_is_a_config_error():
-    with pytest.raises(ConfigError, match="set quantize: false and export_bits"):
-        RunConfig(student=StudentConfig(input="static_dynamic"))
-    RunConfig(student=StudentConfig(input="static_dynamic"), quantize=False, export_bits=())
-    with pytest.raises(ConfigError, match="static_alpha"):
-        StudentConfig(input="static_dynamic", static_alpha=1.0)
+def test_folded_normaliser_commutes_with_the_split():
+    """Folding the normaliser into the input layer of a static/dynamic student gives the same
+    outputs on raw windows as the student on normalised windows."""
+    from ethoedge.data import Normalizer
+    from ethoedge.quantize.calibrate import fold_normalizer, unfold_normalizer
+
+    torch.manual_seed(0)
+    m = GRUStudent(4, StudentConfig(hidden=8, input="static_dynamic")).eval()
+    X = np.random.default_rng(1).normal(0.3, 0.8, size=(6, 3, 30)).astype(np.float32)
+    X[:, 2] += 1.0
+    norm = Normalizer((0.3, -0.2, 1.1), (0.7, 0.9, 0.5))
+    folded = fold_normalizer(m, norm)
+    with torch.no_grad():
+        a = m(torch.from_numpy(norm.apply(X)))
+        b = folded(torch.from_numpy(X))
+        c = unfold_normalizer(folded, norm)(torch.from_numpy(norm.apply(X)))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4)
+
+
+def test_shift_is_validated_and_the_stage_is_exportable():
+    RunConfig(student=StudentConfig(input="static_dynamic"))  # quantized and exported
+    with pytest.raises(ConfigError, match="static_shift"):
+        StudentConfig(input="static_dynamic", static_shift=0)

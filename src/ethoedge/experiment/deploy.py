@@ -142,8 +142,12 @@ def quantize_folds(
 def deployment_epochs(
     cfg: RunConfig, predictions: dict[ModelKey, list[Prediction]]
 ) -> tuple[int, int]:
-    """Epochs of the deployment teacher and student: the median best epoch of their
-    cross-validated runs (at least 1), or the configured budget without them."""
+    """Epochs of the deployment teacher and student. Without a validation animal
+    (``val_animals: 0``) every model is trained for its fixed budget, the deployment models
+    too: the same recipe as the cross-validated ones. With one, the median best epoch of the
+    cross-validated runs (at least 1), or the budget without them."""
+    if cfg.val_animals == 0:
+        return cfg.teacher_train.epochs, cfg.student_train.epochs
 
     def epochs_for(key: ModelKey, default: int) -> int:
         ps = predictions.get(key, [])

@@ -286,12 +286,17 @@ def section_deployment_bundle(r: ReportInput) -> str | None:
     m = r.bundle_meta
     if m is None:
         return None
+    rule = (
+        "the same fixed epoch budget as the cross-validated models"
+        if r.cfg.val_animals == 0
+        else "the median best epoch of the cross-validation"
+    )
     return (
         f"`model/`: student+KD (H={r.cfg.student.hidden}) and teacher trained on all "
-        f"{len(m['animals'])} animals ({m['n_windows']:,} windows) for the median best "
-        f"epoch of the cross-validation (teacher {m['teacher_epochs']}, student "
-        f"{m['student_epochs']}). `model_predictions.csv` holds its (in-sample) "
-        "predictions; `ethoedge classify model DATA --out FILE.csv` applies it to new data."
+        f"{len(m['animals'])} animals ({m['n_windows']:,} windows) for {rule} (teacher "
+        f"{m['teacher_epochs']}, student {m['student_epochs']} epochs). "
+        "`model_predictions.csv` holds its (in-sample) predictions; "
+        "`ethoedge classify model DATA --out FILE.csv` applies it to new data."
     )
 
 

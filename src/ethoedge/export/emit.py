@@ -139,7 +139,7 @@ def validate_qmodel(qmodel: object, cfg: ExportConfig) -> QuantizedStudent:
             f"model sizes H={q.hidden}, M={q.mlp_hidden}, C={q.n_classes} outside the exportable "
             f"range (1..{MAX_WIDTH})"
         )
-    shapes = _expected_shapes(q.hidden, q.mlp_hidden, q.n_classes, q.n_channels)
+    shapes = _expected_shapes(q.hidden, q.mlp_hidden, q.n_classes, q.n_inputs)
     lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
     for name in WEIGHT_NAMES:
         if name not in q.weights:
@@ -191,7 +191,7 @@ def accumulator_types(q: QuantizedStudent) -> tuple[str, str]:
     lim = (1 << 31) - 1
     amax = 1 << (w - 1)  # |a|, |h|, |m| <= 2^(W-1)
     sites = [
-        ("inp.bias", 32768 * 3, "ACC_INP", "A"),
+        ("inp.bias", 32768 * q.n_inputs, "ACC_INP", "A"),
         ("gru.bias_ih", amax * q.hidden, "ACC_X", "PRE"),
         ("gru.bias_hh", amax * q.hidden, "ACC_H", "PRE"),
         ("mlp.bias", amax * q.hidden, "ACC_MLP", "M"),
@@ -246,6 +246,51 @@ def _header(q: QuantizedStudent, cfg: ExportConfig, fname: str, command: str | N
     )
 
 
+def _static_dynamic(q: QuantizedStudent) -> bool:
+    return q.input_stage == "static_dynamic"
+
+
+def _input_note(q: QuantizedStudent) -> str:
+    if not _static_dynamic(q):
+        return ": the samples"
+    return (
+        f": per axis the dynamic part sat16(x - s), then the static part s, "
+        f"s += round_shift(x - s, {q.static_shift}) from s = x at each window's first sample"
+    )
+
+
+def _lp_field(q: QuantizedStudent, pu: str) -> str:
+    if not _static_dynamic(q):
+        return ""
+    return f"""
+    int16_t lp[{pu}_N_CHANNELS];       /* static part of each axis (low-pass state) */"""
+
+
+def _front_code(q: QuantizedStudent, p: str, pu: str) -> tuple[str, str]:
+    """C of the input stage inside ``step``: declarations+code, and the input vector's name."""
+    if not _static_dynamic(q):
+        return "", "x"
+    k = q.static_shift
+    code = f"""    int16_t xin[{pu}_N_INPUTS];
+    int c;
+    /* static/dynamic split: s = x at the window's first sample, then
+       s += round_shift(x - s, {k}); inputs: sat16(x - s) per axis, then s per axis */
+    for (c = 0; c < {pu}_N_CHANNELS; ++c) {{
+        int32_t d;
+        if (s->n_pushed == 0) {{
+            s->lp[c] = x[c];
+        }} else {{
+            d = (int32_t)x[c] - s->lp[c];
+            s->lp[c] = (int16_t)(s->lp[c] + ((d + (1 << ({k} - 1))) >> {k}));
+        }}
+        d = (int32_t)x[c] - s->lp[c];
+        xin[c] = (int16_t)(d > 32767 ? 32767 : d < -32768 ? -32768 : d);
+        xin[{pu}_N_CHANNELS + c] = s->lp[c];
+    }}
+"""
+    return code, "xin"
+
+
 def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     p, pu = cfg.prefix, cfg.prefix.upper()
     n = n_samples_of(q, cfg)
@@ -257,6 +302,7 @@ def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 
 #define {pu}_N_SAMPLES {n}     /* L: samples per window */
 #define {pu}_N_CHANNELS 3    /* x, y, z */
+#define {pu}_N_INPUTS {q.n_inputs}      /* inputs of the input layer{_input_note(q)} */
 #define {pu}_N_CLASSES {q.n_classes}     /* C */
 #define {pu}_HIDDEN {q.hidden}       /* H: GRU size */
 #define {pu}_MLP_HIDDEN {q.mlp_hidden}   /* M */
@@ -266,7 +312,7 @@ def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 
 /* Streaming state, owned by the caller (no allocation inside). */
 typedef struct {{
-    int16_t h[{pu}_HIDDEN];            /* GRU hidden state (W-bit values) */
+    int16_t h[{pu}_HIDDEN];            /* GRU hidden state (W-bit values) */{_lp_field(q, pu)}
     int32_t scores[{pu}_N_CLASSES];    /* scores of the last completed window */
     uint32_t n_pushed;                  /* samples of the current window so far */
 }} {p}_state_t;
@@ -425,6 +471,7 @@ static inline void {p}_dot3(const int16_t *w, int stride, const int16_t *x, int 
 def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     p, pu = cfg.prefix, cfg.prefix.upper()
     w = q.word_bits
+    front_code, front_in = _front_code(q, p, pu)
     st = storage_type(w)
     f = fraction_bits(q)
     fconsts = [(f"F_{k}", str(v), "") for k, v in f.items() if not k.startswith("ACC_")]
@@ -605,9 +652,9 @@ static void {p}_step({p}_state_t *s, const int16_t x[{pu}_N_CHANNELS])
     int16_t a[{pu}_HIDDEN];
     int16_t h_new[{pu}_HIDDEN];
     int j;
-    /* a = relu(W_in' x + b_in') */
+{front_code}    /* a = relu(W_in' x + b_in') */
     for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        {p}_acc_t acc = ({p}_acc_t){p}_dot({p}_inp_weight[j], x, {pu}_N_CHANNELS)
+        {p}_acc_t acc = ({p}_acc_t){p}_dot({p}_inp_weight[j], {front_in}, {pu}_N_INPUTS)
                         + {p}_inp_bias_acc[j];
         int16_t v = {p}_requant(acc, {pu}_SH_A);
         a[j] = v > 0 ? v : 0;

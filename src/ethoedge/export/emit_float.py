@@ -42,6 +42,8 @@ def emit_float_c(
         raise EthoedgeError(f"expected a GRUStudent, got {type(student).__name__}")
     if not is_c_identifier(prefix):
         raise EthoedgeError(f"prefix {prefix!r} is not a C identifier")
+    if student.cfg.input != "raw":
+        raise EthoedgeError("the float C variant supports the raw input stage only")
     if student.n_channels != 3 or n_samples < 1:
         raise EthoedgeError("the float export needs 3 channels and n_samples >= 1")
     sd = _folded_state(student, normalizer)

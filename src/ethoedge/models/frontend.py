@@ -5,12 +5,14 @@
 window's first sample), and its *dynamic* part, the signal minus the static part; the model
 sees both, ``2 k`` channels for ``k`` axes::
 
-    s_0 = x_0,   s_t = a s_{t-1} + (1 - a) x_t,   d_t = x_t - s_t
+    s_0 = x_0,   s_t = a s_{t-1} + (1 - a) x_t,   d_t = x_t - s_t,   a = 1 - 2**-k
 
 The static part carries posture (where gravity points: collar angle, head up or down), the
 dynamic part the movement (the quantities VeDBA and spectral energies summarise), so that a
 model can learn to rely on motion where an animal's collar sits at another angle. The filter
-is causal and of first order, so a device can run it sample by sample in the streaming API.
+is causal and of first order, so a device can run it sample by sample in the streaming API;
+with ``a = 1 - 2**-k`` its integer version is one subtraction, one rounding shift by ``k`` and
+one addition per axis and sample (``docs/fixedpoint.md``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from torch import nn
 
 InputStage = Literal["raw", "static_dynamic"]
 INPUT_STAGES = ("raw", "static_dynamic")
+
+
+def static_alpha(shift: int) -> float:
+    """The smoothing factor ``a = 1 - 2**-shift`` of the static part (3: 0.875, a time
+    constant of about 7.5 samples)."""
+    return 1.0 - 2.0 ** -int(shift)
 
 
 def input_channels(stage: str, n_channels: int) -> int:
@@ -62,9 +70,9 @@ class StaticDynamicSplit(nn.Module):
         return torch.cat([x - static, static], dim=1)
 
 
-def make_input_stage(stage: str, alpha: float) -> nn.Module:
+def make_input_stage(stage: str, shift: int) -> nn.Module:
     if stage == "static_dynamic":
-        return StaticDynamicSplit(alpha)
+        return StaticDynamicSplit(static_alpha(shift))
     if stage == "raw":
         return nn.Identity()
     raise ValueError(f"unknown input stage {stage!r} (one of {list(INPUT_STAGES)})")

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ethoedge.configbase import Float, PosInt, config_dataclass
+from ethoedge.configbase import Int, PosInt, config_dataclass
 from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
 
 
@@ -25,14 +25,14 @@ class StudentConfig:
 
     ``input``: ``raw`` samples, or ``static_dynamic`` (each axis as its causal low-pass static
     part and the dynamic rest, :mod:`ethoedge.models.frontend`, with smoothing factor
-    ``static_alpha``: 0.9 is a time constant of about 10 samples, 1 s at 10 Hz). The
-    dynamic fixed-point version and the C export exist for ``raw`` only so far.
+    ``1 - 2**-static_shift``: 3 is 0.875, a time constant of about 7.5 samples, 0.75 s at
+    10 Hz).
     """
 
     hidden: PosInt = 32
     mlp_hidden: PosInt | None = None
     input: InputStage = "raw"
-    static_alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.9
+    static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
 
     @property
     def mlp(self) -> int:
@@ -50,7 +50,7 @@ class GRUStudent(nn.Module):
         self.n_classes = n_classes
         self.n_channels = n_channels
         h, m = cfg.hidden, cfg.mlp
-        self.front = make_input_stage(cfg.input, cfg.static_alpha)
+        self.front = make_input_stage(cfg.input, cfg.static_shift)
         self.inp = nn.Linear(input_channels(cfg.input, n_channels), h)
         self.gru = nn.GRU(h, h, num_layers=1, batch_first=True)
         self.mlp = nn.Linear(h, m)

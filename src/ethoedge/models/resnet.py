@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from ethoedge.configbase import Float, PosInt, config_dataclass
+from ethoedge.configbase import Int, PosInt, config_dataclass
 from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
 
 
@@ -31,13 +31,14 @@ class TeacherConfig:
         filters: output channels of the three residual blocks (Wang et al.: 64, 128, 128).
         kernels: kernel sizes of the three convolutions inside each block (8, 5, 3).
         input: ``raw`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
-        static_alpha: smoothing factor of the ``static_dynamic`` low-pass.
+        static_shift: the ``static_dynamic`` low-pass's smoothing factor is
+            ``1 - 2**-static_shift``.
     """
 
     filters: tuple[PosInt, ...] = (64, 128, 128)
     kernels: tuple[PosInt, ...] = (8, 5, 3)
     input: InputStage = "raw"
-    static_alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.9
+    static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
 
 
 class SameConv1d(nn.Conv1d):
@@ -81,7 +82,7 @@ class ResNetTeacher(nn.Module):
         self.cfg = cfg
         self.n_classes = n_classes
         self.n_channels = n_channels
-        self.front = make_input_stage(cfg.input, cfg.static_alpha)
+        self.front = make_input_stage(cfg.input, cfg.static_shift)
         blocks = []
         c = input_channels(cfg.input, n_channels)
         for f in cfg.filters:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ethoedge.data.windows import Normalizer
-from ethoedge.errors import ConfigError, DataError
+from ethoedge.errors import DataError
 from ethoedge.models.gru_mlp import GRUStudent
 from ethoedge.quantize.calibrate import CALIBRATED, Calibration, calibrate, fold_normalizer
 from ethoedge.quantize.config import QuantConfig, check_word_bits
@@ -61,6 +61,8 @@ def quantize_folded(
         n_classes=folded.n_classes,
         n_channels=folded.n_channels,
         class_names=tuple(class_names),
+        input_stage=folded.cfg.input,
+        static_shift=folded.cfg.static_shift,
         meta={
             "rule": cfg.rule,
             "percentile": cfg.percentile if cfg.rule == "percentile" else None,
@@ -89,11 +91,7 @@ def quantize_student(
     chooses every tensor's fraction bits by ``cfg.rule``: weights and biases from their
     values, ``a``, ``h``, ``m`` and ``logits`` from the calibration ranges.
     """
-    if student.cfg.input != "raw":
-        raise ConfigError(
-            f"the student's input stage {student.cfg.input!r} has no dynamic fixed-point "
-            "version yet: quantize and export students with student.input 'raw'"
-        )
+
     cfg = cfg or QuantConfig()
     if len(calib_X_raw_g) == 0:
         raise DataError("quantize: no calibration windows")

@@ -27,27 +27,37 @@ def fold_normalizer(student: GRUStudent, normalizer: Normalizer) -> GRUStudent:
     """A copy of ``student`` that takes raw windows in g: ``W' = W / std``,
     ``b' = b - W @ (mean / std)`` in the input layer (computed in float64)."""
     folded = copy.deepcopy(student).cpu().eval()
-    mean = torch.tensor(normalizer.mean, dtype=torch.float64)
-    std = torch.tensor(normalizer.std, dtype=torch.float64)
+    std, mean_term = _norm_terms(student, normalizer)
     with torch.no_grad():
-        w = student.inp.weight.detach().double()  # (H, 3)
+        w = student.inp.weight.detach().double()  # (H, inputs)
         b = student.inp.bias.detach().double()
         folded.inp.weight.copy_((w / std).float())
-        folded.inp.bias.copy_((b - w @ (mean / std)).float())
+        folded.inp.bias.copy_((b - w @ mean_term).float())
     return folded
+
+
+def _norm_terms(student: GRUStudent, normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per input of the input layer: the normaliser's std, and mean/std where the mean reaches
+    that input. The static/dynamic split commutes with the per-axis affine normalisation (its
+    low-pass has unit gain and starts at the first sample): the dynamic part of a normalised
+    window is ``d / std``, the static part ``(s - mean) / std``."""
+    mean = torch.tensor(normalizer.mean, dtype=torch.float64)
+    std = torch.tensor(normalizer.std, dtype=torch.float64)
+    if student.cfg.input == "static_dynamic":
+        return torch.cat([std, std]), torch.cat([torch.zeros_like(mean), mean / std])
+    return std, mean / std
 
 
 def unfold_normalizer(folded: GRUStudent, normalizer: Normalizer) -> GRUStudent:
     """Inverse of :func:`fold_normalizer`: a copy that takes normalised windows again."""
     student = copy.deepcopy(folded).cpu().eval()
-    mean = torch.tensor(normalizer.mean, dtype=torch.float64)
-    std = torch.tensor(normalizer.std, dtype=torch.float64)
+    std, mean_term = _norm_terms(folded, normalizer)
     with torch.no_grad():
         w1 = folded.inp.weight.detach().double()
         b1 = folded.inp.bias.detach().double()
         w = w1 * std
         student.inp.weight.copy_(w.float())
-        student.inp.bias.copy_((b1 + w @ (mean / std)).float())
+        student.inp.bias.copy_((b1 + w @ mean_term).float())
     return student
 
 
@@ -81,7 +91,7 @@ def float_trace(folded: GRUStudent, X_g: torch.Tensor) -> dict[str, torch.Tensor
     ``logits (n, C)`` and the gate pre-activations ``pre_r``, ``pre_z``, ``pre_n`` (n, L, H).
     """
     H = folded.cfg.hidden
-    a = torch.relu(folded.inp(X_g.transpose(1, 2)))  # (n, L, H)
+    a = torch.relu(folded.inp(folded.front(X_g).transpose(1, 2)))  # (n, L, H)
     hs, hL = folded.gru(a)  # (n, L, H), (1, n, H)
     m = torch.relu(folded.mlp(hL[0]))
     logits = folded.out(m)

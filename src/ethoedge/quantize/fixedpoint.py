@@ -204,3 +204,21 @@ def activation_error(fn: str, word_bits: tuple[int, ...] = (8, 16)) -> Activatio
         y = activation(u, LUT_IN_FRAC, table, w) / float(1 << (w - 1))
         errs[w] = float(np.max(np.abs(y - true(x))))
     return ActivationError(fn, err15, errs)
+
+
+def static_dynamic(x, shift: int):
+    """The integer static/dynamic input stage over time, the first axis of ``x`` (int16 values
+    at the input's fraction bits; any trailing shape): ``s_0 = x_0``,
+    ``s_t = s_{t-1} + round_shift(x_t - s_{t-1}, shift)``, ``d_t = sat16(x_t - s_t)``.
+    Returns ``concat([d, s], axis=-1)`` (int64, twice the channels). ``s`` stays within the
+    range of ``x`` (each step moves it part of the way towards ``x_t``), so it fits int16.
+
+    >>> static_dynamic(np.array([[8], [8], [0], [0]]), 1).T.tolist()  # [d, s] over time
+    [[0, 0, -4, -2], [8, 8, 4, 2]]
+    """
+    x = np.asarray(x, dtype=np.int64)
+    s = np.empty_like(x)
+    s[0] = x[0]
+    for t in range(1, x.shape[0]):
+        s[t] = s[t - 1] + round_shift(x[t] - s[t - 1], shift)
+    return np.concatenate([saturate(x - s, 16), s], axis=-1)

@@ -61,6 +61,10 @@ class QuantizedStudent:
         act_frac: fraction bits of the activations by name (``ACTIVATION_NAMES``).
         hidden, mlp_hidden, n_classes, n_channels: sizes.
         class_names: label names, index = class id.
+        input_stage: ``raw``, or ``static_dynamic`` (the integer static/dynamic split of
+            :func:`~ethoedge.quantize.fixedpoint.static_dynamic` in front of the input layer,
+            which then has ``2 * n_channels`` inputs).
+        static_shift: ``k`` of that split (smoothing factor ``1 - 2**-k``).
         meta: free-form provenance (rule, calibration windows, source bundle hash, ...).
     """
 
@@ -74,6 +78,13 @@ class QuantizedStudent:
     n_channels: int = 3
     class_names: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    input_stage: str = "raw"
+    static_shift: int = 3
+
+    @property
+    def n_inputs(self) -> int:
+        """Inputs of the input layer: the channels, twice with the static/dynamic split."""
+        return 2 * self.n_channels if self.input_stage == "static_dynamic" else self.n_channels
 
     def frac(self, name: str) -> int:
         """Fraction bits of a weight or activation tensor by name."""
@@ -99,6 +110,12 @@ class QuantizedStudent:
             "act_frac": dict(self.act_frac),
             "weights": {k: v.to_json() for k, v in self.weights.items()},
             "meta": self.meta,
+            # the input stage is written only where there is one (older files stay identical)
+            **(
+                {"input_stage": self.input_stage, "static_shift": self.static_shift}
+                if self.input_stage != "raw"
+                else {}
+            ),
         }
 
     @classmethod
@@ -114,6 +131,8 @@ class QuantizedStudent:
             n_channels=int(d.get("n_channels", 3)),
             class_names=tuple(d.get("class_names", ())),
             meta=dict(d.get("meta", {})),
+            input_stage=str(d.get("input_stage", "raw")),
+            static_shift=int(d.get("static_shift", 3)),
         )
 
     def checksum(self) -> str:

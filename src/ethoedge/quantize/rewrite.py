@@ -56,6 +56,15 @@ def t_round_shift(v: torch.Tensor, s: int) -> torch.Tensor:
     return v
 
 
+def t_static_dynamic(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """``static_dynamic``: the integer static/dynamic split over time (first axis)."""
+    s = torch.empty_like(x)
+    s[0] = x[0]
+    for t in range(1, x.shape[0]):
+        s[t] = s[t - 1] + t_round_shift(x[t] - s[t - 1], shift)
+    return torch.cat([t_sat(x - s, 16), s], dim=-1)
+
+
 def t_align(v: torch.Tensor, f_from: int, f_to: int) -> torch.Tensor:
     """``align``: move to ``f_to`` fraction bits and saturate to int32."""
     return t_sat(t_round_shift(v, f_from - f_to), 32)
@@ -121,6 +130,8 @@ class SimQuantStudent(nn.Module):
         W, H, FG = self.W, self.H, PRE_FRAC
         # time first and contiguous, so that every step reads one block: (L, n, 3)
         x = t_sat(x_int16.to(torch.int64), 16).permute(2, 0, 1).contiguous()
+        if self.q.input_stage == "static_dynamic":
+            x = t_static_dynamic(x, self.q.static_shift)
         # a = relu(W_in' x + b_in')
         a = t_requant(self.inp(x), self.inp.f_acc, self.f_a, W).clamp(min=0)  # (L, n, H)
         # W_ih a + b_ih for every sample (does not depend on h), moved to FG
@@ -191,7 +202,10 @@ class FakeQuantStudent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, W, H, fa = self.student, self.W, self.student.cfg.hidden, self.act_frac
         g = s.gru
-        x = fake_quant(x, self.in_frac, 16).transpose(1, 2)  # (n, L, 3)
+        x = fake_quant(x, self.in_frac, 16)
+        if s.cfg.input == "static_dynamic":  # the split in float, on the quantized input
+            x = fake_quant(s.front(x), self.in_frac, 16)
+        x = x.transpose(1, 2)  # (n, L, inputs)
         a = torch.relu(x @ self._wq(s.inp.weight).T + self._wq(s.inp.bias))
         a = fake_quant(a, fa["a"], W)
         gx = a @ self._wq(g.weight_ih_l0).T + self._wq(g.bias_ih_l0)  # (n, L, 3H)
