@@ -118,12 +118,24 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         base,
         data=data,
         window=WindowConfig(length_s=5.0, hop_s=2.5, target_rate_hz=rate_hz),
-        teacher=TeacherConfig(filters=filters),
+        teacher=TeacherConfig(filters=filters, input=args.input),
         student_sizes=tuple(int(h) for h in args.sizes.split(",") if h),
-        student=StudentConfig(hidden=args.hidden),
+        student=StudentConfig(hidden=args.hidden, input=args.input),
         teacher_train=train(base.teacher_train, args.teacher_epochs, args.teacher_lr),
-        student_train=train(base.student_train, args.student_epochs, args.student_lr),
-        kd=replace(base.kd, alpha=args.alpha, temperature=args.temperature),
+        student_train=replace(
+            train(base.student_train, args.student_epochs, args.student_lr),
+            label_smoothing=args.label_smoothing,
+        ),
+        kd=replace(
+            base.kd,
+            alpha=args.alpha,
+            temperature=args.temperature,
+            soft_labels=args.soft_labels,
+            cross_fit_groups=args.cross_fit_groups,
+        ),
+        executor=args.executor,
+        workers=args.workers,
+        job_threads=args.threads,
         seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         val_animals=args.val_animals,
         train_stride=args.stride,
@@ -182,6 +194,21 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="training animals held out per fold to choose the epoch; 0: none, keep the last",
     )
+    ap.add_argument(
+        "--input",
+        choices=("raw", "static_dynamic"),
+        default="raw",
+        help="input stage of teacher and students",
+    )
+    ap.add_argument(
+        "--soft-labels", choices=("in_fold", "cross_fit", "consistent"), default="in_fold"
+    )
+    ap.add_argument("--cross-fit-groups", type=int, default=4, help="K of --soft-labels cross_fit")
+    ap.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="of the plain students' loss"
+    )
+    ap.add_argument("--executor", choices=("serial", "processes", "ray"), default="serial")
+    ap.add_argument("--workers", type=int, default=1, help="jobs at once (processes, ray)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     ap.add_argument("--out", type=Path, required=True, help="results JSON file")
@@ -213,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, e in results["models"].items():
         print(
             f"{name:18s} MCC {e['mcc']:.3f} ± {e['mcc_std']:.3f}  fold {e['mcc_fold_mean']:.3f}"
-            f" ± {e['mcc_fold_std']:.3f}  F1 {e['macro_f1']:.3f}  params {e['params']:,}"
+            f" ± {e['mcc_fold_std']:.3f}  F1 {e['macro_f1']:.3f}  params {e.get('params')}"
         )
     print(json.dumps(results["paired"], indent=1))
     return 0

@@ -34,6 +34,12 @@ def test_integer_split_by_hand():
 
 @pytest.mark.parametrize("bits", [8, 16])
 def test_reference_equals_integer_graph(bits):
+    dyn = make_qmodel(bits, hidden=13, n_classes=4, seed=1, input_stage="dynamic")
+    assert dyn.n_inputs == 3 and dyn.weights["inp.weight"].values.shape == (13, 3)
+    Xd = random_inputs(20, 12, seed=3)
+    np.testing.assert_array_equal(
+        reference_logits(dyn, Xd), SimQuantStudent(dyn)(torch.from_numpy(Xd.astype(np.int64)))
+    )
     q = make_qmodel(bits, hidden=13, n_classes=4, seed=1, input_stage="static_dynamic")
     assert q.n_inputs == 6 and q.weights["inp.weight"].values.shape == (13, 6)
     X = random_inputs(40, 12, seed=2)
@@ -49,9 +55,10 @@ def test_reference_equals_integer_graph(bits):
 
 @requires_gcc
 @pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("stage", ["static_dynamic", "dynamic"])
 @pytest.mark.parametrize("hidden, shift", [(8, 3), (13, 1), (5, 6)])
-def test_host_c_bit_exact_window_and_stream(tmp_path: Path, bits, hidden, shift):
-    q = make_qmodel(bits, hidden=hidden, n_classes=3, seed=hidden, input_stage="static_dynamic",
+def test_host_c_bit_exact_window_and_stream(tmp_path: Path, bits, stage, hidden, shift):
+    q = make_qmodel(bits, hidden=hidden, n_classes=3, seed=hidden, input_stage=stage,
                     static_shift=shift)  # fmt: skip
     export_c(q, tmp_path, ExportConfig(example_main=False))
     assert "xin[ETHOEDGE_MODEL_N_INPUTS]" in (tmp_path / "ethoedge_model.c").read_text()
@@ -78,8 +85,9 @@ def test_sanitizers_on_extreme_inputs(tmp_path: Path, bits):
 @pytest.mark.qemu
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
 @pytest.mark.parametrize("bits", [8, 16])
-def test_emulated_mcu_bit_exact(tmp_path: Path, target, bits):
-    q = make_qmodel(bits, hidden=13, n_classes=4, seed=7, input_stage="static_dynamic")
+@pytest.mark.parametrize("stage", ["static_dynamic", "dynamic"])
+def test_emulated_mcu_bit_exact(tmp_path: Path, target, bits, stage):
+    q = make_qmodel(bits, hidden=13, n_classes=4, seed=7, input_stage=stage)
     export_c(q, tmp_path, ExportConfig(example_main=False))
     X = random_inputs(24, 12, seed=7)
     res = verify_c(tmp_path, X, reference_logits(q, X), target)

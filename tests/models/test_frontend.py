@@ -42,6 +42,15 @@ def test_still_window_is_all_static_and_tilt_moves_only_the_static_part():
     np.testing.assert_allclose(out[:, 3:], g, atol=1e-12)
 
 
+def test_dynamic_stage_is_the_dynamic_half():
+    from ethoedge.models.frontend import DynamicPart
+
+    x = torch.randn(3, 3, 20, dtype=torch.float64)
+    torch.testing.assert_close(DynamicPart(0.875)(x), StaticDynamicSplit(0.875)(x)[:, :3])
+    m = GRUStudent(4, StudentConfig(hidden=8, input="dynamic"))
+    assert m.inp.in_features == 3 and m(torch.randn(2, 3, 50)).shape == (2, 4)
+
+
 @pytest.mark.parametrize("model", ["student", "teacher"])
 def test_models_take_raw_windows_and_see_twice_the_channels(model):
     torch.manual_seed(0)
@@ -57,11 +66,16 @@ def test_models_take_raw_windows_and_see_twice_the_channels(model):
 def test_folded_normaliser_commutes_with_the_split():
     """Folding the normaliser into the input layer of a static/dynamic student gives the same
     outputs on raw windows as the student on normalised windows."""
+
+    torch.manual_seed(0)
+    for stage in ("static_dynamic", "dynamic"):
+        _check_folding(GRUStudent(4, StudentConfig(hidden=8, input=stage)).eval())
+
+
+def _check_folding(m):
     from ethoedge.data import Normalizer
     from ethoedge.quantize.calibrate import fold_normalizer, unfold_normalizer
 
-    torch.manual_seed(0)
-    m = GRUStudent(4, StudentConfig(hidden=8, input="static_dynamic")).eval()
     X = np.random.default_rng(1).normal(0.3, 0.8, size=(6, 3, 30)).astype(np.float32)
     X[:, 2] += 1.0
     norm = Normalizer((0.3, -0.2, 1.1), (0.7, 0.9, 0.5))

@@ -247,15 +247,19 @@ def _header(q: QuantizedStudent, cfg: ExportConfig, fname: str, command: str | N
 
 
 def _static_dynamic(q: QuantizedStudent) -> bool:
-    return q.input_stage == "static_dynamic"
+    """A low-pass input stage (``dynamic`` or ``static_dynamic``) in front of the input layer."""
+    return q.input_stage != "raw"
 
 
 def _input_note(q: QuantizedStudent) -> str:
     if not _static_dynamic(q):
         return ": the samples"
+    parts = "the dynamic part sat16(x - s)"
+    if q.input_stage == "static_dynamic":
+        parts += ", then the static part s"
     return (
-        f": per axis the dynamic part sat16(x - s), then the static part s, "
-        f"s += round_shift(x - s, {q.static_shift}) from s = x at each window's first sample"
+        f": per axis {parts}; s += round_shift(x - s, {q.static_shift}) from s = x at each "
+        "window's first sample"
     )
 
 
@@ -271,6 +275,9 @@ def _front_code(q: QuantizedStudent, p: str, pu: str) -> tuple[str, str]:
     if not _static_dynamic(q):
         return "", "x"
     k = q.static_shift
+    static_in = ""
+    if q.input_stage == "static_dynamic":
+        static_in = f"\n        xin[{pu}_N_CHANNELS + c] = s->lp[c];"
     code = f"""    int16_t xin[{pu}_N_INPUTS];
     int c;
     /* static/dynamic split: s = x at the window's first sample, then
@@ -284,8 +291,7 @@ def _front_code(q: QuantizedStudent, p: str, pu: str) -> tuple[str, str]:
             s->lp[c] = (int16_t)(s->lp[c] + ((d + (1 << ({k} - 1))) >> {k}));
         }}
         d = (int32_t)x[c] - s->lp[c];
-        xin[c] = (int16_t)(d > 32767 ? 32767 : d < -32768 ? -32768 : d);
-        xin[{pu}_N_CHANNELS + c] = s->lp[c];
+        xin[c] = (int16_t)(d > 32767 ? 32767 : d < -32768 ? -32768 : d);{static_in}
     }}
 """
     return code, "xin"

@@ -1,6 +1,7 @@
 """Input stages in front of the models: how a window's samples are presented to them.
 
-``raw``: the (normalised) samples as they come. ``static_dynamic``: every axis split into its
+``raw``: the (normalised) samples as they come. ``dynamic``: the dynamic part below only (a
+first-order high-pass), ``k`` channels. ``static_dynamic``: every axis split into its
 *static* part, a causal first-order low-pass (an exponential moving average started at the
 window's first sample), and its *dynamic* part, the signal minus the static part; the model
 sees both, ``2 k`` channels for ``k`` axes::
@@ -22,8 +23,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-InputStage = Literal["raw", "static_dynamic"]
-INPUT_STAGES = ("raw", "static_dynamic")
+InputStage = Literal["raw", "dynamic", "static_dynamic"]
+INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
 
 
 def static_alpha(shift: int) -> float:
@@ -35,6 +36,17 @@ def static_alpha(shift: int) -> float:
 def input_channels(stage: str, n_channels: int) -> int:
     """Channels the model body sees after the input stage."""
     return 2 * n_channels if stage == "static_dynamic" else n_channels
+
+
+class DynamicPart(nn.Module):
+    """``(b, k, L) -> (b, k, L)``: the dynamic part of :class:`StaticDynamicSplit` only."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.split = StaticDynamicSplit(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.split(x)[:, : x.shape[1]]
 
 
 class StaticDynamicSplit(nn.Module):
@@ -73,6 +85,8 @@ class StaticDynamicSplit(nn.Module):
 def make_input_stage(stage: str, shift: int) -> nn.Module:
     if stage == "static_dynamic":
         return StaticDynamicSplit(static_alpha(shift))
+    if stage == "dynamic":
+        return DynamicPart(static_alpha(shift))
     if stage == "raw":
         return nn.Identity()
     raise ValueError(f"unknown input stage {stage!r} (one of {list(INPUT_STAGES)})")

@@ -23,8 +23,9 @@ from ethoedge.models.frontend import InputStage, input_channels, make_input_stag
 class StudentConfig:
     """GRU-MLP size and input stage. ``mlp_hidden=None`` means the same as ``hidden``.
 
-    ``input``: ``raw`` samples, or ``static_dynamic`` (each axis as its causal low-pass static
-    part and the dynamic rest, :mod:`ethoedge.models.frontend`, with smoothing factor
+    ``input``: ``raw`` samples, ``static_dynamic`` (each axis as its causal low-pass static
+    part and the dynamic rest, :mod:`ethoedge.models.frontend`) or ``dynamic`` (the dynamic
+    part only), with the low-pass's smoothing factor
     ``1 - 2**-static_shift``: 3 is 0.875, a time constant of about 7.5 samples, 0.75 s at
     10 Hz).
     """
@@ -69,7 +70,7 @@ class GRUStudent(nn.Module):
         and the two products of the hidden-state update are counted in 3H)."""
         h, m, c, k = self.cfg.hidden, self.cfg.mlp, self.n_classes, self.inp.in_features
         per_sample = k * h + 6 * h * h + 3 * h
-        if self.cfg.input == "static_dynamic":
+        if self.cfg.input != "raw":
             per_sample += 2 * self.n_channels  # one filter multiply-accumulate per axis
         return per_sample * n_samples + h * m + m * c
 

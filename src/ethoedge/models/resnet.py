@@ -30,7 +30,7 @@ class TeacherConfig:
     Attributes:
         filters: output channels of the three residual blocks (Wang et al.: 64, 128, 128).
         kernels: kernel sizes of the three convolutions inside each block (8, 5, 3).
-        input: ``raw`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
+        input: ``raw``, ``dynamic`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
         static_shift: the ``static_dynamic`` low-pass's smoothing factor is
             ``1 - 2**-static_shift``.
     """

@@ -45,6 +45,8 @@ def _norm_terms(student: GRUStudent, normalizer: Normalizer) -> tuple[torch.Tens
     std = torch.tensor(normalizer.std, dtype=torch.float64)
     if student.cfg.input == "static_dynamic":
         return torch.cat([std, std]), torch.cat([torch.zeros_like(mean), mean / std])
+    if student.cfg.input == "dynamic":
+        return std, torch.zeros_like(mean)
     return std, mean / std
 
 

@@ -61,9 +61,9 @@ class QuantizedStudent:
         act_frac: fraction bits of the activations by name (``ACTIVATION_NAMES``).
         hidden, mlp_hidden, n_classes, n_channels: sizes.
         class_names: label names, index = class id.
-        input_stage: ``raw``, or ``static_dynamic`` (the integer static/dynamic split of
+        input_stage: ``raw``, ``static_dynamic`` (the integer static/dynamic split of
             :func:`~ethoedge.quantize.fixedpoint.static_dynamic` in front of the input layer,
-            which then has ``2 * n_channels`` inputs).
+            which then has ``2 * n_channels`` inputs) or ``dynamic`` (its dynamic part only).
         static_shift: ``k`` of that split (smoothing factor ``1 - 2**-k``).
         meta: free-form provenance (rule, calibration windows, source bundle hash, ...).
     """

@@ -94,7 +94,7 @@ def check_exact(q: QuantizedStudent) -> None:
     an accumulator moved left by at most ``MAX_ACC_LSHIFT`` stays ``< 2**63``; right shifts are
     at most ``MAX_RSHIFT`` (C shifts of 64 or more are undefined).
     """
-    if q.input_stage not in ("raw", "static_dynamic") or not 1 <= q.static_shift <= 8:
+    if q.input_stage not in ("raw", "dynamic", "static_dynamic") or not 1 <= q.static_shift <= 8:
         raise ConfigError(f"unknown input stage {q.input_stage!r} / shift {q.static_shift}")
     if not 4 <= q.word_bits <= 16:
         raise ConfigError(f"word length {q.word_bits} not supported (4..16)")
@@ -130,8 +130,9 @@ def reference_logits(qmodel: QuantizedStudent, X_int16: np.ndarray) -> np.ndarra
     H = q.hidden
     x = saturate(X, 16).transpose(2, 0, 1)  # (L, n, 3): time first, contiguous per step
     L, n, _ = x.shape
-    if q.input_stage == "static_dynamic":
+    if q.input_stage != "raw":
         x = static_dynamic(x, q.static_shift)  # (L, n, 6): dynamic, then static, at in_frac
+        x = x[..., : q.n_inputs]  # "dynamic": the dynamic part only
 
     # 1. a = relu(W_in' x + b_in'), for every sample at once
     acc, f1 = _acc(q, "inp.weight", "inp.bias", x, q.in_frac)  # (L, n, H)

@@ -130,8 +130,8 @@ class SimQuantStudent(nn.Module):
         W, H, FG = self.W, self.H, PRE_FRAC
         # time first and contiguous, so that every step reads one block: (L, n, 3)
         x = t_sat(x_int16.to(torch.int64), 16).permute(2, 0, 1).contiguous()
-        if self.q.input_stage == "static_dynamic":
-            x = t_static_dynamic(x, self.q.static_shift)
+        if self.q.input_stage != "raw":
+            x = t_static_dynamic(x, self.q.static_shift)[..., : self.q.n_inputs]
         # a = relu(W_in' x + b_in')
         a = t_requant(self.inp(x), self.inp.f_acc, self.f_a, W).clamp(min=0)  # (L, n, H)
         # W_ih a + b_ih for every sample (does not depend on h), moved to FG
@@ -203,7 +203,7 @@ class FakeQuantStudent(nn.Module):
         s, W, H, fa = self.student, self.W, self.student.cfg.hidden, self.act_frac
         g = s.gru
         x = fake_quant(x, self.in_frac, 16)
-        if s.cfg.input == "static_dynamic":  # the split in float, on the quantized input
+        if s.cfg.input != "raw":  # the input stage in float, on the quantized input
             x = fake_quant(s.front(x), self.in_frac, 16)
         x = x.transpose(1, 2)  # (n, L, inputs)
         a = torch.relu(x @ self._wq(s.inp.weight).T + self._wq(s.inp.bias))
