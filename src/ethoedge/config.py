@@ -177,7 +177,10 @@ def preset(name: str) -> RunConfig:
     """A named preset. Both follow one training recipe, fixed a priori rather than chosen on
     any animal: no validation animal (``val_animals: 0``), every model trained on all of a
     fold's training animals for a fixed epoch budget with a cosine learning-rate schedule and
-    its last epoch kept; the deployment bundle is trained the same way on every animal.
+    its last epoch kept; the deployment bundle is trained the same way on every animal. Teacher
+    and students see the ``dynamic`` input stage (a causal first-order high-pass per axis,
+    smoothing shift 3, :mod:`ethoedge.models.frontend`), chosen by leave-one-animal-out on the
+    bundled data against ``raw`` and ``static_dynamic`` (``docs/results.md``).
 
     ``quick``: leave one animal out, one seed, a half-width teacher (32/64/64 filters, 131 k
     parameters: the published 64/128/128 costs 4x more), every 4th training window, short
@@ -187,7 +190,8 @@ def preset(name: str) -> RunConfig:
     """
     if name == "quick":
         return RunConfig(
-            teacher=TeacherConfig(filters=(32, 64, 64)),
+            teacher=TeacherConfig(filters=(32, 64, 64), input="dynamic"),
+            student=StudentConfig(input="dynamic"),
             teacher_train=TrainConfig(
                 epochs=10, batch_size=64, lr=1e-3, patience=0, lr_schedule="cosine"
             ),
@@ -202,6 +206,8 @@ def preset(name: str) -> RunConfig:
         )
     if name == "full":
         return RunConfig(
+            teacher=TeacherConfig(input="dynamic"),
+            student=StudentConfig(input="dynamic"),
             student_sizes=(16,),
             teacher_train=TrainConfig(
                 epochs=15, batch_size=128, lr=1e-3, patience=0, lr_schedule="cosine"
