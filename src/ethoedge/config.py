@@ -186,7 +186,7 @@ def preset(name: str) -> RunConfig:
     parameters: the published 64/128/128 costs 4x more), every 4th training window, short
     budgets: the README's main command (``make demo``), a few minutes on 2 CPU cores on the
     bundled data. ``full``: leave one animal out, the published teacher, 3 seeds, students
-    H = 32 and 16, non-overlapping training windows, the DQ sweep at 16/12/8/6 bits.
+    H = 32, 16 and 8, non-overlapping training windows, the DQ sweep at 16/12/8/6 bits.
     """
     if name == "quick":
         return RunConfig(
@@ -208,7 +208,7 @@ def preset(name: str) -> RunConfig:
         return RunConfig(
             teacher=TeacherConfig(input="dynamic"),
             student=StudentConfig(input="dynamic"),
-            student_sizes=(16,),
+            student_sizes=(16, 8),
             teacher_train=TrainConfig(
                 epochs=15, batch_size=128, lr=1e-3, patience=0, lr_schedule="cosine"
             ),
