@@ -3,10 +3,10 @@ r"""Wall time of the quick preset on the bundled data, and of one fold of the fu
 Measures ``ethoedge run --preset quick`` end to end (:func:`ethoedge.experiment.run` on the
 bundled cattle subset: cross-validation, deployment models, quantization, C export and
 host/QEMU checks) with its per-stage times, and, unless ``--skip-fold``, one
-leave-one-animal-out fold at the ``full`` preset's settings (the teacher, soft labels and
-every student x seed on 7 training animals, one of them for early stopping, tested on the
-8th: the ``full`` preset with ``protocol="holdout"`` and one test animal costs exactly that;
-no deployment).
+leave-one-animal-out fold at the ``full`` preset's settings (the teacher, its soft labels, the
+feature baseline and every student x seed on 7 training animals, tested on the 8th: the
+``full`` preset with ``protocol="holdout"`` and one test animal costs exactly that; no
+deployment).
 
 Usage::
 
