@@ -60,6 +60,7 @@ def test_no_soft_label_from_a_teacher_that_saw_its_animal(fold_run):
     assert np.array_equal(soft.index, fold.train)
     np.testing.assert_array_equal(out.soft_logits, soft.logits)
     animals = w.animal[fold.train]
+    fold_teacher, _ = train_model(ctx, Job(fold.name, TEACHER, 0))
     for k, g in enumerate(groups):
         rows = np.isin(animals, g["animals"])
         others = fold.teacher_train[~np.isin(w.animal[fold.teacher_train], g["animals"])]
@@ -69,7 +70,6 @@ def test_no_soft_label_from_a_teacher_that_saw_its_animal(fold_run):
             z = teacher(torch.from_numpy(fold.normalizer.apply(w.X[fold.train[rows]])))
         np.testing.assert_allclose(soft.logits[rows], z.numpy(), rtol=1e-5, atol=1e-5)
         # and not the fold teacher's, which saw every training animal
-        fold_teacher, _ = train_model(ctx, Job(fold.name, TEACHER, 0))
         with torch.no_grad():
             zf = fold_teacher(torch.from_numpy(fold.normalizer.apply(w.X[fold.train[rows]])))
         assert not np.allclose(soft.logits[rows], zf.numpy())

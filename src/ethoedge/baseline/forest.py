@@ -58,25 +58,16 @@ def make_estimator(cfg: BaselineConfig, seed: int, n_jobs: int = 1) -> Any:
     not depend on it). Boosting has no ``n_jobs``: its OpenMP threads follow
     ``OMP_NUM_THREADS``.
     """
-    class_weight = None if cfg.class_weight == "none" else "balanced"
-    leaf = {} if cfg.min_samples_leaf is None else {"min_samples_leaf": cfg.min_samples_leaf}
+    common: dict[str, Any] = {
+        "max_depth": cfg.max_depth,
+        "class_weight": None if cfg.class_weight == "none" else "balanced",
+        "random_state": seed,
+    }
+    if cfg.min_samples_leaf is not None:
+        common["min_samples_leaf"] = cfg.min_samples_leaf
     if cfg.model == "random_forest":
-        return RandomForestClassifier(
-            n_estimators=cfg.n_estimators,
-            max_depth=cfg.max_depth,
-            class_weight=class_weight,
-            n_jobs=n_jobs,
-            random_state=seed,
-            **leaf,
-        )
-    return HistGradientBoostingClassifier(
-        max_iter=cfg.n_estimators,
-        max_depth=cfg.max_depth,
-        class_weight=class_weight,
-        early_stopping=False,
-        random_state=seed,
-        **leaf,
-    )
+        return RandomForestClassifier(n_estimators=cfg.n_estimators, n_jobs=n_jobs, **common)
+    return HistGradientBoostingClassifier(max_iter=cfg.n_estimators, early_stopping=False, **common)
 
 
 class FeatureBaseline:

@@ -25,11 +25,12 @@ from ethoedge import __version__
 from ethoedge.bundle import Bundle
 from ethoedge.config import RunConfig
 from ethoedge.data.windows import Windows
+from ethoedge.distill.soft_labels import load_soft_labels
 from ethoedge.errors import EthoedgeError
 from ethoedge.experiment.aggregate import Prediction, model_entry
 from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import all_animals
-from ethoedge.experiment.jobs import Job, JobContext, train_model
+from ethoedge.experiment.jobs import Job, JobContext, soft_labels_path, train_model
 from ethoedge.experiment.keys import STUDENT, STUDENT_KD, TEACHER, ModelKey
 from ethoedge.inference import Classifier
 
@@ -85,9 +86,6 @@ def quantize_folds(
             fold = ctx.folds[p.fold]
             soft = None
             if qcfg.qat and base.kd:
-                from ethoedge.distill.soft_labels import load_soft_labels
-                from ethoedge.experiment.jobs import soft_labels_path
-
                 path = soft_labels_path(ctx.work_dir, p.fold)
                 if path.is_file():
                     soft = load_soft_labels(path).logits

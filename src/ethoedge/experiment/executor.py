@@ -25,7 +25,7 @@ ExecutorName = Literal["serial", "processes", "ray"]
 EXECUTORS = ("serial", "processes", "ray")
 
 
-def _progress(enabled: bool, total: int) -> Any:
+def _progress(enabled: bool) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -51,7 +51,7 @@ class _Tracker(AbstractContextManager["_Tracker"]):
     """The one bar over jobs."""
 
     def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.bar = _progress(enabled, total)
+        self.bar = _progress(enabled)
         self.total = total
         self.label = label
         self.running = 0

@@ -214,10 +214,16 @@ def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) ->
     finally:
         torch.set_num_threads(before)
     out = JobOutput(
-        job, fold.test, probs, res.best_epoch, res.epochs_run, time.perf_counter() - t0, out_soft
+        job,
+        fold.test,
+        probs,
+        res.best_epoch,
+        res.epochs_run,
+        time.perf_counter() - t0,
+        out_soft,
+        info,
     )
     save_predictions(ctx.work_dir / f"{job.id}.pred.npz", out)
-    out.info = info
     return out
 
 
@@ -291,12 +297,12 @@ def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:
     out = JobOutput(
         job, fold.test, probs, 0, 0, time.perf_counter() - t0, None, {"tree_nodes": nodes}
     )
-    save_predictions(path, out)
+    save_predictions(path, out, tree_nodes=np.asarray(nodes))
     return out
 
 
-def save_predictions(path: Path, out: JobOutput) -> None:
-    """A job's held-out predictions beside its checkpoint (atomic)."""
+def save_predictions(path: Path, out: JobOutput, **extra: np.ndarray) -> None:
+    """A job's held-out predictions (and ``extra`` arrays) beside its checkpoint (atomic)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
@@ -304,5 +310,5 @@ def save_predictions(path: Path, out: JobOutput) -> None:
             probs=out.probs,
             best_epoch=out.best_epoch,
             epochs_run=out.epochs_run,
-            **{k: np.asarray(v) for k, v in out.info.items() if k == "tree_nodes"},
+            **extra,
         )

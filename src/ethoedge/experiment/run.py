@@ -72,15 +72,6 @@ def _baseline_cost(outputs: list[JobOutput]) -> dict[str, Any]:
     return {"params": round(float(np.mean(nodes))) if nodes else None, "macs": None, "bytes": None}
 
 
-def _executor_settings(cfg: RunConfig) -> dict[str, Any]:
-    return {
-        "executor": cfg.executor,
-        "workers": cfg.workers,
-        "ray_address": cfg.ray_address,
-        "job_threads": cfg.job_threads,
-    }
-
-
 def run_windows(
     windows: Windows,
     cfg: RunConfig,
@@ -95,22 +86,21 @@ def run_windows(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "config.yaml")
-    ex = _executor_settings(cfg)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 
     # folds -> jobs
     folds = fold_windows(cfg, windows)
-    ctx = JobContext(cfg, windows, {f.name: f for f in folds}, out / "work", ex["job_threads"])
+    ctx = JobContext(cfg, windows, {f.name: f for f in folds}, out / "work", cfg.job_threads)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = resolve_device(cfg.student_train.device) == "cuda"
     t0 = time.perf_counter()
     outputs = execute(
         ctx,
         plan_jobs(cfg, folds),
-        executor=ex["executor"],
-        workers=ex["workers"],
-        ray_address=ex["ray_address"],
+        executor=cfg.executor,
+        workers=cfg.workers,
+        ray_address=cfg.ray_address,
         use_gpu=use_gpu,
         progress=progress,
         label="cross-validation jobs",
@@ -143,9 +133,9 @@ def run_windows(
         "headline": HEADLINE,
         "ethoedge_version": __version__,
         "torch_threads": torch.get_num_threads(),
-        "executor": ex["executor"],
-        "workers": ex["workers"],
-        "job_threads": ex["job_threads"],
+        "executor": cfg.executor,
+        "workers": cfg.workers,
+        "job_threads": cfg.job_threads,
     }
     results = aggregate(
         info, [f.name for f in folds], windows.y, windows.class_names, predictions, costs, extra
@@ -168,7 +158,7 @@ def run_windows(
             ctx.work_dir,
             predictions,
             dataset_name=dataset_name,
-            threads=ex["job_threads"],
+            threads=cfg.job_threads,
             progress=progress,
         )
         save_bundle(bundle, out / "model")
