@@ -32,10 +32,10 @@ from ethoedge.data.config import DataConfig
 from ethoedge.data.dataset import Dataset
 from ethoedge.data.recording import Recording
 from ethoedge.data.resample import resample
+from ethoedge.data.sources import file_stem, folder_files
 from ethoedge.errors import ConfigError, DataError
 
 G = 9.80665  # m/s² per g
-DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".parquet", ".pq", ".txt", ".tsv")
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "datasets" / "default"
 DEFAULT_DATA_FILE = DEFAULT_DATA_DIR / "cattle_collar_ufro_subset.csv.gz"
 
@@ -93,8 +93,8 @@ def resolve_path(path: str | Path | None) -> Path:
         return DEFAULT_DATA_FILE
     p = Path(path)
     if p.is_dir():
-        cands = sorted(q for q in p.iterdir() if q.is_file() and _is_data_name(q.name))
-        named = [q for q in cands if _stem(q.name) == p.name]
+        cands = folder_files(p)
+        named = [q for q in cands if file_stem(q.name) == p.name]
         if len(named) == 1:
             return named[0]
         if len(cands) == 1:
@@ -104,17 +104,6 @@ def resolve_path(path: str | Path | None) -> Path:
     if not p.exists():
         raise DataError("file not found", path=p)
     return p
-
-
-def _is_data_name(name: str) -> bool:
-    return name.lower().endswith(DATA_SUFFIXES)
-
-
-def _stem(name: str) -> str:
-    for suf in (".csv.gz", ".parquet", ".csv", ".gz", ".pq", ".txt", ".tsv"):
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
 
 
 def _kind(path: Path) -> str:
@@ -578,7 +567,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     if not recordings:
         raise DataError("no recordings left after cleaning", path=path)
     _check_units(recordings, units, notes)
-    name = _stem(path.name) if fmt == "generic" else fmt
+    name = file_stem(path.name) if fmt == "generic" else fmt
     if path == DEFAULT_DATA_FILE:
         name = "default (cattle_collar_ufro subset)"
     return Dataset(
