@@ -132,6 +132,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             temperature=args.temperature,
             soft_labels=args.soft_labels,
             cross_fit_groups=args.cross_fit_groups,
+            baseline_weight=args.baseline_weight,
         ),
         executor=args.executor,
         workers=args.workers,
@@ -196,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--input",
-        choices=("raw", "static_dynamic"),
+        choices=("raw", "dynamic", "static_dynamic"),
         default="raw",
         help="input stage of teacher and students",
     )
     ap.add_argument(
         "--soft-labels", choices=("in_fold", "cross_fit", "consistent"), default="in_fold"
+    )
+    ap.add_argument(
+        "--baseline-weight",
+        type=float,
+        default=0.0,
+        help="ensemble teacher: weight of the feature baseline in the soft labels",
     )
     ap.add_argument("--cross-fit-groups", type=int, default=4, help="K of --soft-labels cross_fit")
     ap.add_argument(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ethoedge.configbase import Int, PosFloat, UnitFloat, config_dataclass
+from ethoedge.errors import ConfigError
 
 SoftLabels = Literal["in_fold", "cross_fit", "consistent"]
 
@@ -33,12 +34,28 @@ class KDConfig:
             batch as the student during training (the teacher stays in memory).
         cross_fit_groups: K, the animal groups of ``cross_fit`` (at least 2; a fold with fewer
             training animals uses one group per animal).
+        baseline_weight: an ensemble teacher: the soft labels' probabilities are
+            ``(1 - w) * softmax(teacher logits) + w * p_baseline``, where ``p_baseline`` is
+            the feature baseline's (:mod:`ethoedge.baseline`) probability of each training
+            window from a forest fitted on the *other* animal groups of the fold (the
+            ``cross_fit_groups`` groups, so no baseline probability comes from a forest that
+            saw the window's animal; ``cross_fit_groups`` cheap forest fits per fold). The
+            stored logits are the log of the mixture, so the KD temperature applies to the
+            ensemble. ``0`` (default): the ResNet teacher alone. Not with ``consistent``.
     """
 
     alpha: UnitFloat = 0.5
     temperature: PosFloat = 4.0
     soft_labels: SoftLabels = "in_fold"
     cross_fit_groups: Annotated[Int, Field(ge=2)] = 4
+    baseline_weight: UnitFloat = 0.0
+
+    def __post_init__(self) -> None:
+        if self.baseline_weight > 0 and self.soft_labels == "consistent":
+            raise ConfigError(
+                "kd.baseline_weight > 0 needs stored soft labels (kd.soft_labels: in_fold or "
+                "cross_fit), not consistent"
+            )
 
     @property
     def consistent(self) -> bool:

@@ -208,6 +208,9 @@ def run_job(ctx: JobContext, job: Job, soft_logits: np.ndarray | None = None) ->
                     ctx.cfg.kd.temperature,
                     device,
                 )
+            if ctx.cfg.kd.baseline_weight > 0:
+                sl, ens_info = ensemble_soft_labels(ctx, job, sl)
+                info = {**info, **ens_info}
             save_soft_labels(sl, soft_labels_path(ctx.work_dir, job.fold))
             out_soft = sl.logits
         model.cpu()
@@ -271,6 +274,47 @@ def cross_fitted_soft_labels(
     info = {"cross_fit": provenance}
     atomic_write_json(ctx.work_dir / f"{job.fold}_soft_labels_cross_fit.json", info)
     return SoftLabels(logits, cfg.kd.temperature, fold.train, w.class_names), info
+
+
+def ensemble_soft_labels(
+    ctx: JobContext, job: Job, teacher: SoftLabels
+) -> tuple[SoftLabels, dict[str, Any]]:
+    """The ensemble teacher of ``kd.baseline_weight`` w: probabilities ``(1 - w) *
+    softmax(teacher logits) + w * p_baseline``, stored as their log (so the KD temperature
+    applies to the mixture). ``p_baseline`` of a training window comes from a feature
+    baseline fitted on the fold's other animal groups (``kd.cross_fit_groups`` groups, as in
+    :func:`cross_fitted_soft_labels`), never on the window's own animal."""
+    from ethoedge.baseline import BaselineConfig, FeatureBaseline
+
+    cfg, w = ctx.cfg, ctx.windows
+    fold = ctx.folds[job.fold]
+    animals = w.animal[fold.train]
+    n_classes = len(w.class_names)
+    p_base = np.zeros((len(fold.train), n_classes), dtype=np.float64)
+    provenance = []
+    for members in animal_groups(animals, cfg.kd.cross_fit_groups):
+        rows = np.isin(animals, members)
+        others = fold.train[~rows]
+        assert not set(np.unique(w.animal[others])) & set(members), "a forest saw its windows"
+        model = FeatureBaseline(cfg.baseline or BaselineConfig()).fit(
+            w.X[others], w.y[others], w.rate_hz, job.seed, n_classes=n_classes
+        )
+        p_base[rows] = model.predict_proba(w.X[fold.train[rows]])
+        provenance.append(
+            {
+                "animals": sorted(str(a) for a in members),
+                "trained_on": sorted(str(a) for a in np.unique(w.animal[others])),
+            }
+        )
+    assert np.array_equal(teacher.index, fold.train)
+    z = teacher.logits.astype(np.float64)
+    p_teacher = np.exp(z - z.max(axis=1, keepdims=True))
+    p_teacher /= p_teacher.sum(axis=1, keepdims=True)
+    wt = cfg.kd.baseline_weight
+    mix = (1.0 - wt) * p_teacher + wt * p_base
+    logits = np.log(np.maximum(mix, 1e-12)).astype(np.float32)
+    info = {"ensemble_baseline": {"weight": wt, "groups": provenance}}
+    return SoftLabels(logits, teacher.temperature, teacher.index, teacher.class_names), info
 
 
 def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:

@@ -1,0 +1,60 @@
+"""The ensemble teacher (``kd.baseline_weight``): soft labels mix the ResNet teacher's
+probabilities with the feature baseline's, each window's baseline probability from a forest
+that never saw the window's animal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ethoedge.baseline import BaselineConfig, FeatureBaseline
+from ethoedge.distill import KDConfig, load_soft_labels
+from ethoedge.distill.soft_labels import predict_logits, softmax
+from ethoedge.errors import ConfigError
+from ethoedge.experiment.folds import fold_windows
+from ethoedge.experiment.jobs import Job, JobContext, run_job, soft_labels_path, train_model
+from ethoedge.experiment.keys import TEACHER
+from kdhelpers import separable_windows, tiny_config
+
+
+def test_consistent_soft_labels_cannot_be_mixed():
+    with pytest.raises(ConfigError, match="baseline_weight"):
+        KDConfig(soft_labels="consistent", baseline_weight=0.5)
+
+
+def test_soft_labels_mix_teacher_and_out_of_animal_baseline(tmp_path):
+    w = separable_windows(n_per_animal=20, animals="abcdef")
+    fast = replace(tiny_config().student_train, epochs=2)
+    base = BaselineConfig(n_estimators=10)
+    cfg = tiny_config(protocol="loao", val_animals=0, teacher_train=fast, student_train=fast,
+                      kd=KDConfig(cross_fit_groups=3, baseline_weight=0.25), baseline=base,
+                      deploy=False, quantize=False)  # fmt: skip
+    fold = fold_windows(cfg, w)[0]
+    ctx = JobContext(cfg, w, {fold.name: fold}, tmp_path, threads=1)
+    out = run_job(ctx, Job(fold.name, TEACHER, 0))
+    groups = out.info["ensemble_baseline"]["groups"]
+    animals = w.animal[fold.train]
+    train_animals = {str(a) for a in np.unique(animals)}
+    assert len(groups) == 3
+    assert set().union(*(set(g["animals"]) for g in groups)) == train_animals
+    teacher, _ = train_model(ctx, Job(fold.name, TEACHER, 0))
+    p_teacher = softmax(predict_logits(teacher, fold.normalizer.apply(w.X[fold.train])))
+    soft = load_soft_labels(soft_labels_path(ctx.work_dir, fold.name))
+    np.testing.assert_array_equal(soft.logits, out.soft_logits)
+    mix = softmax(soft.logits)  # T = 1: the mixture itself
+    for g in groups:
+        assert not set(g["animals"]) & set(g["trained_on"])
+        assert set(g["trained_on"]) == train_animals - set(g["animals"])
+        rows = np.isin(animals, g["animals"])
+        others = fold.train[~rows]
+        forest = FeatureBaseline(base).fit(w.X[others], w.y[others], w.rate_hz, 0, n_classes=3)
+        p_base = forest.predict_proba(w.X[fold.train[rows]])
+        expected = 0.75 * p_teacher[rows] + 0.25 * p_base
+        np.testing.assert_allclose(mix[rows], expected, atol=1e-5)
+        # a forest fitted on every training animal would give other probabilities
+        full = FeatureBaseline(base).fit(
+            w.X[fold.train], w.y[fold.train], w.rate_hz, 0, n_classes=3
+        )
+        assert not np.allclose(full.predict_proba(w.X[fold.train[rows]]), p_base)
