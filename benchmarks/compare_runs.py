@@ -1,11 +1,12 @@
 """Side by side: the models of several finished ``ethoedge run`` folders, one markdown table.
 
-For each run (a folder with ``results.json``): pooled leave-one-animal-out MCC (mean +- sd
-over seeds) of the baseline, the teacher and every float student, and the paired
-KD - plain differences of pooled MCC by seed with their 95 % intervals. Optionally the
-quantized students' MCC.
+For each run (a folder with ``results.json``, or such a file itself): pooled
+leave-one-animal-out MCC (mean +- sd over seeds) of the baseline, the teacher and every float
+student, and the paired KD - plain differences of pooled MCC by seed with their 95 %
+intervals. Optionally the quantized students' MCC.
 
     python benchmarks/compare_runs.py runs/v0_raw runs/v1_sd runs/v1_dyn [--quantized]
+    python benchmarks/compare_runs.py benchmarks/results/bundled/v1_dyn.json ...
 
 Prints the table on standard output; nothing is written.
 """
@@ -39,17 +40,19 @@ def paired(p: dict | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders (with results.json)")
+    ap.add_argument(
+        "runs", nargs="+", type=Path, help="run folders (with results.json) or results files"
+    )
     ap.add_argument("--quantized", action="store_true", help="also the quantized students")
     args = ap.parse_args(argv)
-    docs = {r: json.loads((r / "results.json").read_text()) for r in args.runs}
+    docs = {r: json.loads((r / "results.json" if r.is_dir() else r).read_text()) for r in args.runs}
     names = [n for n in FLOAT if any(n in d["models"] for d in docs.values())]
     if args.quantized:
         names += sorted(
             {n for d in docs.values() for n in d["models"] if "_w" in n},
             key=lambda n: (n.split("_w")[0], -int(n.split("_w")[1])),
         )
-    print("| model | " + " | ".join(r.name for r in args.runs) + " |")
+    print("| model | " + " | ".join(r.stem if r.is_file() else r.name for r in args.runs) + " |")
     print("|---|" + "---:|" * len(args.runs))
     for n in names:
         print(f"| {n} | " + " | ".join(fmt(d["models"].get(n)) for d in docs.values()) + " |")
