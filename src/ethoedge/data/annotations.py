@@ -340,9 +340,19 @@ def parse_datetimes(
     """POSIX seconds of ISO 8601 date-times; numbers are epoch seconds. Naive date-times are in
     ``tz`` (an error without one); mixing naive and zoned ones, or a zone that disagrees with
     ``tz``, is an error naming the row."""
-    num = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy()
-    if np.isfinite(num.astype(np.float64)).all():
-        return num.astype(np.float64)
+    num = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(np.float64)
+    is_num = np.isfinite(num)
+    if is_num.all():
+        return num
+    if is_num.any():  # a mix: the minority kind is the odd one out
+        odd = ~is_num if is_num.sum() * 2 >= len(text) else is_num
+        i = int(np.flatnonzero(odd)[0])
+        raise DataError(
+            f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601, not a mix)",
+            path=path,
+            row=int(lines[i]),
+            column=name,
+        )
     aware = np.array([bool(_ZONE.search(s)) for s in text])
     if aware.any() and not aware.all():
         i = int(np.flatnonzero(~aware)[0])
