@@ -103,3 +103,27 @@ def test_data_stats_cli_on_the_layout(layout, capsys):
     single = capsys.readouterr().out
     windows_line = next(ln for ln in single.splitlines() if ln.startswith("windows:"))
     assert windows_line in out.splitlines()  # the same number of windows
+
+
+def test_a_bundles_labels_apply_only_to_its_training_data(layout, tmp_path):
+    import shutil
+
+    from ethoedge.bundle import Bundle, windows_for_bundle
+    from ethoedge.data import Normalizer
+    from ethoedge.models.gru_mlp import GRUStudent
+
+    cfg = _split_cfg(layout)
+    classes = ("grazing", "resting", "standing", "walking")
+    b = Bundle(
+        student=GRUStudent(len(classes)),
+        normalizer=Normalizer((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+        class_names=classes,
+        window=WindowConfig(),
+        rate_hz=10.0,
+        data=cfg.to_dict(),
+    )
+    own = windows_for_bundle(b, cfg.path)
+    assert (own.y >= 0).all() and len(own) > 1000
+    copy = shutil.copytree(layout["loggers"], tmp_path / "new_loggers")
+    new = windows_for_bundle(b, copy, every_stretch=True)
+    assert (new.y == -1).all()  # unlabelled: the annotation file belongs to the training data
