@@ -232,6 +232,18 @@ def test_boris_video_start_table_per_observation(tmp_path):
             "neither a date-time nor a file",
             None,
         ),
+        (
+            _boris_row("o1", "cow1", "grazing", "STATE", "0", "10"),
+            {"video_start": "2024-05-13 11:33:20"},
+            "video_start '2024-05-13 11:33:20' has no time zone",
+            None,
+        ),
+        (
+            _boris_row("o1", "cow1", "grazing", "STATE", "0", "10"),
+            {"video_start": "2024-05-13T11:33:20+01:00", "tz": "Europe/Berlin"},
+            "video_start time zone mismatch",
+            None,
+        ),
     ],
 )
 def test_bad_boris_input(tmp_path, row, kwargs, text, column):

@@ -335,7 +335,7 @@ def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | N
 
 
 def parse_datetimes(
-    text: list[str], name: str, lines: np.ndarray, path: Path | str, tz: str | None
+    text: list[str], name: str, lines: np.ndarray, path: Path | str | None, tz: str | None
 ) -> np.ndarray:
     """POSIX seconds of ISO 8601 date-times; numbers are epoch seconds. Naive date-times are in
     ``tz`` (an error without one); mixing naive and zoned ones, or a zone that disagrees with
@@ -353,7 +353,17 @@ def parse_datetimes(
             row=int(lines[i]),
             column=name,
         )
-    aware = np.array([bool(_ZONE.search(s)) for s in text])
+    s = pd.Series(text, dtype=object)
+    bad = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce").isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601)",
+            path=path,
+            row=int(lines[i]),
+            column=name,
+        )
+    aware = np.array([bool(_ZONE.search(v)) for v in text])
     if aware.any() and not aware.all():
         i = int(np.flatnonzero(~aware)[0])
         raise DataError(
@@ -371,7 +381,6 @@ def parse_datetimes(
             row=int(lines[0]),
             column=name,
         )
-    s = pd.Series(text, dtype=object)
     if aware.all():
         dt = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
     else:
@@ -445,12 +454,12 @@ def _video_origin(
     vs = Path(video_start)
     if not vs.is_file():
         try:
-            t0 = parse_datetimes([video_start.strip()], "video_start", np.array([0]), path, tz)
+            t0 = parse_datetimes([video_start.strip()], "video_start", np.array([0]), None, tz)
         except DataError as e:
-            raise DataError(
-                f"video_start {video_start!r} is neither a date-time nor a file"
-                f" ({e.message.split(': ', 1)[-1]})"
-            ) from e
+            why = e.message.split(": ", 1)[-1]
+            if "cannot parse" in why:
+                why = f"{video_start!r} is neither a date-time nor a file"
+            raise DataError(f"video_start {why}") from e
         return np.full(len(df), float(t0[0]))
     sep = _sniff_sep(vs)
     header = read_header(vs, sep)

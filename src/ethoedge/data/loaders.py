@@ -606,7 +606,7 @@ def _name(spec: str | Path | None, files: list[Path], fmt: str) -> str:
     if fmt not in ("generic", "movebank"):
         return fmt
     p = Path(spec) if spec is not None else files[0]
-    if len(files) == 1 and not p.is_dir():
+    if len(files) == 1:
         return file_stem(files[0].name)
     if p.is_dir():
         return p.name
