@@ -123,9 +123,18 @@ def test_zone_that_disagrees_with_tz_is_a_mismatch(tmp_path):
 
 
 def test_nonexistent_local_time_and_unknown_zone(tmp_path):
-    p = _generic(tmp_path, ["a,2024-03-31 02:30:00,2024-03-31 03:30:00,walk"])  # DST gap
-    with pytest.raises(DataError, match="does not exist or is ambiguous in Europe/Berlin"):
+    p = _generic(
+        tmp_path,
+        [
+            "a,2024-03-31 01:00:00,2024-03-31 01:30:00,walk",
+            "a,2024-03-31 02:30:00,2024-03-31 03:30:00,rest",
+        ],
+    )  # 02:30 does not exist: clocks jump from 02:00 to 03:00
+    with pytest.raises(
+        DataError, match="'2024-03-31 02:30:00' does not exist or is ambiguous"
+    ) as ei:
         read_annotations(p, tz="Europe/Berlin")
+    assert ei.value.row == 3 and ei.value.column == "start"
     with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
         read_annotations(p, tz="Mars/Olympus")
 

@@ -397,10 +397,12 @@ def parse_datetimes(
         try:
             dt = naive.dt.tz_localize(tz, ambiguous="raise", nonexistent="raise")
         except Exception as e:  # pytz/zoneinfo raise several types at DST changes
-            t = str(e).split("\n")[0]
+            i = next(k for k, v in enumerate(naive) if not _localizes(v, tz))
             raise DataError(
-                f"a naive time does not exist or is ambiguous in {tz} ({t})",
+                f"{text[i]!r} does not exist or is ambiguous in {tz} (a daylight-saving"
+                " change): give the time with its UTC offset",
                 path=path,
+                row=int(lines[i]),
                 column=name,
             ) from e
         dt = dt.dt.tz_convert("UTC")
@@ -428,6 +430,14 @@ def parse_datetimes(
                     column=name,
                 )
     return secs
+
+
+def _localizes(value: pd.Timestamp, tz: str) -> bool:
+    try:
+        value.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+    except Exception:
+        return False
+    return True
 
 
 def _offset(td: pd.Timedelta | None) -> str:
