@@ -308,6 +308,11 @@ def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
     )
 
 
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenation without a copy for one file."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 def _merge_codes(
     parts: list[tuple[np.ndarray, list[str]]],
 ) -> tuple[np.ndarray, list[str]]:
@@ -316,12 +321,12 @@ def _merge_codes(
     index: dict[str, int] = {}
     out = []
     for codes, uniq in parts:
-        remap = np.array([index.setdefault(u, len(index)) for u in uniq] + [-1], dtype=np.int64)
         for u in uniq:
-            if index[u] == len(names):
+            if index.setdefault(u, len(names)) == len(names):
                 names.append(u)
-        out.append(remap[codes])
-    return (np.concatenate(out) if out else np.zeros(0, np.int64)), names
+        remap = np.array([index[u] for u in uniq] + [-1], dtype=np.int64)
+        out.append(codes if remap[:-1].tolist() == list(range(len(uniq))) else remap[codes])
+    return (_cat(out) if out else np.zeros(0, np.int64)), names
 
 
 def _allowed_behaviours(cfg: DataConfig) -> tuple[str, ...] | None:
@@ -407,14 +412,11 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     fmt, preset = first.fmt, first.preset
     notes: list[str] = [n for p in parts for n in p.notes]
     fidx = np.repeat(np.arange(len(parts)), [len(p.t) for p in parts])
-    lines = np.concatenate([p.lines for p in parts])
-    t = np.concatenate([p.t for p in parts])
-    acc = np.concatenate([p.acc for p in parts])
-    rate_col = (
-        np.concatenate([p.rate for p in parts])  # type: ignore[misc]
-        if all(p.rate is not None for p in parts)
-        else None
-    )
+    lines = _cat([p.lines for p in parts])
+    t = _cat([p.t for p in parts])
+    acc = _cat([p.acc for p in parts])
+    rates_in = [p.rate for p in parts if p.rate is not None]
+    rate_col = _cat(rates_in) if len(rates_in) == len(parts) else None
     acodes, auniq = _merge_codes([(p.animal_codes, p.animal_names) for p in parts])
     scodes, suniq = _merge_codes([(p.segment_codes, p.segment_names) for p in parts])
     label_col = first.label_column
