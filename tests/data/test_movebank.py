@@ -174,3 +174,30 @@ def test_missing_movebank_columns(tmp_path):
     p = _write(df.drop(columns=["eobs:acceleration-axes"]), tmp_path)
     with pytest.raises(DataError, match=r"missing column\(s\) \['eobs:acceleration-axes'\]"):
         load_dataset(DataConfig(path=str(p), unlabelled="keep"))
+
+
+def test_bursts_labelled_by_annotation_intervals(tmp_path):
+    df, _ = _bursts(n_bursts=2, animals=("s",))
+    ann = tmp_path / "ann.csv"
+    # first burst flying, second resting (half-open: the second starts exactly at T0 + 60)
+    ann.write_text(
+        f"animal,start,end,label\ns,{T0},{T0 + 2},flying\ns,{T0 + 60},{T0 + 62},resting\n"
+    )
+    ds = load_dataset(DataConfig(path=str(_write(df, tmp_path)), labels=str(ann)))
+    assert [set(r.labels) for r in ds.recordings] == [{"flying"}, {"resting"}]
+
+
+def test_cli_stats_on_a_burst_export(tmp_path, capsys):
+    from ethoedge.cli import main
+
+    df, _ = _bursts(n_bursts=4, n=60)
+    df["behavioural-classification"] = "flying"
+    p = _write(df, tmp_path)
+    assert main(["data", "stats", str(p), "--window-s", "2", "--hop-s", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 animals, 8 segments" in out and "default e-obs assumption" in out
+    bad = _write(_edit(df, 1, "eobs:acceleration-axes", "XY"), tmp_path, "bad.csv")
+    assert main(["data", "stats", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert "row 3" in err and "eobs:acceleration-axes" in err
