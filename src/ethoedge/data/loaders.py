@@ -97,24 +97,18 @@ def default_data_path() -> Path:
 
 
 def resolve_path(path: str | Path | None) -> Path:
-    """The data file for ``path``: the bundled default for ``None``; a folder's one data file."""
+    """The one data file for ``path``: the bundled default for ``None``; a file; a folder's file
+    named like the folder or its only file. A folder or pattern of several files (per-animal
+    files, which :func:`load_dataset` reads together) is a :class:`ConfigError`."""
     if path is None:
         if not DEFAULT_DATA_FILE.is_file():
             raise DataError("the bundled default data set is missing", path=DEFAULT_DATA_FILE)
         return DEFAULT_DATA_FILE
-    p = Path(path)
-    if p.is_dir():
-        cands = folder_files(p)
-        named = [q for q in cands if file_stem(q.name) == p.name]
-        if len(named) == 1:
-            return named[0]
-        if len(cands) == 1:
-            return cands[0]
-        names = [q.name for q in cands]
-        raise ConfigError(f"folder holds {len(cands)} data files {names}; name one", path=p)
-    if not p.exists():
-        raise DataError("file not found", path=p)
-    return p
+    files, _ = _files(path)
+    if len(files) > 1:
+        names = [q.name for q in files]
+        raise ConfigError(f"names {len(files)} data files {names}, not one", path=path)
+    return files[0]
 
 
 def detect_format(columns: list[str], path: Path) -> str:
