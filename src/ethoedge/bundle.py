@@ -218,14 +218,17 @@ def windows_for_bundle(
     every_stretch: bool = False,
 ) -> Any:
     """Load ``data_path`` with the bundle's data settings (``data_format`` and ``units``
-    replacing its format and units where given; no path: the bundled default data set) and
-    window it with :func:`window_like_bundle`."""
+    replacing its format and units where given; no path: the bundled default data set; the
+    training data's annotation file only for the training data's path) and window it with
+    :func:`window_like_bundle`."""
     from ethoedge.data import load_dataset
     from ethoedge.data.config import DataConfig
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     d = dict(b.data)
     d["path"] = None if data_path is None else str(data_path)
+    if d["path"] != b.data.get("path"):
+        d["labels"] = None  # the training data's annotation file does not label other data
     if data_format is not None:
         d["format"] = data_format
     if units is not None:

@@ -68,12 +68,15 @@ def test_help_and_version_exit_0():
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("run", ("--out", "--quiet", "--device", "--format", "--units")),
+        (
+            "run",
+            ("--out", "--quiet", "--device", "--format", "--units", "--labels", "--video-start"),
+        ),
         ("classify", ("--out", "--quiet", "--device", "--format", "--units")),
         ("quantize", ("--quiet", "--format", "--units")),
         ("verify-c", ("--format", "--units")),
         ("export-c", ("--out",)),
-        ("data stats", ("--format", "--units")),
+        ("data stats", ("--format", "--units", "--labels", "--video-start", "--tz")),
         ("data plot", ("--out", "--format", "--units")),
     ],
 )

@@ -9,7 +9,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ethoedge.cli.app import app
-from ethoedge.cli.options import format_opt, out_opt, units_opt
+from ethoedge.cli.options import (
+    data_overrides,
+    format_opt,
+    labels_opt,
+    out_opt,
+    tz_opt,
+    units_opt,
+    unlabelled_opt,
+    video_start_opt,
+)
 
 data_app = typer.Typer(
     help="Inspect a data set: statistics and signal plots.", rich_markup_mode=None
@@ -19,20 +28,19 @@ app.add_typer(data_app, name="data")
 DATA_ARG = typer.Argument(
     None,
     metavar="DATA",
-    help="Data file (CSV, CSV.gz or Parquet) or a folder with one; omitted: the bundled default"
-    " cattle subset.",
+    help="Data file (CSV, CSV.gz or Parquet), a folder of per-animal files or a glob pattern"
+    " ('logs/cow_*.csv'); omitted: the bundled default cattle subset.",
     show_default=False,
 )
 FORMAT_OPT = format_opt()
 UNITS_OPT = units_opt()
 
 
-def _load(data: Path | None, fmt: str, units: str | None):
+def _load(data: Path | None, fmt: str, units: str | None, **labels: str | None):
     from ethoedge.data import DataConfig, load_dataset
 
-    return load_dataset(
-        DataConfig(path=str(data) if data is not None else None, format=fmt, units=units)
-    )
+    cfg = data_overrides(DataConfig(), path=data, format=fmt, units=units, **labels)
+    return load_dataset(cfg)
 
 
 @data_app.command("stats")
@@ -45,12 +53,24 @@ def stats(
     rate_hz: float | None = typer.Option(
         None, "--rate", help="Resample windows to this rate (Hz) first."
     ),
+    labels: Path | None = labels_opt(),
+    video_start: str | None = video_start_opt(),
+    tz: str | None = tz_opt(),
+    unlabelled: str | None = unlabelled_opt(),
 ) -> None:
     """Print per-animal and per-class counts, durations and windows per class."""
     from ethoedge.data import WindowConfig
     from ethoedge.data.stats import dataset_stats
 
-    ds = _load(data, format, units)
+    ds = _load(
+        data,
+        format,
+        units,
+        labels=labels,  # type: ignore[arg-type]
+        video_start=video_start,
+        tz=tz,
+        unlabelled=unlabelled,
+    )
     st = dataset_stats(ds, WindowConfig(length_s=window_s, hop_s=hop_s, target_rate_hz=rate_hz))
     w = st.windows
     con = Console()

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-FORMATS_HELP = "auto, generic, cattle_ufro or otariids_ladds"
+FORMATS_HELP = "auto, generic, cattle_ufro, otariids_ladds or movebank"
 
 
 def format_opt(default: str | None = "auto") -> Any:
@@ -36,3 +36,82 @@ def quiet_opt() -> Any:
 def out_opt(help: str, default: Path | None = None) -> Any:
     """``--out``/``-o``: where a command writes."""
     return typer.Option(... if default is None else default, "--out", "-o", help=help)
+
+
+def labels_opt() -> Any:
+    """``--labels``: an annotation file whose intervals label the samples."""
+    return typer.Option(
+        None,
+        "--labels",
+        help="Annotation intervals joined to the samples by time: an 'animal, start, end,"
+        " label' table or a BORIS aggregated-events export (see docs/data.md).",
+    )
+
+
+def video_start_opt() -> Any:
+    """``--video-start``: when relative (BORIS) annotation times start."""
+    return typer.Option(
+        None,
+        "--video-start",
+        help="Start of the annotated media for relative (BORIS) times: one ISO 8601"
+        " date-time or a table 'observation, start'.",
+    )
+
+
+def tz_opt() -> Any:
+    """``--tz``: time zone of naive annotation times."""
+    return typer.Option(
+        None, "--tz", help="Time zone of naive annotation times (e.g. Europe/Berlin, UTC)."
+    )
+
+
+def unlabelled_opt() -> Any:
+    """``--unlabelled``: what to do with samples without a label."""
+    return typer.Option(
+        None,
+        "--unlabelled",
+        help="Samples without a label (none in the file, or outside every annotation"
+        " interval): error, drop or keep (default: the config's, error).",
+    )
+
+
+def data_overrides(
+    base: Any,
+    *,
+    path: Any = None,
+    format: str | None = None,
+    units: str | None = None,
+    labels: Any = None,
+    video_start: str | None = None,
+    tz: str | None = None,
+    unlabelled: str | None = None,
+) -> Any:
+    """``base`` (a DataConfig) with the command-line data options applied where given."""
+    from dataclasses import replace
+
+    from ethoedge.data.config import LabelsConfig
+
+    changes: dict[str, Any] = {}
+    if path is not None:
+        changes["path"] = str(path)
+    if format is not None:
+        changes["format"] = format
+    if units is not None:
+        changes["units"] = units
+    if unlabelled is not None:
+        changes["unlabelled"] = unlabelled
+    lab = base.labels
+    if labels is not None:
+        lab = LabelsConfig(path=str(labels))
+    if (video_start is not None or tz is not None) and lab is None:
+        from ethoedge.errors import ConfigError
+
+        raise ConfigError("--video-start and --tz need --labels (an annotation file)")
+    if lab is not None:
+        lab = replace(
+            lab,
+            **({"video_start": str(video_start)} if video_start is not None else {}),
+            **({"tz": tz} if tz is not None else {}),
+        )
+    changes["labels"] = lab
+    return replace(base, **changes)

@@ -11,7 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 from ethoedge.cli.app import app
-from ethoedge.cli.options import device_opt, format_opt, out_opt, quiet_opt, units_opt
+from ethoedge.cli.options import (
+    data_overrides,
+    device_opt,
+    format_opt,
+    labels_opt,
+    out_opt,
+    quiet_opt,
+    tz_opt,
+    units_opt,
+    unlabelled_opt,
+    video_start_opt,
+)
 
 
 @app.command("run")
@@ -19,8 +30,8 @@ def run_cmd(
     data: Path | None = typer.Argument(
         None,
         metavar="DATA",
-        help="Labelled data file or folder; omitted: the bundled default cattle subset (or the "
-        "config's data.path).",
+        help="Labelled data: a file, a folder of per-animal files or a glob pattern; omitted: "
+        "the bundled default cattle subset (or the config's data.path).",
         show_default=False,
     ),
     out: Path = out_opt("Output directory (report, results, model)."),
@@ -33,6 +44,10 @@ def run_cmd(
     device: str | None = device_opt(),
     format: str | None = format_opt(None),
     units: str | None = units_opt(),
+    labels: Path | None = labels_opt(),
+    video_start: str | None = video_start_opt(),
+    tz: str | None = tz_opt(),
+    unlabelled: str | None = unlabelled_opt(),
     executor: str | None = typer.Option(
         None,
         "--executor",
@@ -52,12 +67,17 @@ def run_cmd(
     from ethoedge.experiment import run
 
     cfg = load_yaml(config) if config is not None else preset(preset_name)
-    if data is not None:
-        cfg = replace(cfg, data=replace(cfg.data, path=str(data)))
-    if format is not None:
-        cfg = replace(cfg, data=replace(cfg.data, format=format))
-    if units is not None:
-        cfg = replace(cfg, data=replace(cfg.data, units=units))
+    data_cfg = data_overrides(
+        cfg.data,
+        path=data,
+        format=format,
+        units=units,
+        labels=labels,
+        video_start=video_start,
+        tz=tz,
+        unlabelled=unlabelled,
+    )
+    cfg = replace(cfg, data=data_cfg)
     if device is not None:
         cfg = replace(
             cfg,

@@ -16,7 +16,7 @@ import typing
 from dataclasses import field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ethoedge.configbase import (
     Float,
@@ -29,7 +29,7 @@ from ethoedge.configbase import (
 )
 from ethoedge.errors import ConfigError
 
-Format = Literal["auto", "generic", "cattle_ufro", "otariids_ladds"]
+Format = Literal["auto", "generic", "cattle_ufro", "otariids_ladds", "movebank"]
 Units = Literal["g", "m/s2"]
 NanPolicy = Literal["error", "drop", "interpolate"]
 UnlabelledPolicy = Literal["error", "drop", "keep"]
@@ -41,16 +41,77 @@ UNLABELLED_POLICIES: tuple[str, ...] = typing.get_args(UnlabelledPolicy)
 TIMESTAMP_POLICIES: tuple[str, ...] = typing.get_args(TimestampPolicy)
 
 
+E_OBS_ZERO = 2048.0
+"""Default zero point of raw e-obs acceleration counts (the middle of the 12-bit range)."""
+E_OBS_G_PER_COUNT = 1.0 / 1024.0
+"""Default slope of raw e-obs acceleration counts in g per count (an assumption: +-2 g over the
+12-bit range); a tag's own calibration belongs in ``data.movebank``."""
+
+
+@config_dataclass(key="data.labels")
+class LabelsConfig:
+    """Annotation intervals joined to the sensor samples by time
+    (:func:`~ethoedge.data.annotations.read_annotations`).
+
+    Attributes:
+        path: a generic ``animal, start, end, label`` table or a BORIS aggregated-events export
+            (CSV, TSV, CSV.gz).
+        video_start: where the annotation clock starts when its times are relative to a video
+            (BORIS): one ISO 8601 date-time for every observation, or a table file with columns
+            ``observation`` (an observation id or media file name) and ``start``.
+        tz: the time zone (IANA name such as ``Europe/Berlin``, or ``UTC``) of naive date-times
+            in the annotation file or ``video_start``; ``None``: naive times are an error.
+        behaviours: the behaviours an annotation may name (``None``: the data's ``classes``
+            and ``label_map`` keys when ``classes`` is set, else any).
+    """
+
+    path: Str
+    video_start: Str | None = None
+    tz: Str | None = None
+    behaviours: tuple[Str, ...] | None = None
+
+
+@config_dataclass(key="data.movebank")
+class MovebankConfig:
+    """How raw accelerometer counts of a Movebank export become g:
+    ``g = (count - zero) * g_per_count`` (the same for every axis).
+
+    The defaults assume an e-obs tag recording 12-bit counts centred on 2048 at +-2 g full
+    scale; they are *not* a calibration. Set the values from your tags' calibration (e-obs
+    publishes them per tag and sensitivity); tilt columns (already in g) are not scaled.
+
+    Attributes:
+        zero: the count that means 0 g.
+        g_per_count: g per count.
+    """
+
+    zero: Float = E_OBS_ZERO
+    g_per_count: PosFloat = E_OBS_G_PER_COUNT
+
+
+def _labels_shorthand(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+LabelsField = Annotated[LabelsConfig | None, BeforeValidator(_labels_shorthand)]
+"""``data.labels``: a :class:`LabelsConfig`, or just the annotation file's path."""
+
+
 @config_dataclass(key="data", moved={"resample_hz": "window.target_rate_hz"})
 class DataConfig:
     """Where the data are and how to read them.
 
     Attributes:
-        path: a CSV / CSV.gz / Parquet file, or a folder holding one (``None``: the bundled
-            default cattle subset shipped inside the package).
+        path: a CSV / CSV.gz / Parquet file, a folder of per-animal files or a glob pattern
+            such as ``logs/cow_*.csv`` (``None``: the bundled default cattle subset shipped
+            inside the package). A folder holding a file named like the folder reads that
+            file only. Without an ``animal`` column a file's animal id is its stem
+            (``cow_17.csv.gz`` -> ``cow_17``); all files must share one layout.
         format: ``"auto"`` (detect from the columns and file name), ``"generic"``
             (``animal, timestamp, ax, ay, az, label`` + optional ``segment``/``session``),
-            ``"cattle_ufro"`` or ``"otariids_ladds"`` (the two shared real data sets).
+            ``"cattle_ufro"`` or ``"otariids_ladds"`` (the two shared real data sets), or
+            ``"movebank"`` (a Movebank accelerometer export: e-obs bursts or one sample per
+            row).
         units: acceleration units in the file, ``"g"`` or ``"m/s2"`` (``None``: the preset's,
             ``"g"`` for generic data). Converted to g on load.
         label_map: rename/merge labels (``{"trotting": "walking"}``); a value of ``None``
@@ -74,6 +135,10 @@ class DataConfig:
             interpolates over a step longer than this many sample periods (the same rule as
             :class:`~ethoedge.data.windows.WindowConfig`). To resample to another rate, set
             ``window.target_rate_hz``.
+        labels: annotation intervals that label the samples by time (a
+            :class:`LabelsConfig`, or just its path); the file's own label column is then
+            ignored and samples outside every interval are unlabelled (see ``unlabelled``).
+        movebank: the conversion of raw Movebank/e-obs counts to g (:class:`MovebankConfig`).
     """
 
     path: Str | None = None
@@ -87,6 +152,8 @@ class DataConfig:
     timestamp_policy: TimestampPolicy = "error"
     rate_hz: PosFloat | None = None
     max_gap_factor: Annotated[Float, Field(gt=1)] = 1.5
+    labels: LabelsField = None
+    movebank: MovebankConfig = field(default_factory=MovebankConfig)
 
     def __post_init__(self) -> None:
         if self.classes is not None and (

@@ -9,6 +9,11 @@ Layouts (see ``docs/data.md``):
 * ``otariids_ladds``: the shared seal file (g, sessions at 25 or 20 Hz in ``session``, the
   five behaviour groups in ``label_group``); resampled to 20 Hz on load, so that its
   recordings share one rate (another rate: ``window.target_rate_hz``).
+* ``movebank``: a Movebank accelerometer export (:mod:`ethoedge.data.movebank`).
+
+``DataConfig.path`` may be one file, a folder of per-animal files or a glob pattern; the
+animal id is the ``animal`` column, else the file stem. ``DataConfig.labels`` labels the
+samples from annotation intervals instead (:mod:`ethoedge.data.annotations`).
 
 Every problem with the file is a :class:`~ethoedge.errors.DataError` naming the file, and the
 row (1-based file line, header = line 1; for Parquet the 1-based record) and column where
@@ -17,22 +22,28 @@ there is one.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import re
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ethoedge.data.annotations import iso_utc
 from ethoedge.data.config import DataConfig
 from ethoedge.data.dataset import Dataset
+from ethoedge.data.movebank import is_movebank, read_movebank
 from ethoedge.data.recording import Recording
 from ethoedge.data.resample import resample
-from ethoedge.data.sources import file_stem, folder_files
+from ethoedge.data.sources import data_files, file_stem, folder_files
+from ethoedge.data.tables import (
+    _check_ragged,
+    _factor,
+    _numeric,
+    _parse_timestamps,
+    read_header,
+    read_table,
+)
 from ethoedge.errors import ConfigError, DataError
 
 G = 9.80665  # m/s² per g
@@ -76,8 +87,8 @@ PRESETS: dict[str, Preset] = {
         rate_column="fs_hz",
         resample_hz=20.0,
     ),
+    "movebank": Preset("movebank", "g", "", None, ()),
 }
-STRING_COLUMNS = ("animal", "label", "label_group", "segment", "session")
 
 
 def default_data_path() -> Path:
@@ -86,83 +97,18 @@ def default_data_path() -> Path:
 
 
 def resolve_path(path: str | Path | None) -> Path:
-    """The data file for ``path``: the bundled default for ``None``; a folder's one data file."""
+    """The one data file for ``path``: the bundled default for ``None``; a file; a folder's file
+    named like the folder or its only file. A folder or pattern of several files (per-animal
+    files, which :func:`load_dataset` reads together) is a :class:`ConfigError`."""
     if path is None:
         if not DEFAULT_DATA_FILE.is_file():
             raise DataError("the bundled default data set is missing", path=DEFAULT_DATA_FILE)
         return DEFAULT_DATA_FILE
-    p = Path(path)
-    if p.is_dir():
-        cands = folder_files(p)
-        named = [q for q in cands if file_stem(q.name) == p.name]
-        if len(named) == 1:
-            return named[0]
-        if len(cands) == 1:
-            return cands[0]
-        names = [q.name for q in cands]
-        raise ConfigError(f"folder holds {len(cands)} data files {names}; name one", path=p)
-    if not p.exists():
-        raise DataError("file not found", path=p)
-    return p
-
-
-def _kind(path: Path) -> str:
-    """``"gzip"``, ``"parquet"`` or ``"text"``, from the file's first bytes."""
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        return "gzip"
-    if magic == b"PAR1":
-        return "parquet"
-    if path.name.lower().endswith(".gz"):
-        raise DataError(
-            "not a gzip file (the name ends in .gz but the content does not)", path=path
-        )
-    if path.name.lower().endswith((".parquet", ".pq")):
-        raise DataError("not a Parquet file (no PAR1 magic bytes)", path=path)
-    return "text"
-
-
-def _open_text(path: Path, kind: str) -> io.TextIOBase:
-    if kind == "gzip":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _corrupt(path: Path, kind: str, e: BaseException) -> DataError:
-    what = "truncated or corrupt gzip file" if kind == "gzip" else "unreadable file"
-    return DataError(f"{what} ({type(e).__name__}: {e})", path=path)
-
-
-def read_header(path: Path) -> list[str]:
-    """Column names of a data file (stripped, lower-case)."""
-    kind = _kind(path)
-    if kind == "parquet":
-        try:
-            import pyarrow.parquet as pq
-
-            names = pq.read_schema(path).names
-        except Exception as e:  # pyarrow raises several types for bad files
-            raise DataError(f"not a readable Parquet file ({e})", path=path) from e
-        return [n.strip().lower() for n in names]
-    try:
-        with _open_text(path, kind) as f:
-            line = f.readline()
-    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
-        raise _corrupt(path, kind, e) from e
-    if not line.strip():
-        raise DataError("file is empty (no header line)", path=path)
-    cols = next(csv.reader([line]))
-    if len(cols) == 1:
-        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
-            if sep in line:
-                raise DataError(
-                    f"the header is {name}-separated ({sep!r}); ethoedge reads comma-separated"
-                    f" CSV: convert the file (e.g. pandas.read_csv(f, sep={sep!r}).to_csv(out))",
-                    path=path,
-                    row=1,
-                )
-    return [c.strip().lower() for c in cols]
+    files, _ = _files(path)
+    if len(files) > 1:
+        names = [q.name for q in files]
+        raise ConfigError(f"names {len(files)} data files {names}, not one", path=path)
+    return files[0]
 
 
 def detect_format(columns: list[str], path: Path) -> str:
@@ -174,6 +120,8 @@ def detect_format(columns: list[str], path: Path) -> str:
     'generic'
     """
     cols = set(columns)
+    if is_movebank(columns):
+        return "movebank"
     if {"label_group", "session", "fs_hz"} <= cols:
         return "otariids_ladds"
     if "segment" in cols and (
@@ -183,184 +131,69 @@ def detect_format(columns: list[str], path: Path) -> str:
     return "generic"
 
 
-def _raw_lines(path: Path, kind: str, wanted: set[int]) -> dict[int, str]:
-    """The raw text of the given 1-based file lines."""
-    out: dict[int, str] = {}
-    if not wanted:
-        return out
-    last = max(wanted)
-    with _open_text(path, kind) as f:
-        for i, line in enumerate(f, start=1):
-            if i in wanted:
-                out[i] = line.rstrip("\r\n")
-            if i >= last:
-                break
-    return out
-
-
-_TOKENIZE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-
-
-def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read the whole file; return the frame (columns stripped/lower-cased) and line numbers."""
-    kind = _kind(path)
-    if kind == "parquet":
-        try:
-            df = pd.read_parquet(path)
-        except Exception as e:
-            raise DataError(f"not a readable Parquet file ({e})", path=path) from e
-        first = 1
-    else:
-        # Read every column (not usecols): only then does the parser catch over-long rows.
-        # Id and label columns as categoricals: the parser factorizes them, no per-row strings.
-        raw_names = _raw_header(path, kind)
-        dtype = {n: "category" for n in raw_names if n.strip().lower() in STRING_COLUMNS}
-        try:
-            df = pd.read_csv(
-                path,
-                compression="gzip" if kind == "gzip" else None,
-                encoding="utf-8-sig",
-                skip_blank_lines=False,
-                dtype=dtype,  # type: ignore[arg-type]
-                low_memory=False,
-            )
-        except pd.errors.EmptyDataError as e:
-            raise DataError("file is empty (no header line)", path=path) from e
-        except pd.errors.ParserError as e:
-            m = _TOKENIZE.search(str(e))
-            if m:
-                exp, line, saw = (int(g) for g in m.groups())
-                raise DataError(
-                    f"ragged row: {saw} fields where the header has {exp}", path=path, row=line
-                ) from e
-            raise DataError(f"cannot parse CSV ({e})", path=path) from e
-        except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
-            raise _corrupt(path, kind, e) from e
-        first = 2
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    lines = np.arange(first, first + len(df), dtype=np.int64)
-    if kind != "parquet" and len(df):
-        blank = np.array(df.iloc[:, 0].isna())  # a blank line is missing in every column
-        if blank.any():
-            blank[blank] = df.loc[blank].isna().all(axis=1).to_numpy()
-        if blank.any():
-            df = df.loc[~blank].reset_index(drop=True)
-            lines = lines[~blank]
-    if len(df) == 0:
-        raise DataError("the file has a header but no data rows", path=path)
-    return df, lines
-
-
-def _raw_header(path: Path, kind: str) -> list[str]:
-    with _open_text(path, kind) as f:
-        return next(csv.reader([f.readline()]))
-
-
-def _check_ragged(path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.ndarray) -> None:
-    """If the first rows with missing values are short rows, say so (CSV only)."""
-    kind = _kind(path)
-    if kind == "parquet" or not missing.any():
-        return
-    rows = lines[np.flatnonzero(missing)[:20]]
-    raw = _raw_lines(path, kind, {int(r) for r in rows})
-    for r in rows:
-        text = raw.get(int(r))
-        if text is None:
-            continue
-        n = len(next(csv.reader([text]))) if text else 0
-        if n != df.shape[1]:
-            raise DataError(
-                f"ragged row: {n} fields where the header has {df.shape[1]}", path=path, row=int(r)
-            )
-
-
-def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarray:
-    """Seconds (float64) from numbers, datetimes (Parquet) or ISO 8601 strings."""
-    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
-        dt = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.dt.tz_localize("UTC")
-        secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        return secs.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(dtype=np.float64)
-    num = pd.to_numeric(col, errors="coerce")
-    not_num = (num.isna() & col.notna()).to_numpy()
-    if not not_num.any():
-        return num.to_numpy(dtype=np.float64)
-    dt = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
-    bad = (dt.isna() & col.notna()).to_numpy()
-    if not_num.sum() < bad.sum():  # mostly numbers: the odd ones out are the bad values
-        bad = not_num
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"cannot parse timestamp {col.iloc[i]!r} (expected seconds or ISO 8601)",
-            path=path,
-            row=int(lines[i]),
-            column="timestamp",
-        )
-    secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    return secs.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _numeric(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    num = pd.to_numeric(col, errors="coerce")
-    bad = (num.isna() & col.notna()).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"non-numeric value {col.iloc[i]!r}", path=path, row=int(lines[i]), column=name
-        )
-    return num.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _factor(col: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and distinct values of a string column; blanks stripped, -1 = missing.
-
-    >>> codes, uniq = _factor(pd.Series(["b", " a", None, "b ", ""], dtype=object))
-    >>> codes.tolist(), uniq
-    ([0, 1, -1, 0, -1], ['b', 'a'])
-    """
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes, raw = col.cat.codes.to_numpy(dtype=np.int64), list(col.cat.categories)
-    else:
-        codes, raw = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-    uniq: list[str] = []
-    index: dict[str, int] = {}
-    remap = np.full(len(raw) + 1, -1, dtype=np.int64)  # last entry: missing stays -1
-    for i, u in enumerate(raw):
-        v = str(u).strip()
-        if v:
-            remap[i] = index.setdefault(v, len(uniq))
-            if remap[i] == len(uniq):
-                uniq.append(v)
-    return remap[codes], uniq
-
-
 def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} ({v:,})" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def load_dataset(cfg: DataConfig | None = None) -> Dataset:
-    """Read, check and convert a data file into recordings in g with mapped labels.
+@dataclass
+class _Part:
+    """One data file's rows, checked and parsed; not yet labelled, grouped or converted.
 
-    Steps: read the file; check columns and values (missing, non-numeric, NaN/inf,
-    unlabelled); map labels (``label_map`` then ``classes``); convert units to g; split into
-    one recording per (animal, segment); check timestamps increase within each; set the
-    sampling rate (declared, per-session, or inferred); bring a format that mixes rates
-    (``otariids_ladds``) to one.
+    ``*_codes`` index the matching ``*_names`` (-1: missing); ``label_codes`` is None when the
+    labels come from an annotation file (or the file has no label column and unlabelled rows
+    are kept).
     """
-    cfg = cfg if cfg is not None else DataConfig()
-    path = resolve_path(cfg.path)
+
+    path: Path
+    fmt: str
+    preset: Preset
+    lines: np.ndarray
+    t: np.ndarray
+    acc: np.ndarray  # (n, 3) float64, in ``units``
+    units: str
+    animal_codes: np.ndarray
+    animal_names: list[str]
+    segment_codes: np.ndarray
+    segment_names: list[str]
+    label_codes: np.ndarray | None
+    label_names: list[str]
+    label_column: str | None
+    rate: np.ndarray | None
+    layout: str  # what must agree between the files of one data set
+    notes: list[str]
+
+
+def _files(spec: str | Path | None) -> tuple[list[Path], str]:
+    """The data files of ``spec`` and the data set's source string."""
+    if spec is None:
+        return [resolve_path(None)], str(DEFAULT_DATA_FILE)
+    p = Path(spec)
+    if p.is_dir():
+        named = [q for q in folder_files(p) if file_stem(q.name) == p.name]
+        if len(named) == 1:
+            return named, str(named[0])
+    files = data_files(spec)
+    return files, str(files[0]) if len(files) == 1 and p.exists() else str(spec)
+
+
+def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
+    """Read and check one file (columns, missing values, numbers, timestamps)."""
     header = read_header(path)
     fmt = cfg.format if cfg.format != "auto" else detect_format(header, path)
+    if fmt == "movebank":
+        return _movebank_part(path, cfg, header)
     preset = PRESETS[fmt]
     seg_col = preset.segment_column or next(
         (c for c in ("segment", "session") if c in header), None
     )
-    label_col = (cfg.label_column or preset.label_column).strip().lower()
-    required = list(preset.required)
+    label_col: str | None = (cfg.label_column or preset.label_column).strip().lower()
+    notes: list[str] = []
+    if annotated:
+        label_col = None
+    elif label_col not in header and cfg.unlabelled == "keep":
+        label_col = None  # no labels at all: every row is unlabelled
+    has_animal = "animal" in header
+    required = [c for c in preset.required if c != "animal"]
     for c in (label_col, seg_col):
         if c and c not in required:
             required.append(c)
@@ -376,17 +209,19 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
             f"missing column(s) {missing_cols} for the {fmt} layout (found {list(df.columns)})",
             path=path,
         )
-    notes: list[str] = []
-
-    acodes, auniq = _factor(df["animal"])
-    codes, uniq = _factor(df[label_col])
-    scodes, suniq = _factor(df[seg_col]) if seg_col else (np.zeros(len(df), np.int64), ["0"])
+    n = len(df)
+    if has_animal:
+        acodes, auniq = _factor(df["animal"])
+    else:
+        acodes, auniq = np.zeros(n, np.int64), [file_stem(path.name)]
+    codes, uniq = _factor(df[label_col]) if label_col else (None, [])
+    scodes, suniq = _factor(df[seg_col]) if seg_col else (np.zeros(n, np.int64), ["0"])
     missing = {
-        "animal": acodes < 0,
+        **({"animal": acodes < 0} if has_animal else {}),
         "timestamp": df["timestamp"].isna().to_numpy(),
         **({seg_col: scodes < 0} if seg_col else {}),
     }
-    missing_any = codes < 0
+    missing_any = codes < 0 if codes is not None else np.zeros(n, dtype=bool)
     for m in missing.values():
         missing_any |= m
     for c in ("ax", "ay", "az"):
@@ -401,7 +236,6 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
                 row=int(lines[i]),
                 column=name,
             )
-
     t = _parse_timestamps(df["timestamp"], lines, path)
     bad_t = ~np.isfinite(t)
     if bad_t.any():
@@ -410,13 +244,191 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
             f"non-finite timestamp {t[i]}", path=path, row=int(lines[i]), column="timestamp"
         )
     acc = np.stack([_numeric(df[c], c, lines, path) for c in ("ax", "ay", "az")], axis=1)
-    rate_col = (
+    rate = (
         _numeric(df[preset.rate_column], preset.rate_column, lines, path)
         if preset.rate_column
         else None
     )
+    layout = (
+        f"{fmt} layout, {'with' if has_animal else 'without'} an animal column,"
+        f" {'with' if seg_col else 'without'} a segment column"
+    )
+    return _Part(
+        path=path,
+        fmt=fmt,
+        preset=preset,
+        lines=lines,
+        t=t,
+        acc=acc,
+        units=cfg.units or preset.units,
+        animal_codes=acodes,
+        animal_names=auniq,
+        segment_codes=scodes,
+        segment_names=suniq,
+        label_codes=codes,
+        label_names=uniq,
+        label_column=label_col,
+        rate=rate,
+        layout=layout,
+        notes=notes,
+    )
 
-    keep = np.ones(len(df), dtype=bool)
+
+def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
+    mb = read_movebank(path, header, cfg.movebank, cfg.label_column)
+    acodes, auniq = _factor(pd.Series(mb.animal, dtype=object))
+    scodes, suniq = _factor(pd.Series(mb.segment, dtype=object))
+    codes, uniq = (
+        _factor(pd.Series(mb.labels, dtype=object)) if mb.labels is not None else (None, [])
+    )
+    return _Part(
+        path=path,
+        fmt="movebank",
+        preset=PRESETS["movebank"],
+        lines=mb.lines,
+        t=mb.t,
+        acc=mb.acc,
+        units="g",
+        animal_codes=acodes,
+        animal_names=auniq,
+        segment_codes=scodes,
+        segment_names=suniq,
+        label_codes=codes,
+        label_names=uniq,
+        label_column=mb.label_column,
+        rate=mb.rate,
+        layout=f"movebank layout ({mb.layout})",
+        notes=list(mb.notes),
+    )
+
+
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenation without a copy for one file."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _merge_codes(
+    parts: list[tuple[np.ndarray, list[str]]],
+) -> tuple[np.ndarray, list[str]]:
+    """Concatenate per-file codes into codes over one list of names (first appearance)."""
+    names: list[str] = []
+    index: dict[str, int] = {}
+    out = []
+    for codes, uniq in parts:
+        for u in uniq:
+            if index.setdefault(u, len(names)) == len(names):
+                names.append(u)
+        remap = np.array([index[u] for u in uniq] + [-1], dtype=np.int64)
+        out.append(codes if remap[:-1].tolist() == list(range(len(uniq))) else remap[codes])
+    return (_cat(out) if out else np.zeros(0, np.int64)), names
+
+
+def _allowed_behaviours(cfg: DataConfig) -> tuple[str, ...] | None:
+    """What an annotation may name: the configured list, else ``classes`` + label_map keys."""
+    assert cfg.labels is not None
+    if cfg.labels.behaviours is not None:
+        return tuple(cfg.labels.behaviours)
+    if cfg.classes is not None:
+        return (*cfg.classes, *cfg.label_map)
+    return None
+
+
+def _annotate(
+    cfg: DataConfig, parts: list[_Part], t: np.ndarray, acodes: np.ndarray, anames: list[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Label codes of every sample from the annotation file; checks every interval."""
+    from ethoedge.data.annotations import read_annotations
+
+    assert cfg.labels is not None
+    ann = read_annotations(
+        cfg.labels.path,
+        video_start=cfg.labels.video_start,
+        tz=cfg.labels.tz,
+        behaviours=_allowed_behaviours(cfg),
+    )
+    order = np.argsort(acodes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(acodes, minlength=len(anames)))])
+    spans = {}
+    labels = np.full(len(t), None, dtype=object)
+    for k, a in enumerate(anames):
+        rows = order[bounds[k] : bounds[k + 1]]
+        if len(rows):
+            spans[a] = (float(t[rows].min()), float(t[rows].max()))
+    ann.check_against(spans)
+    for k, a in enumerate(anames):
+        iv = ann.intervals(a)
+        if iv is None:
+            continue
+        rows = order[bounds[k] : bounds[k + 1]]
+        idx = ann.interval_index(a, t[rows])
+        labels[rows] = ann.label_samples(a, t[rows])
+        hits = np.bincount(idx[idx >= 0], minlength=len(iv.start))
+        if (hits == 0).any():
+            j = int(np.flatnonzero(hits == 0)[0])
+            raise DataError(
+                f"interval [{iso_utc(iv.start[j])}, {iso_utc(iv.end[j])}) of animal {a!r} covers"
+                " no sample: it lies in a gap between its recordings",
+                path=ann.source,
+                row=int(iv.row[j]),
+                column=ann.start_column,
+            )
+    notes = list(ann.notes)
+    ignored = sorted({p.label_column for p in parts if p.label_column})
+    if ignored:
+        notes.append(f"label column(s) {ignored} ignored: the labels come from {ann.source}")
+    codes, uniq = pd.factorize(labels, use_na_sentinel=True)
+    return codes.astype(np.int64), [str(u) for u in uniq], notes
+
+
+def load_dataset(cfg: DataConfig | None = None) -> Dataset:
+    """Read, check and convert data files into recordings in g with mapped labels.
+
+    Steps: read each file (one file, a folder of per-animal files or a glob; the animal id from
+    the ``animal`` column, else the file stem); check columns and values (missing,
+    non-numeric, NaN/inf, unlabelled); label the samples from an annotation file when
+    ``labels`` is set; map labels (``label_map`` then ``classes``); convert units to g; split
+    into one recording per (file, animal, segment); check timestamps increase within each; set
+    the sampling rate (declared, per-session, or inferred); bring a format that mixes rates
+    (``otariids_ladds``) to one.
+    """
+    cfg = cfg if cfg is not None else DataConfig()
+    files, source = _files(cfg.path)
+    annotated = cfg.labels is not None
+    parts = [_read_part(p, cfg, annotated) for p in files]
+    first = parts[0]
+    for p in parts[1:]:
+        if p.layout != first.layout:
+            raise DataError(
+                f"mixed layouts: this file has the {p.layout}, {first.path.name} the"
+                f" {first.layout}; all files of one data set must share one layout",
+                path=p.path,
+            )
+    fmt, preset = first.fmt, first.preset
+    notes: list[str] = [n for p in parts for n in p.notes]
+    fidx = np.repeat(np.arange(len(parts)), [len(p.t) for p in parts])
+    lines = _cat([p.lines for p in parts])
+    t = _cat([p.t for p in parts])
+    acc = _cat([p.acc for p in parts])
+    rates_in = [p.rate for p in parts if p.rate is not None]
+    rate_col = _cat(rates_in) if len(rates_in) == len(parts) else None
+    acodes, auniq = _merge_codes([(p.animal_codes, p.animal_names) for p in parts])
+    scodes, suniq = _merge_codes([(p.segment_codes, p.segment_names) for p in parts])
+    label_col = first.label_column
+    if annotated:
+        codes, uniq, ann_notes = _annotate(cfg, parts, t, acodes, auniq)
+        notes.extend(ann_notes)
+    else:
+        codes, uniq = _merge_codes(
+            [
+                (np.full(len(p.t), -1) if p.label_codes is None else p.label_codes, p.label_names)
+                for p in parts
+            ]
+        )
+
+    def where(i: int) -> dict[str, object]:
+        return {"path": parts[int(fidx[i])].path, "row": int(lines[i])}
+
+    keep = np.ones(len(t), dtype=bool)
     # NaN / inf acceleration.
     nonfinite = ~np.isfinite(acc)
     n_bad_rows = int(nonfinite.any(axis=1).sum())
@@ -430,8 +442,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
             raise DataError(
                 f"{n_bad_rows:,} rows have NaN/inf acceleration ({per_axis}); first here."
                 " Set nan_policy to 'drop' or 'interpolate'",
-                path=path,
-                row=int(lines[i]),
+                **where(i),  # type: ignore[arg-type]
                 column=col,
             )
         if cfg.nan_policy == "drop":
@@ -445,13 +456,16 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     unl = codes < 0
     if unl.any():
         i = int(np.flatnonzero(unl)[0])
+        what = (
+            f"samples are outside every annotation interval of {cfg.labels.path}"
+            if cfg.labels is not None
+            else "rows have no label"
+        )
         if cfg.unlabelled == "error":
             raise DataError(
-                f"{int(unl.sum()):,} rows have no label; first here."
-                " Set unlabelled to 'drop' or 'keep'",
-                path=path,
-                row=int(lines[i]),
-                column=label_col,
+                f"{int(unl.sum()):,} {what}; first here. Set unlabelled to 'drop' or 'keep'",
+                **where(i),  # type: ignore[arg-type]
+                column=None if cfg.labels is not None or label_col is None else label_col,
             )
         if cfg.unlabelled == "drop":
             keep &= ~unl
@@ -466,7 +480,9 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     classes = cfg.classes if cfg.classes is not None else (preset.classes or tuple(present))
     absent = [c for c in classes if c not in present]
     if cfg.classes is not None and absent:
-        raise ConfigError(f"classes {absent} not found in the data (labels: {present})", path=path)
+        raise ConfigError(
+            f"classes {absent} not found in the data (labels: {present})", path=source
+        )
     class_of = np.array([classes.index(m) if m in classes else -1 for m in mapped] + [-1])
     cls = class_of[codes]  # codes == -1 (unlabelled) picks the trailing -1
     dropped_label = (cls < 0) & (codes >= 0) & keep
@@ -480,29 +496,32 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     if not keep.any():
         raise DataError(
             f"no rows left after dropping labels outside the classes {list(classes)}"
-            f" (labels in the file: {uniq})",
-            path=path,
+            f" (labels in the data: {uniq})",
+            path=source,
         )
 
-    units = cfg.units or preset.units
+    units = first.units
     scale = 1.0 / G if units == "m/s2" else 1.0
     acc_g = (acc * scale).astype(np.float32)
     class_arr = np.asarray([*classes, None], dtype=object)
     label_names = class_arr[np.where(cls >= 0, cls, len(classes))]
 
-    # Group rows into (animal, segment) recordings, in order of first appearance.
+    # Group rows into (file, animal, segment) recordings, in order of first appearance.
     idx_keep = np.flatnonzero(keep)
-    gkey = acodes[idx_keep] * len(suniq) + scodes[idx_keep]
+    n_a, n_s = len(auniq), len(suniq)
+    gkey = (fidx[idx_keep] * n_a + acodes[idx_keep]) * n_s + scodes[idx_keep]
     gcodes, guniq = pd.factorize(gkey)
     order = np.argsort(gcodes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(gcodes, minlength=len(guniq)))])
 
     groups: list[tuple[str, str, np.ndarray]] = []
+    group_file: list[int] = []
     n_sorted = n_dups = 0
     for g in range(len(guniq)):
         rows = idx_keep[order[bounds[g] : bounds[g + 1]]]
         key = int(guniq[g])
-        a, s = auniq[key // len(suniq)], suniq[key % len(suniq)]
+        f, rest = divmod(key, n_a * n_s)
+        a, s = auniq[rest // n_s], suniq[rest % n_s]
         tg = t[rows]
         step = np.diff(tg)
         if (step <= 0).any():
@@ -513,29 +532,29 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
                     f"timestamp {tg[j + 1]!r} {what} the previous row's {tg[j]!r} within animal"
                     f" {a!r}, segment {s!r}: timestamps must increase within a segment."
                     " Sort the file or set timestamp_policy='sort'",
-                    path=path,
-                    row=int(lines[rows[j + 1]]),
+                    **where(int(rows[j + 1])),  # type: ignore[arg-type]
                     column="timestamp",
                 )
             rows = rows[np.argsort(tg, kind="stable")]
             tg = t[rows]
-            first = np.concatenate([[True], np.diff(tg) > 0])
+            first_t = np.concatenate([[True], np.diff(tg) > 0])
             n_sorted += 1
-            n_dups += int((~first).sum())
-            rows = rows[first]
+            n_dups += int((~first_t).sum())
+            rows = rows[first_t]
         groups.append((a, s, rows))
+        group_file.append(f)
     if n_sorted:
         notes.append(
             f"sorted {n_sorted} segments by time and dropped {n_dups:,} duplicate timestamps"
         )
 
     # Sampling rate per recording.
-    rates = _rates(cfg, preset, groups, t, rate_col, path, lines)
+    rates = _rates(cfg, preset, groups, t, rate_col, where, source)
     resample_hz = preset.resample_hz  # a format that mixes rates is brought to one
     recordings: list[Recording] = []
     n_interp_lost = 0
     resampled: dict[float, int] = {}
-    for (a, s, rows), rate in zip(groups, rates, strict=True):
+    for (a, s, rows), rate, f in zip(groups, rates, group_file, strict=True):
         tg, ag, lg = t[rows], acc_g[rows], label_names[rows]
         if cfg.nan_policy == "interpolate":
             ok = np.isfinite(ag).all(axis=1)
@@ -557,7 +576,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
                 acc=np.ascontiguousarray(ag, dtype=np.float32),
                 labels=lg,
                 rate_hz=float(rate),
-                source=str(path),
+                source=str(parts[f].path),
             )
         )
     if n_interp_lost:
@@ -565,18 +584,29 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     for r_in, n in sorted(resampled.items()):
         notes.append(f"resampled {n} recordings from {r_in:g} Hz to {resample_hz:g} Hz")
     if not recordings:
-        raise DataError("no recordings left after cleaning", path=path)
+        raise DataError("no recordings left after cleaning", path=source)
     _check_units(recordings, units, notes)
-    name = file_stem(path.name) if fmt == "generic" else fmt
-    if path == DEFAULT_DATA_FILE:
-        name = "default (cattle_collar_ufro subset)"
     return Dataset(
-        name=name,
+        name=_name(cfg.path, files, fmt),
         recordings=recordings,
         class_names=tuple(classes),
-        source=str(path),
+        source=source,
         notes=tuple(notes),
     )
+
+
+def _name(spec: str | Path | None, files: list[Path], fmt: str) -> str:
+    """The data set's name: the file stem, the folder's name, or the preset's."""
+    if spec is None and files == [DEFAULT_DATA_FILE]:
+        return "default (cattle_collar_ufro subset)"
+    if fmt not in ("generic", "movebank"):
+        return fmt
+    p = Path(spec) if spec is not None else files[0]
+    if len(files) == 1:
+        return file_stem(files[0].name)
+    if p.is_dir():
+        return p.name
+    return files[0].parent.name or file_stem(files[0].name)
 
 
 def _rates(
@@ -585,8 +615,8 @@ def _rates(
     groups: list[tuple[str, str, np.ndarray]],
     t: np.ndarray,
     rate_col: np.ndarray | None,
-    path: Path,
-    lines: np.ndarray,
+    where: Callable[[int], dict[str, object]],
+    source: str,
 ) -> list[float]:
     """Sampling rate of each group: declared, from the rate column, or inferred."""
     if cfg.rate_hz is not None:
@@ -599,8 +629,7 @@ def _rates(
                 j = int(np.flatnonzero(~np.isfinite(vals) | (vals <= 0) | (vals != vals[0]))[0])
                 raise DataError(
                     f"sampling rate must be one positive value per session ({a}, {s})",
-                    path=path,
-                    row=int(lines[rows[j]]),
+                    **where(int(rows[j])),  # type: ignore[arg-type]
                     column=preset.rate_column,
                 )
             out.append(float(vals[0]))
@@ -612,7 +641,7 @@ def _rates(
     if allsteps.size == 0:
         raise DataError(
             "cannot infer the sampling rate (no recording has two samples); set rate_hz",
-            path=path,
+            path=source,
         )
     rate = round(1.0 / float(np.median(allsteps)), 3)
     out = []

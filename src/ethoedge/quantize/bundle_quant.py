@@ -49,8 +49,9 @@ def quantize_bundle(
     bundle_dir = Path(bundle_dir)
     b = load_bundle(bundle_dir)
     dcfg = DataConfig.from_dict(b.data) if b.data else DataConfig()
-    if data is not None:
-        dcfg = dataclasses.replace(dcfg, path=str(data))
+    if data is not None and str(data) != dcfg.path:
+        # the training data's annotation file does not label other data
+        dcfg = dataclasses.replace(dcfg, path=str(data), labels=None)
     if data_format is not None:
         dcfg = dataclasses.replace(dcfg, format=data_format)
     if units is not None:

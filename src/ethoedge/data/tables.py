@@ -1,0 +1,242 @@
+"""Reading data tables: CSV / CSV.gz / Parquet files with one clear error per problem.
+
+Every problem with a file is a :class:`~ethoedge.errors.DataError` naming the file, and the
+row (1-based file line, header = line 1; for Parquet the 1-based record) and column where
+there is one. Shared by the sensor loaders and the annotation reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ethoedge.errors import DataError
+
+STRING_COLUMNS = ("animal", "label", "label_group", "segment", "session")
+
+
+def _kind(path: Path) -> str:
+    """``"gzip"``, ``"parquet"`` or ``"text"``, from the file's first bytes."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic == b"PAR1":
+        return "parquet"
+    if path.name.lower().endswith(".gz"):
+        raise DataError(
+            "not a gzip file (the name ends in .gz but the content does not)", path=path
+        )
+    if path.name.lower().endswith((".parquet", ".pq")):
+        raise DataError("not a Parquet file (no PAR1 magic bytes)", path=path)
+    return "text"
+
+
+def _open_text(path: Path, kind: str) -> io.TextIOBase:
+    if kind == "gzip":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _corrupt(path: Path, kind: str, e: BaseException) -> DataError:
+    what = "truncated or corrupt gzip file" if kind == "gzip" else "unreadable file"
+    return DataError(f"{what} ({type(e).__name__}: {e})", path=path)
+
+
+def read_header(path: Path, sep: str = ",") -> list[str]:
+    """Column names of a data file (stripped, lower-case); ``sep``: the CSV delimiter."""
+    kind = _kind(path)
+    if kind == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        except Exception as e:  # pyarrow raises several types for bad files
+            raise DataError(f"not a readable Parquet file ({e})", path=path) from e
+        return [n.strip().lower() for n in names]
+    try:
+        with _open_text(path, kind) as f:
+            line = f.readline()
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
+        raise _corrupt(path, kind, e) from e
+    if not line.strip():
+        raise DataError("file is empty (no header line)", path=path)
+    cols = next(csv.reader([line], delimiter=sep))
+    if len(cols) == 1 and sep == ",":
+        for other, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if other in line:
+                raise DataError(
+                    f"the header is {name}-separated ({other!r}); ethoedge reads comma-separated"
+                    f" CSV: convert the file (e.g. pandas.read_csv(f, sep={other!r}).to_csv(out))",
+                    path=path,
+                    row=1,
+                )
+    return [c.strip().lower() for c in cols]
+
+
+def _raw_lines(path: Path, kind: str, wanted: set[int]) -> dict[int, str]:
+    """The raw text of the given 1-based file lines."""
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    last = max(wanted)
+    with _open_text(path, kind) as f:
+        for i, line in enumerate(f, start=1):
+            if i in wanted:
+                out[i] = line.rstrip("\r\n")
+            if i >= last:
+                break
+    return out
+
+
+_TOKENIZE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def read_table(
+    path: Path, sep: str = ",", string_columns: tuple[str, ...] = STRING_COLUMNS
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read the whole file; return the frame (columns stripped/lower-cased) and line numbers.
+
+    ``sep``: the CSV delimiter; ``string_columns``: columns read as text (categoricals).
+    """
+    kind = _kind(path)
+    if kind == "parquet":
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:
+            raise DataError(f"not a readable Parquet file ({e})", path=path) from e
+        first = 1
+    else:
+        # Read every column (not usecols): only then does the parser catch over-long rows.
+        # Id and label columns as categoricals: the parser factorizes them, no per-row strings.
+        raw_names = _raw_header(path, kind, sep)
+        dtype = {n: "category" for n in raw_names if n.strip().lower() in string_columns}
+        try:
+            df = pd.read_csv(
+                path,
+                sep=sep,
+                compression="gzip" if kind == "gzip" else None,
+                encoding="utf-8-sig",
+                skip_blank_lines=False,
+                dtype=dtype,  # type: ignore[arg-type]
+                low_memory=False,
+            )
+        except pd.errors.EmptyDataError as e:
+            raise DataError("file is empty (no header line)", path=path) from e
+        except pd.errors.ParserError as e:
+            m = _TOKENIZE.search(str(e))
+            if m:
+                exp, line, saw = (int(g) for g in m.groups())
+                raise DataError(
+                    f"ragged row: {saw} fields where the header has {exp}", path=path, row=line
+                ) from e
+            raise DataError(f"cannot parse CSV ({e})", path=path) from e
+        except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
+            raise _corrupt(path, kind, e) from e
+        first = 2
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    lines = np.arange(first, first + len(df), dtype=np.int64)
+    if kind != "parquet" and len(df):
+        blank = np.array(df.iloc[:, 0].isna())  # a blank line is missing in every column
+        if blank.any():
+            blank[blank] = df.loc[blank].isna().all(axis=1).to_numpy()
+        if blank.any():
+            df = df.loc[~blank].reset_index(drop=True)
+            lines = lines[~blank]
+    if len(df) == 0:
+        raise DataError("the file has a header but no data rows", path=path)
+    return df, lines
+
+
+def _raw_header(path: Path, kind: str, sep: str = ",") -> list[str]:
+    with _open_text(path, kind) as f:
+        return next(csv.reader([f.readline()], delimiter=sep))
+
+
+def _check_ragged(path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.ndarray) -> None:
+    """If the first rows with missing values are short rows, say so (CSV only)."""
+    kind = _kind(path)
+    if kind == "parquet" or not missing.any():
+        return
+    rows = lines[np.flatnonzero(missing)[:20]]
+    raw = _raw_lines(path, kind, {int(r) for r in rows})
+    for r in rows:
+        text = raw.get(int(r))
+        if text is None:
+            continue
+        n = len(next(csv.reader([text]))) if text else 0
+        if n != df.shape[1]:
+            raise DataError(
+                f"ragged row: {n} fields where the header has {df.shape[1]}", path=path, row=int(r)
+            )
+
+
+def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarray:
+    """Seconds (float64) from numbers, datetimes (Parquet) or ISO 8601 strings."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+        dt = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.dt.tz_localize("UTC")
+        secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype=np.float64)
+    num = pd.to_numeric(col, errors="coerce")
+    not_num = (num.isna() & col.notna()).to_numpy()
+    if not not_num.any():
+        return num.to_numpy(dtype=np.float64)
+    dt = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
+    bad = (dt.isna() & col.notna()).to_numpy()
+    if not_num.sum() < bad.sum():  # mostly numbers: the odd ones out are the bad values
+        bad = not_num
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"cannot parse timestamp {col.iloc[i]!r} (expected seconds or ISO 8601)",
+            path=path,
+            row=int(lines[i]),
+            column="timestamp",
+        )
+    secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _numeric(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(col, errors="coerce")
+    bad = (num.isna() & col.notna()).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"non-numeric value {col.iloc[i]!r}", path=path, row=int(lines[i]), column=name
+        )
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _factor(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and distinct values of a string column; blanks stripped, -1 = missing.
+
+    >>> codes, uniq = _factor(pd.Series(["b", " a", None, "b ", ""], dtype=object))
+    >>> codes.tolist(), uniq
+    ([0, 1, -1, 0, -1], ['b', 'a'])
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, raw = col.cat.codes.to_numpy(dtype=np.int64), list(col.cat.categories)
+    else:
+        codes, raw = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+    uniq: list[str] = []
+    index: dict[str, int] = {}
+    remap = np.full(len(raw) + 1, -1, dtype=np.int64)  # last entry: missing stays -1
+    for i, u in enumerate(raw):
+        v = str(u).strip()
+        if v:
+            remap[i] = index.setdefault(v, len(uniq))
+            if remap[i] == len(uniq):
+                uniq.append(v)
+    return remap[codes], uniq
