@@ -158,3 +158,18 @@ def test_fast_equals_plain_on_random_extreme_models(w, stage):
         q = random_qmodel(w, stage, rng, (-6, 2 * w) if i % 2 else (-8, 3))
         xi = extreme_inputs(16, int(rng.integers(1, 9)), seed=int(rng.integers(1 << 30)))
         assert np.array_equal(reference_logits(q, xi, chunk=5), reference_logits_plain(q, xi))
+
+
+@pytest.mark.parametrize("block_rows", [1, 10, 33])
+def test_time_blocks_of_the_input_half(trained, monkeypatch, block_rows):
+    """The input layer and ``W_ih a`` are computed a few time steps at a time (here 1, 3 and
+    11 steps of 16, the last block shorter): the same logits."""
+    from ethoedge.quantize import reference
+
+    student, norm = trained
+    X = random_windows(30, 16, seed=3)
+    q = quantize_student(student, norm, X, 8)
+    xi = np.concatenate([quantize_input(X), extreme_inputs(6, 16)])
+    expected = reference_logits_plain(q, xi)
+    monkeypatch.setattr(reference, "BLOCK_ROWS", block_rows)
+    assert np.array_equal(reference_logits(q, xi, chunk=3), expected)

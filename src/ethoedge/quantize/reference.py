@@ -11,7 +11,8 @@ Two implementations compute the same integers:
   (:class:`~ethoedge.quantize.fixedpoint.ExactAffine`, else int64); each activation is one
   look-up in a table of all 65,536 int16 inputs built with the contract's integer formula; the
   state update is ``2**(W-1) n + z (h - n)``, algebraically equal in exact integers; windows are
-  processed in chunks whose per-step arrays stay in cache, the time loop inside.
+  processed in chunks, the time loop inside, the input half a few time steps at a time, so that
+  the arrays stay in cache.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def reference_logits_plain(qmodel: QuantizedStudent, X_int16: np.ndarray) -> np.
     return requant(acc, fo, q.frac("logits"), W)
 
 
-CHUNK = 256  # windows per chunk of reference_logits: its per-step arrays stay in cache
+CHUNK = 512  # windows per chunk of reference_logits: its per-step arrays stay in cache
 
 
 def reference_logits(
@@ -234,6 +235,7 @@ def _clip(v: np.ndarray, lo: int, hi: int) -> None:
 
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
+BLOCK_ROWS = 2048  # samples x windows of the input half computed together
 _U16 = 1 << 15  # offset of an int16 value's table index
 
 
@@ -262,6 +264,26 @@ class _FastNet:
         self.sigmoid = _full_table("sigmoid", W, W - 1)
         self.tanh_h = _full_table("tanh", W, fh)  # n already aligned to h's format
 
+    def _input_half(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The input layer and ``W_ih a + b_ih`` for samples ``x`` ``(T, n, inputs)``, moved to
+        FG and offset by ``2**15`` (the table index): ``(T, n, 2H)`` and ``(T, n, H)``."""
+        q, sh = self.q, self.sh
+        W, H = q.word_bits, q.hidden
+        T, n, _ = x.shape
+        # 1. a = relu(W_in' x + b_in')
+        a = self.inp(x.reshape(T * n, -1))
+        _shift_round(a, sh["acc_to_a"])
+        _clip(a, 0, (1 << (W - 1)) - 1)  # relu of sat(., W)
+        # 2. the GRU's input half (does not depend on h)
+        out = []
+        for f, width in ((self.ih_rz, 2 * H), (self.ih_n, H)):
+            g = f(a)
+            _shift_round(g, sh["gx_to_pre"])
+            _clip(g, *_I32)
+            g += _U16
+            out.append(g.reshape(T, n, width))
+        return out[0], out[1]
+
     def __call__(self, X: np.ndarray) -> np.ndarray:
         q, sh = self.q, self.sh
         W, H = q.word_bits, q.hidden
@@ -269,24 +291,8 @@ class _FastNet:
         L, n, _ = x.shape
         if q.input_stage != "raw":
             x = static_dynamic(x, q.static_shift)[..., : q.n_inputs]
-        x = np.ascontiguousarray(x).reshape(L * n, -1)
-        # 1. a = relu(W_in' x + b_in') for every sample at once
-        a = self.inp(x)
-        _shift_round(a, sh["acc_to_a"])
-        _clip(a, 0, (1 << (W - 1)) - 1)  # relu of sat(., W)
-        # 2. GRU input half for every sample, moved to FG; + 2**15: the table index offset
-        gx_rz = self.ih_rz(a)
-        _shift_round(gx_rz, sh["gx_to_pre"])
-        _clip(gx_rz, *_I32)
-        gx_rz += _U16
-        gx_rz = gx_rz.reshape(L, n, 2 * H)
-        gx_n = self.ih_n(a)
-        _shift_round(gx_n, sh["gx_to_pre"])
-        _clip(gx_n, *_I32)
-        gx_n += _U16
-        gx_n = gx_n.reshape(L, n, H)
-        del a
-
+        x = np.ascontiguousarray(x)
+        tb = max(1, BLOCK_ROWS // max(n, 1))  # time steps of the input half computed at once
         h = np.zeros((n, H), dtype=np.int64)
         hx_rz = np.empty((n, H), dtype=self.hh_rz.dtype)
         hx_n = np.empty((n, H), dtype=self.hh_n.dtype)
@@ -300,6 +306,8 @@ class _FastNet:
         s_gh, s_rn, s_h = sh["gh_to_pre"], sh["rn_to_pre"], W - 1
         hi = (1 << (W - 1)) - 1
         for t in range(L):
+            if t % tb == 0:
+                gx_rz, gx_n = self._input_half(x[t : t + tb])
             # gh = W_hh h + b_hh, exact
             np.copyto(hx_rz, h, casting="unsafe")
             np.matmul(hx_rz, self.hh_rz.wt, out=f_rz)
@@ -312,7 +320,7 @@ class _FastNet:
             # r, z = sigmoid(sat16(align(gx) + align(gh)))   (sat32 then sat16 = sat16)
             _shift_round(gh_rz, s_gh)
             _clip(gh_rz, *_I32)
-            gh_rz += gx_rz[t]
+            gh_rz += gx_rz[t % tb]
             _clip(gh_rz, 0, 2 * _U16 - 1)
             np.take(self.sigmoid, gh_rz, out=rz)
             r, z = rz[:, :H], rz[:, H:]
@@ -320,7 +328,7 @@ class _FastNet:
             gh_n *= r
             _shift_round(gh_n, s_rn)
             _clip(gh_n, *_I32)
-            gh_n += gx_n[t]
+            gh_n += gx_n[t % tb]
             _clip(gh_n, 0, 2 * _U16 - 1)
             np.take(self.tanh_h, gh_n, out=nh)
             # h' = sat(round_shift(2**(W-1) n + z (h - n), W - 1), W)
