@@ -191,6 +191,7 @@ def _build(q: QuantizedStudent, n_samples: int, prefix: str, where: Path) -> Hos
         with tempfile.TemporaryDirectory(prefix="ethoedge_host_c_") as tmp:
             src = Path(tmp)
             for name, text in files.items():
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
                 (src / name).write_text(text)
             sources = [str(src / name) for name in sorted(files) if name.endswith(".c")]
             with atomic_path(lib_path) as out:
