@@ -4,8 +4,9 @@ The engines of :class:`ethoedge.inference.Classifier`, each timed on ``decision_
 the raw windows in g (so the integer engines include quantizing the input): ``float``
 (PyTorch student, ``--threads`` torch threads, batches of ``--batch`` windows), ``int`` (the
 NumPy integer reference, :func:`ethoedge.quantize.reference.reference_logits`; its BLAS uses
-the threads OpenBLAS is allowed) and ``c`` (the exported C as a host shared library on
-``--threads`` threads), the integer engines at W = 8 and 16. Also timed: the plain int64 form
+the threads OpenBLAS is allowed, ``OPENBLAS_NUM_THREADS``, recorded in the output) and ``c``
+(the exported C as a host shared library on ``--threads`` threads), the integer engines at
+W = 8 and 16. Also timed: the plain int64 form
 of the reference (``reference_logits_plain``, the speed of the reference before its float-BLAS
 rewrite), unless ``--skip-plain``. The C library is built (or loaded from the cache) and every
 engine warmed up on a few windows before timing; ``c_equals_int`` checks the two integer
@@ -118,6 +119,9 @@ def main() -> None:
         "input_stage": quantized[8].input_stage,
         "model": str(args.bundle) if args.bundle is not None else "seeded quick-preset student",
         "threads": args.threads,
+        "blas_threads_env": {
+            k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ
+        },
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "load_before": [round(v, 2) for v in load_before],
