@@ -1,13 +1,16 @@
 """One inference API for every model a run makes: :class:`Classifier`, scikit-learn style.
 
 ``predict(X_g)`` and ``predict_proba(X_g)`` take raw windows in g, ``(n, channels, L)``, the
-shape :func:`windows_for_bundle` returns. Two engines compute the same model:
+shape :func:`windows_for_bundle` returns. Three engines compute the same model:
 
 - ``float``: the PyTorch student (or teacher), on normalised windows;
 - ``int``: the integer-only reference of its dynamic fixed-point version
   (:class:`~ethoedge.quantize.qmodel.QuantizedStudent`; what the exported C computes, bit for
   bit), on the windows quantized to int16; its scores are the softmax of its logits and its
-  class is the first index of the largest integer logit.
+  class is the first index of the largest integer logit;
+- ``c``: the same integer model as exported C, compiled for this machine with gcc into a
+  shared library (cached per user, :mod:`ethoedge.export.host_engine`) and run over the
+  windows on several threads; its logits are the ``int`` engine's, bit for bit.
 
 ``classify``, the evaluation of a run's models and its deployment bundle's integer models
 predict through this class; the quantize stage's word-length sweep calls the same integer
@@ -28,8 +31,8 @@ from ethoedge.data.windows import Normalizer
 from ethoedge.errors import ConfigError
 from ethoedge.quantize.qmodel import QuantizedStudent
 
-Engine = Literal["float", "int"]
-ENGINES = ("float", "int")
+Engine = Literal["float", "int", "c"]
+ENGINES = ("float", "int", "c")
 
 __all__ = ["ENGINES", "Classifier", "Engine", "window_like_bundle", "windows_for_bundle"]
 
@@ -45,16 +48,19 @@ class Classifier:
 
     Args:
         model: a float PyTorch model (``engine="float"``) or a
-            :class:`~ethoedge.quantize.qmodel.QuantizedStudent` (``engine="int"``).
+            :class:`~ethoedge.quantize.qmodel.QuantizedStudent` (``engine="int"`` or ``"c"``).
         normalizer: the per-axis normaliser the float model was trained with (the integer
             model has it folded into its first layer).
         class_names: label names, index = class id (default: the integer model's).
         device: where the float engine runs (``auto``, ``cpu`` or ``cuda``).
         batch_size: windows per forward pass of the float engine.
+        engine: ``"c"`` runs a quantized student as compiled C; default: ``"int"`` for a
+            quantized student, ``"float"`` otherwise.
+        threads: threads of the ``c`` engine (default ``torch.get_num_threads()``).
 
     Attributes:
         classes_: the class names as an array (index = class id).
-        engine: ``"float"`` or ``"int"``.
+        engine: ``"float"``, ``"int"`` or ``"c"``.
     """
 
     def __init__(
@@ -65,9 +71,23 @@ class Classifier:
         *,
         device: str = "cpu",
         batch_size: int = 512,
+        engine: str | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model = model
-        self.engine: Engine = "int" if isinstance(model, QuantizedStudent) else "float"
+        quantized = isinstance(model, QuantizedStudent)
+        if engine is None:
+            engine = "int" if quantized else "float"
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+        if (engine != "float") != quantized:
+            raise ConfigError(
+                f"the {engine} engine needs "
+                + ("a float model" if engine == "float" else "a quantized student")
+                + f", got {type(model).__name__}"
+            )
+        self.engine: Engine = engine  # type: ignore[assignment]
+        self.threads = threads
         if self.engine == "float" and normalizer is None:
             raise ConfigError("the float engine needs the model's normalizer")
         self.normalizer = normalizer
@@ -91,50 +111,65 @@ class Classifier:
         bits: int = 8,
         device: str = "cpu",
     ) -> Classifier:
-        """The bundle's student: float, or its ``quantized/w{bits}.json`` integer model."""
+        """The bundle's student: float, or its ``quantized/w{bits}.json`` integer model
+        (``int``: the NumPy reference; ``c``: compiled C)."""
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        if engine == "int":
+        if engine in ("int", "c"):
             if bundle_dir is None:
-                raise ConfigError("the int engine loads BUNDLE/quantized/w{bits}.json: give a path")
+                raise ConfigError(
+                    f"the {engine} engine loads BUNDLE/quantized/w{{bits}}.json: give a path"
+                )
             q_path = bundle_dir / "quantized" / f"w{bits}.json"
             if not q_path.is_file():
                 raise ConfigError(
                     f"no {bits}-bit integer model at {q_path}: run "
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
-            return cls(QuantizedStudent.load(q_path), class_names=b.class_names)
+            return cls(QuantizedStudent.load(q_path), class_names=b.class_names, engine=engine)
         return cls(b.student, b.normalizer, b.class_names, device=device)
 
     # ------------------------------------------------------------------ predictions
 
     def decision_function(self, X_g: np.ndarray) -> np.ndarray:
-        """Logits ``(n, C)``: float32 from the float engine, int64 from the integer engine."""
+        """Logits ``(n, C)``: float32 from the float engine, int64 from the integer engines."""
         X_g = np.asarray(X_g, dtype=np.float32)
         if X_g.ndim != 3:
             raise ConfigError(f"windows must be (n, channels, L), got shape {X_g.shape}")
-        if self.engine == "int":
-            from ethoedge.quantize.reference import quantize_input, reference_logits_batched
+        if self.engine == "float":
+            return self._float_logits(X_g)
+        from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
-            q = self.model
-            assert isinstance(q, QuantizedStudent)
-            return reference_logits_batched(q, quantize_input(X_g, q.in_frac))
-        return self._float_logits(X_g)
+        q = self.model
+        assert isinstance(q, QuantizedStudent)
+        X_int = quantize_input(X_g, q.in_frac)
+        if self.engine == "c":
+            from ethoedge.export.host_engine import host_library
+
+            return host_library(q, X_g.shape[2]).logits(X_int, self.threads)
+        return reference_logits_batched(q, X_int)
 
     def predict_proba(self, X_g: np.ndarray) -> np.ndarray:
         """Class scores ``(n, C)`` (float64 rows summing to 1)."""
-        z = self.decision_function(X_g)
-        if self.engine == "int":
-            q = self.model
-            assert isinstance(q, QuantizedStudent)
-            return softmax(z.astype(np.float64) * 2.0 ** -q.frac("logits"))
-        return softmax(z.astype(np.float64))
+        return self._proba(self.decision_function(X_g))
 
     def predict(self, X_g: np.ndarray) -> np.ndarray:
         """Class ids ``(n,)``: the first index of the largest score."""
         return np.asarray(self.decision_function(X_g)).argmax(axis=1)
+
+    def predict_with_proba(self, X_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict(X_g), predict_proba(X_g))`` from one pass over the windows."""
+        z = self.decision_function(X_g)
+        return np.asarray(z).argmax(axis=1), self._proba(z)
+
+    def _proba(self, z: np.ndarray) -> np.ndarray:
+        if self.engine != "float":
+            q = self.model
+            assert isinstance(q, QuantizedStudent)
+            return softmax(z.astype(np.float64) * 2.0 ** -q.frac("logits"))
+        return softmax(z.astype(np.float64))
 
     def _float_logits(self, X_g: np.ndarray) -> np.ndarray:
         assert self.normalizer is not None

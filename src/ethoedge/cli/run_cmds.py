@@ -119,9 +119,12 @@ def classify_cmd(
     format: str = format_opt(),
     units: str | None = units_opt(),
     engine: str = typer.Option(
-        "float", "--engine", help="float (PyTorch student) or int (integer reference, as the C)."
+        "float",
+        "--engine",
+        help="float (PyTorch student), int (integer reference, as the C) or c (the exported C "
+        "compiled for this machine with gcc; the int engine's results, faster).",
     ),
-    bits: int = typer.Option(8, "--bits", help="Word length of the int engine (8 or 16)."),
+    bits: int = typer.Option(8, "--bits", help="Word length of the int and c engines (8 or 16)."),
     device: str | None = device_opt(),
     quiet: bool = quiet_opt(),
 ) -> None:

@@ -47,7 +47,9 @@ def classify(
 
     ``engine="float"`` runs the float PyTorch student; ``engine="int"`` the integer-only
     reference of ``BUNDLE/quantized/w{bits}.json`` (what the exported C computes; scores are
-    the softmax of its logits), both through :class:`~ethoedge.inference.Classifier`. Labels
+    the softmax of its logits); ``engine="c"`` that model's exported C compiled for this
+    machine (the same logits, bit for bit); all through
+    :class:`~ethoedge.inference.Classifier`. Labels
     are the first index of the maximum score. ``device`` (``auto``, ``cpu`` or ``cuda``) is
     where the float engine runs.
 
@@ -65,8 +67,7 @@ def classify(
     bundle = load_bundle(bundle_dir)
     dataset = load_dataset(data_cfg)
     windows = window_like_bundle(bundle, dataset, every_stretch=True)
-    probs = clf.predict_proba(windows.X)
-    pred = clf.predict(windows.X)
+    pred, probs = clf.predict_with_proba(windows.X)
     # Map the data's labels onto the bundle's classes (-1: none / not a bundle class).
     lut = {n: i for i, n in enumerate(bundle.class_names)}
     y = np.array(

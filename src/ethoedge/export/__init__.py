@@ -5,6 +5,8 @@
 - :func:`verify_c`: run the C (host gcc, or QEMU Cortex-M4/M3) and compare with expected logits.
 - :func:`measure_cost`: flash, RAM, stack, instructions, time and energy estimates.
 - :func:`export_bundle` / :func:`verify_export`: the same for a model bundle (CLI).
+- :mod:`ethoedge.export.host_engine`: the C as a cached host shared library (the ``c``
+  inference engine, :func:`~ethoedge.export.host_engine.host_library`).
 """
 
 from ethoedge.export.config import ExportConfig

@@ -99,6 +99,56 @@ def dot(w, x):
     return np.asarray(x, dtype=np.int64) @ np.asarray(w, dtype=np.int64).T
 
 
+# Float types whose matrix products are exact on integers (significand bits, with the hidden
+# bit): a product of integers computed in such a type is exact while every partial sum of
+# absolute values stays <= 2**bits (docs/fixedpoint.md, "Exact products through float BLAS").
+EXACT_FLOAT_TYPES: tuple[tuple[type[np.floating], int], ...] = ((np.float32, 24), (np.float64, 53))
+
+
+class ExactAffine:
+    """``dot(w, x) + b``, exact in int64, through float BLAS where a bound allows it.
+
+    The bound is ``max_j sum_k |w[j, k]| * x_max + max|b|`` for inputs with ``|x| <= x_max``:
+    it bounds every partial sum of every row, in whatever order the BLAS adds them, so when it
+    is at most ``2**p`` (``p`` significand bits of a type in :data:`EXACT_FLOAT_TYPES`), every
+    intermediate is an integer that the type represents exactly and the float result is the
+    exact integer. Otherwise (or without such a type) the product is taken in int64.
+
+    Args:
+        w: ``(O, K)`` integer weights.
+        b: ``(O,)`` integer bias in the accumulator's format (``bias_acc``), or None.
+        x_max: a bound on ``|x|`` that the caller guarantees (``2**15`` for int16 inputs,
+            ``2**(W-1)`` for ``W``-bit activations).
+
+    >>> f = ExactAffine(np.array([[2, -3], [1, 1]]), np.array([1, 0]), x_max=10)
+    >>> f(np.array([[10, 1], [5, 5]])).tolist(), f.dtype.__name__
+    ([[18, 11], [-4, 10]], 'float32')
+    >>> big = ExactAffine(np.array([[2**40, 1]]), None, x_max=2**20)  # 2**60: int64
+    >>> big(np.array([[2**20, 1]])).tolist(), big.dtype.__name__
+    ([[1152921504606846977]], 'int64')
+    """
+
+    def __init__(self, w: np.ndarray, b: np.ndarray | None, x_max: int) -> None:
+        w = np.asarray(w, dtype=np.int64)
+        b = np.zeros(w.shape[0], dtype=np.int64) if b is None else np.asarray(b, dtype=np.int64)
+        row_l1 = max((sum(abs(int(v)) for v in row) for row in w.tolist()), default=0)
+        b_max = max((abs(int(v)) for v in b.tolist()), default=0)
+        self.bound = row_l1 * int(x_max) + b_max  # Python ints: no overflow
+        self.dtype: type[np.generic] = np.int64
+        for ftype, bits in EXACT_FLOAT_TYPES:
+            if self.bound <= 2**bits:
+                self.dtype = ftype
+                break
+        self.wt = np.ascontiguousarray(w.T.astype(self.dtype))
+        self.b = b.astype(self.dtype)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``x @ w.T + b`` as int64 for ``x`` of shape ``(..., K)`` with ``|x| <= x_max``."""
+        y = np.asarray(x).astype(self.dtype, copy=False) @ self.wt
+        y += self.b
+        return y.astype(np.int64, copy=False)
+
+
 def bias_acc(b, f_b: int, f_acc: int):
     """A bias at ``f_b`` moved to an accumulator's ``f_acc`` fraction bits, in int64.
 
