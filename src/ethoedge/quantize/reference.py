@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ethoedge.errors import ConfigError, DataError
 from ethoedge.quantize.fixedpoint import (
@@ -195,11 +196,16 @@ def reference_logits(
         X_int16: ``(n, 3, L)`` integer acceleration at ``qmodel.in_frac`` fraction bits
             (from :func:`quantize_input`).
         chunk: windows computed together.
+
+    The many small matrix products run with one BLAS thread (``threadpoolctl``): threaded
+    BLAS gains nothing at these sizes and collapses when the cores are busy; parallelism
+    belongs to the caller (the executor's jobs, the ``c`` engine's threads).
     """
     q = qmodel
     X = _checked_input(q, X_int16)
     net = _FastNet(q)
-    parts = [net(X[i : i + chunk]) for i in range(0, len(X), max(1, int(chunk)))]
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = [net(X[i : i + chunk]) for i in range(0, len(X), max(1, int(chunk)))]
     if not parts:
         return np.zeros((0, q.n_classes), dtype=np.int64)
     return np.concatenate(parts, axis=0)
