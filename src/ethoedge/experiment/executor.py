@@ -5,6 +5,8 @@ Distilled students wait for their fold's teacher (they need its soft labels); ev
 is free to run at once. Each executor gives the same outputs for the same jobs: a job is a
 pure function of its context and key (see :mod:`ethoedge.experiment.jobs`). One progress bar
 counts the jobs that are running and finished.
+
+:func:`map_tasks` runs independent tasks (``classify``'s files) on the same three executors.
 """
 
 from __future__ import annotations
