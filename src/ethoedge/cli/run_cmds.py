@@ -134,7 +134,7 @@ def classify_cmd(
         None, "--ray-address", help="Address of a running Ray cluster (default: start one here)."
     ),
     chunk_rows: int = typer.Option(
-        200_000, "--chunk-rows", min=1, help="Rows read at a time from a streamed file."
+        50_000, "--chunk-rows", min=1, help="Rows read at a time from a streamed file."
     ),
     quiet: bool = quiet_opt(),
 ) -> None:

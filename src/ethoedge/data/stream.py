@@ -48,7 +48,7 @@ from ethoedge.data.sources import file_stem
 from ethoedge.errors import ConfigError, DataError
 
 AXES = ("ax", "ay", "az")
-DEFAULT_CHUNK_ROWS = 200_000
+DEFAULT_CHUNK_ROWS = 50_000
 
 
 class SampleLabeller(Protocol):
@@ -94,16 +94,22 @@ def streamable(path: Path, cfg: DataConfig) -> str | None:
     return None
 
 
-def _raw_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """The file's rows, ``chunk_rows`` at a time, with their 1-based rows (blank lines out)."""
+def _raw_chunks(
+    path: Path, chunk_rows: int, columns: set[str] | None = None
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The file's rows, ``chunk_rows`` at a time, with their 1-based rows (blank lines out).
+
+    Parquet: only ``columns`` (lower-case names) are read, a row group at most at a time."""
     kind = _kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+            names = pf.schema_arrow.names
+            cols = None if columns is None else [n for n in names if n.strip().lower() in columns]
             first = 1
-            for batch in pf.iter_batches(batch_size=chunk_rows):
+            for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
                 df = batch.to_pandas()
                 df.columns = [str(c).strip().lower() for c in df.columns]
                 yield df, np.arange(first, first + len(df), dtype=np.int64)
@@ -218,7 +224,8 @@ def iter_blocks(
     scale = 1.0 / G if (cfg.units or "g") == "m/s2" else 1.0
     last_t: dict[tuple[str, str], float] = {}
     any_rows = False
-    for df, lines in _raw_chunks(path, chunk_rows):
+    wanted = {"animal", "timestamp", *AXES, label_col, *((seg_col,) if seg_col else ())}
+    for df, lines in _raw_chunks(path, chunk_rows, wanted):
         if not len(df):
             continue
         any_rows = True

@@ -106,7 +106,8 @@ def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path:
         ax.set_yticks([0, 6, 12, 18, 24])
         ax.set_ylabel("hours")
         ax.set_title(str(a), fontsize=9, loc="left")
-    axes[0, 0].legend(fontsize=7, ncol=min(len(order), 6), loc="upper right", frameon=False)
+    axes[0, 0].legend(fontsize=7, ncol=min(len(order), 6), loc="lower right",
+                      bbox_to_anchor=(1.0, 1.0), frameon=False)  # fmt: skip
     fig.suptitle(f"daily time budget (local dates, {tz})", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
