@@ -455,8 +455,11 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
     label_names = np.asarray([*w.class_names, None], dtype=object)
     lab = label_names[np.where(w.y >= 0, w.y, len(w.class_names))]
     out: list[WindowBlock] = []
-    key = pd.DataFrame({"a": w.animal, "s": w.segment})
-    for (a, s), idx in key.groupby(["a", "s"], sort=False).indices.items():
+    # (animal, segment) in order of first appearance (the order of whole-file windowing)
+    codes, uniq = pd.factorize(pd.Series(w.animal).astype(str) + "\x00" + w.segment.astype(str))
+    for g, name in enumerate(uniq):
+        a, s = name.split("\x00", 1)
+        idx = np.flatnonzero(codes == g)
         run = np.searchsorted(run_starts[(a, s)], w.start[idx], side="right") - 1
         for r in np.unique(run):
             sel = idx[run == r]
