@@ -25,7 +25,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -494,17 +494,3 @@ def stream_windows(
     ws = WindowStream(length, hop, rate_hz, max_gap_factor, cfg.classes)
     for block in iter_blocks(path, cfg, chunk_rows=chunk_rows, labeller=labeller):
         yield from ws.push(block)
-
-
-def blocks_frame(blocks: list[Any]) -> pd.DataFrame:
-    """Window blocks as one frame (animal, segment, run, start, end, label)."""
-    return pd.DataFrame(
-        {
-            "animal": np.concatenate([np.full(len(b), b.animal, object) for b in blocks]),
-            "segment": np.concatenate([np.full(len(b), b.segment, object) for b in blocks]),
-            "run": np.concatenate([np.full(len(b), b.run) for b in blocks]),
-            "start": np.concatenate([b.start for b in blocks]),
-            "end": np.concatenate([b.end for b in blocks]),
-            "label": np.concatenate([b.label for b in blocks]),
-        }
-    )
