@@ -76,7 +76,7 @@ def test_help_and_version_exit_0():
         ("quantize", ("--quiet", "--format", "--units")),
         ("verify-c", ("--format", "--units")),
         ("export-c", ("--out",)),
-        ("data stats", ("--format", "--units", "--labels", "--video-start", "--tz")),
+        ("data stats", ("--format", "--units", "--labels", "--video-start", "--labels-tz")),
         ("data plot", ("--out", "--format", "--units")),
     ],
 )

@@ -167,5 +167,5 @@ def test_cli_run_unlabelled_samples_is_one_line(tmp_path, capsys):
 
 def test_cli_video_start_needs_labels(tmp_path, capsys):
     folder = _folder(tmp_path)
-    assert main(["data", "stats", str(folder), "--tz", "UTC"]) == 2
+    assert main(["data", "stats", str(folder), "--labels-tz", "UTC"]) == 2
     assert "need --labels" in _one_line_error(capsys)

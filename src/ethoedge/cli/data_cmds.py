@@ -13,8 +13,8 @@ from ethoedge.cli.options import (
     data_overrides,
     format_opt,
     labels_opt,
+    labels_tz_opt,
     out_opt,
-    tz_opt,
     units_opt,
     unlabelled_opt,
     video_start_opt,
@@ -55,7 +55,7 @@ def stats(
     ),
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
-    tz: str | None = tz_opt(),
+    labels_tz: str | None = labels_tz_opt(),
     unlabelled: str | None = unlabelled_opt(),
 ) -> None:
     """Print per-animal and per-class counts, durations and windows per class."""
@@ -68,7 +68,7 @@ def stats(
         units,
         labels=labels,  # type: ignore[arg-type]
         video_start=video_start,
-        tz=tz,
+        tz=labels_tz,
         unlabelled=unlabelled,
     )
     st = dataset_stats(ds, WindowConfig(length_s=window_s, hop_s=hop_s, target_rate_hz=rate_hz))

@@ -58,10 +58,13 @@ def video_start_opt() -> Any:
     )
 
 
-def tz_opt() -> Any:
-    """``--tz``: time zone of naive annotation times."""
+def labels_tz_opt() -> Any:
+    """``--labels-tz``: time zone of naive annotation times (``--tz`` of ``classify`` is the
+    local time zone of its answers, another concept)."""
     return typer.Option(
-        None, "--tz", help="Time zone of naive annotation times (e.g. Europe/Berlin, UTC)."
+        None,
+        "--labels-tz",
+        help="Time zone of naive date-times in --labels / --video-start (e.g. Europe/Berlin).",
     )
 
 
@@ -106,7 +109,7 @@ def data_overrides(
     if (video_start is not None or tz is not None) and lab is None:
         from ethoedge.errors import ConfigError
 
-        raise ConfigError("--video-start and --tz need --labels (an annotation file)")
+        raise ConfigError("--video-start and --labels-tz need --labels (an annotation file)")
     if lab is not None:
         lab = replace(
             lab,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext as _nothing
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from ethoedge.cli.options import (
     device_opt,
     format_opt,
     labels_opt,
+    labels_tz_opt,
     out_opt,
     quiet_opt,
-    tz_opt,
     units_opt,
     unlabelled_opt,
     video_start_opt,
@@ -46,7 +45,7 @@ def run_cmd(
     units: str | None = units_opt(),
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
-    tz: str | None = tz_opt(),
+    labels_tz: str | None = labels_tz_opt(),
     unlabelled: str | None = unlabelled_opt(),
     executor: str | None = typer.Option(
         None,
@@ -74,7 +73,7 @@ def run_cmd(
         units=units,
         labels=labels,
         video_start=video_start,
-        tz=tz,
+        tz=labels_tz,
         unlabelled=unlabelled,
     )
     cfg = replace(cfg, data=data_cfg)
@@ -112,10 +111,16 @@ def classify_cmd(
     bundle: Path = typer.Argument(
         ..., metavar="BUNDLE", help="A model bundle directory (RUN_DIR/model)."
     ),
-    data: Path = typer.Argument(
-        ..., metavar="DATA", help="Recordings to classify (labels optional)."
+    data: str = typer.Argument(
+        ...,
+        metavar="DATA",
+        help="Recordings to classify (labels optional): a file, a folder of per-animal files "
+        "or a glob pattern such as 'logs/cow_*.parquet'.",
     ),
-    out: Path = out_opt("CSV with one row per window."),
+    out: Path = out_opt(
+        "A folder (windows.csv, bouts.csv, budget.csv, ethogram_<animal>.png, budget.png) or a "
+        "FILE.csv (the windows only)."
+    ),
     format: str = format_opt(),
     units: str | None = units_opt(),
     engine: str = typer.Option(
@@ -126,16 +131,54 @@ def classify_cmd(
     ),
     bits: int = typer.Option(8, "--bits", help="Word length of the int and c engines (8 or 16)."),
     device: str | None = device_opt(),
+    tz: str = typer.Option(
+        "UTC",
+        "--tz",
+        help="Local time zone of dates and clock times (IANA name, e.g. Europe/Berlin).",
+    ),
+    smooth: int = typer.Option(
+        1,
+        "--smooth",
+        min=1,
+        help="Majority (median) filter over this odd number of windows "
+        "before bouts and budgets (1: off).",
+    ),
+    min_bout: float = typer.Option(
+        0.0,
+        "--min-bout",
+        min=0.0,
+        help="Bouts shorter than this many seconds join the bout before them (0: off).",
+    ),
+    executor: str = typer.Option(
+        "serial", "--executor", help="Where the files are classified: serial, processes or ray."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Files at once (processes/ray)."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Address of a running Ray cluster (default: start one here)."
+    ),
+    chunk_rows: int = typer.Option(
+        50_000, "--chunk-rows", min=1, help="Rows read at a time from a streamed file."
+    ),
+    labels: Path | None = labels_opt(),
+    video_start: str | None = video_start_opt(),
+    labels_tz: str | None = labels_tz_opt(),
     quiet: bool = quiet_opt(),
 ) -> None:
-    """Classify every window; print hours per behaviour per animal (and MCC when labelled)."""
+    """Classify every window; write bouts, daily time budgets and ethograms; print hours per
+    behaviour per animal (and MCC, macro F1 and the confusion matrix when labelled)."""
     from ethoedge.data.config import DataConfig
     from ethoedge.experiment import classify
 
-    cfg = DataConfig(path=str(data), format=format, units=units, unlabelled="keep")
+    cfg = data_overrides(
+        DataConfig(unlabelled="keep"), path=data, format=format, units=units, labels=labels,
+        video_start=video_start, tz=labels_tz,
+    )  # fmt: skip
+    res = classify(
+        bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,
+        smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
+        ray_address=ray_address, chunk_rows=chunk_rows, progress=not quiet,
+    )  # fmt: skip
     con = Console()
-    with con.status("classifying ...") if not quiet else _nothing():
-        res = classify(bundle, cfg, out, engine=engine, bits=bits, device=device or "auto")
     table = Table(title="time budget (hours per behaviour)")
     table.add_column("animal")
     for c in res.budget.columns:
@@ -150,4 +193,12 @@ def classify_cmd(
             f"labelled windows: {m['n']:,}  MCC {m['mcc']:.3f}  macro F1 {m['macro_f1']:.3f}"
             f"  accuracy {m['accuracy']:.3f}"
         )
-    con.print(f"{len(res.predictions):,} windows -> {res.out_csv}")
+        cm = Table(title="confusion matrix (rows true, columns predicted)")
+        cm.add_column("true \\ predicted")
+        for c in res.class_names:
+            cm.add_column(c, justify="right")
+        for name, row in zip(res.class_names, res.confusion, strict=True):
+            cm.add_row(name, *[f"{int(v):,}" for v in row])
+        con.print(cm)
+    where = res.out if res.bouts_csv is None else f"{res.out}/ (windows, bouts, budget, plots)"
+    con.print(f"{res.n_windows:,} windows -> {where}")

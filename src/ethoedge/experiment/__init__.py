@@ -12,7 +12,9 @@
 - :mod:`~ethoedge.experiment.report`: the writers (``report.md``, ``results.json``, CSVs,
   plots);
 - :mod:`~ethoedge.experiment.run`: :func:`run` sequences them;
-  :mod:`~ethoedge.experiment.classify`: :func:`classify` for new recordings.
+  :mod:`~ethoedge.experiment.classify`: :func:`classify` for new recordings, with
+  :mod:`~ethoedge.experiment.bouts` (bouts, daily budgets) and
+  :mod:`~ethoedge.experiment.ethogram` (their pictures).
 """
 
 from ethoedge.experiment.classify import ClassifyResult, classify

@@ -1,19 +1,41 @@
-"""``ethoedge classify``: a deployment bundle applied to new recordings."""
+"""``ethoedge classify``: a deployment bundle applied to new recordings, file by file, in
+bounded memory, with bouts, daily time budgets and ethograms.
+
+Each data file (a file, a folder of files or a glob pattern) is one task of the engine's
+executor (``serial``, local ``processes`` or ``ray``); results come back in file order and
+are the same whichever executor runs them. A generic-layout file at the bundle's sampling
+rate is streamed in chunks (:mod:`ethoedge.data.stream`: the same windows as whole-file
+windowing); a file in another layout, or at another rate (it is resampled), is read whole.
+Each task writes its windows and bouts to part files and returns its budget seconds and
+confusion counts, so memory does not grow with recording length in the streamed case.
+Outputs go to a temporary folder next to ``out`` and are moved into place only when every
+file has been classified: nothing half-written on error.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ethoedge.bundle import load_bundle, window_like_bundle
 from ethoedge.data.config import DataConfig
-from ethoedge.evaluate.metrics import classification_metrics
-from ethoedge.experiment.report import csv_text, predictions_frame
-from ethoedge.inference import Classifier
-from ethoedge.io import atomic_write_text
+from ethoedge.data.stream import DEFAULT_CHUNK_ROWS, SampleLabeller, WindowBlock
+from ethoedge.errors import ConfigError, DataError
+from ethoedge.evaluate.metrics import metrics_from_confusion
+from ethoedge.experiment.bouts import (
+    BOUT_COLUMNS,
+    Bout,
+    BoutBuilder,
+    DailyBudget,
+    bouts_frame,
+)
+
+__all__ = ["ClassifyResult", "classify"]
 
 
 @dataclass
@@ -21,75 +43,439 @@ class ClassifyResult:
     """What :func:`classify` produced.
 
     Attributes:
-        predictions: one row per window (animal, segment, start, end, label, score_<class>...,
-            true_label: empty where the data carry no label).
-        budget: hours per predicted behaviour (columns) per animal (rows).
+        out: the output folder, or the one CSV file of ``--out FILE.csv``.
+        windows_csv: one row per window (animal, segment, start, end, label,
+            score_<class>..., true_label: empty where the data carry no bundle class).
+        bouts_csv, budget_csv: the bouts and the daily budget (None in single-file mode).
+        plots: the PNGs written (ethogram per animal, daily budget chart).
+        daily: the daily budget (animal, date, behaviour, hours, fraction).
+        budget: hours per behaviour (columns) per animal (rows), over all days.
         metrics: MCC, macro F1, accuracy and n over labelled windows, or None without labels.
-        out_csv: where ``predictions`` was written.
+        confusion: the confusion matrix of those windows (rows true, columns predicted).
+        class_names: the bundle's classes (confusion order).
+        n_windows: windows classified.
+        files: the data files, in the order of the outputs.
+        notes: per file, how it was read (streamed or whole, and why).
     """
 
-    predictions: pd.DataFrame
+    out: Path
+    windows_csv: Path
+    bouts_csv: Path | None
+    budget_csv: Path | None
+    plots: list[Path]
+    daily: pd.DataFrame
     budget: pd.DataFrame
     metrics: dict[str, float] | None
-    out_csv: Path
+    confusion: np.ndarray
+    class_names: tuple[str, ...]
+    n_windows: int
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def out_csv(self) -> Path:
+        """The windows CSV (the one output of single-file mode)."""
+        return self.windows_csv
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """``windows.csv`` read back (whole: for small outputs and tests)."""
+        return pd.read_csv(self.windows_csv, dtype={"animal": str, "segment": str},
+                           keep_default_na=False)  # fmt: skip
+
+    @property
+    def bouts(self) -> pd.DataFrame:
+        """``bouts.csv`` read back (whole)."""
+        if self.bouts_csv is None:
+            raise ConfigError("single-file mode writes no bouts; give --out a folder")
+        return pd.read_csv(self.bouts_csv, dtype={"animal": str})
+
+
+@dataclass(frozen=True)
+class _Task:
+    index: int
+    path: Path
+    bundle_dir: Path
+    data: dict[str, Any]
+    engine: str
+    bits: int
+    device: str
+    chunk_rows: int
+    smooth: int
+    min_bout_s: float
+    tz: str
+    part_dir: Path
+    labeller: Any
+
+
+@dataclass
+class _FileSummary:
+    index: int
+    n_windows: int
+    confusion: np.ndarray
+    seconds: dict[tuple[str, str, str], float]
+    animals: list[str]
+    note: str
 
 
 def classify(
     bundle_dir: str | Path,
     data_cfg: DataConfig,
-    out_csv: str | Path,
+    out: str | Path,
     *,
     engine: str = "float",
     bits: int = 8,
     device: str = "cpu",
+    executor: str = "serial",
+    workers: int = 1,
+    ray_address: str | None = None,
+    tz: str = "UTC",
+    smooth: int = 1,
+    min_bout_s: float = 0.0,
+    labels: SampleLabeller | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    plots: bool = True,
+    progress: bool = False,
 ) -> ClassifyResult:
     """Classify every window of new recordings with a bundle's student.
+
+    ``data_cfg.path`` is a file, a folder of data files or a glob pattern (``None``: the
+    bundled default data). ``out`` ending in ``.csv``: only the windows CSV is written
+    (single-file mode); else ``out`` is a folder that receives ``windows.csv``, ``bouts.csv``,
+    ``budget.csv``, ``ethogram_<animal>.png`` and ``budget.png``
+    (:mod:`ethoedge.experiment.bouts` says how windows become bouts and budgets; ``tz`` is
+    the local time zone of the dates and clock times, ``smooth`` and ``min_bout_s`` the
+    optional cleaning).
 
     ``engine="float"`` runs the float PyTorch student; ``engine="int"`` the integer-only
     reference of ``BUNDLE/quantized/w{bits}.json`` (what the exported C computes; scores are
     the softmax of its logits); ``engine="c"`` that model's exported C compiled for this
     machine (the same logits, bit for bit); all through
-    :class:`~ethoedge.inference.Classifier`. Labels
-    are the first index of the maximum score. ``device`` (``auto``, ``cpu`` or ``cuda``) is
+    :class:`~ethoedge.inference.Classifier`. Labels are the classifier's (for the integer
+    engines the first index of the largest logit). ``device`` (``auto``, ``cpu`` or ``cuda``) is
     where the float engine runs.
 
     Windows are cut with the bundle's window settings at its sampling rate (recordings at
-    another rate are resampled), keeping impure windows (label = majority label), so every
-    stretch long enough for a window is classified. Labels are optional
-    (``data_cfg.unlabelled="keep"`` keeps unlabelled rows); labels outside the bundle's
-    classes count as unlabelled for the metrics.
-    Time budget: each window accounts for ``min(hop, length)`` samples of time (the new time
-    it covers), summed per animal and predicted behaviour, in hours.
+    another rate are resampled), keeping impure and unlabelled windows, so every stretch long
+    enough for a window is classified. Labels are optional: a label column, or ``labels``, an
+    object whose ``label_samples(animal, t)`` labels samples by time (e.g. annotation
+    intervals; it replaces the label column), or ``data_cfg.labels`` (an annotation file,
+    read with :func:`~ethoedge.data.annotations.read_annotations`). Where windows carry a
+    bundle class, the result has MCC, macro F1, accuracy and the confusion matrix; other
+    labels count as unlabelled.
     """
-    from ethoedge.data import load_dataset
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    clf = Classifier.from_bundle(bundle_dir, engine, bits=bits, device=device)
+    from ethoedge.bundle import load_bundle
+    from ethoedge.data.loaders import resolve_path
+    from ethoedge.data.sources import data_files
+    from ethoedge.experiment.executor import map_tasks
+    from ethoedge.inference import ENGINES
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {tz!r} (an IANA name, e.g. Europe/Berlin)") from None
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if smooth < 1 or smooth % 2 == 0:
+        raise ConfigError(f"smooth must be an odd number of windows >= 1, got {smooth}")
+    if min_bout_s < 0 or chunk_rows < 1:
+        raise ConfigError("min_bout_s must be >= 0 and chunk_rows >= 1")
+    bundle_dir = Path(bundle_dir)
     bundle = load_bundle(bundle_dir)
-    dataset = load_dataset(data_cfg)
-    windows = window_like_bundle(bundle, dataset, every_stretch=True)
-    pred, probs = clf.predict_with_proba(windows.X)
-    # Map the data's labels onto the bundle's classes (-1: none / not a bundle class).
-    lut = {n: i for i, n in enumerate(bundle.class_names)}
-    y = np.array(
-        [lut.get(windows.class_names[v], -1) if v >= 0 else -1 for v in windows.y], dtype=np.int64
+    if engine in ("int", "c") and not (bundle_dir / "quantized" / f"w{bits}.json").is_file():
+        from ethoedge.inference import Classifier
+
+        Classifier.from_bundle(bundle_dir, engine, bits=bits)  # raises its clear message
+    if data_cfg.labels is not None:  # annotation intervals: read once, label every file
+        from ethoedge.data.annotations import read_annotations
+
+        if labels is None:
+            lab = data_cfg.labels
+            labels = read_annotations(
+                lab.path, video_start=lab.video_start, tz=lab.tz, behaviours=lab.behaviours
+            )
+        data_cfg = replace(data_cfg, labels=None)
+    files = data_files(data_cfg.path) if data_cfg.path is not None else [resolve_path(None)]
+    out = Path(out)
+    single = out.suffix.lower() == ".csv"
+    if not single and out.exists() and not out.is_dir():
+        raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tasks = [
+            _Task(i, f, bundle_dir, replace(data_cfg, path=str(f)).to_dict(), engine, bits,
+                  device, chunk_rows, smooth, min_bout_s, tz, tmp, labels)
+            for i, f in enumerate(files)
+        ]  # fmt: skip
+        summaries: list[_FileSummary] = map_tasks(
+            _classify_file,
+            tasks,
+            executor=executor,
+            workers=workers,
+            ray_address=ray_address,
+            progress=progress,
+            label="classify",
+            describe=lambda t: t.path.name,
+        )
+        n_windows = sum(s.n_windows for s in summaries)
+        if n_windows == 0:
+            raise DataError(
+                "no windows: every recording is shorter than the model's window",
+                path=data_cfg.path,
+            )
+        classes = bundle.class_names
+        confusion = sum((s.confusion for s in summaries), np.zeros((len(classes),) * 2, int))
+        budget = DailyBudget(tz)
+        for s in summaries:
+            budget.merge(s.seconds)
+        daily = budget.frame(classes)
+        metrics = metrics_from_confusion(confusion) if confusion.sum() > 0 else None
+        windows_tmp = tmp / "windows.csv"
+        w_parts = [tmp / f"w{s.index}.part" for s in summaries]
+        _concat(windows_tmp, _windows_header(classes), w_parts)
+        written: list[Path] = []
+        bouts_csv = budget_csv = None
+        png: list[Path] = []
+        if single:
+            shutil.move(windows_tmp, tmp / "single.csv")
+            written = [tmp / "single.csv"]
+        else:
+            _concat(tmp / "bouts.csv", ",".join(BOUT_COLUMNS) + "\n",
+                    [tmp / f"b{s.index}.part" for s in summaries])  # fmt: skip
+            daily.to_csv(tmp / "budget.csv", index=False)
+            written = [windows_tmp, tmp / "bouts.csv", tmp / "budget.csv"]
+            if plots:
+                from ethoedge.experiment.ethogram import plot_budget, plot_ethogram
+
+                animals = list(dict.fromkeys(a for s in summaries for a in s.animals))
+                for a in animals:
+                    parts = [tmp / f"b{s.index}.part" for s in summaries if a in s.animals]
+                    p = tmp / f"ethogram_{_safe(a)}.png"
+                    plot_ethogram(_animal_bouts(parts, a), a, classes, tz, p)
+                    written.append(p)
+                p = tmp / "budget.png"
+                plot_budget(daily, classes, tz, p)
+                written.append(p)
+        # Every output is complete: move them into place.
+        if single:
+            final = [out]
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            final = [out / p.name for p in written]
+        for src, dst in zip(written, final, strict=True):
+            src.replace(dst)
+        if not single:
+            bouts_csv, budget_csv = out / "bouts.csv", out / "budget.csv"
+            png = [p for p in final if p.suffix == ".png"]
+        return ClassifyResult(
+            out=out,
+            windows_csv=out if single else out / "windows.csv",
+            bouts_csv=bouts_csv,
+            budget_csv=budget_csv,
+            plots=png,
+            daily=daily,
+            budget=budget.totals(classes),
+            metrics=metrics,
+            confusion=confusion,
+            class_names=classes,
+            n_windows=n_windows,
+            files=files,
+            notes=[s.note for s in summaries],
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _windows_header(classes: tuple[str, ...]) -> str:
+    cols = ["animal", "segment", "start", "end", "label", *[f"score_{c}" for c in classes]]
+    return ",".join([*cols, "true_label"]) + "\n"
+
+
+def _concat(dst: Path, header: str, parts: list[Path]) -> None:
+    with open(dst, "w", encoding="utf-8") as f:
+        f.write(header)
+        for p in parts:
+            if p.exists():
+                with open(p, encoding="utf-8") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+
+
+def _animal_bouts(parts: list[Path], animal: str) -> pd.DataFrame:
+    frames = []
+    for p in parts:
+        if not p.exists() or p.stat().st_size == 0:
+            continue
+        for chunk in pd.read_csv(p, names=list(BOUT_COLUMNS), dtype={"animal": str},
+                                 usecols=[0, 1, 2, 3], chunksize=500_000):  # fmt: skip
+            frames.append(chunk[chunk["animal"] == animal])
+    if not frames:
+        return pd.DataFrame({c: [] for c in BOUT_COLUMNS[:4]})
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- one file
+
+_CACHE: dict[tuple[str, str, int, str], Any] = {}
+
+
+def _classifier(task: _Task) -> Any:
+    from ethoedge.inference import Classifier
+
+    key = (str(task.bundle_dir), task.engine, task.bits, task.device)
+    if key not in _CACHE:
+        _CACHE[key] = Classifier.from_bundle(
+            task.bundle_dir, task.engine, bits=task.bits, device=task.device
+        )
+    return _CACHE[key]
+
+
+def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
+    """Classify one file: windows and bouts to part files; budget seconds and confusion back."""
+    from ethoedge.bundle import load_bundle
+    from ethoedge.data.stream import infer_rate, stream_windows, streamable
+    from ethoedge.data.windows import window_geometry
+
+    bundle = load_bundle(task.bundle_dir)
+    clf = _classifier(task)
+    cfg = DataConfig.from_dict(task.data)
+    classes = bundle.class_names
+    length, hop = window_geometry(bundle.window, bundle.rate_hz)
+    if length != bundle.n_samples:
+        raise DataError(
+            f"windows have {length} samples, the model expects {bundle.n_samples}",
+            path=task.path,
+        )
+    step_s = min(hop, length) / bundle.rate_hz
+    why = streamable(task.path, cfg)
+    if why is None:
+        rate = infer_rate(task.path, cfg)
+        if abs(rate - bundle.rate_hz) > 1e-9:
+            why = f"{rate:g} Hz, resampled to the model's {bundle.rate_hz:g} Hz"
+    if why is None:
+        blocks = stream_windows(
+            task.path,
+            cfg,
+            length=length,
+            hop=hop,
+            rate_hz=bundle.rate_hz,
+            max_gap_factor=bundle.window.max_gap_factor,
+            chunk_rows=task.chunk_rows,
+            labeller=task.labeller,
+        )
+        note = f"{task.path.name}: streamed"
+    else:
+        blocks = _whole_file_blocks(task, cfg, bundle)
+        note = f"{task.path.name}: read whole ({why})"
+    lut = {c: i for i, c in enumerate(classes)}
+    names = np.asarray(classes, dtype=object)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    builder = BoutBuilder(step_s, smooth=task.smooth, min_bout_s=task.min_bout_s)
+    budget = DailyBudget(task.tz)
+    animals: list[str] = []
+    n = 0
+    with (
+        open(task.part_dir / f"w{task.index}.part", "w", encoding="utf-8") as wf,
+        open(task.part_dir / f"b{task.index}.part", "w", encoding="utf-8") as bf,
+    ):
+
+        def emit(bouts: list[Bout]) -> None:
+            if bouts:
+                bouts_frame(bouts, task.tz).to_csv(bf, header=False, index=False)
+                budget.add(bouts)
+
+        for wb in blocks:
+            if wb.animal not in animals:
+                animals.append(wb.animal)
+            pred, probs = clf.predict_with_proba(wb.X)
+            y = np.array([lut.get(v, -1) if v is not None else -1 for v in wb.label], np.int64)
+            ok = y >= 0
+            np.add.at(confusion, (y[ok], pred[ok]), 1)
+            _window_rows(wb, pred, probs, names, y).to_csv(wf, header=False, index=False)
+            emit(builder.push(wb.animal, wb.segment, wb.run, wb.start, names[pred]))
+            n += len(wb)
+            if tick is not None:
+                tick(f"{n:,} windows")
+        emit(builder.flush())
+    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note)
+
+
+def _window_rows(
+    wb: WindowBlock, pred: np.ndarray, probs: np.ndarray, names: np.ndarray, y: np.ndarray
+) -> Any:
+    df = pd.DataFrame(
+        {
+            "animal": wb.animal,
+            "segment": wb.segment,
+            "start": wb.start,
+            "end": wb.end,
+            "label": names[pred],
+        }
     )
-    mapped = replace(windows, y=y, class_names=bundle.class_names)
-    df = predictions_frame(mapped, np.arange(len(windows)), probs)
-    df["label"] = np.asarray(bundle.class_names, dtype=object)[pred]
-    wcfg = bundle.window
-    hop = wcfg.hop if wcfg.hop is not None else round(wcfg.hop_s * windows.rate_hz)
-    per_window_h = min(hop, windows.n_samples) / windows.rate_hz / 3600.0
-    budget = (
-        df.assign(hours=per_window_h)
-        .pivot_table(index="animal", columns="label", values="hours", aggfunc="sum", fill_value=0)
-        .reindex(columns=list(bundle.class_names), fill_value=0.0)
-    )
-    budget.columns.name = None
-    metrics = None
-    ok = y >= 0
-    if ok.any():
-        m = classification_metrics(y[ok], pred[ok], bundle.class_names)
-        metrics = {k: m[k] for k in ("mcc", "macro_f1", "accuracy", "n")}
-    out_csv = Path(out_csv)
-    atomic_write_text(out_csv, csv_text(df))
-    return ClassifyResult(df, budget, metrics, out_csv)
+    for c, name in enumerate(names):
+        df[f"score_{name}"] = probs[:, c].round(6)
+    true = np.full(len(y), "", dtype=object)
+    true[y >= 0] = names[y[y >= 0]]
+    df["true_label"] = true
+    return df
+
+
+def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[WindowBlock]:
+    """A file read whole (another layout or rate), as window blocks per (animal, segment,
+    run): loaded, labelled, windowed (and resampled) as :func:`window_like_bundle` does."""
+    from ethoedge.bundle import window_like_bundle
+    from ethoedge.data import load_dataset
+    from ethoedge.data.dataset import Dataset
+    from ethoedge.data.recording import Recording
+    from ethoedge.data.resample import run_bounds
+    from ethoedge.data.stream import infer_rate, iter_blocks, streamable
+
+    if streamable(task.path, cfg) is None:  # generic at another rate: our reader, whole
+        rate = infer_rate(task.path, cfg)
+        parts: dict[tuple[str, str], list[Any]] = {}
+        for b in iter_blocks(task.path, cfg, chunk_rows=task.chunk_rows, labeller=task.labeller):
+            parts.setdefault((b.animal, b.segment), []).append(b)
+        recs = [
+            Recording(a, s, np.concatenate([b.t for b in bs]),
+                      np.concatenate([b.acc for b in bs]),
+                      np.concatenate([b.labels for b in bs]), rate, str(task.path))
+            for (a, s), bs in parts.items()
+        ]  # fmt: skip
+        present = {v for r in recs for v in r.labels if v is not None}
+        order = tuple(c for c in (cfg.classes or ()) if c in present)
+        names = (*order, *sorted(present - set(order)))
+        ds = Dataset(task.path.name, recs, names, str(task.path))
+    else:
+        ds = load_dataset(replace(cfg, unlabelled="keep"))
+        if task.labeller is not None:
+            recs = [
+                replace(r, labels=np.asarray(task.labeller.label_samples(r.animal, r.t), object))
+                for r in ds.recordings
+            ]
+            present = sorted({v for r in recs for v in r.labels if v is not None})
+            ds = replace(ds, recordings=recs, class_names=tuple(present))
+    w = window_like_bundle(bundle, ds, every_stretch=True)
+    # Run of each window: the gap-free run of its recording that holds its start.
+    run_starts = {
+        (r.animal, r.segment): r.t[run_bounds(r.t, r.rate_hz, bundle.window.max_gap_factor)[:, 0]]
+        for r in ds.recordings
+    }
+    label_names = np.asarray([*w.class_names, None], dtype=object)
+    lab = label_names[np.where(w.y >= 0, w.y, len(w.class_names))]
+    out: list[WindowBlock] = []
+    # (animal, segment) in order of first appearance (the order of whole-file windowing)
+    codes, uniq = pd.factorize(pd.Series(w.animal).astype(str) + "\x00" + w.segment.astype(str))
+    for g, name in enumerate(uniq):
+        a, s = name.split("\x00", 1)
+        idx = np.flatnonzero(codes == g)
+        run = np.searchsorted(run_starts[(a, s)], w.start[idx], side="right") - 1
+        for r in np.unique(run):
+            sel = idx[run == r]
+            out.append(WindowBlock(a, s, int(r), w.X[sel], w.start[sel], w.end[sel], lab[sel]))
+    return out

@@ -5,12 +5,14 @@ Distilled students wait for their fold's teacher (they need its soft labels); ev
 is free to run at once. Each executor gives the same outputs for the same jobs: a job is a
 pure function of its context and key (see :mod:`ethoedge.experiment.jobs`). One progress bar
 counts the jobs that are running and finished.
+
+:func:`map_tasks` runs independent tasks (``classify``'s files) on the same three executors.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -244,3 +246,104 @@ def _ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- task map
+
+
+def _map_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def map_tasks(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    *,
+    executor: str = "serial",
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
+    label: str = "tasks",
+    describe: Callable[[Any], str] = str,
+) -> list[Any]:
+    """``[fn(item) for item in items]`` in this process, on local worker processes or on Ray,
+    results in the order of ``items`` whatever order they finish in. ``fn`` must be a
+    module-level function (pickled by name); in ``serial`` it is also given a ``tick``
+    keyword: a callable that shows progress within an item. A worker process uses
+    ``cpu_count // workers`` PyTorch threads. One progress bar counts finished items."""
+    items = list(items)
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        disable=not progress,
+    )
+    out: list[Any] = [None] * len(items)
+    with bar:
+        task = bar.add_task(label, total=len(items), last="")
+        if executor == "serial":
+            for i, item in enumerate(items):
+                name = describe(item)
+
+                def tick(msg: str, name: str = name) -> None:
+                    bar.update(task, last=f"{name}: {msg}")
+
+                out[i] = fn(item, tick=tick)
+                bar.update(task, advance=1, last=name)
+            return out
+        threads = max(1, (multiprocessing.cpu_count() or 1) // workers)
+        if executor == "processes":
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_map_init,
+                initargs=(threads,),
+            )
+            try:
+                futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
+                pending = set(futs)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        out[futs[f]] = f.result()
+                        bar.update(task, advance=1, last=describe(items[futs[f]]))
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return out
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
+            ) from None
+        started_here = not ray.is_initialized()
+        if started_here:
+            init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+            if ray_address:
+                init["address"] = ray_address
+            else:
+                init.update(num_cpus=workers, include_dashboard=False)
+            ray.init(**init)
+        try:
+            remote = ray.remote(num_cpus=1)(fn)
+            refs = {remote.remote(item): i for i, item in enumerate(items)}
+            pending_refs = list(refs)
+            while pending_refs:
+                ready, pending_refs = ray.wait(pending_refs, num_returns=1)
+                for r in ready:
+                    out[refs[r]] = ray.get(r)
+                    bar.update(task, advance=1, last=describe(items[refs[r]]))
+        finally:
+            if started_here:
+                ray.shutdown()
+        return out

@@ -1,0 +1,114 @@
+"""Pictures of the answers (matplotlib, Agg): an ethogram per animal (behaviour colour bands
+over local clock time 0-24 h, one row per local day) and a stacked daily time-budget chart
+(one panel per animal, one bar per local day)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ethoedge.experiment.bouts import split_days
+from ethoedge.io import atomic_path
+
+
+def _colours(behaviours: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(behaviours) <= 10 else "tab20"]
+    return {b: cmap(i % cmap.N) for i, b in enumerate(behaviours)}
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def plot_ethogram(
+    bouts: pd.DataFrame, animal: str, behaviours: tuple[str, ...], tz: str, path: Path
+) -> Path:
+    """One animal's bouts (``start``, ``end``, ``behaviour``) as colour bands per local day."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    others = sorted(set(bouts["behaviour"]) - set(behaviours)) if len(bouts) else []
+    colours = _colours([*behaviours, *others])
+    i, day, s, e = (
+        split_days(bouts["start"].to_numpy(float), bouts["end"].to_numpy(float), tz)
+        if len(bouts)
+        else (np.zeros(0, int), np.zeros(0, object), np.zeros(0), np.zeros(0))
+    )
+    days = sorted(set(day.tolist()))
+    row = {d: k for k, d in enumerate(days)}
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(days), 1) + 1.6))
+    if len(i):
+        beh = bouts["behaviour"].to_numpy(object)[i]
+        local = pd.to_datetime(s, unit="s", utc=True).tz_convert(tz)
+        midnight = (
+            local.tz_localize(None)
+            .normalize()
+            .tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+        )
+        x0 = (local - midnight) / pd.Timedelta(hours=1)
+        x0 = np.asarray(x0, dtype=float)
+        width = (e - s) / 3600.0
+        for b in dict.fromkeys(beh.tolist()):
+            m = beh == b
+            ax.barh([row[d] for d in day[m]], width[m], left=x0[m], height=0.8,
+                    color=colours[b], linewidth=0)  # fmt: skip
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 3))
+    ax.set_xlabel(f"local time (h, {tz})")
+    ax.set_yticks(range(len(days)), days)
+    ax.set_ylim(len(days) - 0.5, -0.5)
+    ax.set_title(f"ethogram: {animal}")
+    handles = [Patch(color=colours[b], label=b) for b in colours]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(days) < 4
+              else -0.08), ncol=min(len(handles), 6), fontsize=8, frameon=False)  # fmt: skip
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path: Path) -> Path:
+    """Stacked bars of hours per behaviour per local day, one panel per animal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    animals = list(dict.fromkeys(daily["animal"].tolist())) or ["(none)"]
+    others = sorted(set(daily["behaviour"]) - set(behaviours)) if len(daily) else []
+    order = [*behaviours, *others]
+    colours = _colours(order)
+    n_days = daily.groupby("animal")["date"].nunique().max() if len(daily) else 1
+    size = (max(6, 0.35 * n_days + 3), 1.9 * len(animals) + 1)
+    fig, axes = plt.subplots(len(animals), 1, squeeze=False, figsize=size)
+    for ax, a in zip(axes[:, 0], animals, strict=True):
+        d = daily[daily["animal"] == a]
+        wide = d.pivot_table(index="date", columns="behaviour", values="hours", aggfunc="sum")
+        wide = wide.reindex(columns=[b for b in order if b in wide.columns], fill_value=0.0)
+        bottom = np.zeros(len(wide))
+        for b in wide.columns:
+            ax.bar(range(len(wide)), wide[b].to_numpy(), bottom=bottom, color=colours[b],
+                   label=b, width=0.8)  # fmt: skip
+            bottom += wide[b].to_numpy()
+        ax.set_xticks(range(len(wide)), list(wide.index), rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 25)
+        ax.set_yticks([0, 6, 12, 18, 24])
+        ax.set_ylabel("hours")
+        ax.set_title(str(a), fontsize=9, loc="left")
+    axes[0, 0].legend(fontsize=7, ncol=min(len(order), 6), loc="lower right",
+                      bbox_to_anchor=(1.0, 1.0), frameon=False)  # fmt: skip
+    fig.suptitle(f"daily time budget (local dates, {tz})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return path

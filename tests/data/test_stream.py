@@ -1,0 +1,148 @@
+"""Streamed windowing equals whole-file windowing on every window, whatever the chunk size."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ethoedge.bundle import window_like_bundle
+from ethoedge.data import DataConfig, WindowConfig, load_dataset
+from ethoedge.data.stream import infer_rate, iter_blocks, stream_windows
+from ethoedge.errors import DataError
+
+
+def _recording_frame(seed: int = 0) -> pd.DataFrame:
+    """Two animals, two segments for one of them, gaps inside runs, some unlabelled rows,
+    label ties; interleaved animals (rows of both animals alternate in stretches)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for animal, segs in (("cow_a", ("s1", "s2")), ("cow_b", ("s1",))):
+        for si, seg in enumerate(segs):
+            n = 700 + 97 * si
+            t = 1_700_000_000.0 + 5000 * si + np.arange(n) * 0.1
+            t[230:] += 3.0  # a gap
+            t[480:] += 0.4  # another (0.5 s step > 1.5 sample periods)
+            lab = np.array(["graze", "rest", "walk"], dtype=object)[(np.arange(n) // 37) % 3]
+            lab[100:160] = None
+            lab[300:325] = "rest"
+            lab[325:350] = "graze"  # a tie inside some windows
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "animal": animal,
+                        "segment": seg,
+                        "timestamp": t,
+                        "ax": rng.normal(size=n).astype(np.float32),
+                        "ay": rng.normal(size=n),
+                        "az": 1 + rng.normal(size=n),
+                        "label": lab,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _whole(path: Path, wcfg: WindowConfig):
+    ds = load_dataset(DataConfig(path=str(path), unlabelled="keep"))
+    stub = SimpleNamespace(window=wcfg, rate_hz=10.0, n_samples=wcfg.length or 50)
+    return window_like_bundle(stub, ds, every_stretch=True)
+
+
+def _streamed(path: Path, wcfg: WindowConfig, chunk_rows: int, cfg: DataConfig | None = None):
+    cfg = cfg or DataConfig(path=str(path))
+    L = wcfg.length or 50
+    hop = wcfg.hop or 25
+    gap = wcfg.max_gap_factor
+    it = stream_windows(path, cfg, length=L, hop=hop, rate_hz=10.0, max_gap_factor=gap,
+                        chunk_rows=chunk_rows)  # fmt: skip
+    return list(it)
+
+
+def _assert_same(whole, blocks):
+    X = np.concatenate([b.X for b in blocks])
+    animal = np.concatenate([np.full(len(b), b.animal, object) for b in blocks])
+    segment = np.concatenate([np.full(len(b), b.segment, object) for b in blocks])
+    start = np.concatenate([b.start for b in blocks])
+    end = np.concatenate([b.end for b in blocks])
+    label = np.concatenate([b.label for b in blocks])
+    # Whole-file windows come grouped by (animal, segment); streamed ones in file order.
+    key_w = pd.DataFrame({"a": whole.animal, "s": whole.segment, "t": whole.start})
+    key_s = pd.DataFrame({"a": animal.astype(str), "s": segment.astype(str), "t": start})
+    order_w = np.lexsort((key_w.t, key_w.s, key_w.a))
+    order_s = np.lexsort((key_s.t, key_s.s, key_s.a))
+    assert len(order_w) == len(order_s)
+    np.testing.assert_array_equal(key_w.to_numpy()[order_w], key_s.to_numpy()[order_s])
+    np.testing.assert_array_equal(whole.X[order_w], X[order_s])
+    np.testing.assert_array_equal(whole.end[order_w], end[order_s])
+    names = np.asarray([*whole.class_names, None], dtype=object)
+    wl = names[np.where(whole.y >= 0, whole.y, len(whole.class_names))]
+    assert list(wl[order_w]) == list(label[order_s])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
+@pytest.mark.parametrize("chunk_rows", [7, 49, 50, 333, 100_000])
+def test_chunked_windows_equal_whole_file_windows(tmp_path, suffix, chunk_rows):
+    df = _recording_frame()
+    path = tmp_path / f"rec{suffix}"
+    df.to_parquet(path) if suffix == ".parquet" else df.to_csv(path, index=False)
+    wcfg = WindowConfig()
+    _assert_same(_whole(path, wcfg), _streamed(path, wcfg, chunk_rows))
+
+
+@pytest.mark.parametrize("length,hop", [(50, 25), (20, 30), (16, 16), (9, 4)])
+def test_every_geometry_and_interleaved_animals(tmp_path, length, hop):
+    """hop > length (samples skipped), hop == length, odd sizes; rows of two animals
+    interleaved in the file."""
+    df = _recording_frame(1)
+    a, b = df[df.animal == "cow_a"], df[df.animal == "cow_b"]
+    mixed = pd.concat([a.iloc[:400], b.iloc[:300], a.iloc[400:], b.iloc[300:]])
+    path = tmp_path / "mixed.csv"
+    mixed.to_csv(path, index=False)
+    wcfg = WindowConfig(length=length, hop=hop)
+    for chunk in (3, 64, 10_000):
+        _assert_same(_whole(path, wcfg), _streamed(path, wcfg, chunk))
+
+
+def test_unlabelled_file_without_animal_column_uses_the_stem(tmp_path):
+    df = _recording_frame().drop(columns=["label", "animal", "segment"]).iloc[:600]
+    df = df.assign(timestamp=1_700_000_000.0 + np.arange(600) * 0.1)
+    path = tmp_path / "cow_17.parquet"
+    df.to_parquet(path)
+    blocks = _streamed(path, WindowConfig(), 128)
+    assert {b.animal for b in blocks} == {"cow_17"} and {b.segment for b in blocks} == {"0"}
+    assert sum(len(b) for b in blocks) == (600 - 50) // 25 + 1
+    assert all(v is None for b in blocks for v in b.label)
+    assert infer_rate(path) == 10.0
+
+
+def test_bad_rows_name_file_row_and_column(tmp_path):
+    df = _recording_frame().iloc[:300].copy()
+    df.loc[250, "timestamp"] = df.loc[10, "timestamp"]
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"bad.csv, row 252, column 'timestamp'"):
+        list(iter_blocks(path, chunk_rows=100))
+    df = _recording_frame().iloc[:300].astype({"ay": object})
+    df.loc[120, "ay"] = "x"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"row 122, column 'ay': non-numeric value 'x'"):
+        list(iter_blocks(path, chunk_rows=100))
+
+
+def test_label_map_and_classes_as_in_whole_file_loading(tmp_path):
+    df = _recording_frame()
+    path = tmp_path / "rec.csv"
+    df.to_csv(path, index=False)
+    cfg = DataConfig(path=str(path), unlabelled="keep", label_map={"walk": None, "rest": "lie"})
+    ds = load_dataset(cfg)
+    stub = SimpleNamespace(window=WindowConfig(), rate_hz=10.0, n_samples=50)
+    whole = window_like_bundle(stub, ds, every_stretch=True)
+    _assert_same(whole, _streamed(path, WindowConfig(), 61, cfg))
+    cfg = replace(cfg, label_map={}, classes=("walk", "graze"))
+    whole = window_like_bundle(stub, load_dataset(cfg), every_stretch=True)
+    _assert_same(whole, _streamed(path, WindowConfig(), 61, cfg))

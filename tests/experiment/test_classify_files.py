@@ -1,0 +1,197 @@
+"""``classify`` on new recordings: unlabelled and labelled, streamed in chunks, file by file
+in parallel, with bouts, daily budgets and ethograms; bad input leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ethoedge.bundle import Bundle, save_bundle
+from ethoedge.cli import main
+from ethoedge.data import DataConfig, Normalizer, WindowConfig
+from ethoedge.evaluate.metrics import classification_metrics
+from ethoedge.experiment import classify
+from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+
+CLASSES = ("graze", "rest", "walk")
+T0 = 1_717_200_000.0  # 2024-06-01 00:00 UTC
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory) -> Path:
+    """A seeded untrained student over 5 s windows at 10 Hz (no training: cheap)."""
+    torch.manual_seed(0)
+    student = GRUStudent(len(CLASSES), StudentConfig(hidden=8))
+    student.eval()
+    d = tmp_path_factory.mktemp("bundle")
+    save_bundle(Bundle(student, Normalizer((0.0, 0.0, 1.0), (0.3, 0.3, 0.3)), CLASSES,
+                       WindowConfig(), 10.0), d)  # fmt: skip
+    return d
+
+
+def _frame(n: int, seed: int, t0: float = T0, rate: float = 10.0, labels: bool = False):
+    rng = np.random.default_rng(seed)
+    t = t0 + np.arange(n) / rate
+    t[n // 3 :] += 7.0  # a gap
+    slow = np.sin(np.arange(n) / 300.0)[:, None]
+    acc = rng.normal(scale=0.2, size=(n, 3)) + slow * np.array([0.5, -0.4, 0.3]) + [0, 0, 1]
+    df = pd.DataFrame({"timestamp": t, "ax": acc[:, 0], "ay": acc[:, 1], "az": acc[:, 2]})
+    if labels:
+        lab = np.array(CLASSES, dtype=object)[(np.arange(n) // 400) % 3]
+        lab[: n // 10] = None
+        df["label"] = lab
+    return df
+
+
+def _folder(tmp_path: Path, n: int = 3000, labels: bool = False, suffix: str = ".parquet"):
+    d = tmp_path / "logs"
+    d.mkdir()
+    for k, name in enumerate(("cow_1", "cow_2", "cow_3")):
+        df = _frame(n + 500 * k, k, labels=labels)
+        p = d / f"{name}{suffix}"
+        df.to_parquet(p) if suffix == ".parquet" else df.to_csv(p, index=False)
+    return d
+
+
+def test_unlabelled_folder_cli_writes_every_answer(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path)
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--tz", "Europe/Berlin"])  # fmt: skip
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "time budget" in text.out and "MCC" not in text.out
+    names = {p.name for p in out.iterdir()}
+    assert names == {"windows.csv", "bouts.csv", "budget.csv", "budget.png",
+                     "ethogram_cow_1.png", "ethogram_cow_2.png", "ethogram_cow_3.png"}  # fmt: skip
+    w = pd.read_csv(out / "windows.csv", keep_default_na=False)
+    assert list(w.animal.unique()) == ["cow_1", "cow_2", "cow_3"]  # file order
+    assert (w.true_label == "").all() and set(w.label) <= set(CLASSES)
+    # Hours add up to the recorded time: 2.5 s per window.
+    budget = pd.read_csv(out / "budget.csv")
+    per_animal = budget.groupby("animal")["hours"].sum()
+    np.testing.assert_allclose(per_animal.to_numpy(), w.groupby("animal").size() * 2.5 / 3600)
+    np.testing.assert_allclose(budget.groupby(["animal", "date"])["fraction"].sum(), 1.0)
+    bouts = pd.read_csv(out / "bouts.csv")
+    np.testing.assert_allclose(bouts.groupby("animal")["duration_s"].sum() / 3600, per_animal)
+    assert set(bouts.columns) >= {"animal", "start", "end", "behaviour", "duration_s"}
+    # 2024-06-01 00:00 UTC is 02:00 in Berlin: the dates are local.
+    assert set(budget.date) == {"2024-06-01"}
+    assert (out / "ethogram_cow_1.png").stat().st_size > 2000
+
+
+def test_labelled_cli_prints_metrics_and_confusion(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, labels=True, suffix=".csv")
+    out = tmp_path / "w.csv"
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "MCC" in text and "macro F1" in text and "confusion matrix" in text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    w = pd.read_csv(out, keep_default_na=False)
+    lab = w[w.true_label != ""]
+    lut = {c: i for i, c in enumerate(CLASSES)}
+    m = classification_metrics(lab.true_label.map(lut).to_numpy(), lab.label.map(lut).to_numpy(),
+                               CLASSES)  # fmt: skip
+    assert f"MCC {m['mcc']:.3f}" in text and f"macro F1 {m['macro_f1']:.3f}" in text
+    assert 0 < len(lab) < len(w)  # the first 10% of each file is unlabelled
+
+
+class _Intervals:
+    """Annotation intervals: everything of cow_2 between two times is 'walk'."""
+
+    def label_samples(self, animal: str, t: np.ndarray) -> np.ndarray:
+        out = np.full(len(t), None, dtype=object)
+        if animal == "cow_2":
+            out[(t >= T0 + 100) & (t < T0 + 200)] = "walk"
+        return out
+
+
+def test_labels_from_an_annotation_object(bundle_dir, tmp_path):
+    logs = _folder(tmp_path)
+    res = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "o.csv", labels=_Intervals())
+    w = res.predictions
+    assert set(w[w.true_label != ""].animal) == {"cow_2"}
+    assert res.metrics is not None and res.metrics["n"] == (w.true_label == "walk").sum() > 0
+    assert res.confusion.sum() == res.metrics["n"]
+
+
+def test_labels_file_cli_joins_intervals(bundle_dir, tmp_path, capsys):
+    """``--labels FILE``: a generic interval table labels the windows it covers."""
+    logs = _folder(tmp_path, suffix=".csv")
+    ann = tmp_path / "intervals.csv"
+    pd.DataFrame({"animal": ["cow_2"], "start": [T0 + 100], "end": [T0 + 200],
+                  "label": ["walk"]}).to_csv(ann, index=False)  # fmt: skip
+    out = tmp_path / "w.csv"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--labels", str(ann)])  # fmt: skip
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "MCC" in text.out
+    w = pd.read_csv(out, keep_default_na=False)
+    lab = w[w.true_label != ""]
+    assert set(lab.animal) == {"cow_2"} and set(lab.true_label) == {"walk"}
+    # windows wholly inside [T0 + 100, T0 + 200) carry the label (purity of the window)
+    inside = w[(w.animal == "cow_2") & (w.start >= T0 + 100) & (w.end <= T0 + 200)]
+    assert len(inside) > 0 and (inside.true_label == "walk").all()
+
+
+def test_labels_file_naming_an_unknown_behaviour_is_one_line(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, suffix=".csv")
+    ann = tmp_path / "intervals.csv"
+    ann.write_text("animal,start,end,label\ncow_2,1717200100,1717200200,walk\n"
+                   "cow_2,1717200150,1717200300,rest\n")  # fmt: skip
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--labels", str(ann)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "intervals.csv" in err[0], err
+    assert "overlap" in err[0]
+    assert not out.exists()
+
+
+def test_chunks_and_parallel_files_give_identical_outputs(bundle_dir, tmp_path):
+    logs = _folder(tmp_path, labels=True)
+    ref = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "ref", chunk_rows=10**6,
+                   smooth=3, min_bout_s=10.0, tz="America/New_York")  # fmt: skip
+    small = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "small", chunk_rows=37,
+                     smooth=3, min_bout_s=10.0, tz="America/New_York")  # fmt: skip
+    par = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "par", chunk_rows=37,
+                   smooth=3, min_bout_s=10.0, tz="America/New_York", executor="processes",
+                   workers=2)  # fmt: skip
+    for name in ("windows.csv", "bouts.csv", "budget.csv"):
+        a = (ref.out / name).read_bytes()
+        assert a == (small.out / name).read_bytes(), name
+        assert a == (par.out / name).read_bytes(), name
+    assert ref.metrics == par.metrics and ref.n_windows == par.n_windows
+    assert all("streamed" in n for n in ref.notes)
+
+
+def test_another_rate_is_read_whole_and_resampled(bundle_dir, tmp_path):
+    p = tmp_path / "cow_9.csv"
+    _frame(4000, 3, rate=20.0).to_csv(p, index=False)
+    res = classify(bundle_dir, DataConfig(path=str(p)), tmp_path / "o")
+    assert "read whole (20 Hz, resampled" in res.notes[0]
+    w = res.predictions
+    assert len(w) > 0 and np.allclose(np.diff(w.start.to_numpy()[:5]), 2.5)
+
+
+def test_bad_input_one_line_and_no_partial_output(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, suffix=".csv")
+    bad = pd.read_csv(logs / "cow_2.csv").astype({"ay": object})
+    bad.loc[1234, "ay"] = "oops"
+    bad.to_csv(logs / "cow_2.csv", index=False)
+    for extra in ([], ["--executor", "processes", "--workers", "2"]):
+        out = tmp_path / "answers"
+        code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                     *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert "cow_2.csv, row 1236, column 'ay': non-numeric value 'oops'" in " ".join(err.split())
+        assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name[0] == "."]
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(tmp_path / "x"),
+                 "--tz", "Mars/Olympus"]) == 2  # fmt: skip
+    assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
