@@ -35,7 +35,7 @@ def test_export_writes_module_and_metadata(exported, tiny_bundle, bits):
     d = exported[bits]
     names = {p.name for p in d.iterdir()}
     assert names == {"ethoedge_model.h", "ethoedge_model.c", "main.c", "export.json",
-                     "quantized.json"}  # fmt: skip
+                     "quantized.json", "ethoedge_kernels.h", "ethoedge_kernels.c"}  # fmt: skip
     meta = json.loads((d / "export.json").read_text())
     q = QuantizedStudent.load(d / "quantized.json")
     assert meta["word_bits"] == bits == q.word_bits

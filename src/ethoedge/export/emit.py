@@ -469,6 +469,11 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     stage = {"raw": 0, "dynamic": 1, "static_dynamic": 2}[q.input_stage]
     lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
     dsp = 1 if cfg.use_dsp else 0
+    ops = (
+        "ethoedge_ops_s16"
+        if w == 16
+        else ("ethoedge_ops_s8_wide" if acc_t == "int64_t" else "ethoedge_ops_s8")
+    )
     nl = "\n"
     return f"""{_header(q, cfg, p + ".c", command)}
 #include "{p}.h"
@@ -492,6 +497,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 typedef {acc_t} {p}_acc_t;
 
 static const ethoedge_model_t {p}_model = {{
+    .ops = &{ops},
     .word_bits = {w},
     .hidden = {h},
     .mlp_hidden = {m},

@@ -12,6 +12,12 @@
 #define ETHOEDGE_DSP 0
 #endif
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
 /* Q0.15 tables T[k] = clip(round(f((k - 128) / 16) * 32768), -32767, 32767), k = 0..256 */
 const int16_t ethoedge_sigmoid_q15[257] = {
     11, 12, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22,
@@ -82,20 +88,17 @@ static inline uint32_t load32(const void *p)
 
 #if ETHOEDGE_DSP
 /* 4 rows x 4 columns per iteration, n iterations: x pair by LDRD, the 4 rows' weight words
-   by LDM, 8 SXTB16 and 8 SMLAD (20 instructions per 16 MACs with the loop). w and x are
+   by two LDRD, 8 SXTB16 and 8 SMLAD (21 instructions per 16 MACs with the loop). w and x are
    word-aligned; w in the tile layout (columns 0, 2, 1, 3 in each group of 4). */
-static inline void tile4_s8(const int8_t *w, const int16_t *x, int n, int32_t *p0, int32_t *p1,
+static inline void tile4_s8(const int8_t **pw, const int16_t *x, int n, int32_t *p0, int32_t *p1,
                             int32_t *p2, int32_t *p3)
 {
-    register uint32_t v0 __asm__("r8");
-    register uint32_t v1 __asm__("r9");
-    register uint32_t v2 __asm__("r10");
-    register uint32_t v3 __asm__("r11");
+    const int8_t *w = *pw;
     int32_t a0 = *p0, a1 = *p1, a2 = *p2, a3 = *p3;
-    uint32_t x01, x23, t;
+    uint32_t x01, x23, v0, v1, t;
     __asm__ volatile("1:\n\t"
                      "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldmia %[pw]!, {%[v0], %[v1], %[v2], %[v3]}\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
                      "sxtb16 %[t], %[v0]\n\t"
                      "smlad %[a0], %[t], %[x01], %[a0]\n\t"
                      "sxtb16 %[t], %[v0], ror #8\n\t"
@@ -104,26 +107,49 @@ static inline void tile4_s8(const int8_t *w, const int16_t *x, int n, int32_t *p
                      "smlad %[a1], %[t], %[x01], %[a1]\n\t"
                      "sxtb16 %[t], %[v1], ror #8\n\t"
                      "smlad %[a1], %[t], %[x23], %[a1]\n\t"
-                     "sxtb16 %[t], %[v2]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "sxtb16 %[t], %[v0]\n\t"
                      "smlad %[a2], %[t], %[x01], %[a2]\n\t"
-                     "sxtb16 %[t], %[v2], ror #8\n\t"
+                     "sxtb16 %[t], %[v0], ror #8\n\t"
                      "smlad %[a2], %[t], %[x23], %[a2]\n\t"
-                     "sxtb16 %[t], %[v3]\n\t"
+                     "sxtb16 %[t], %[v1]\n\t"
                      "smlad %[a3], %[t], %[x01], %[a3]\n\t"
-                     "sxtb16 %[t], %[v3], ror #8\n\t"
+                     "sxtb16 %[t], %[v1], ror #8\n\t"
                      "smlad %[a3], %[t], %[x23], %[a3]\n\t"
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t"
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [pw] "+r"(w),
                        [px] "+r"(x), [n] "+r"(n), [x01] "=&r"(x01), [x23] "=&r"(x23),
-                       [t] "=&r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1), [v2] "=&r"(v2),
-                       [v3] "=&r"(v3)
+                       [t] "=&r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1)
                      :
                      : "cc", "memory");
     *p0 = a0;
     *p1 = a1;
     *p2 = a2;
     *p3 = a3;
+    *pw = w;
+}
+
+/* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
+static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
+                         int groups, int32_t *out)
+{
+    for (; ntiles > 0; --ntiles) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (bias) {
+            a0 = bias[0];
+            a1 = bias[1];
+            a2 = bias[2];
+            a3 = bias[3];
+            bias += 4;
+        }
+        tile4_s8(&w, x, groups, &a0, &a1, &a2, &a3);
+        out[0] = a0;
+        out[1] = a1;
+        out[2] = a2;
+        out[3] = a3;
+        out += 4;
+    }
 }
 #endif
 
@@ -192,7 +218,15 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
     const int aligned = (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
 #endif
     (void)use_dsp;
-    for (r = 0; r + 4 <= rows; r += 4) {
+    r = 0;
+#if ETHOEDGE_DSP
+    if (use_dsp && c4 && !ct && aligned) { /* the common case: straight SMLAD tiles */
+        r = rows & ~3;
+        tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
+        w += (long)r * cols;
+    }
+#endif
+    for (; r + 4 <= rows; r += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         if (bias) {
             a0 = bias[r];
@@ -202,7 +236,8 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
         }
 #if ETHOEDGE_DSP
         if (use_dsp && c4 && aligned) {
-            tile4_s8(w, x, c4 >> 2, &a0, &a1, &a2, &a3);
+            const int8_t *pw = w;
+            tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
         } else
 #endif
         {
@@ -373,6 +408,22 @@ void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16
 
 /* ---- GRU gate update: requantise, activations, state update, one pass ---- */
 
+/* act() for a constant W (8 or 16 after inlining): the output rounding and saturation fold
+   to constants (SSAT on the M4). */
+ALWAYS_INLINE int32_t act_w(int32_t pre, const int16_t *t, const int w)
+{
+    const int sh = 15 - (w - 1);
+    const int32_t u = sat16(pre);
+    const int32_t i = (u >> 8) + 128, r = u & 255;
+    const int32_t t0 = t[i];
+    int32_t y = t0 + (((t[i + 1] - t0) * r + 128) >> 8);
+    if (sh > 0) {
+        y = (y + (1 << (sh - 1))) >> sh;
+        y = y > (1 << (w - 1)) - 1 ? (1 << (w - 1)) - 1 : y; /* only the top end can exceed */
+    }
+    return y;
+}
+
 /* h' = sat(round_shift((2^(W-1) - z) align(n, W-1, f_h) + z h, W - 1), W) */
 static inline int16_t h_update(int32_t z, int32_t n, int32_t h, int sh_n, int w)
 {
@@ -381,22 +432,78 @@ static inline int16_t h_update(int32_t z, int32_t n, int32_t h, int sh_n, int w)
     return (int16_t)ethoedge_satw((hs + ((int64_t)1 << (w - 2))) >> (w - 1), w);
 }
 
+/* The fast pass: every shift a right shift (or 0), W constant. With 0 <= z <= 2^(W-1) and
+   |align(n)|, |h| <= 2^(W-1), the state update (2^(W-1) - z) n + z h is a convex combination
+   scaled by 2^(W-1): |.| <= 2^(2W-2) <= 2^30, exact in int32; the rounded result is within
+   the W-bit range, so it needs no saturation. */
+ALWAYS_INLINE void update32_fast(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
+                                 int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
+{
+    const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
+    const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
+    const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
+    const int32_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
+    int j;
+    for (j = 0; j < u; ++j) {
+        const int32_t r = act_w(add_sat((gx[j] + rgx) >> sgx, (gh[j] + rgh) >> sgh),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t z = act_w(add_sat((gxz[j] + rgx) >> sgx, (ghz[j] + rgh) >> sgh),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t rn = ethoedge_sat32(((int64_t)r * ghn[j] + rrn) >> srn);
+        const int32_t n = act_w(add_sat((gxn[j] + rgx) >> sgx, rn), ethoedge_tanh_q15, w);
+        const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
+        hn[j] = (int16_t)((hs + half) >> (w - 1));
+    }
+}
+
+ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, const int16_t *h,
+                                 int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
+{
+    const int64_t rgx = sgx > 0 ? (int64_t)1 << (sgx - 1) : 0;
+    const int64_t rgh = sgh > 0 ? (int64_t)1 << (sgh - 1) : 0;
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
+    const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
+    const int64_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
+    int j;
+    for (j = 0; j < u; ++j) {
+        const int32_t r = act_w(add_sat(ethoedge_sat32((gx[j] + rgx) >> sgx),
+                                        ethoedge_sat32((gh[j] + rgh) >> sgh)),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t z = act_w(add_sat(ethoedge_sat32((gxz[j] + rgx) >> sgx),
+                                        ethoedge_sat32((ghz[j] + rgh) >> sgh)),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t rn = ethoedge_sat32(((int64_t)r * ghn[j] + rrn) >> srn);
+        const int32_t n = act_w(add_sat(ethoedge_sat32((gxn[j] + rgx) >> sgx), rn),
+                                ethoedge_tanh_q15, w);
+        const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
+        hn[j] = (int16_t)((hs + half) >> (w - 1));
+    }
+}
+
 void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh,
                            int u, const int16_t *h, int16_t *hn)
 {
     const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
     const int snh = m->sh_n_to_h;
     int j;
-    for (j = 0; j < u; ++j) {
-        const int32_t r = act(add_sat(ethoedge_align32(gx[j], sgx), ethoedge_align32(gh[j], sgh)),
-                              ethoedge_sigmoid_q15, w);
-        const int32_t z = act(add_sat(ethoedge_align32(gx[u + j], sgx),
-                                      ethoedge_align32(gh[u + j], sgh)),
-                              ethoedge_sigmoid_q15, w);
+    if (w == 8 && sgx >= 0 && sgh >= 0 && srn >= 0 && snh >= 0) {
+        update32_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 8);
+        return;
+    }
+    for (j = 0; j < u; ++j) { /* general shifts: the contract term by term */
+        const int32_t r = ethoedge_act(
+            add_sat(ethoedge_align32(gx[j], sgx), ethoedge_align32(gh[j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        const int32_t z = ethoedge_act(
+            add_sat(ethoedge_align32(gx[u + j], sgx), ethoedge_align32(gh[u + j], sgh)),
+            ethoedge_sigmoid_q15, w);
         /* rn = r * (W_hn h + b_hn): exact int64 product, rounded once to the gate format */
         const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
-        const int32_t n = act(add_sat(ethoedge_align32(gx[2 * u + j], sgx), rn),
-                              ethoedge_tanh_q15, w);
+        const int32_t n = ethoedge_act(add_sat(ethoedge_align32(gx[2 * u + j], sgx), rn),
+                                       ethoedge_tanh_q15, w);
         hn[j] = h_update(z, n, h[j], snh, w);
     }
 }
@@ -407,51 +514,81 @@ void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const i
     const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
     const int snh = m->sh_n_to_h;
     int j;
+    if (w == 16 && sgx >= 0 && sgh >= 0 && srn >= 0 && snh >= 0) {
+        update64_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 16);
+        return;
+    }
     for (j = 0; j < u; ++j) {
-        const int32_t r = act(add_sat(ethoedge_align64(gx[j], sgx), ethoedge_align64(gh[j], sgh)),
-                              ethoedge_sigmoid_q15, w);
-        const int32_t z = act(add_sat(ethoedge_align64(gx[u + j], sgx),
-                                      ethoedge_align64(gh[u + j], sgh)),
-                              ethoedge_sigmoid_q15, w);
+        const int32_t r = ethoedge_act(
+            add_sat(ethoedge_align64(gx[j], sgx), ethoedge_align64(gh[j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        const int32_t z = ethoedge_act(
+            add_sat(ethoedge_align64(gx[u + j], sgx), ethoedge_align64(gh[u + j], sgh)),
+            ethoedge_sigmoid_q15, w);
         const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
-        const int32_t n = act(add_sat(ethoedge_align64(gx[2 * u + j], sgx), rn),
-                              ethoedge_tanh_q15, w);
+        const int32_t n = ethoedge_act(add_sat(ethoedge_align64(gx[2 * u + j], sgx), rn),
+                                       ethoedge_tanh_q15, w);
         hn[j] = h_update(z, n, h[j], snh, w);
     }
 }
 
 /* ---- layers ---- */
 
-/* acc = W x + b over rows (int32 or int64 by m->acc64); w8: W = 8 weights */
-static void layer(const ethoedge_model_t *m, const void *w, const void *b, const int16_t *x,
-                  int rows, int cols, const ethoedge_work_t *work)
+static void layer_s8(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                     void *out, int32_t *dot, int use_dsp)
 {
-    if (m->word_bits == 16) {
-        ethoedge_matvec_s16((const int16_t *)w, (const int64_t *)b, x, rows, cols,
-                            (int64_t *)work->acc, m->use_dsp);
-    } else if (m->acc64) {
-        ethoedge_matvec_s8_wide((const int8_t *)w, (const int64_t *)b, x, rows, cols,
-                                (int64_t *)work->acc, work->dot, m->use_dsp);
-    } else {
-        ethoedge_matvec_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols,
-                           (int32_t *)work->acc, m->use_dsp);
-    }
+    (void)dot;
+    ethoedge_matvec_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out,
+                       use_dsp);
 }
 
-/* requant the accumulators of the last layer() call into int16 (out16) or int32 */
-static void requant(const ethoedge_model_t *m, const void *acc, int n, int s, int relu,
-                    int16_t *out16, int32_t *out32)
+static void layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                          void *out, int32_t *dot, int use_dsp)
 {
-    if (m->acc64) {
-        ethoedge_requant64((const int64_t *)acc, n, s, m->word_bits, relu, out16, out32);
-    } else {
-        ethoedge_requant32((const int32_t *)acc, n, s, m->word_bits, relu, out16, out32);
-    }
+    ethoedge_matvec_s8_wide((const int8_t *)w, (const int64_t *)b, x, rows, cols,
+                            (int64_t *)out, dot, use_dsp);
 }
+
+static void layer_s16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                      void *out, int32_t *dot, int use_dsp)
+{
+    (void)dot;
+    ethoedge_matvec_s16((const int16_t *)w, (const int64_t *)b, x, rows, cols, (int64_t *)out,
+                        use_dsp);
+}
+
+static void requant_32(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                       int32_t *out32)
+{
+    ethoedge_requant32((const int32_t *)acc, n, s, w, relu, out16, out32);
+}
+
+static void requant_64(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                       int32_t *out32)
+{
+    ethoedge_requant64((const int64_t *)acc, n, s, w, relu, out16, out32);
+}
+
+static void update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                      const int16_t *h, int16_t *hn)
+{
+    ethoedge_gru_update32(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
+}
+
+static void update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                      const int16_t *h, int16_t *hn)
+{
+    ethoedge_gru_update64(m, (const int64_t *)gx, (const int64_t *)gh, u, h, hn);
+}
+
+const ethoedge_ops_t ethoedge_ops_s8 = {layer_s8, requant_32, update_32};
+const ethoedge_ops_t ethoedge_ops_s8_wide = {layer_s8_wide, requant_64, update_64};
+const ethoedge_ops_t ethoedge_ops_s16 = {layer_s16, requant_64, update_64};
 
 void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first,
                    const int16_t x[3], const ethoedge_work_t *work)
 {
+    const ethoedge_ops_t *ops = m->ops;
     const int hid = m->hidden, w = m->word_bits;
     const int esz = w == 16 ? 2 : 1;              /* bytes per weight */
     const int asz = m->acc64 ? 8 : 4;             /* bytes per accumulator */
@@ -479,8 +616,8 @@ void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first
         in = xin;
     }
     /* a = relu(W_in' x + b_in') */
-    layer(m, m->w_inp, m->b_inp, in, hid, m->n_inputs, work);
-    requant(m, work->acc, hid, m->sh_a, 1, work->a, 0);
+    ops->layer(m->w_inp, m->b_inp, in, hid, m->n_inputs, work->acc, work->dot, m->use_dsp);
+    ops->requant(work->acc, hid, m->sh_a, w, 1, work->a, 0);
     /* GRU, ETHOEDGE_GRU_BLOCK units at a time: gate accumulators of the block (int32 or
        int64 buffer), then one element-wise pass */
     for (j0 = 0; j0 < hid; j0 += ETHOEDGE_GRU_BLOCK) {
@@ -490,17 +627,9 @@ void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first
         const char *bih = (const char *)m->b_ih + 3L * j0 * asz;
         const char *bhh = (const char *)m->b_hh + 3L * j0 * asz;
         char *gx = (char *)work->acc, *gh = gx + 3L * u * asz;
-        ethoedge_work_t wx = *work, wh = *work;
-        wh.acc = gh;
-        layer(m, wih, bih, work->a, 3 * u, hid, &wx);
-        layer(m, whh, bhh, h, 3 * u, hid, &wh);
-        if (m->acc64) {
-            ethoedge_gru_update64(m, (const int64_t *)(void *)gx, (const int64_t *)(void *)gh,
-                                  u, h + j0, work->hn + j0);
-        } else {
-            ethoedge_gru_update32(m, (const int32_t *)(void *)gx, (const int32_t *)(void *)gh,
-                                  u, h + j0, work->hn + j0);
-        }
+        ops->layer(wih, bih, work->a, 3 * u, hid, gx, work->dot, m->use_dsp);
+        ops->layer(whh, bhh, h, 3 * u, hid, gh, work->dot, m->use_dsp);
+        ops->update(m, gx, gh, u, h + j0, work->hn + j0);
     }
     memcpy(h, work->hn, (size_t)hid * sizeof h[0]);
 }
@@ -508,12 +637,15 @@ void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first
 void ethoedge_head(const ethoedge_model_t *m, const int16_t *h, int32_t *logits,
                    const ethoedge_work_t *work)
 {
+    const ethoedge_ops_t *ops = m->ops;
     /* m = relu(W_1 h + b_1), into work->a (it holds max(H, M) values) */
-    layer(m, m->w_mlp, m->b_mlp, h, m->mlp_hidden, m->hidden, work);
-    requant(m, work->acc, m->mlp_hidden, m->sh_m, 1, work->a, 0);
+    ops->layer(m->w_mlp, m->b_mlp, h, m->mlp_hidden, m->hidden, work->acc, work->dot,
+               m->use_dsp);
+    ops->requant(work->acc, m->mlp_hidden, m->sh_m, m->word_bits, 1, work->a, 0);
     /* logits = W_2 m + b_2 */
-    layer(m, m->w_out, m->b_out, work->a, m->n_classes, m->mlp_hidden, work);
-    requant(m, work->acc, m->n_classes, m->sh_logits, 0, 0, logits);
+    ops->layer(m->w_out, m->b_out, work->a, m->n_classes, m->mlp_hidden, work->acc, work->dot,
+               m->use_dsp);
+    ops->requant(work->acc, m->n_classes, m->sh_logits, m->word_bits, 0, 0, logits);
 }
 
 int ethoedge_argmax(const int32_t *v, int n)

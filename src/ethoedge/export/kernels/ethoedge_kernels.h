@@ -36,10 +36,29 @@ typedef char ethoedge_arithmetic_right_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #define ETHOEDGE_ALIGN4
 #endif
 
+typedef struct ethoedge_model_s ethoedge_model_t;
+
+/* The kernels of one accumulator type, chosen by the exporter (a model links only the set
+   it names, so a firmware carries only the kernels its models use). */
+typedef struct {
+    /* out = W x + b (rows accumulators, int32_t or int64_t); dot: int32 scratch or 0 */
+    void (*layer)(const void *w, const void *b, const int16_t *x, int rows, int cols, void *out,
+                  int32_t *dot, int use_dsp);
+    void (*requant)(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                    int32_t *out32);
+    void (*update)(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                   const int16_t *h, int16_t *hn);
+} ethoedge_ops_t;
+
+extern const ethoedge_ops_t ethoedge_ops_s8;      /* W = 8, int32 accumulators */
+extern const ethoedge_ops_t ethoedge_ops_s8_wide; /* W = 8, int64 accumulators */
+extern const ethoedge_ops_t ethoedge_ops_s16;     /* W = 16, int64 accumulators */
+
 /* One exported model: sizes, shifts (round_shift amounts, s < 0 is a left shift) and
    weights. acc64 = 0: every accumulator (and its bias) fits int32 (proved at export); biases
    are then int32_t, else int64_t. Weights are int8_t (W <= 8) or int16_t (W = 16). */
-typedef struct {
+struct ethoedge_model_s {
+    const ethoedge_ops_t *ops; /* kernels of the model's word length and accumulator type */
     int16_t word_bits;  /* W: 8 or 16 */
     int16_t hidden;     /* H */
     int16_t mlp_hidden; /* M */
@@ -52,7 +71,7 @@ typedef struct {
     int16_t sh_a, sh_gx, sh_gh, sh_rn, sh_n_to_h, sh_m, sh_logits;
     const void *w_inp, *w_ih, *w_hh, *w_mlp, *w_out; /* tiled layout */
     const void *b_inp, *b_ih, *b_hh, *b_mlp, *b_out; /* bias_acc, int32_t or int64_t */
-} ethoedge_model_t;
+};
 
 /* Scratch of one step, owned by the caller (sized by the model's header macros). acc holds
    max(6 min(ETHOEDGE_GRU_BLOCK, H), M, C) accumulators of int32_t (acc64 = 0) or int64_t. */
@@ -97,7 +116,7 @@ static inline int32_t ethoedge_align32(int32_t v, int s)
         return (v + ((int32_t)1 << (s - 1))) >> s;
     }
     if (s < 0) {
-        return ethoedge_sat32((int64_t)v << -s);
+        return ethoedge_sat32((int64_t)((uint64_t)(int64_t)v << -s));
     }
     return v;
 }
