@@ -119,11 +119,14 @@ def test_host_strict_build_and_example_main(tmp_path: Path, qmodel):
 def test_arm_strict_build(tmp_path: Path, target: str):
     q = make_qmodel(8, hidden=32, n_classes=4, n_samples=50)
     export_c(q, tmp_path)
-    flash = ram = 0
+    flash, ram = {}, 0
     for name in ("ethoedge_model.c", "ethoedge_kernels.c"):
         obj = compile_object(tmp_path / name, tmp_path / f"{name}.o", target=target)
         sizes = section_sizes(obj)
-        flash += sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
+        flash[name] = sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
         ram += sum(v for k, v in sizes.items() if k.startswith((".data", ".bss")))
-    assert 0 < flash < 16 * 1024  # weights ~7.4 kB at W=8 + kernels + tables
+    # weights 7.4 kB at W=8, int32 biases 1 kB, the API; every kernel of the library with both
+    # tables (a firmware keeps only the kernels its models use: see test_cost.py)
+    assert 0 < flash["ethoedge_model.c"] < 9 * 1024
+    assert 0 < flash["ethoedge_kernels.c"] < 10 * 1024
     assert ram == 0  # the model has no static state: the caller owns it
