@@ -47,9 +47,12 @@ def test_export_writes_module_and_metadata(exported, tiny_bundle, bits):
 def test_verify_c_cli_every_bundled_window(exported, tiny_bundle, capsys):
     """`ethoedge verify-c DIR` (W=8): host C == integer reference, window and streaming API,
     on every window of the bundled data, windowed from the CSV as the bundle was trained."""
-    n = len(tiny_bundle[1])
+    n, L = len(tiny_bundle[1]), tiny_bundle[1].n_samples
     assert main(["verify-c", str(exported[8])]) == 0
-    assert f"host: {n}/{n} windows identical" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"host (window): {n}/{n} windows identical" in out
+    k = 2 * n - 1  # the windows joined into one stream, a window every L/2 samples
+    assert f"host (streaming, hop {L // 2}): {k}/{k} windows identical" in out
 
 
 def test_w16_every_bundled_window(exported, tiny_bundle):
@@ -96,7 +99,7 @@ def test_verify_c_cli_reports_a_difference(exported, tmp_path, capsys):
     code = main(["verify-c", str(d), "--max-windows", "50"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "host: " in out and "/50 windows identical" in out
+    assert "host (window): " in out and "/50 windows identical" in out
     assert "first differing window" in out and "reference scores" in out
 
 

@@ -51,10 +51,10 @@ def test_tile_layout_is_a_permutation(bits, rows, cols):
     m = np.arange(rows * cols).reshape(rows, cols)
     t = tile_matrix(m, bits)
     assert sorted(t.tolist()) == list(range(rows * cols))
-    if rows >= 4 and cols >= 4:  # the first group of the first tile: 4 rows' first columns
-        e = 4 if bits == 8 else 2
-        first = [0, 2, 1, 3] if bits == 8 else [0, 1]
-        assert t[: 4 * e].tolist() == [r * cols + c for r in range(4) for c in first]
+    if rows >= 4 and cols >= 4:  # the first group of the first tile: R rows' first columns
+        tile = 4 if bits == 8 else 2
+        first = [0, 2, 1, 3] if bits == 8 else [0, 1, 2, 3]
+        assert t[: 4 * tile].tolist() == [r * cols + c for r in range(tile) for c in first]
 
 
 def test_gru_rows_in_unit_blocks():

@@ -300,28 +300,29 @@ def gru_row_order(hidden: int, block: int = GRU_BLOCK) -> np.ndarray:
 def tile_matrix(mat: np.ndarray, word_bits: int) -> np.ndarray:
     """A weight matrix in the kernels' tile layout (``ethoedge_kernels.h``), flattened.
 
-    Rows in tiles of 4: for each complete group of E columns (E = 4 at W = 8, 2 at W = 16)
-    the 4 rows' groups one after the other, then the tile's remaining columns row by row;
-    the rows after the last complete tile row by row. At W = 8 every complete group of 4
-    columns is in the order 0, 2, 1, 3 (:func:`dsp_order`). Values are only reordered.
+    Rows in tiles of R (4 at W = 8, 2 at W = 16): for each complete group of 4 columns the R
+    rows' groups one after the other, then the tile's remaining columns row by row; the rows
+    after the last complete tile row by row. At W = 8 every complete group of 4 columns is in
+    the order 0, 2, 1, 3 (:func:`dsp_order`). Values are only reordered.
 
     >>> tile_matrix(np.arange(10).reshape(5, 2), 16).tolist()
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-    >>> tile_matrix(np.arange(12).reshape(4, 3), 16).tolist()
-    [0, 1, 3, 4, 6, 7, 9, 10, 2, 5, 8, 11]
+    >>> tile_matrix(np.arange(10).reshape(2, 5), 16).tolist()
+    [0, 1, 2, 3, 5, 6, 7, 8, 4, 9]
     """
-    e = 4 if word_bits <= 8 else 2
-    if e == 4:
-        mat = dsp_order(mat)
+    if word_bits <= 8:
+        mat, tile = dsp_order(mat), 4
+    else:
+        tile = 2
     rows, cols = mat.shape
-    kf = cols - cols % e
+    kf = cols - cols % 4
     parts = []
     r = 0
-    while r + 4 <= rows:
-        t = mat[r : r + 4]
-        parts.append(t[:, :kf].reshape(4, kf // e, e).transpose(1, 0, 2).ravel())
+    while r + tile <= rows:
+        t = mat[r : r + tile]
+        parts.append(t[:, :kf].reshape(tile, kf // 4, 4).transpose(1, 0, 2).ravel())
         parts.append(t[:, kf:].ravel())
-        r += 4
+        r += tile
     parts.append(mat[r:].ravel())
     return np.concatenate(parts)
 

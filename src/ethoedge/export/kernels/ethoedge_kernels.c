@@ -296,67 +296,88 @@ void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t
     }
 }
 
-/* ---- mat-vec, W = 16: tiles of 4 rows by 2 columns (4 SMLALD into int64) ---- */
+/* ---- mat-vec, W = 16: tiles of 2 rows by 8 columns (8 SMLALD into int64) ---- */
+
+#if ETHOEDGE_DSP
+/* 2 rows x 8 columns per iteration, n iterations: 2 LDRD of x and 4 of w, 8 SMLALD (16
+   instructions per 16 MACs with the loop). w and x word-aligned, w in the tile layout. */
+static inline void tile2_s16(const int16_t **pw, const int16_t *x, int n, int64_t *p0,
+                             int64_t *p1)
+{
+    const int16_t *w = *pw;
+    int64_t a0 = *p0, a1 = *p1;
+    uint32_t x01, x23, v0, v1;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
+                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
+                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
+                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
+                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [pw] "+r"(w), [px] "+r"(x), [n] "+r"(n),
+                       [x01] "=&r"(x01), [x23] "=&r"(x23), [v0] "=&r"(v0), [v1] "=&r"(v1)
+                     :
+                     : "cc", "memory");
+    *p0 = a0;
+    *p1 = a1;
+    *pw = w;
+}
+#endif
+
+/* row . x over 4 columns (int16 products summed in int64) */
+static inline int64_t dot4_s16(const int16_t *w, const int16_t *x)
+{
+    return (int64_t)(w[0] * x[0]) + w[1] * x[1] + (int64_t)(w[2] * x[2]) + w[3] * x[3];
+}
 
 void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x, int rows,
                          int cols, int64_t *out, int use_dsp)
 {
-    const int c2 = cols & ~1, ct = cols - c2;
+    const int c4 = cols & ~3, ct = cols - c4;
     int r, k;
-    (void)use_dsp;
-    for (r = 0; r + 4 <= rows; r += 4) {
-        int64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        if (bias) {
-            a0 = bias[r];
-            a1 = bias[r + 1];
-            a2 = bias[r + 2];
-            a3 = bias[r + 3];
-        }
 #if ETHOEDGE_DSP
-        if (use_dsp) {
-            const int16_t *pw = w;
-            const int16_t *px = x;
-            for (k = c2 >> 1; k > 0; --k) {
-                const int32_t x01 = (int32_t)load32(px);
-                a0 = __smlald((int32_t)load32(pw), x01, a0);
-                a1 = __smlald((int32_t)load32(pw + 2), x01, a1);
-                a2 = __smlald((int32_t)load32(pw + 4), x01, a2);
-                a3 = __smlald((int32_t)load32(pw + 6), x01, a3);
-                px += 2;
-                pw += 8;
-            }
-        } else
+    const int aligned = (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
 #endif
-        {
-            for (k = 0; k < c2; k += 2) {
-                const int16_t *g = w + 4 * k;
-                const int32_t x0 = x[k], x1 = x[k + 1];
-                a0 += (int64_t)(g[0] * x0) + g[1] * x1;
-                a1 += (int64_t)(g[2] * x0) + g[3] * x1;
-                a2 += (int64_t)(g[4] * x0) + g[5] * x1;
-                a3 += (int64_t)(g[6] * x0) + g[7] * x1;
-            }
+    (void)use_dsp;
+    for (r = 0; r + 2 <= rows; r += 2) {
+        int64_t a0 = bias ? bias[r] : 0, a1 = bias ? bias[r + 1] : 0;
+        k = 0;
+#if ETHOEDGE_DSP
+        if (use_dsp && aligned && c4 >= 8) {
+            k = c4 & ~7;
+            tile2_s16(&w, x, k >> 3, &a0, &a1);
         }
-        w += 4 * c2;
-        if (ct) {
-            const int32_t xk = x[c2];
-            a0 += w[0] * xk;
-            a1 += w[1] * xk;
-            a2 += w[2] * xk;
-            a3 += w[3] * xk;
-            w += 4;
+#endif
+        for (; k < c4; k += 4) { /* a group of 4 columns: row 0's four, then row 1's */
+            a0 += dot4_s16(w, x + k);
+            a1 += dot4_s16(w + 4, x + k);
+            w += 8;
         }
+        for (k = 0; k < ct; ++k) {
+            const int32_t xk = x[c4 + k];
+            a0 += w[k] * xk;
+            a1 += w[ct + k] * xk;
+        }
+        w += 2 * ct;
         out[r] = a0;
         out[r + 1] = a1;
-        out[r + 2] = a2;
-        out[r + 3] = a3;
     }
-    for (; r < rows; ++r) {
+    if (r < rows) { /* the last row of an odd count, in natural order */
         int64_t a = bias ? bias[r] : 0;
         k = 0;
 #if ETHOEDGE_DSP
         if (use_dsp) {
-            for (; k < c2; k += 2) {
+            for (; k < c4; k += 2) {
                 a = __smlald((int32_t)load32(w + k), (int32_t)load32(x + k), a);
             }
         }
@@ -365,23 +386,47 @@ void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x
             a += (int32_t)w[k] * x[k];
         }
         out[r] = a;
-        w += cols;
     }
 }
 
 /* ---- requantise ---- */
 
+/* sat32(round_shift(v, s)) for 0 < s < 32 on the two 32-bit halves (no 64-bit shifter):
+   the same integer as ethoedge_align64(v, s). */
+ALWAYS_INLINE int32_t rsat64(int64_t v, int s)
+{
+    const uint64_t t = (uint64_t)v + ((uint64_t)1 << (s - 1)); /* wraps as int64 would */
+    const uint32_t lo = (uint32_t)t;
+    const int32_t hi = (int32_t)(uint32_t)(t >> 32);
+    const uint32_t l = (lo >> s) | ((uint32_t)hi << (32 - s));
+    const int32_t h = hi >> s; /* high word of the shifted value */
+    if (h != ((int32_t)l >> 31)) {
+        return h < 0 ? INT32_MIN : INT32_MAX;
+    }
+    return (int32_t)l;
+}
+
 void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
                         int32_t *out32)
 {
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1;
+    const int32_t lo = relu ? 0 : -top - 1;
     int i;
-    for (i = 0; i < n; ++i) {
-        int32_t v;
-        if (s > 0) { /* the rounding offset was proved to fit int32 */
-            v = ethoedge_satw((acc[i] + ((int32_t)1 << (s - 1))) >> s, w);
-        } else {
-            v = ethoedge_satw(ethoedge_round_shift64(acc[i], s), w);
+    if (s > 0) { /* the rounding offset was proved to fit int32 */
+        const int32_t rnd = (int32_t)1 << (s - 1);
+        for (i = 0; i < n; ++i) {
+            int32_t v = (acc[i] + rnd) >> s;
+            v = v > top ? top : v < lo ? lo : v;
+            if (out16) {
+                out16[i] = (int16_t)v;
+            } else {
+                out32[i] = v;
+            }
         }
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        const int32_t v = ethoedge_satw(ethoedge_round_shift64(acc[i], s), w);
         const int32_t o = relu && v < 0 ? 0 : v;
         if (out16) {
             out16[i] = (int16_t)o;
@@ -394,10 +439,12 @@ void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16
 void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16_t *out16,
                         int32_t *out32)
 {
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1, lo = relu ? 0 : -top - 1;
     int i;
     for (i = 0; i < n; ++i) {
-        const int32_t v = ethoedge_satw(ethoedge_round_shift64(acc[i], s), w);
-        const int32_t o = relu && v < 0 ? 0 : v;
+        const int32_t v = s > 0 && s < 32 ? rsat64(acc[i], s)
+                                          : ethoedge_sat32(ethoedge_round_shift64(acc[i], s));
+        const int32_t o = v > top ? top : v < lo ? lo : v;
         if (out16) {
             out16[i] = (int16_t)o;
         } else {
@@ -461,23 +508,17 @@ ALWAYS_INLINE void update32_fast(const int32_t *gx, const int32_t *gh, int u, co
 ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, const int16_t *h,
                                  int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
 {
-    const int64_t rgx = sgx > 0 ? (int64_t)1 << (sgx - 1) : 0;
-    const int64_t rgh = sgh > 0 ? (int64_t)1 << (sgh - 1) : 0;
     const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
-    const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
     const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
     const int64_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
     int j;
-    for (j = 0; j < u; ++j) {
-        const int32_t r = act_w(add_sat(ethoedge_sat32((gx[j] + rgx) >> sgx),
-                                        ethoedge_sat32((gh[j] + rgh) >> sgh)),
+    for (j = 0; j < u; ++j) { /* 0 < sgx, sgh, srn < 32 here */
+        const int32_t r = act_w(add_sat(rsat64(gx[j], sgx), rsat64(gh[j], sgh)),
                                 ethoedge_sigmoid_q15, w);
-        const int32_t z = act_w(add_sat(ethoedge_sat32((gxz[j] + rgx) >> sgx),
-                                        ethoedge_sat32((ghz[j] + rgh) >> sgh)),
+        const int32_t z = act_w(add_sat(rsat64(gxz[j], sgx), rsat64(ghz[j], sgh)),
                                 ethoedge_sigmoid_q15, w);
-        const int32_t rn = ethoedge_sat32(((int64_t)r * ghn[j] + rrn) >> srn);
-        const int32_t n = act_w(add_sat(ethoedge_sat32((gxn[j] + rgx) >> sgx), rn),
-                                ethoedge_tanh_q15, w);
+        const int32_t rn = rsat64((int64_t)r * ghn[j], srn);
+        const int32_t n = act_w(add_sat(rsat64(gxn[j], sgx), rn), ethoedge_tanh_q15, w);
         const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
         hn[j] = (int16_t)((hs + half) >> (w - 1));
     }
@@ -514,7 +555,8 @@ void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const i
     const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
     const int snh = m->sh_n_to_h;
     int j;
-    if (w == 16 && sgx >= 0 && sgh >= 0 && srn >= 0 && snh >= 0) {
+    if (w == 16 && sgx > 0 && sgx < 32 && sgh > 0 && sgh < 32 && srn > 0 && srn < 32
+        && snh >= 0) {
         update64_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 16);
         return;
     }

@@ -7,10 +7,10 @@
    chosen at compile time by __ARM_FEATURE_DSP unless ETHOEDGE_NO_DSP is defined, and at run
    time by the model's use_dsp flag). Both give the same integers.
 
-   Weight layout (ethoedge.export.emit.tile_matrix): rows in tiles of 4; inside a tile, for
-   each complete group of E columns (E = 4 at W = 8, 2 at W = 16) the 4 rows' groups one after
+   Weight layout (ethoedge.export.emit.tile_matrix): rows in tiles of R (4 at W = 8, 2 at
+   W = 16); inside a tile, for each complete group of 4 columns the R rows' groups one after
    the other (W = 8: columns 0, 2, 1, 3 inside a group, for SXTB16), then the remaining
-   columns of the 4 rows row by row; rows after the last complete tile row by row (W = 8:
+   columns of the R rows row by row; rows after the last complete tile row by row (W = 8:
    complete groups of 4 in the order 0, 2, 1, 3). GRU rows are in blocks of
    ETHOEDGE_GRU_BLOCK units: rows r, z, n of units j0..j0+u-1, block after block. */
 #ifndef ETHOEDGE_KERNELS_H
