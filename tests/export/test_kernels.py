@@ -208,7 +208,7 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
 
 
 # (sgx, sgh, srn, snh): right shifts only (the fast pass), then left shifts (the general pass)
-SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (-2, 3, -1, -1)]
+SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, -1, -1)]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -258,7 +258,7 @@ def test_requant(tmp_path: Path, target: str):
     acc = rng.integers(-(1 << 29), 1 << 29, size=11)
     acc[:2] = [(1 << 29) - 1, -(1 << 29)]
     arrays = [_arr("acc", "int32_t", acc), _arr("acc64", "int64_t", acc * 1000)]
-    cases = [(s, w, relu) for s in (-3, 0, 5, 21) for w in (8, 16) for relu in (0, 1)]
+    cases = [(s, w, relu) for s in (-3, 0, 5, 21, 25) for w in (8, 16) for relu in (0, 1)]
     body, expected = [], []
     for s, w, relu in cases:
         body.append(f"""    {{

@@ -391,15 +391,21 @@ void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x
 
 /* ---- requantise ---- */
 
-/* sat32(round_shift(v, s)) for 0 < s < 32 on the two 32-bit halves (no 64-bit shifter):
-   the same integer as ethoedge_align64(v, s). */
+/* sat32(round_shift(v, s)) for 0 < s < 64 on the two 32-bit halves (no 64-bit shifter):
+   the same integer as ethoedge_align64(v, s). For s >= 32 the result is the high word shifted,
+   always within int32. */
 ALWAYS_INLINE int32_t rsat64(int64_t v, int s)
 {
     const uint64_t t = (uint64_t)v + ((uint64_t)1 << (s - 1)); /* wraps as int64 would */
     const uint32_t lo = (uint32_t)t;
     const int32_t hi = (int32_t)(uint32_t)(t >> 32);
-    const uint32_t l = (lo >> s) | ((uint32_t)hi << (32 - s));
-    const int32_t h = hi >> s; /* high word of the shifted value */
+    uint32_t l;
+    int32_t h;
+    if (s >= 32) {
+        return hi >> (s - 32);
+    }
+    l = (lo >> s) | ((uint32_t)hi << (32 - s));
+    h = hi >> s; /* high word of the shifted value */
     if (h != ((int32_t)l >> 31)) {
         return h < 0 ? INT32_MIN : INT32_MAX;
     }
@@ -442,7 +448,7 @@ void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16
     const int32_t top = ((int32_t)1 << (w - 1)) - 1, lo = relu ? 0 : -top - 1;
     int i;
     for (i = 0; i < n; ++i) {
-        const int32_t v = s > 0 && s < 32 ? rsat64(acc[i], s)
+        const int32_t v = s > 0 && s < 64 ? rsat64(acc[i], s)
                                           : ethoedge_sat32(ethoedge_round_shift64(acc[i], s));
         const int32_t o = v > top ? top : v < lo ? lo : v;
         if (out16) {
@@ -512,7 +518,7 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
     const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
     const int64_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
     int j;
-    for (j = 0; j < u; ++j) { /* 0 < sgx, sgh, srn < 32 here */
+    for (j = 0; j < u; ++j) { /* 0 < sgx, sgh, srn < 64 here */
         const int32_t r = act_w(add_sat(rsat64(gx[j], sgx), rsat64(gh[j], sgh)),
                                 ethoedge_sigmoid_q15, w);
         const int32_t z = act_w(add_sat(rsat64(gxz[j], sgx), rsat64(ghz[j], sgh)),
@@ -555,7 +561,7 @@ void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const i
     const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
     const int snh = m->sh_n_to_h;
     int j;
-    if (w == 16 && sgx > 0 && sgx < 32 && sgh > 0 && sgh < 32 && srn > 0 && srn < 32
+    if (w == 16 && sgx > 0 && sgx < 64 && sgh > 0 && sgh < 64 && srn > 0 && srn < 64
         && snh >= 0) {
         update64_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 16);
         return;
