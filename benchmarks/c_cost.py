@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, by_core in rows:
         c = by_core["cortex-m4"]
         flash = f"{c['flash_bytes']:,}"
-        if "flash_kernels_bytes" in c:
+        if c.get("flash_kernels_bytes"):
             flash += f" = {c['flash_model_bytes']:,} + {c['flash_kernels_bytes']:,}"
         m3 = by_core.get("cortex-m3")
         m3_cells = (
