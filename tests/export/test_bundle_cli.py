@@ -127,6 +127,11 @@ def test_export_verify_cost_for_the_pipeline(tiny_bundle, tmp_path):
     r = export_verify_cost(bundle_dir, 8, tmp_path / "c", windows.X[:40], qemu_windows=20)
     assert r["verified"] and r["verify"]["host"] == {"windows": 40, "identical": 40,
                                                      "first_diff": None}  # fmt: skip
+    hop = windows.n_samples // 2  # the streaming API with overlapping windows, one stream
+    assert r["verify"][f"host streaming, hop {hop}"]["identical"] == 2 * 40 - 1
     if have_arm():
         assert r["verify"]["cortex-m3"]["identical"] == 20
+        for core in ("cortex-m4", "cortex-m3"):
+            assert r["verify"][f"{core} streaming, hop {hop}"]["identical"] == 2 * 10 - 1
         assert r["flash_bytes"] > 0 and r["instructions"] > r["macs"]
+        assert r["m3_instructions"] > r["instructions"] and r["m3_flash_bytes"] > 0
