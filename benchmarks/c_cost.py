@@ -1,12 +1,17 @@
-"""On-device cost of the exported student: flash, RAM and instructions on an emulated Cortex-M4.
+"""On-device cost of the exported student: flash, RAM and instructions on an emulated Cortex-M4
+and Cortex-M3.
 
-Costs at W=8, W=16 and float32 on QEMU's ``mps2-an386``, per classification and per MAC.
+Costs at W=8, W=16 (both cores side by side) and float32 (M4) on QEMU's ``mps2-an386``
+(Cortex-M4F: the kernels' DSP path) and ``mps2-an385`` (Cortex-M3: the plain-C path), per
+classification and per MAC, and the flash of two models (W=8 and W=16, different prefixes)
+linked into one firmware, where the kernel library is counted once.
 
-Measures the model's own object built with ``arm-none-eabi-gcc -O2`` (flash: text + rodata;
-RAM: data + bss + the peak stack of one classification, by stack painting) and the guest
-instructions of one classification (QEMU instruction-counting plugin); time and energy are
-estimates for a 64 MHz nRF52840-class MCU (assumptions in :mod:`ethoedge.export.cost`).
-Needs ``arm-none-eabi-gcc`` and ``qemu-system-arm``.
+Measures the model's own object and the kernel library's, built with ``arm-none-eabi-gcc -O2``
+(flash: text + rodata the linker keeps; RAM: data + bss + the peak stack of one
+classification, by stack painting) and the guest instructions of one classification (QEMU
+instruction-counting plugin); time and energy are estimates for a 64 MHz nRF52840-class MCU
+(assumptions in :mod:`ethoedge.export.cost`). Needs ``arm-none-eabi-gcc`` and
+``qemu-system-arm``.
 
 Usage::
 
@@ -19,10 +24,10 @@ L=50): the cost does not depend on the trained values (the code path is data-ind
 With ``--bundle``, its student and its ``quantized/w8.json``/``w16.json`` (``ethoedge
 quantize BUNDLE --bits 16,8``) are measured.
 
-Output: a Markdown table (flash, RAM = static + stack, instructions, instructions per MAC,
-estimated ms and uJ per window and ms per 256-sample window) and the check of the W=8 budget
-(< 16 kB flash, < 4 kB RAM, < 3 instructions per MAC). The README's cost table is this
-output for the default student; nothing is committed in ``benchmarks/results``.
+Output: a Markdown table (flash, RAM = static + stack, instructions per MAC on each core,
+estimated ms and uJ per window on the M4), the two-model firmware row, and the check of the
+targets (W=8 on the M4: <= 12 kB flash, <= 1 kB RAM, <= 1.3 instructions per MAC; W=16: <= 1.8
+instructions per MAC). Nothing is committed in ``benchmarks/results``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ import torch
 from ethoedge.bundle import load_bundle
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
 from ethoedge.export import export_float_c
-from ethoedge.export.cost import McuAssumptions, measure_cost, measure_dir
+from ethoedge.export.config import ExportConfig
+from ethoedge.export.cost import McuAssumptions, measure_cost, measure_dir, measure_firmware
+from ethoedge.export.emit import emit_c, write_files
 from ethoedge.models import GRUStudent, StudentConfig
 from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.qmodel import QuantizedStudent
@@ -60,6 +67,15 @@ def bundle_models(path: Path):
     return b.student, b.normalizer, qs, b.n_samples
 
 
+def firmware_row(qs: dict[int, QuantizedStudent], L: int, target: str) -> dict:
+    """The W=8 and W=16 models (prefixes ``m8``, ``m16``) linked into one firmware."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for bits, q in qs.items():
+            cfg = ExportConfig(prefix=f"m{bits}", n_samples=L, example_main=False)
+            write_files(emit_c(q, cfg), tmp)
+        return measure_firmware(tmp, [f"m{bits}" for bits in qs], target=target)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", type=Path, default=None, help="a model bundle (RUN/model)")
@@ -72,36 +88,66 @@ def main(argv: list[str] | None = None) -> int:
         student, norm, qs, L = default_models()
         source = "default student, seeded weights, bundled cattle data"
     mcu = McuAssumptions()
-    rows = [(f"int W={bits}", measure_cost(qs[bits], L, mcu=mcu)) for bits in (8, 16)]
+    cores = ("cortex-m4", "cortex-m3")
+    rows = [
+        (f"int W={bits}", {t: measure_cost(qs[bits], L, mcu=mcu, target=t) for t in cores})
+        for bits in (8, 16)
+    ]
     macs = student.macs(L)
     with tempfile.TemporaryDirectory() as tmp:
         export_float_c(student, tmp, L, normalizer=norm)
         cost = measure_dir(tmp, prefix="ethoedge_float", macs=macs, is_float=True, mcu=mcu)
-        rows.append(("float32", cost))
+        rows.append(("float32", {"cortex-m4": cost}))
     h = student.cfg.hidden
-    print(f"# ethoedge C cost on QEMU mps2-an386 (Cortex-M4F), arm-none-eabi-gcc -O2 ({source})")
+    print(f"# ethoedge C cost on QEMU mps2-an386 (Cortex-M4F, DSP) and mps2-an385 (Cortex-M3), "
+          f"arm-none-eabi-gcc -O2 ({source})")  # fmt: skip
     print(f"# H={h}, M={student.cfg.mlp}, C={student.n_classes}, L={L} samples, MACs={macs:,}")
-    print(f"# time/energy: {rows[0][1]['assumptions']}")
+    print(f"# time/energy (M4): {rows[0][1]['cortex-m4']['assumptions']}")
     print()
     print(
-        "| model | flash (B) | RAM (B) = static + stack | instructions | instr/MAC "
-        "| est. ms @64 MHz | est. uJ | est. ms per 256-sample window |"
+        "| model | M4 flash (B) = model + kernels | M4 RAM (B) = static + stack "
+        "| M4 instructions | M4 instr/MAC | M3 flash (B) | M3 RAM (B) | M3 instructions "
+        "| M3 instr/MAC | est. ms @64 MHz (M4) | est. uJ (M4) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, c in rows:
-        per256 = c["est_time_ms"] * 256 / L
-        print(
-            f"| {name} | {c['flash_bytes']:,} | {c['ram_bytes']:,} = {c['static_ram_bytes']} + "
-            f"{c['stack_bytes']} | {c['instructions']:,} | {c['instructions_per_mac']:.2f} | "
-            f"{c['est_time_ms']:.2f} | {c['est_energy_uj']:.1f} | {per256:.1f} |"
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, by_core in rows:
+        c = by_core["cortex-m4"]
+        flash = f"{c['flash_bytes']:,}"
+        if c.get("flash_kernels_bytes"):
+            flash += f" = {c['flash_model_bytes']:,} + {c['flash_kernels_bytes']:,}"
+        m3 = by_core.get("cortex-m3")
+        m3_cells = (
+            f"{m3['flash_bytes']:,} | {m3['ram_bytes']:,} | {m3['instructions']:,} | "
+            f"{m3['instructions_per_mac']:.2f}"
+            if m3
+            else "- | - | - | -"
         )
-    w8 = rows[0][1]
+        print(
+            f"| {name} | {flash} | {c['ram_bytes']:,} = {c['static_ram_bytes']} + "
+            f"{c['stack_bytes']} | {c['instructions']:,} | {c['instructions_per_mac']:.2f} | "
+            f"{m3_cells} | {c['est_time_ms']:.2f} | {c['est_energy_uj']:.1f} |"
+        )
+    print()
+    print("Two models in one firmware (W=8 as m8, W=16 as m16; one copy of the kernel library):")
+    print()
+    print("| core | m8 flash (B) | m16 flash (B) | kernels flash (B, once) | total flash (B) |")
+    print("|---|---|---|---|---|")
+    for t in cores:
+        fw = firmware_row(qs, L, t)
+        m = fw["models"]
+        print(
+            f"| {t} | {m['m8']['flash_bytes']:,} | {m['m16']['flash_bytes']:,} | "
+            f"{fw['flash_kernels_bytes']:,} | {fw['flash_bytes']:,} |"
+        )
+    w8, w16 = rows[0][1]["cortex-m4"], rows[1][1]["cortex-m4"]
     print()
     print(
-        f"budget at W=8: flash {w8['flash_bytes']:,} B < 16 kB: "
-        f"{'yes' if w8['flash_bytes'] < 16 * 1024 else 'NO'}; RAM {w8['ram_bytes']:,} B < 4 kB: "
-        f"{'yes' if w8['ram_bytes'] < 4096 else 'NO'}; {w8['instructions_per_mac']:.2f} "
-        f"instructions/MAC < 3: {'yes' if w8['instructions_per_mac'] < 3 else 'NO'}"
+        f"targets on the M4: W=8 flash {w8['flash_bytes']:,} B <= 12 kB: "
+        f"{'yes' if w8['flash_bytes'] <= 12 * 1024 else 'NO'}; RAM {w8['ram_bytes']:,} B <= 1 kB: "
+        f"{'yes' if w8['ram_bytes'] <= 1024 else 'NO'}; {w8['instructions_per_mac']:.2f} "
+        f"instructions/MAC <= 1.3: {'yes' if w8['instructions_per_mac'] <= 1.3 else 'NO'}; "
+        f"W=16 {w16['instructions_per_mac']:.2f} instructions/MAC <= 1.8: "
+        f"{'yes' if w16['instructions_per_mac'] <= 1.8 else 'NO'}"
     )
     print(
         "published: a 175-parameter float filter+MLP on the Cortex-M3 collar (Arablouei et al., "

@@ -35,7 +35,7 @@ def test_export_writes_module_and_metadata(exported, tiny_bundle, bits):
     d = exported[bits]
     names = {p.name for p in d.iterdir()}
     assert names == {"ethoedge_model.h", "ethoedge_model.c", "main.c", "export.json",
-                     "quantized.json"}  # fmt: skip
+                     "quantized.json", "ethoedge_kernels.h", "ethoedge_kernels.c"}  # fmt: skip
     meta = json.loads((d / "export.json").read_text())
     q = QuantizedStudent.load(d / "quantized.json")
     assert meta["word_bits"] == bits == q.word_bits
@@ -47,9 +47,12 @@ def test_export_writes_module_and_metadata(exported, tiny_bundle, bits):
 def test_verify_c_cli_every_bundled_window(exported, tiny_bundle, capsys):
     """`ethoedge verify-c DIR` (W=8): host C == integer reference, window and streaming API,
     on every window of the bundled data, windowed from the CSV as the bundle was trained."""
-    n = len(tiny_bundle[1])
+    n, L = len(tiny_bundle[1]), tiny_bundle[1].n_samples
     assert main(["verify-c", str(exported[8])]) == 0
-    assert f"host: {n}/{n} windows identical" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"host (window): {n}/{n} windows identical" in out
+    k = 2 * n - 1  # the windows joined into one stream, a window every L/2 samples
+    assert f"host (streaming, hop {L // 2}): {k}/{k} windows identical" in out
 
 
 def test_w16_every_bundled_window(exported, tiny_bundle):
@@ -96,7 +99,7 @@ def test_verify_c_cli_reports_a_difference(exported, tmp_path, capsys):
     code = main(["verify-c", str(d), "--max-windows", "50"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "host: " in out and "/50 windows identical" in out
+    assert "host (window): " in out and "/50 windows identical" in out
     assert "first differing window" in out and "reference scores" in out
 
 
@@ -124,6 +127,11 @@ def test_export_verify_cost_for_the_pipeline(tiny_bundle, tmp_path):
     r = export_verify_cost(bundle_dir, 8, tmp_path / "c", windows.X[:40], qemu_windows=20)
     assert r["verified"] and r["verify"]["host"] == {"windows": 40, "identical": 40,
                                                      "first_diff": None}  # fmt: skip
+    hop = windows.n_samples // 2  # the streaming API with overlapping windows, one stream
+    assert r["verify"][f"host streaming, hop {hop}"]["identical"] == 2 * 40 - 1
     if have_arm():
         assert r["verify"]["cortex-m3"]["identical"] == 20
+        for core in ("cortex-m4", "cortex-m3"):
+            assert r["verify"][f"{core} streaming, hop {hop}"]["identical"] == 2 * 10 - 1
         assert r["flash_bytes"] > 0 and r["instructions"] > r["macs"]
+        assert r["m3_instructions"] > r["instructions"] and r["m3_flash_bytes"] > 0

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ethoedge.export.cost import McuAssumptions, measure_cost, measure_dir, student_macs
+from ethoedge.export import ExportConfig, export_c
+from ethoedge.export.cost import (
+    McuAssumptions,
+    measure_cost,
+    measure_dir,
+    measure_firmware,
+    student_macs,
+)
 from ethoedge.export.emit_float import export_float_c
 from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
 
@@ -44,3 +51,32 @@ def test_float_variant_cost(tmp_path):
     export_float_c(s, tmp_path, 10)
     c = measure_dir(tmp_path, prefix="ethoedge_float", macs=s.macs(10), is_float=True)
     assert c["flash_bytes"] > 0 and c["instructions"] > s.macs(10)
+
+
+def test_both_cores_and_the_kernels_kept():
+    """The M3 runs the plain C (more instructions than the M4's SMLAD path); flash counts the
+    model's object and the kernels the linker keeps (a W=8 model drops the W=16 kernels)."""
+    q = make_qmodel(8, hidden=13, mlp_hidden=7, n_classes=4, n_samples=10)
+    m4, m3 = measure_cost(q), measure_cost(q, target="cortex-m3")
+    assert (m4["target"], m3["target"]) == ("cortex-m4", "cortex-m3")
+    assert m3["instructions"] > m4["instructions"] > m4["macs"]
+    for c in (m4, m3):
+        assert c["flash_bytes"] == c["flash_model_bytes"] + c["flash_kernels_bytes"]
+        assert 1028 < c["flash_kernels_bytes"] < 8 * 1024  # the two tables and some code
+
+
+def test_two_models_share_one_kernel_library(tmp_path):
+    qs = {"a8": make_qmodel(8, hidden=13, n_samples=10), "b16": make_qmodel(16, n_samples=10)}
+    for prefix, q in qs.items():
+        export_c(q, tmp_path, ExportConfig(prefix=prefix, example_main=False))
+    fw = measure_firmware(tmp_path, list(qs))
+    alone = {p: measure_dir(tmp_path, prefix=p, macs=1) for p in qs}
+    kernels = fw["flash_kernels_bytes"]
+    assert fw["flash_bytes"] == kernels + sum(m["flash_bytes"] for m in fw["models"].values())
+    for p in qs:
+        assert fw["models"][p]["flash_bytes"] == alone[p]["flash_model_bytes"]
+        # the same kernels run; only the call site's argument setup may differ
+        assert abs(fw["models"][p]["instructions"] - alone[p]["instructions"]) < 16
+        assert kernels >= alone[p]["flash_kernels_bytes"]  # the union of what both use...
+    # ...counted once: less than one copy per model
+    assert kernels < sum(a["flash_kernels_bytes"] for a in alone.values())

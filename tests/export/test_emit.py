@@ -12,7 +12,7 @@ import pytest
 from ethoedge import __version__
 from ethoedge.errors import EthoedgeError
 from ethoedge.export import ExportConfig, emit_c, export_c
-from ethoedge.export.emit import dsp_order
+from ethoedge.export.emit import dsp_order, gru_row_order, tile_matrix
 from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
 from ethoedge.models.gru_mlp import GRUStudent
 
@@ -21,7 +21,7 @@ from .helpers import make_qmodel, requires_arm, requires_gcc
 
 def test_files_provenance_and_types(qmodel):
     files = emit_c(qmodel, ExportConfig(prefix="cow"), command="ethoedge export-c B --bits 8")
-    assert sorted(files) == ["cow.c", "cow.h", "main.c"]
+    assert sorted(files) == ["cow.c", "cow.h", "ethoedge_kernels.c", "ethoedge_kernels.h", "main.c"]
     src, hdr = files["cow.c"], files["cow.h"]
     for text in (src, hdr):
         assert f"ethoedge {__version__}" in text
@@ -29,16 +29,38 @@ def test_files_provenance_and_types(qmodel):
         assert ExportConfig(prefix="cow").hash() in text
         assert "ethoedge export-c B --bits 8" in text
     wtype = "int8_t" if qmodel.word_bits == 8 else "int16_t"
-    assert re.search(rf"static const {wtype} cow_gru_weight_hh\[24\]\[8\]", src)
-    assert "static const int16_t cow_sigmoid_table[257]" in src
-    assert "static inline int32_t cow_sat32" in src
+    assert re.search(rf"static const {wtype} cow_gru_weight_hh\[192\] ETHOEDGE_ALIGN4", src)
+    assert "static const ethoedge_model_t cow_model" in src
     assert "COW_SH_GX =" in src and "COW_F_H =" in src
+    # the model file holds data and the API only: kernels and tables live in the library
+    assert "sigmoid" not in re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    assert "ethoedge_sigmoid_q15[257]" in files["ethoedge_kernels.c"]
+    assert "#define COW_HOP 12" in hdr and "#define COW_N_STATES 1" in hdr
     assert "typedef struct" in hdr and "cow_state_t" in hdr
     assert "int cow_classify(const int16_t x[COW_N_SAMPLES][COW_N_CHANNELS]" in hdr
     # no allocation, no stdio or libm on the inference path
-    code = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    for banned in ("malloc", "free(", "stdio", "printf", "math.h", "expf", "tanhf", "float"):
-        assert banned not in code
+    for text in (src, files["ethoedge_kernels.c"], files["ethoedge_kernels.h"]):
+        code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        for banned in ("malloc", "free(", "stdio", "printf", "math.h", "expf", "tanhf", "float"):
+            assert banned not in code
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("rows, cols", [(13, 7), (8, 8), (3, 5), (5, 1)])
+def test_tile_layout_is_a_permutation(bits, rows, cols):
+    m = np.arange(rows * cols).reshape(rows, cols)
+    t = tile_matrix(m, bits)
+    assert sorted(t.tolist()) == list(range(rows * cols))
+    if rows >= 4 and cols >= 4:  # the first group of the first tile: R rows' first columns
+        tile = 4 if bits == 8 else 2
+        first = [0, 2, 1, 3] if bits == 8 else [0, 1, 2, 3]
+        assert t[: 4 * tile].tolist() == [r * cols + c for r in range(tile) for c in first]
+
+
+def test_gru_rows_in_unit_blocks():
+    order = gru_row_order(13)
+    assert sorted(order.tolist()) == list(range(39))
+    assert order[:24].tolist() == [*range(8), *range(13, 21), *range(26, 34)]  # block 0: r, z, n
 
 
 def test_w8_storage_order_is_a_column_permutation():
@@ -79,8 +101,11 @@ def test_missing_window_length_is_an_error(tmp_path: Path):
 @requires_gcc
 def test_host_strict_build_and_example_main(tmp_path: Path, qmodel):
     paths = export_c(qmodel, tmp_path, ExportConfig(prefix="cow"))
-    assert {p.name for p in paths} == {"cow.h", "cow.c", "main.c"}
-    exe = compile_host([tmp_path / "cow.c", tmp_path / "main.c"], tmp_path / "example")
+    assert {p.name for p in paths} == {
+        "cow.h", "cow.c", "main.c", "ethoedge_kernels.h", "ethoedge_kernels.c"
+    }  # fmt: skip
+    sources = [tmp_path / n for n in ("cow.c", "ethoedge_kernels.c", "main.c")]
+    exe = compile_host(sources, tmp_path / "example")
     out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=10, check=True)
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("classify: class")
@@ -94,9 +119,14 @@ def test_host_strict_build_and_example_main(tmp_path: Path, qmodel):
 def test_arm_strict_build(tmp_path: Path, target: str):
     q = make_qmodel(8, hidden=32, n_classes=4, n_samples=50)
     export_c(q, tmp_path)
-    obj = compile_object(tmp_path / "ethoedge_model.c", tmp_path / "m.o", target=target)
-    sizes = section_sizes(obj)
-    flash = sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
-    ram = sum(v for k, v in sizes.items() if k.startswith((".data", ".bss")))
-    assert 0 < flash < 16 * 1024  # weights ~7.4 kB at W=8 + code + tables
+    flash, ram = {}, 0
+    for name in ("ethoedge_model.c", "ethoedge_kernels.c"):
+        obj = compile_object(tmp_path / name, tmp_path / f"{name}.o", target=target)
+        sizes = section_sizes(obj)
+        flash[name] = sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
+        ram += sum(v for k, v in sizes.items() if k.startswith((".data", ".bss")))
+    # weights 7.4 kB at W=8, int32 biases 1 kB, the API; every kernel of the library with both
+    # tables (a firmware keeps only the kernels its models use: see test_cost.py)
+    assert 0 < flash["ethoedge_model.c"] < 9 * 1024
+    assert 0 < flash["ethoedge_kernels.c"] < 10 * 1024
     assert ram == 0  # the model has no static state: the caller owns it

@@ -61,7 +61,10 @@ def test_host_c_bit_exact_window_and_stream(tmp_path: Path, bits, stage, hidden,
     q = make_qmodel(bits, hidden=hidden, n_classes=3, seed=hidden, input_stage=stage,
                     static_shift=shift)  # fmt: skip
     export_c(q, tmp_path, ExportConfig(example_main=False))
-    assert "xin[ETHOEDGE_MODEL_N_INPUTS]" in (tmp_path / "ethoedge_model.c").read_text()
+    assert (
+        f".input_stage = {1 if stage == 'dynamic' else 2},"
+        in (tmp_path / "ethoedge_model.c").read_text()
+    )
     X = random_inputs(64, 12, seed=hidden)
     res = verify_c(tmp_path, X, reference_logits(q, X))
     assert res.ok, res.summary()

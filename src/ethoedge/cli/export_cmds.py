@@ -51,7 +51,8 @@ def verify_c_cmd(
     units: str | None = units_opt(),
 ) -> None:
     """Compile the exported C, run it on every window of DATA and compare its scores with the
-    integer reference (exit 1 on any difference)."""
+    integer reference (exit 1 on any difference): the window API, and the streaming API with
+    hop = L/2 on the windows joined into one stream (every overlapping window)."""
     from ethoedge.export.deploy import verify_export
 
     targets = ("host", "cortex-m4", "cortex-m3") if qemu else ("host",)
@@ -60,7 +61,7 @@ def verify_c_cmd(
     )
     failed = False
     for r in results:
-        typer.echo(f"{r.target}: {r.n_identical}/{r.n_windows} windows identical")
+        typer.echo(f"{r.target} ({r.api}): {r.n_identical}/{r.n_windows} windows identical")
         if not r.ok:
             failed = True
             typer.echo(f"  first differing window: {r.first_diff}")

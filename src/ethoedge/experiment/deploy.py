@@ -45,6 +45,7 @@ COST_KEYS = (
     "est_time_ms",
     "est_energy_uj",
 )
+COST_KEYS = COST_KEYS + tuple(f"m3_{k}" for k in COST_KEYS)  # the Cortex-M3 figures beside
 
 
 class VerificationError(EthoedgeError):

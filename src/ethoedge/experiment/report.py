@@ -25,8 +25,8 @@ from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text
 
 DQ_HEADER = ["model", "W (bits)", "bytes", "MCC", "sd", "ΔMCC vs float", "macro F1",
              "accuracy", "agreement w/ float", "method"]  # fmt: skip
-COST_HEADER = ["W", "flash B", "RAM B", "of which stack B", "instructions", "instr/MAC",
-               "time ms", "energy µJ"]  # fmt: skip
+COST_HEADER = ["W", "core", "flash B", "RAM B", "of which stack B", "instructions",
+               "instr/MAC", "time ms", "energy µJ"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -373,9 +373,14 @@ def section_device(r: ReportInput) -> str | None:
     crow = []
     for c in widths.values():
         if "flash_bytes" in c:
-            crow.append([c["word_bits"], c["flash_bytes"], c["ram_bytes"], c["stack_bytes"],
+            crow.append([c["word_bits"], "M4", c["flash_bytes"], c["ram_bytes"], c["stack_bytes"],
                          f"{c['instructions']:,}", c["instructions_per_mac"],
                          c["est_time_ms"], c["est_energy_uj"]])  # fmt: skip
+        if "m3_flash_bytes" in c:
+            crow.append([c["word_bits"], "M3", c["m3_flash_bytes"], c["m3_ram_bytes"],
+                         c["m3_stack_bytes"], f"{c['m3_instructions']:,}",
+                         c["m3_instructions_per_mac"], c["m3_est_time_ms"],
+                         c["m3_est_energy_uj"]])  # fmt: skip
     cost = (
         md_table(COST_HEADER, crow)
         + "\n\n"

@@ -48,6 +48,10 @@ class ExportConfig:
             ``SXTB16`` where the compiler targets them (Cortex-M4/M7/M33). Integer results are
             identical with and without them; the plain C path runs everywhere else.
         example_main: also write an example ``main.c`` that classifies one constant window.
+        hop: samples between window starts of the streaming API (``<prefix>_push``); None
+            takes the window length (windows do not overlap). It must divide the window
+            length L: the device then keeps L / hop staggered GRU states and emits a
+            classification every hop samples, as ``make_windows`` with that hop does.
     """
 
     prefix: Str = "ethoedge_model"
@@ -55,6 +59,7 @@ class ExportConfig:
     n_samples: Int | None = None
     use_dsp: Bool = True
     example_main: Bool = True
+    hop: Int | None = None
 
     def validate(self) -> None:
         """Raise :class:`~ethoedge.errors.ConfigError` on an invalid value."""
@@ -69,6 +74,8 @@ class ExportConfig:
             )
         if self.n_samples is not None and not 1 <= self.n_samples <= 65535:
             raise ConfigError(f"n_samples must be in 1..65535, got {self.n_samples}")
+        if self.hop is not None and not 1 <= self.hop <= 65535:
+            raise ConfigError(f"hop must be in 1..65535 samples, got {self.hop}")
 
     def to_json(self) -> dict[str, Any]:
         return to_plain(self)

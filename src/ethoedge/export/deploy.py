@@ -17,7 +17,13 @@ from ethoedge import __version__
 from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
 from ethoedge.export.emit import emit_c, write_files
-from ethoedge.export.verify import EXPORT_META, VerifyResult, verify_c
+from ethoedge.export.verify import (
+    EXPORT_META,
+    VerifyResult,
+    stream_windows,
+    verify_c,
+    verify_stream,
+)
 from ethoedge.quantize.qmodel import QuantizedStudent
 
 QUANTIZED_COPY = "quantized.json"
@@ -113,7 +119,29 @@ def verify_export(
         X = X[:max_windows]
     expected = reference_logits_batched(q, X)
     prefix = meta["config"]["prefix"]
-    return [verify_c(export_dir, X, expected, t, prefix=prefix) for t in targets]
+    results = [verify_c(export_dir, X, expected, t, prefix=prefix) for t in targets]
+    return results + verify_half_hop(q, ExportConfig.from_json(meta["config"]), X, targets)
+
+
+def verify_half_hop(
+    q: QuantizedStudent, cfg: ExportConfig, X: np.ndarray, targets: tuple[str, ...]
+) -> list[VerifyResult]:
+    """The streaming API with hop = L / 2 (exported afresh into a temporary directory) on the
+    windows ``X`` joined into one stream: every overlapping window against the reference.
+    Nothing for an odd window length."""
+    import tempfile
+    from dataclasses import replace
+
+    from ethoedge.quantize.reference import reference_logits_batched
+
+    n_samples = X.shape[2]
+    if n_samples % 2 or len(X) == 0:
+        return []
+    half = replace(cfg, hop=n_samples // 2, n_samples=n_samples, example_main=False)
+    expected = reference_logits_batched(q, stream_windows(X, n_samples // 2)[1])
+    with tempfile.TemporaryDirectory(prefix="ethoedge_hop_") as tmp:
+        write_files(emit_c(q, half), tmp)
+        return [verify_stream(tmp, X, expected, t, prefix=half.prefix) for t in targets]
 
 
 def expected_logits(qmodel: QuantizedStudent, X_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +167,8 @@ def export_verify_cost(
     ``qemu_windows``), and measure its cost on the emulated Cortex-M4.
 
     ``qemu=None`` runs the QEMU checks and the cost only where the Arm toolchain is installed.
+    The streaming API is also checked with hop = L / 2 (host: every window; QEMU: half the
+    ``qemu_windows``). The Cortex-M3 cost figures are the same keys prefixed ``m3_``.
     Returns a JSON-ready dict: ``verify`` (per target: windows, identical, first_diff),
     ``verified`` (all identical), and, with QEMU, the cost keys of
     :func:`ethoedge.export.cost.measure_cost` (``flash_bytes``, ``ram_bytes``,
@@ -153,14 +183,18 @@ def export_verify_cost(
     X, expected = expected_logits(q, X_g)
     use_qemu = toolchain.have_arm() if qemu is None else qemu
     results = [verify_c(out_dir, X, expected, "host")]
+    cfg = ExportConfig.from_json(json.loads((out_dir / EXPORT_META).read_text())["config"])
+    results += verify_half_hop(q, cfg, X, ("host",))
     if use_qemu:
         k = min(qemu_windows, len(X))
-        results += [verify_c(out_dir, X[:k], expected[:k], t) for t in ("cortex-m4", "cortex-m3")]
+        cores = ("cortex-m4", "cortex-m3")
+        results += [verify_c(out_dir, X[:k], expected[:k], t) for t in cores]
+        results += verify_half_hop(q, cfg, X[: max(1, k // 2)], cores)
     out: dict = {
         "dir": str(out_dir),
         "word_bits": bits,
         "verify": {
-            r.target: {
+            (r.target if r.api == "window" else f"{r.target} {r.api}"): {
                 "windows": r.n_windows,
                 "identical": r.n_identical,
                 "first_diff": r.first_diff,
@@ -171,4 +205,6 @@ def export_verify_cost(
     }
     if use_qemu:
         out.update(measure_cost(out_dir))
+        m3 = measure_cost(out_dir, target="cortex-m3")
+        out.update({f"m3_{k}": v for k, v in m3.items() if k not in ("assumptions", "target")})
     return out

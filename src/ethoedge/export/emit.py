@@ -6,15 +6,22 @@ model; :func:`export_c` then writes them atomically (all or nothing).
 Layout of the generated C:
 
 - ``<prefix>.h``: sizes as macros, the caller-owned streaming state ``<prefix>_state_t`` and the
-  API: ``<prefix>_classify`` (one window), ``<prefix>_init``/``_push``/``_scores`` (streaming).
-- ``<prefix>.c``: fraction bits and shifts as prefixed ``enum`` constants, weights as typed
-  ``static const`` arrays, the sigmoid/tanh tables, ``static inline`` helpers, the network.
+  API: ``<prefix>_classify`` (one window), ``<prefix>_init``/``_push``/``_scores`` (streaming,
+  a window every ``hop`` samples).
+- ``<prefix>.c``: fraction bits and shifts as prefixed ``enum`` constants, weights and aligned
+  biases as typed ``static const`` arrays, a ``const ethoedge_model_t`` describing the network,
+  and the API on top of the kernels. No code of its own beyond the API.
+- ``ethoedge_kernels.h``/``ethoedge_kernels.c``: the kernel library shipped in
+  ``ethoedge/export/kernels/`` (mat-vec, requantise, LUT activations, GRU update, head; portable
+  C and Armv7E-M DSP side by side). It is the same file for every model, so several exported
+  models link into one firmware with one copy of the kernels and tables.
 - ``main.c`` (optional): an example that classifies one window both ways.
 
-For W = 8 the columns of every weight matrix are stored in the order 0, 2, 1, 3 inside each
-complete group of four, so that on a Cortex-M4 one ``SXTB16`` yields the int16 pair (w0, w1)
-and ``SXTB16(ROR 8)`` the pair (w2, w3), feeding ``SMLAD``; the plain-C path reads the same
-arrays with the matching indices. Values are unchanged, only their order in memory.
+Weight matrices are stored in the kernels' tile layout (:func:`tile_matrix`): rows in tiles of
+4, the GRU rows in blocks of :data:`GRU_BLOCK` units (:func:`gru_row_order`), and for W = 8
+the columns 0, 2, 1, 3 inside each group of four so that one ``SXTB16`` yields the int16 pair
+(w0, w1) and ``SXTB16(ROR 8)`` the pair (w2, w3), feeding ``SMLAD``. Values are unchanged,
+only their order in memory.
 """
 
 from __future__ import annotations
@@ -29,16 +36,15 @@ from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.export.cgen import block_comment, c_array, c_enum, storage_type
 from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
 from ethoedge.io import atomic_write_text
-from ethoedge.quantize.fixedpoint import (
-    LUT_IN_FRAC,
-    LUT_OUT_FRAC,
-    PRE_FRAC,
-    SIGMOID_TABLE,
-    TANH_TABLE,
-    bias_acc,
-)
+from ethoedge.quantize.fixedpoint import LUT_IN_FRAC, PRE_FRAC, bias_acc
 from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedStudent
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
+
+KERNELS_DIR = Path(__file__).parent / "kernels"
+KERNELS_VERSION = 2  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
+# the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
+assert PRE_FRAC == LUT_IN_FRAC
 
 
 def n_samples_of(qmodel: QuantizedStudent, cfg: ExportConfig) -> int:
@@ -263,43 +269,102 @@ def _input_note(q: QuantizedStudent) -> str:
     )
 
 
-def _lp_field(q: QuantizedStudent, pu: str) -> str:
-    if not _static_dynamic(q):
-        return ""
-    return f"""
-    int16_t lp[{pu}_N_CHANNELS];       /* static part of each axis (low-pass state) */"""
+def hop_of(qmodel: QuantizedStudent, cfg: ExportConfig) -> int:
+    """Hop between window starts of the streaming API: ``cfg.hop``, else the window length.
+
+    The window length must be a multiple of the hop (``L / hop`` staggered states).
+    """
+    n = n_samples_of(qmodel, cfg)
+    hop = n if cfg.hop is None else int(cfg.hop)
+    if not 1 <= hop <= n or n % hop:
+        raise ConfigError(
+            f"hop {hop} must divide the window length {n} (hop = L / k for k staggered states)"
+        )
+    return hop
 
 
-def _front_code(q: QuantizedStudent, p: str, pu: str) -> tuple[str, str]:
-    """C of the input stage inside ``step``: declarations+code, and the input vector's name."""
-    if not _static_dynamic(q):
-        return "", "x"
-    k = q.static_shift
-    static_in = ""
-    if q.input_stage == "static_dynamic":
-        static_in = f"\n        xin[{pu}_N_CHANNELS + c] = s->lp[c];"
-    code = f"""    int16_t xin[{pu}_N_INPUTS];
-    int c;
-    /* static/dynamic split: s = x at the window's first sample, then
-       s += round_shift(x - s, {k}); inputs: sat16(x - s) per axis, then s per axis */
-    for (c = 0; c < {pu}_N_CHANNELS; ++c) {{
-        int32_t d;
-        if (s->n_pushed == 0) {{
-            s->lp[c] = x[c];
-        }} else {{
-            d = (int32_t)x[c] - s->lp[c];
-            s->lp[c] = (int16_t)(s->lp[c] + ((d + (1 << ({k} - 1))) >> {k}));
-        }}
-        d = (int32_t)x[c] - s->lp[c];
-        xin[c] = (int16_t)(d > 32767 ? 32767 : d < -32768 ? -32768 : d);{static_in}
-    }}
-"""
-    return code, "xin"
+def gru_row_order(hidden: int, block: int = GRU_BLOCK) -> np.ndarray:
+    """Row order of the GRU tensors in C: blocks of ``block`` units, rows r, z, n of each block.
+
+    >>> gru_row_order(3, 2).tolist()
+    [0, 1, 3, 4, 6, 7, 2, 5, 8]
+    """
+    idx: list[int] = []
+    for j0 in range(0, hidden, block):
+        u = min(block, hidden - j0)
+        for g in range(3):
+            idx += range(g * hidden + j0, g * hidden + j0 + u)
+    return np.asarray(idx, dtype=np.int64)
+
+
+def tile_matrix(mat: np.ndarray, word_bits: int) -> np.ndarray:
+    """A weight matrix in the kernels' tile layout (``ethoedge_kernels.h``), flattened.
+
+    Rows in tiles of R (4 at W = 8, 2 at W = 16): for each complete group of 4 columns the R
+    rows' groups one after the other, then the tile's remaining columns row by row; the rows
+    after the last complete tile row by row. At W = 8 every complete group of 4 columns is in
+    the order 0, 2, 1, 3 (:func:`dsp_order`). Values are only reordered.
+
+    >>> tile_matrix(np.arange(10).reshape(5, 2), 16).tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    >>> tile_matrix(np.arange(10).reshape(2, 5), 16).tolist()
+    [0, 1, 2, 3, 5, 6, 7, 8, 4, 9]
+    """
+    if word_bits <= 8:
+        mat, tile = dsp_order(mat), 4
+    else:
+        tile = 2
+    rows, cols = mat.shape
+    kf = cols - cols % 4
+    parts = []
+    r = 0
+    while r + tile <= rows:
+        t = mat[r : r + tile]
+        parts.append(t[:, :kf].reshape(tile, kf // 4, 4).transpose(1, 0, 2).ravel())
+        parts.append(t[:, kf:].ravel())
+        r += tile
+    parts.append(mat[r:].ravel())
+    return np.concatenate(parts)
+
+
+def _c_matrix(q: QuantizedStudent, name: str, cname: str) -> str:
+    """A matrix in tile layout (GRU rows in block order) as an aligned flat C array."""
+    t = q.weights[name]
+    vals = t.values
+    if name.startswith("gru."):
+        vals = vals[gru_row_order(q.hidden)]
+        h = q.hidden
+        blocks = [
+            tile_matrix(vals[3 * j0 : 3 * (j0 + min(GRU_BLOCK, h - j0))], q.word_bits)
+            for j0 in range(0, h, GRU_BLOCK)
+        ]
+        flat = np.concatenate(blocks)
+        order = f"GRU rows in blocks of {GRU_BLOCK} units (r, z, n), "
+    else:
+        flat = tile_matrix(vals, q.word_bits)
+        order = ""
+    shape = " x ".join(str(d) for d in t.values.shape)
+    text = c_array(
+        cname,
+        storage_type(q.word_bits),
+        flat,
+        comment=f"{name} ({shape}): real = v * 2^-{t.frac_bits}; {order}kernel tile layout",
+    )
+    return text.replace(f"{cname}[{flat.size}] = {{", f"{cname}[{flat.size}] ETHOEDGE_ALIGN4 = {{")
 
 
 def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     p, pu = cfg.prefix, cfg.prefix.upper()
     n = n_samples_of(q, cfg)
+    hop = hop_of(q, cfg)
+    k = n // hop
+    hp = q.hidden + q.hidden % 2
+    lp = _static_dynamic(q)
+    state_bytes = k * (2 * hp + (6 if lp else 0) + 2 + 1) + 4 * q.n_classes + 4
+    macs = student_macs_per_sample(q)
+    lp_field = ""
+    if lp:
+        lp_field = f"\n    int16_t lp[{pu}_N_STATES][3];   /* static part of each axis per state */"
     return f"""{_header(q, cfg, p + ".h", command)}
 #ifndef {pu}_H
 #define {pu}_H
@@ -307,6 +372,8 @@ def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 #include <stdint.h>
 
 #define {pu}_N_SAMPLES {n}     /* L: samples per window */
+#define {pu}_HOP {hop}          /* samples between window starts of the streaming API */
+#define {pu}_N_STATES {k}       /* L / HOP staggered window states */
 #define {pu}_N_CHANNELS 3    /* x, y, z */
 #define {pu}_N_INPUTS {q.n_inputs}      /* inputs of the input layer{_input_note(q)} */
 #define {pu}_N_CLASSES {q.n_classes}     /* C */
@@ -316,18 +383,27 @@ def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 #define {pu}_IN_FRAC {q.in_frac}      /* input: int16 g * 2^IN_FRAC */
 #define {pu}_LOGITS_FRAC {q.frac("logits")}  /* scores: int32 logits * 2^LOGITS_FRAC */
 
-/* Streaming state, owned by the caller (no allocation inside). */
+/* Streaming state, owned by the caller (no allocation inside): about {state_bytes} bytes.
+   Windows start every HOP samples (at samples 0, HOP, 2 HOP, ... of the stream), each is
+   L samples long and has its own GRU state, reset when its window starts; state i serves the
+   windows starting at i * HOP modulo L. Cost per pushed sample: N_STATES GRU steps
+   ({macs} MACs each), plus the MLP and output layer ({
+        q.hidden * q.mlp_hidden + q.mlp_hidden * q.n_classes
+    } MACs) once every HOP samples. */
 typedef struct {{
-    int16_t h[{pu}_HIDDEN];            /* GRU hidden state (W-bit values) */{_lp_field(q, pu)}
+    int16_t h[{pu}_N_STATES][{hp}];   /* GRU hidden state per window (W-bit values) */{lp_field}
     int32_t scores[{pu}_N_CLASSES];    /* scores of the last completed window */
-    uint32_t n_pushed;                  /* samples of the current window so far */
+    uint16_t pos[{pu}_N_STATES];       /* samples of each state's window so far */
+    uint8_t on[{pu}_N_STATES];         /* whether the state's window has started */
+    uint16_t t;                         /* samples pushed, modulo N_SAMPLES */
 }} {p}_state_t;
 
-/* Reset the state: hidden state 0, no samples, scores 0. */
+/* Reset the state: no window started, scores 0. */
 void {p}_init({p}_state_t *s);
 
 /* Feed one sample (x, y, z). Returns 1 when it completes a window (its scores are then
-   available from {p}_scores, and the next sample starts a new window), else 0. */
+   available from {p}_scores), else 0: the first window completes at sample L, then one
+   every HOP samples. With HOP = N_SAMPLES the windows do not overlap. */
 int {p}_push({p}_state_t *s, const int16_t sample[{pu}_N_CHANNELS]);
 
 /* Copy the scores of the last completed window; returns its class id (first maximum). */
@@ -342,143 +418,14 @@ int {p}_classify(const int16_t x[{pu}_N_SAMPLES][{pu}_N_CHANNELS],
 """
 
 
-def _dot_fn(p: str, pu: str, w: int) -> str:
-    if w == 8:
-        return f"""/* sum_k w[k] x[k] over n columns, exact in int32 for W = 8 (|w x| < 2^22,
-   n <= 1024). w holds each complete group of 4 columns in the order 0, 2, 1, 3 (see emit.py). */
-#if {pu}_USE_DSP
-/* bytes 1 and 3 of v, sign-extended to an int16 pair: SXTB16 with ROR #8 (one instruction) */
-static inline int32_t {p}_sxtb16_ror8(uint32_t v)
-{{
-#if defined(__GNUC__)
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-#else
-    return __sxtb16((int32_t)((v >> 8) | (v << 24)));
-#endif
-}}
-#endif
-
-static inline int32_t {p}_dot(const int8_t *w, const int16_t *x, int n)
-{{
-    const int n4 = n - n % 4;
-    int32_t acc = 0;
-    int k;
-#if {pu}_USE_DSP
-    for (k = 0; k < n4; k += 4) {{
-        uint32_t w4;
-        int32_t x01, x23;
-        memcpy(&w4, w + k, 4);
-        memcpy(&x01, x + k, 4);
-        memcpy(&x23, x + k + 2, 4);
-        acc = __smlad(__sxtb16((int32_t)w4), x01, acc); /* w0 x0 + w1 x1 */
-        acc = __smlad({p}_sxtb16_ror8(w4), x23, acc);   /* w2 x2 + w3 x3 */
-    }}
-#else
-    for (k = 0; k < n4; k += 4) {{
-        acc += w[k] * x[k] + w[k + 2] * x[k + 1] + w[k + 1] * x[k + 2] + w[k + 3] * x[k + 3];
-    }}
-#endif
-    for (k = n4; k < n; ++k) {{
-        acc += w[k] * x[k];
-    }}
-    return acc;
-}}
-
-/* The three rows w, w + stride, w + 2 stride (gates r, z, n of one unit) against one x:
-   x is loaded once for three rows. Same arithmetic as {p}_dot. */
-static inline void {p}_dot3(const int8_t *w, int stride, const int16_t *x, int n, int32_t acc[3])
-{{
-    const int n4 = n - n % 4;
-    const int8_t *w1 = w + stride, *w2 = w + 2 * stride;
-    int32_t a0 = 0, a1 = 0, a2 = 0;
-    int k;
-#if {pu}_USE_DSP
-    for (k = 0; k < n4; k += 4) {{
-        uint32_t v0, v1, v2;
-        int32_t x01, x23;
-        memcpy(&x01, x + k, 4);
-        memcpy(&x23, x + k + 2, 4);
-        memcpy(&v0, w + k, 4);
-        memcpy(&v1, w1 + k, 4);
-        memcpy(&v2, w2 + k, 4);
-        a0 = __smlad(__sxtb16((int32_t)v0), x01, a0);
-        a0 = __smlad({p}_sxtb16_ror8(v0), x23, a0);
-        a1 = __smlad(__sxtb16((int32_t)v1), x01, a1);
-        a1 = __smlad({p}_sxtb16_ror8(v1), x23, a1);
-        a2 = __smlad(__sxtb16((int32_t)v2), x01, a2);
-        a2 = __smlad({p}_sxtb16_ror8(v2), x23, a2);
-    }}
-#else
-    for (k = 0; k < n4; k += 4) {{
-        a0 += w[k] * x[k] + w[k + 2] * x[k + 1] + w[k + 1] * x[k + 2] + w[k + 3] * x[k + 3];
-        a1 += w1[k] * x[k] + w1[k + 2] * x[k + 1] + w1[k + 1] * x[k + 2] + w1[k + 3] * x[k + 3];
-        a2 += w2[k] * x[k] + w2[k + 2] * x[k + 1] + w2[k + 1] * x[k + 2] + w2[k + 3] * x[k + 3];
-    }}
-#endif
-    for (k = n4; k < n; ++k) {{
-        a0 += w[k] * x[k];
-        a1 += w1[k] * x[k];
-        a2 += w2[k] * x[k];
-    }}
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-}}"""
-    return f"""/* sum_k w[k] x[k] over n columns: exact in int64 for W = 16 (no saturation). */
-static inline int64_t {p}_dot(const int16_t *w, const int16_t *x, int n)
-{{
-    int64_t acc = 0;
-    int k = 0;
-#if {pu}_USE_DSP
-    for (k = 0; k < n - n % 2; k += 2) {{
-        int32_t w2, x2;
-        memcpy(&w2, w + k, 4);
-        memcpy(&x2, x + k, 4);
-        acc = __smlald(w2, x2, acc); /* w0 x0 + w1 x1 */
-    }}
-#endif
-    for (; k < n; ++k) {{
-        acc += (int32_t)w[k] * x[k];
-    }}
-    return acc;
-}}
-
-/* The three rows w, w + stride, w + 2 stride (gates r, z, n of one unit) against one x. */
-static inline void {p}_dot3(const int16_t *w, int stride, const int16_t *x, int n, int64_t acc[3])
-{{
-    const int16_t *w1 = w + stride, *w2 = w + 2 * stride;
-    int64_t a0 = 0, a1 = 0, a2 = 0;
-    int k = 0;
-#if {pu}_USE_DSP
-    for (k = 0; k < n - n % 2; k += 2) {{
-        int32_t x2, v0, v1, v2;
-        memcpy(&x2, x + k, 4);
-        memcpy(&v0, w + k, 4);
-        memcpy(&v1, w1 + k, 4);
-        memcpy(&v2, w2 + k, 4);
-        a0 = __smlald(v0, x2, a0);
-        a1 = __smlald(v1, x2, a1);
-        a2 = __smlald(v2, x2, a2);
-    }}
-#endif
-    for (; k < n; ++k) {{
-        a0 += (int32_t)w[k] * x[k];
-        a1 += (int32_t)w1[k] * x[k];
-        a2 += (int32_t)w2[k] * x[k];
-    }}
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-}}"""
+def student_macs_per_sample(q: QuantizedStudent) -> int:
+    """MACs of one GRU step with its input layer: ``k H + 6 H^2 + 3 H``."""
+    return q.n_inputs * q.hidden + 6 * q.hidden * q.hidden + 3 * q.hidden
 
 
 def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     p, pu = cfg.prefix, cfg.prefix.upper()
     w = q.word_bits
-    front_code, front_in = _front_code(q, p, pu)
-    st = storage_type(w)
     f = fraction_bits(q)
     fconsts = [(f"F_{k}", str(v), "") for k, v in f.items() if not k.startswith("ACC_")]
     fconsts += [
@@ -490,67 +437,52 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
         ("F_ACC_H_GATE", f"{pu}_F_ACC_H + {pu}_F_GATE", "r * (W_hn h + b_hn)"),
     ]
     shifts = [(n, f"{pu}_F_{a} - {pu}_F_{b}", c) for n, a, b, c in _SHIFTS]
-    shifts += [
-        ("SH_ACT_IN", f"{pu}_F_PRE - {LUT_IN_FRAC}", "pre-activation to the Q3.12 table input"),
-        ("SH_ACT_OUT", f"{LUT_OUT_FRAC} - {pu}_F_GATE", "Q0.15 table output to W-1 bits"),
-    ]
+    acc_t, _ = accumulator_types(q)
     arrays = []
     for name in WEIGHT_NAMES:
         t = q.weights[name]
-        vals = t.values
+        cname = f"{p}_{name.replace('.', '_')}"
         if name in _BIAS_ACC:
             acc = _BIAS_ACC[name]
+            vals = t.values[gru_row_order(q.hidden)] if name.startswith("gru.") else t.values
             aligned = bias_acc(vals, t.frac_bits, f[acc])
-            ctype = "int32_t" if np.all(np.abs(aligned) < (1 << 31) - 1) else "int64_t"
+            order = (
+                f"; GRU rows in blocks of {GRU_BLOCK} units (r, z, n)"
+                if name.startswith("gru.")
+                else ""
+            )
             arrays.append(
                 c_array(
-                    f"{p}_{name.replace('.', '_')}_acc",
-                    ctype,
+                    f"{cname}_acc",
+                    acc_t,
                     aligned,
                     comment=f"{name} ({vals.size}): {w}-bit b at {t.frac_bits} fraction bits, "
                     f"stored as bias_acc(b, {t.frac_bits}, F_{acc}) = "
-                    f"round_shift(b, {t.frac_bits - f[acc]}); b = {_preview(vals)}",
+                    f"round_shift(b, {t.frac_bits - f[acc]}){order}; b = {_preview(t.values)}",
                 )
             )
-            continue
-        if vals.ndim == 2 and w == 8:
-            vals = dsp_order(vals)
-            order = ", columns in 0,2,1,3 order per group of 4"
         else:
-            order = ""
-        cname = f"{p}_{name.replace('.', '_')}"
-        shape = " x ".join(str(s) for s in t.values.shape)
-        arrays.append(
-            c_array(
-                cname,
-                st,
-                vals,
-                comment=f"{name} ({shape}): real = v * 2^-{t.frac_bits}{order}",
-            )
-        )
-    tables = [
-        c_array(f"{p}_sigmoid_table", "int16_t", SIGMOID_TABLE, comment="sigmoid, Q0.15, 257"),
-        c_array(f"{p}_tanh_table", "int16_t", TANH_TABLE, comment="tanh, Q0.15, 257 entries"),
-    ]
-    lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
-    dsp_guard = (
-        f"#if defined(__ARM_FEATURE_DSP) && !defined({pu}_NO_DSP)"
-        if cfg.use_dsp
-        else "#if 0 /* exported with use_dsp=False */"
+            arrays.append(_c_matrix(q, name, cname))
+    h, m, c = q.hidden, q.mlp_hidden, q.n_classes
+    acc_n = max(6 * min(GRU_BLOCK, h), m, c)
+    dot_n = acc_n if (w == 8 and acc_t == "int64_t") else 1
+    hp = h + h % 2
+    stage = {"raw": 0, "dynamic": 1, "static_dynamic": 2}[q.input_stage]
+    lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
+    dsp = 1 if cfg.use_dsp else 0
+    ops = (
+        "ethoedge_ops_s16"
+        if w == 16
+        else ("ethoedge_ops_s8_wide" if acc_t == "int64_t" else "ethoedge_ops_s8")
     )
-    wmax = f"{pu}_WMAX"
-    acc_t, hsum_t = accumulator_types(q)
     nl = "\n"
     return f"""{_header(q, cfg, p + ".c", command)}
 #include "{p}.h"
 
-#include <string.h> /* memcpy of 4 bytes: compiles to one load */
+#include "ethoedge_kernels.h"
 
-{dsp_guard}
-#include <arm_acle.h>
-#define {pu}_USE_DSP 1 /* SMLAD/SMLALD/SXTB16; bit-identical to the plain C below */
-#else
-#define {pu}_USE_DSP 0
+#if !defined(ETHOEDGE_KERNELS_VERSION) || ETHOEDGE_KERNELS_VERSION != {KERNELS_VERSION}
+#error "{p}.c was exported with ethoedge_kernels.h version {KERNELS_VERSION}"
 #endif
 
 /* Fraction bits of every tensor (real value = v * 2^-F). */
@@ -559,226 +491,141 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 /* Shifts: round_shift(v, s) moves v from one format to another (s < 0: left shift). */
 {c_enum(pu, shifts)}
 
-#define {wmax} {hi}
-#define {pu}_SH_ACT_OUT_POSITIVE {int(LUT_OUT_FRAC - (w - 1) > 0)}
-#define {pu}_WMIN ({lo})
-
 {nl.join(arrays)}
 
-{nl.join(tables)}
+/* Accumulators: {acc_t} (int32_t where the exporter proved that every value fits, see
+   ethoedge.export.emit.accumulator_types; the integers are the same). */
+typedef {acc_t} {p}_acc_t;
 
-/* Accumulator types: int32_t where the exporter proved that every value fits (see
-   ethoedge.export.emit.accumulator_types), else int64_t. The integers are the same. */
-typedef {acc_t} {p}_acc_t;  /* W x + b of every layer */
-typedef {"int32_t" if w == 8 else "int64_t"} {p}_dot_t;  /* W x (exact) */
-typedef {hsum_t} {p}_hsum_t; /* (1 - z) n + z h before rounding */
+static const ethoedge_model_t {p}_model = {{
+    .ops = &{ops},
+    .word_bits = {w},
+    .hidden = {h},
+    .mlp_hidden = {m},
+    .n_classes = {c},
+    .n_inputs = {q.n_inputs},
+    .input_stage = {stage},
+    .static_shift = {q.static_shift if _static_dynamic(q) else 0},
+    .acc64 = {int(acc_t == "int64_t")},
+    .use_dsp = {dsp},
+    .sh_a = {pu}_SH_A,
+    .sh_gx = {pu}_SH_GX,
+    .sh_gh = {pu}_SH_GH,
+    .sh_rn = {pu}_SH_RN,
+    .sh_n_to_h = {pu}_SH_N_TO_H,
+    .sh_m = {pu}_SH_M,
+    .sh_logits = {pu}_SH_LOGITS,
+    .w_inp = {p}_inp_weight,
+    .w_ih = {p}_gru_weight_ih,
+    .w_hh = {p}_gru_weight_hh,
+    .w_mlp = {p}_mlp_weight,
+    .w_out = {p}_out_weight,
+    .b_inp = {p}_inp_bias_acc,
+    .b_ih = {p}_gru_bias_ih_acc,
+    .b_hh = {p}_gru_bias_hh_acc,
+    .b_mlp = {p}_mlp_bias_acc,
+    .b_out = {p}_out_bias_acc,
+}};
 
-static inline int32_t {p}_sat32(int64_t v)
-{{
-    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
-}}
+/* Scratch of one step (on the caller's stack): gate accumulators of one GRU block, a/m. */
+typedef struct {{
+    {p}_acc_t acc[{acc_n}];
+    int32_t dot[{dot_n}];
+    int16_t a[{max(hp, m + m % 2)}];
+    int16_t hn[{hp}];
+}} {p}_work_t;
 
-/* sat32(a + b) */
-static inline int32_t {p}_add_sat(int32_t a, int32_t b)
-{{
-#if {pu}_USE_DSP
-    return __qadd(a, b);
-#else
-    return {p}_sat32((int64_t)a + b);
-#endif
-}}
-
-/* sat(v, W) */
-static inline int16_t {p}_satw(int64_t v)
-{{
-    return (int16_t)(v > {wmax} ? {wmax} : v < {pu}_WMIN ? {pu}_WMIN : v);
-}}
-
-/* round_shift(v, s): s > 0: (v + 2^(s-1)) >> s (ties towards +inf); s < 0: v << -s (int64,
-   two's complement wrap as in the reference); s == 0: v. s is always a constant here. */
-static inline int64_t {p}_round_shift(int64_t v, int s)
-{{
-    if (s > 0) {{
-        return (v + ((int64_t)1 << (s - 1))) >> s;
-    }}
-    if (s < 0) {{
-        return (int64_t)((uint64_t)v << -s);
-    }}
-    return v;
-}}
-
-/* align(v, f_from, f_to) = sat32(round_shift(v, f_from - f_to)) */
-static inline int32_t {p}_align(int64_t v, int s)
-{{
-    return {p}_sat32({p}_round_shift(v, s));
-}}
-
-/* align(v, f_from, f_to) for an accumulator: the right shift stays in {p}_acc_t (proven
-   not to overflow), a left shift goes through int64. */
-static inline int32_t {p}_align_acc({p}_acc_t v, int s)
-{{
-    if (s > 0) {{
-        return {p}_sat32((v + (({p}_acc_t)1 << (s - 1))) >> s);
-    }}
-    return {p}_align(v, s);
-}}
-
-/* requant(acc, f_acc, f_out, W) = sat(round_shift(acc, s), W) */
-static inline int16_t {p}_requant({p}_acc_t v, int s)
-{{
-    if (s > 0) {{
-        return {p}_satw((v + (({p}_acc_t)1 << (s - 1))) >> s);
-    }}
-    return {p}_satw({p}_round_shift(v, s));
-}}
-
-/* act(pre): 257-entry Q0.15 table over [-8, 8] with linear interpolation, output at W-1 bits.
-   pre is at F_PRE = 12 fraction bits, so step 1 of the contract is sat16(pre). The products
-   and sums below stay within int32 (|T[i+1] - T[i]| * 255 < 2^24). */
-static inline int16_t {p}_act(int32_t pre, const int16_t table[257])
-{{
-    int32_t u = {p}_align(pre, {pu}_SH_ACT_IN);
-    int32_t i, r, t0, y15;
-    u = u > 32767 ? 32767 : u < -32768 ? -32768 : u; /* Q3.12 in int16 */
-    i = (u >> 8) + 128;
-    r = u & 255;
-    t0 = table[i];
-    y15 = t0 + (((table[i + 1] - t0) * r + 128) >> 8);
-#if {pu}_SH_ACT_OUT_POSITIVE
-    y15 = (y15 + (1 << ({pu}_SH_ACT_OUT - 1))) >> {pu}_SH_ACT_OUT;
-#endif
-    return (int16_t)(y15 > {pu}_WMAX ? {pu}_WMAX : y15 < {pu}_WMIN ? {pu}_WMIN : y15);
-}}
-
-{_dot_fn(p, pu, w)}
-
-/* Input layer and one GRU step for one sample; updates s->h. */
-static void {p}_step({p}_state_t *s, const int16_t x[{pu}_N_CHANNELS])
-{{
-    int16_t a[{pu}_HIDDEN];
-    int16_t h_new[{pu}_HIDDEN];
-    int j;
-{front_code}    /* a = relu(W_in' x + b_in') */
-    for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        {p}_acc_t acc = ({p}_acc_t){p}_dot({p}_inp_weight[j], {front_in}, {pu}_N_INPUTS)
-                        + {p}_inp_bias_acc[j];
-        int16_t v = {p}_requant(acc, {pu}_SH_A);
-        a[j] = v > 0 ? v : 0;
-    }}
-    for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        /* gx = W_ih a + b_ih, gh = W_hh h + b_hh for the rows of unit j in gates r, z, n */
-        const int jz = {pu}_HIDDEN + j, jn = 2 * {pu}_HIDDEN + j;
-        const int stride = {pu}_HIDDEN * {pu}_HIDDEN; /* rows j, H + j, 2H + j */
-        {p}_dot_t dx[3], dh[3];
-        {p}_acc_t gx_r, gx_z, gx_n, gh_r, gh_z, gh_n;
-        {p}_dot3({p}_gru_weight_ih[j], stride, a, {pu}_HIDDEN, dx);
-        {p}_dot3({p}_gru_weight_hh[j], stride, s->h, {pu}_HIDDEN, dh);
-        gx_r = ({p}_acc_t)dx[0] + {p}_gru_bias_ih_acc[j];
-        gx_z = ({p}_acc_t)dx[1] + {p}_gru_bias_ih_acc[jz];
-        gx_n = ({p}_acc_t)dx[2] + {p}_gru_bias_ih_acc[jn];
-        gh_r = ({p}_acc_t)dh[0] + {p}_gru_bias_hh_acc[j];
-        gh_z = ({p}_acc_t)dh[1] + {p}_gru_bias_hh_acc[jz];
-        gh_n = ({p}_acc_t)dh[2] + {p}_gru_bias_hh_acc[jn];
-        int16_t r, z, n;
-        int32_t rn;
-        {p}_hsum_t hs;
-        /* r = sigmoid(W_ir a + b_ir + W_hr h + b_hr) */
-        r = {p}_act({p}_add_sat({p}_align_acc(gx_r, {pu}_SH_GX), {p}_align_acc(gh_r, {pu}_SH_GH)),
-                    {p}_sigmoid_table);
-        /* z = sigmoid(W_iz a + b_iz + W_hz h + b_hz) */
-        z = {p}_act({p}_add_sat({p}_align_acc(gx_z, {pu}_SH_GX), {p}_align_acc(gh_z, {pu}_SH_GH)),
-                    {p}_sigmoid_table);
-        /* rn = r * (W_hn h + b_hn): exact int64 product at Fh + W - 1, rounded once to FG */
-        rn = {p}_align((int64_t)r * gh_n, {pu}_SH_RN);
-        /* n = tanh(W_in a + b_in + r * (W_hn h + b_hn)) */
-        n = {p}_act({p}_add_sat({p}_align_acc(gx_n, {pu}_SH_GX), rn), {p}_tanh_table);
-        /* h' = (1 - z) n + z h */
-        hs = ({p}_hsum_t)((1 << {pu}_F_GATE) - z) * {p}_align(n, {pu}_SH_N_TO_H)
-             + ({p}_hsum_t)z * s->h[j];
-        h_new[j] = {p}_satw((hs + (({p}_hsum_t)1 << ({pu}_F_GATE - 1))) >> {pu}_F_GATE);
-    }}
-    for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        s->h[j] = h_new[j];
-    }}
-}}
-
-/* MLP and output layer on the last hidden state. */
-static void {p}_head(const int16_t h[{pu}_HIDDEN], int32_t logits[{pu}_N_CLASSES])
-{{
-    int16_t m[{pu}_MLP_HIDDEN];
-    int j;
-    /* m = relu(W_1 h + b_1) */
-    for (j = 0; j < {pu}_MLP_HIDDEN; ++j) {{
-        {p}_acc_t acc = ({p}_acc_t){p}_dot({p}_mlp_weight[j], h, {pu}_HIDDEN)
-                        + {p}_mlp_bias_acc[j];
-        int16_t v = {p}_requant(acc, {pu}_SH_M);
-        m[j] = v > 0 ? v : 0;
-    }}
-    /* logits = W_2 m + b_2 */
-    for (j = 0; j < {pu}_N_CLASSES; ++j) {{
-        {p}_acc_t acc = ({p}_acc_t){p}_dot({p}_out_weight[j], m, {pu}_MLP_HIDDEN)
-                        + {p}_out_bias_acc[j];
-        logits[j] = {p}_requant(acc, {pu}_SH_LOGITS);
-    }}
-}}
+#define {pu}_WORK(wk, ws) ethoedge_work_t wk = {{(ws).a, (ws).hn, (ws).acc, (ws).dot}}
 
 void {p}_init({p}_state_t *s)
 {{
-    int j;
-    for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        s->h[j] = 0;
+    int i, j;
+    for (i = 0; i < {pu}_N_STATES; ++i) {{
+        for (j = 0; j < {hp}; ++j) {{
+            s->h[i][j] = 0;
+        }}
+        s->pos[i] = 0;
+        s->on[i] = 0;
     }}
     for (j = 0; j < {pu}_N_CLASSES; ++j) {{
         s->scores[j] = 0;
     }}
-    s->n_pushed = 0;
+    s->t = 0;
 }}
 
 int {p}_push({p}_state_t *s, const int16_t sample[{pu}_N_CHANNELS])
 {{
-    int j;
-    {p}_step(s, sample);
-    if (++s->n_pushed < {pu}_N_SAMPLES) {{
-        return 0;
+    {p}_work_t ws;
+    {pu}_WORK(wk, ws);
+    int i, j, done = 0;{"" if _static_dynamic(q) else f"{nl}    int16_t lp[3];"}
+    if (s->t % {pu}_HOP == 0) {{ /* a window starts: its state is reset */
+        i = s->t / {pu}_HOP;
+        for (j = 0; j < {hp}; ++j) {{
+            s->h[i][j] = 0;
+        }}
+        s->pos[i] = 0;
+        s->on[i] = 1;
     }}
-    {p}_head(s->h, s->scores);
-    for (j = 0; j < {pu}_HIDDEN; ++j) {{
-        s->h[j] = 0;
+    for (i = 0; i < {pu}_N_STATES; ++i) {{
+        if (!s->on[i]) {{
+            continue;
+        }}
+        ethoedge_step(&{p}_model, s->h[i], {lp_arg}, s->pos[i] == 0, sample, &wk);
+        if (++s->pos[i] == {pu}_N_SAMPLES) {{
+            ethoedge_head(&{p}_model, s->h[i], s->scores, &wk);
+            s->on[i] = 0;
+            done = 1;
+        }}
     }}
-    s->n_pushed = 0;
-    return 1;
+    s->t = (uint16_t)(s->t + 1 == {pu}_N_SAMPLES ? 0 : s->t + 1);
+    return done;
 }}
 
 int {p}_scores(const {p}_state_t *s, int32_t scores[{pu}_N_CLASSES])
 {{
-    int j, best = 0;
+    int j;
     for (j = 0; j < {pu}_N_CLASSES; ++j) {{
         scores[j] = s->scores[j];
-        if (s->scores[j] > s->scores[best]) {{
-            best = j;
-        }}
     }}
-    return best;
+    return ethoedge_argmax(s->scores, {pu}_N_CLASSES);
 }}
 
 int {p}_classify(const int16_t x[{pu}_N_SAMPLES][{pu}_N_CHANNELS],
 {" " * (len(p) + 14)}int32_t scores[{pu}_N_CLASSES])
 {{
-    {p}_state_t s;
+    {p}_work_t ws;
+    {pu}_WORK(wk, ws);
+    union {{
+        int16_t v[{hp}];
+        int32_t align; /* word-aligned for the kernels' LDRD */
+    }} h;
+    int16_t lp[3];
     int t;
-    {p}_init(&s);
-    for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
-        (void){p}_push(&s, x[t]);
+    for (t = 0; t < {hp}; ++t) {{
+        h.v[t] = 0;
     }}
-    return {p}_scores(&s, scores);
+    for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
+        ethoedge_step(&{p}_model, h.v, lp, t == 0, x[t], &wk);
+    }}
+    ethoedge_head(&{p}_model, h.v, scores, &wk);
+    return ethoedge_argmax(scores, {pu}_N_CLASSES);
 }}
 """
+
+
+KERNEL_FILES = ("ethoedge_kernels.h", "ethoedge_kernels.c")
+
+
+def kernel_files() -> dict[str, str]:
+    """The shipped kernel library: ``{file name: text}`` (one copy serves every model)."""
+    return {name: (KERNELS_DIR / name).read_text() for name in KERNEL_FILES}
 
 
 def _emit_main(q: QuantizedStudent, cfg: ExportConfig) -> str:
     p, pu = cfg.prefix, cfg.prefix.upper()
     return f"""/* main.c: example use of {p} (generated by ethoedge {__version__}; stdio is used
-   here only to print, never inside the model). Build: cc -std=c99 -O2 {p}.c main.c -o example */
+   here only to print, never inside the model).
+   Build: cc -std=c99 -O2 {p}.c ethoedge_kernels.c main.c -o example */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -806,7 +653,7 @@ int main(void)
     }}
     printf("\\n");
 
-    /* 2. streaming: one sample at a time, as it arrives from the sensor */
+    /* 2. streaming: one sample at a time, as it arrives from the sensor (the first window) */
     {p}_init(&state);
     for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
         if ({p}_push(&state, window[t])) {{
@@ -833,9 +680,11 @@ def emit_c(
     """
     cfg = cfg or ExportConfig()
     q = validate_qmodel(qmodel, cfg)
+    hop_of(q, cfg)
     files = {
         f"{cfg.prefix}.h": _emit_h(q, cfg, command),
         f"{cfg.prefix}.c": _emit_c(q, cfg, command),
+        **kernel_files(),
     }
     if cfg.example_main:
         files["main.c"] = _emit_main(q, cfg)
@@ -857,7 +706,8 @@ def export_c(
 ) -> list[Path]:
     """Emit the C module for ``qmodel`` into ``out_dir``; nothing is written if it fails.
 
-    Returns the written paths (``<prefix>.h``, ``<prefix>.c``, ``main.c`` if asked).
+    Returns the written paths (``<prefix>.h``, ``<prefix>.c``, the kernel library
+    ``ethoedge_kernels.h``/``.c`` and ``main.c`` if asked).
     """
     files = emit_c(qmodel, cfg, command=command)
     return write_files(files, out_dir)

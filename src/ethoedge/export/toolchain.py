@@ -8,6 +8,7 @@ counting plugin are in ``ethoedge/export/templates/``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -121,11 +122,14 @@ def compile_arm(
     support: tuple[str, ...] = ("startup.c",),
     libs: tuple[str, ...] = (),
     timeout: float = 120.0,
+    removed_sections: list[tuple[str, str]] | None = None,
 ) -> Path:
     """Cross-compile and link an ELF for QEMU (startup code, linker script, nano + rdimon).
 
-    ``sources`` are built with the strict flags; the ``support`` files from ``templates/``
-    (startup code, benchmark markers: inline assembly, not ISO C) without ``-pedantic``.
+    ``sources`` are built with the strict flags into ``<out stem>.<source stem>.o`` beside
+    ``out``; the ``support`` files from ``templates/`` (startup code, benchmark markers: inline
+    assembly, not ISO C) without ``-pedantic``. ``removed_sections``, if given, receives the
+    ``(section, object file)`` pairs the linker's garbage collection dropped.
     """
     t = ARM_TARGETS[target]
     base = ["arm-none-eabi-gcc", *t.cpu_flags, opt, "-g", "-ffunction-sections", "-fdata-sections"]
@@ -148,7 +152,12 @@ def compile_arm(
         objs.append(str(obj))
     link = [*base, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles"]
     link += ["-T", str(TEMPLATES / "mps2.ld"), "-Wl,--gc-sections", *objs, *libs, "-o", str(out)]
-    run_tool(link, timeout=timeout)
+    if removed_sections is not None:
+        link.append("-Wl,--print-gc-sections")
+    res = run_tool(link, timeout=timeout)
+    if removed_sections is not None:
+        pat = re.compile(r"removing unused section '([^']+)' in file '([^']+)'")
+        removed_sections.extend(pat.findall(res.stderr + res.stdout))
     return out
 
 

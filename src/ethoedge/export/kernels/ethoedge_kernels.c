@@ -1,0 +1,708 @@
+/* ethoedge_kernels.c: the integer kernels of the ethoedge GRU student (see
+   ethoedge_kernels.h; integer semantics: docs/fixedpoint.md). Shipped with ethoedge; do not
+   edit a copy beside an exported model, re-export instead. */
+#include "ethoedge_kernels.h"
+
+#include <string.h> /* memcpy of 4 bytes: one load */
+
+#if defined(__ARM_FEATURE_DSP) && !defined(ETHOEDGE_NO_DSP)
+#include <arm_acle.h>
+#define ETHOEDGE_DSP 1 /* SMLAD/SMLALD/SXTB16/QADD/SSAT; bit-identical to the plain C */
+#else
+#define ETHOEDGE_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
+/* Q0.15 tables T[k] = clip(round(f((k - 128) / 16) * 32768), -32767, 32767), k = 0..256 */
+const int16_t ethoedge_sigmoid_q15[257] = {
+    11, 12, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22,
+    23, 25, 26, 28, 30, 32, 34, 36, 38, 41, 43, 46,
+    49, 52, 56, 59, 63, 67, 72, 76, 81, 86, 92, 98,
+    104, 111, 118, 125, 133, 142, 151, 161, 171, 182, 194, 206,
+    219, 233, 248, 264, 281, 299, 318, 338, 360, 383, 407, 433,
+    461, 490, 521, 554, 589, 627, 666, 708, 753, 800, 851, 904,
+    961, 1021, 1084, 1152, 1223, 1299, 1379, 1464, 1554, 1649, 1750, 1856,
+    1969, 2088, 2213, 2346, 2486, 2633, 2789, 2952, 3124, 3306, 3496, 3696,
+    3906, 4126, 4357, 4599, 4851, 5115, 5391, 5678, 5978, 6289, 6613, 6949,
+    7297, 7658, 8031, 8416, 8813, 9221, 9641, 10072, 10513, 10964, 11424, 11894,
+    12371, 12856, 13348, 13845, 14347, 14852, 15361, 15872, 16384, 16896, 17407, 17916,
+    18421, 18923, 19420, 19912, 20397, 20874, 21344, 21804, 22255, 22696, 23127, 23547,
+    23955, 24352, 24737, 25110, 25471, 25819, 26155, 26479, 26790, 27090, 27377, 27653,
+    27917, 28169, 28411, 28642, 28862, 29072, 29272, 29462, 29644, 29816, 29979, 30135,
+    30282, 30422, 30555, 30680, 30799, 30912, 31018, 31119, 31214, 31304, 31389, 31469,
+    31545, 31616, 31684, 31747, 31807, 31864, 31917, 31968, 32015, 32060, 32102, 32141,
+    32179, 32214, 32247, 32278, 32307, 32335, 32361, 32385, 32408, 32430, 32450, 32469,
+    32487, 32504, 32520, 32535, 32549, 32562, 32574, 32586, 32597, 32607, 32617, 32626,
+    32635, 32643, 32650, 32657, 32664, 32670, 32676, 32682, 32687, 32692, 32696, 32701,
+    32705, 32709, 32712, 32716, 32719, 32722, 32725, 32727, 32730, 32732, 32734, 32736,
+    32738, 32740, 32742, 32743, 32745, 32746, 32747, 32749, 32750, 32751, 32752, 32753,
+    32754, 32755, 32756, 32756, 32757,
+};
+
+const int16_t ethoedge_tanh_q15[257] = {
+    -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767,
+    -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767,
+    -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767,
+    -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32766, -32766, -32766, -32766, -32765,
+    -32765, -32765, -32764, -32764, -32763, -32762, -32762, -32761, -32760, -32759, -32758, -32756,
+    -32755, -32753, -32751, -32749, -32746, -32743, -32740, -32736, -32732, -32727, -32721, -32715,
+    -32708, -32700, -32691, -32681, -32670, -32657, -32642, -32625, -32606, -32584, -32560, -32532,
+    -32501, -32466, -32426, -32381, -32329, -32271, -32206, -32132, -32048, -31953, -31846, -31726,
+    -31589, -31435, -31262, -31067, -30847, -30600, -30322, -30010, -29660, -29268, -28830, -28341,
+    -27797, -27191, -26519, -25776, -24956, -24054, -23066, -21986, -20813, -19542, -18173, -16706,
+    -15143, -13486, -11743, -9919, -8025, -6073, -4075, -2045, 0, 2045, 4075, 6073,
+    8025, 9919, 11743, 13486, 15143, 16706, 18173, 19542, 20813, 21986, 23066, 24054,
+    24956, 25776, 26519, 27191, 27797, 28341, 28830, 29268, 29660, 30010, 30322, 30600,
+    30847, 31067, 31262, 31435, 31589, 31726, 31846, 31953, 32048, 32132, 32206, 32271,
+    32329, 32381, 32426, 32466, 32501, 32532, 32560, 32584, 32606, 32625, 32642, 32657,
+    32670, 32681, 32691, 32700, 32708, 32715, 32721, 32727, 32732, 32736, 32740, 32743,
+    32746, 32749, 32751, 32753, 32755, 32756, 32758, 32759, 32760, 32761, 32762, 32762,
+    32763, 32764, 32764, 32765, 32765, 32765, 32766, 32766, 32766, 32766, 32767, 32767,
+    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
+    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
+    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
+    32767, 32767, 32767, 32767, 32767,
+};
+
+#if ETHOEDGE_DSP
+/* bytes 1 and 3 of v, sign-extended to an int16 pair: SXTB16 with ROR #8 */
+static inline int32_t sxtb16_ror8(uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+static inline uint32_t load32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#endif
+
+#if ETHOEDGE_DSP
+/* 4 rows x 4 columns per iteration, n iterations: x pair by LDRD, the 4 rows' weight words
+   by two LDRD, 8 SXTB16 and 8 SMLAD (21 instructions per 16 MACs with the loop). w and x are
+   word-aligned; w in the tile layout (columns 0, 2, 1, 3 in each group of 4). */
+static inline void tile4_s8(const int8_t **pw, const int16_t *x, int n, int32_t *p0, int32_t *p1,
+                            int32_t *p2, int32_t *p3)
+{
+    const int8_t *w = *pw;
+    int32_t a0 = *p0, a1 = *p1, a2 = *p2, a3 = *p3;
+    uint32_t x01, x23, v0, v1, t;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "sxtb16 %[t], %[v0]\n\t"
+                     "smlad %[a0], %[t], %[x01], %[a0]\n\t"
+                     "sxtb16 %[t], %[v0], ror #8\n\t"
+                     "smlad %[a0], %[t], %[x23], %[a0]\n\t"
+                     "sxtb16 %[t], %[v1]\n\t"
+                     "smlad %[a1], %[t], %[x01], %[a1]\n\t"
+                     "sxtb16 %[t], %[v1], ror #8\n\t"
+                     "smlad %[a1], %[t], %[x23], %[a1]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "sxtb16 %[t], %[v0]\n\t"
+                     "smlad %[a2], %[t], %[x01], %[a2]\n\t"
+                     "sxtb16 %[t], %[v0], ror #8\n\t"
+                     "smlad %[a2], %[t], %[x23], %[a2]\n\t"
+                     "sxtb16 %[t], %[v1]\n\t"
+                     "smlad %[a3], %[t], %[x01], %[a3]\n\t"
+                     "sxtb16 %[t], %[v1], ror #8\n\t"
+                     "smlad %[a3], %[t], %[x23], %[a3]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [pw] "+r"(w),
+                       [px] "+r"(x), [n] "+r"(n), [x01] "=&r"(x01), [x23] "=&r"(x23),
+                       [t] "=&r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1)
+                     :
+                     : "cc", "memory");
+    *p0 = a0;
+    *p1 = a1;
+    *p2 = a2;
+    *p3 = a3;
+    *pw = w;
+}
+
+/* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
+static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
+                         int groups, int32_t *out)
+{
+    for (; ntiles > 0; --ntiles) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (bias) {
+            a0 = bias[0];
+            a1 = bias[1];
+            a2 = bias[2];
+            a3 = bias[3];
+            bias += 4;
+        }
+        tile4_s8(&w, x, groups, &a0, &a1, &a2, &a3);
+        out[0] = a0;
+        out[1] = a1;
+        out[2] = a2;
+        out[3] = a3;
+        out += 4;
+    }
+}
+#endif
+
+/* sat32(a + b) */
+static inline int32_t add_sat(int32_t a, int32_t b)
+{
+#if ETHOEDGE_DSP
+    return __qadd(a, b);
+#else
+    return ethoedge_sat32((int64_t)a + b);
+#endif
+}
+
+static inline int32_t sat16(int32_t v)
+{
+#if ETHOEDGE_DSP
+    return __ssat(v, 16);
+#else
+    return v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+#endif
+}
+
+/* act(pre): sat16(pre) is the Q3.12 table input (pre has 12 fraction bits); products and
+   sums stay within int32 (|T[i+1] - T[i]| * 255 < 2^24). */
+static inline int32_t act(int32_t pre, const int16_t *t, int w)
+{
+    const int sh = 15 - (w - 1);
+    const int32_t u = sat16(pre);
+    const int32_t i = (u >> 8) + 128, r = u & 255;
+    const int32_t t0 = t[i];
+    int32_t y = t0 + (((t[i + 1] - t0) * r + 128) >> 8);
+    if (sh > 0) {
+        y = (y + (1 << (sh - 1))) >> sh;
+    }
+    return ethoedge_satw(y, w);
+}
+
+int32_t ethoedge_act(int32_t pre, const int16_t table[257], int w)
+{
+    return act(pre, table, w);
+}
+
+/* ---- mat-vec, W = 8: tiles of 4 rows by 4 columns (4 SXTB16 pairs feeding 8 SMLAD) ---- */
+
+/* sum over the complete groups of one row stored in 0, 2, 1, 3 order, plus its tail */
+static inline int32_t row_s8(const int8_t *w, const int16_t *x, int cols, int32_t a)
+{
+    const int c4 = cols & ~3;
+    int k;
+    for (k = 0; k < c4; k += 4) {
+        a += w[k] * x[k] + w[k + 2] * x[k + 1] + w[k + 1] * x[k + 2] + w[k + 3] * x[k + 3];
+    }
+    for (; k < cols; ++k) {
+        a += w[k] * x[k];
+    }
+    return a;
+}
+
+void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
+                        int cols, int32_t *out, int use_dsp)
+{
+    const int c4 = cols & ~3, ct = cols - c4;
+    int r, k;
+#if ETHOEDGE_DSP
+    /* LDRD/LDM need word-aligned x and w (the exported arrays are) */
+    const int aligned = (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
+#endif
+    (void)use_dsp;
+    r = 0;
+#if ETHOEDGE_DSP
+    if (use_dsp && c4 && !ct && aligned) { /* the common case: straight SMLAD tiles */
+        r = rows & ~3;
+        tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
+        w += (long)r * cols;
+    }
+#endif
+    for (; r + 4 <= rows; r += 4) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (bias) {
+            a0 = bias[r];
+            a1 = bias[r + 1];
+            a2 = bias[r + 2];
+            a3 = bias[r + 3];
+        }
+#if ETHOEDGE_DSP
+        if (use_dsp && c4 && aligned) {
+            const int8_t *pw = w;
+            tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
+        } else
+#endif
+        {
+            for (k = 0; k < c4; k += 4) {
+                const int8_t *g = w + 4 * k;
+                const int32_t x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+                a0 += g[0] * x0 + g[2] * x1 + g[1] * x2 + g[3] * x3;
+                a1 += g[4] * x0 + g[6] * x1 + g[5] * x2 + g[7] * x3;
+                a2 += g[8] * x0 + g[10] * x1 + g[9] * x2 + g[11] * x3;
+                a3 += g[12] * x0 + g[14] * x1 + g[13] * x2 + g[15] * x3;
+            }
+        }
+        w += 4 * c4;
+        for (k = 0; k < ct; ++k) {
+            const int32_t xk = x[c4 + k];
+            a0 += w[k] * xk;
+            a1 += w[ct + k] * xk;
+            a2 += w[2 * ct + k] * xk;
+            a3 += w[3 * ct + k] * xk;
+        }
+        w += 4 * ct;
+        out[r] = a0;
+        out[r + 1] = a1;
+        out[r + 2] = a2;
+        out[r + 3] = a3;
+    }
+    for (; r < rows; ++r) {
+        int32_t a = bias ? bias[r] : 0;
+#if ETHOEDGE_DSP
+        if (use_dsp) {
+            for (k = 0; k < c4; k += 4) {
+                const uint32_t v = load32(w + k);
+                a = __smlad(__sxtb16((int32_t)v), (int32_t)load32(x + k), a);
+                a = __smlad(sxtb16_ror8(v), (int32_t)load32(x + k + 2), a);
+            }
+            for (; k < cols; ++k) {
+                a += w[k] * x[k];
+            }
+        } else
+#endif
+        {
+            a = row_s8(w, x, cols, a);
+        }
+        out[r] = a;
+        w += cols;
+    }
+}
+
+void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t *x, int rows,
+                             int cols, int64_t *out, int32_t *dot, int use_dsp)
+{
+    int r;
+    ethoedge_matvec_s8(w, 0, x, rows, cols, dot, use_dsp);
+    for (r = 0; r < rows; ++r) {
+        out[r] = (int64_t)dot[r] + (bias ? bias[r] : 0);
+    }
+}
+
+/* ---- mat-vec, W = 16: tiles of 2 rows by 8 columns (8 SMLALD into int64) ---- */
+
+#if ETHOEDGE_DSP
+/* 2 rows x 8 columns per iteration, n iterations: 2 LDRD of x and 4 of w, 8 SMLALD (16
+   instructions per 16 MACs with the loop). w and x word-aligned, w in the tile layout. */
+static inline void tile2_s16(const int16_t **pw, const int16_t *x, int n, int64_t *p0,
+                             int64_t *p1)
+{
+    const int16_t *w = *pw;
+    int64_t a0 = *p0, a1 = *p1;
+    uint32_t x01, x23, v0, v1;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
+                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
+                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
+                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
+                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
+                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
+                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [pw] "+r"(w), [px] "+r"(x), [n] "+r"(n),
+                       [x01] "=&r"(x01), [x23] "=&r"(x23), [v0] "=&r"(v0), [v1] "=&r"(v1)
+                     :
+                     : "cc", "memory");
+    *p0 = a0;
+    *p1 = a1;
+    *pw = w;
+}
+#endif
+
+/* row . x over 4 columns (int16 products summed in int64) */
+static inline int64_t dot4_s16(const int16_t *w, const int16_t *x)
+{
+    return (int64_t)(w[0] * x[0]) + w[1] * x[1] + (int64_t)(w[2] * x[2]) + w[3] * x[3];
+}
+
+void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x, int rows,
+                         int cols, int64_t *out, int use_dsp)
+{
+    const int c4 = cols & ~3, ct = cols - c4;
+    int r, k;
+#if ETHOEDGE_DSP
+    const int aligned = (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
+#endif
+    (void)use_dsp;
+    for (r = 0; r + 2 <= rows; r += 2) {
+        int64_t a0 = bias ? bias[r] : 0, a1 = bias ? bias[r + 1] : 0;
+        k = 0;
+#if ETHOEDGE_DSP
+        if (use_dsp && aligned && c4 >= 8) {
+            k = c4 & ~7;
+            tile2_s16(&w, x, k >> 3, &a0, &a1);
+        }
+#endif
+        for (; k < c4; k += 4) { /* a group of 4 columns: row 0's four, then row 1's */
+            a0 += dot4_s16(w, x + k);
+            a1 += dot4_s16(w + 4, x + k);
+            w += 8;
+        }
+        for (k = 0; k < ct; ++k) {
+            const int32_t xk = x[c4 + k];
+            a0 += w[k] * xk;
+            a1 += w[ct + k] * xk;
+        }
+        w += 2 * ct;
+        out[r] = a0;
+        out[r + 1] = a1;
+    }
+    if (r < rows) { /* the last row of an odd count, in natural order */
+        int64_t a = bias ? bias[r] : 0;
+        k = 0;
+#if ETHOEDGE_DSP
+        if (use_dsp) {
+            for (; k < c4; k += 2) {
+                a = __smlald((int32_t)load32(w + k), (int32_t)load32(x + k), a);
+            }
+        }
+#endif
+        for (; k < cols; ++k) {
+            a += (int32_t)w[k] * x[k];
+        }
+        out[r] = a;
+    }
+}
+
+/* ---- requantise ---- */
+
+/* sat32(round_shift(v, s)) for 0 < s < 64 on the two 32-bit halves (no 64-bit shifter):
+   the same integer as ethoedge_align64(v, s). For s >= 32 the result is the high word shifted,
+   always within int32. */
+ALWAYS_INLINE int32_t rsat64(int64_t v, int s)
+{
+    const uint64_t t = (uint64_t)v + ((uint64_t)1 << (s - 1)); /* wraps as int64 would */
+    const uint32_t lo = (uint32_t)t;
+    const int32_t hi = (int32_t)(uint32_t)(t >> 32);
+    uint32_t l;
+    int32_t h;
+    if (s >= 32) {
+        return hi >> (s - 32);
+    }
+    l = (lo >> s) | ((uint32_t)hi << (32 - s));
+    h = hi >> s; /* high word of the shifted value */
+    if (h != ((int32_t)l >> 31)) {
+        return h < 0 ? INT32_MIN : INT32_MAX;
+    }
+    return (int32_t)l;
+}
+
+void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
+                        int32_t *out32)
+{
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1;
+    const int32_t lo = relu ? 0 : -top - 1;
+    int i;
+    if (s > 0) { /* the rounding offset was proved to fit int32 */
+        const int32_t rnd = (int32_t)1 << (s - 1);
+        for (i = 0; i < n; ++i) {
+            int32_t v = (acc[i] + rnd) >> s;
+            v = v > top ? top : v < lo ? lo : v;
+            if (out16) {
+                out16[i] = (int16_t)v;
+            } else {
+                out32[i] = v;
+            }
+        }
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        const int32_t v = ethoedge_satw(ethoedge_round_shift64(acc[i], s), w);
+        const int32_t o = relu && v < 0 ? 0 : v;
+        if (out16) {
+            out16[i] = (int16_t)o;
+        } else {
+            out32[i] = o;
+        }
+    }
+}
+
+void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16_t *out16,
+                        int32_t *out32)
+{
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1, lo = relu ? 0 : -top - 1;
+    int i;
+    for (i = 0; i < n; ++i) {
+        const int32_t v = s > 0 && s < 64 ? rsat64(acc[i], s)
+                                          : ethoedge_sat32(ethoedge_round_shift64(acc[i], s));
+        const int32_t o = v > top ? top : v < lo ? lo : v;
+        if (out16) {
+            out16[i] = (int16_t)o;
+        } else {
+            out32[i] = o;
+        }
+    }
+}
+
+/* ---- GRU gate update: requantise, activations, state update, one pass ---- */
+
+/* act() for a constant W (8 or 16 after inlining): the output rounding and saturation fold
+   to constants (SSAT on the M4). */
+ALWAYS_INLINE int32_t act_w(int32_t pre, const int16_t *t, const int w)
+{
+    const int sh = 15 - (w - 1);
+    const int32_t u = sat16(pre);
+    const int32_t i = (u >> 8) + 128, r = u & 255;
+    const int32_t t0 = t[i];
+    int32_t y = t0 + (((t[i + 1] - t0) * r + 128) >> 8);
+    if (sh > 0) {
+        y = (y + (1 << (sh - 1))) >> sh;
+        y = y > (1 << (w - 1)) - 1 ? (1 << (w - 1)) - 1 : y; /* only the top end can exceed */
+    }
+    return y;
+}
+
+/* h' = sat(round_shift((2^(W-1) - z) align(n, W-1, f_h) + z h, W - 1), W) */
+static inline int16_t h_update(int32_t z, int32_t n, int32_t h, int sh_n, int w)
+{
+    const int64_t hs = (int64_t)((1 << (w - 1)) - z) * ethoedge_align64(n, sh_n)
+                       + (int64_t)z * h;
+    return (int16_t)ethoedge_satw((hs + ((int64_t)1 << (w - 2))) >> (w - 1), w);
+}
+
+/* The fast pass: every shift a right shift (or 0), W constant. With 0 <= z <= 2^(W-1) and
+   |align(n)|, |h| <= 2^(W-1), the state update (2^(W-1) - z) n + z h is a convex combination
+   scaled by 2^(W-1): |.| <= 2^(2W-2) <= 2^30, exact in int32; the rounded result is within
+   the W-bit range, so it needs no saturation. */
+ALWAYS_INLINE void update32_fast(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
+                                 int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
+{
+    const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
+    const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
+    const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
+    const int32_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
+    int j;
+    for (j = 0; j < u; ++j) {
+        const int32_t r = act_w(add_sat((gx[j] + rgx) >> sgx, (gh[j] + rgh) >> sgh),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t z = act_w(add_sat((gxz[j] + rgx) >> sgx, (ghz[j] + rgh) >> sgh),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t rn = ethoedge_sat32(((int64_t)r * ghn[j] + rrn) >> srn);
+        const int32_t n = act_w(add_sat((gxn[j] + rgx) >> sgx, rn), ethoedge_tanh_q15, w);
+        const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
+        hn[j] = (int16_t)((hs + half) >> (w - 1));
+    }
+}
+
+ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, const int16_t *h,
+                                 int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
+{
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int32_t one = (int32_t)1 << (w - 1), half = (int32_t)1 << (w - 2);
+    const int64_t *gxz = gx + u, *gxn = gx + 2 * u, *ghz = gh + u, *ghn = gh + 2 * u;
+    int j;
+    for (j = 0; j < u; ++j) { /* 0 < sgx, sgh, srn < 64 here */
+        const int32_t r = act_w(add_sat(rsat64(gx[j], sgx), rsat64(gh[j], sgh)),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t z = act_w(add_sat(rsat64(gxz[j], sgx), rsat64(ghz[j], sgh)),
+                                ethoedge_sigmoid_q15, w);
+        const int32_t rn = rsat64((int64_t)r * ghn[j], srn);
+        const int32_t n = act_w(add_sat(rsat64(gxn[j], sgx), rn), ethoedge_tanh_q15, w);
+        const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
+        hn[j] = (int16_t)((hs + half) >> (w - 1));
+    }
+}
+
+void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh,
+                           int u, const int16_t *h, int16_t *hn)
+{
+    const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
+    const int snh = m->sh_n_to_h;
+    int j;
+    if (w == 8 && sgx >= 0 && sgh >= 0 && srn >= 0 && snh >= 0) {
+        update32_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 8);
+        return;
+    }
+    for (j = 0; j < u; ++j) { /* general shifts: the contract term by term */
+        const int32_t r = ethoedge_act(
+            add_sat(ethoedge_align32(gx[j], sgx), ethoedge_align32(gh[j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        const int32_t z = ethoedge_act(
+            add_sat(ethoedge_align32(gx[u + j], sgx), ethoedge_align32(gh[u + j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        /* rn = r * (W_hn h + b_hn): exact int64 product, rounded once to the gate format */
+        const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
+        const int32_t n = ethoedge_act(add_sat(ethoedge_align32(gx[2 * u + j], sgx), rn),
+                                       ethoedge_tanh_q15, w);
+        hn[j] = h_update(z, n, h[j], snh, w);
+    }
+}
+
+void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const int64_t *gh,
+                           int u, const int16_t *h, int16_t *hn)
+{
+    const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
+    const int snh = m->sh_n_to_h;
+    int j;
+    if (w == 16 && sgx > 0 && sgx < 64 && sgh > 0 && sgh < 64 && srn > 0 && srn < 64
+        && snh >= 0) {
+        update64_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 16);
+        return;
+    }
+    for (j = 0; j < u; ++j) {
+        const int32_t r = ethoedge_act(
+            add_sat(ethoedge_align64(gx[j], sgx), ethoedge_align64(gh[j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        const int32_t z = ethoedge_act(
+            add_sat(ethoedge_align64(gx[u + j], sgx), ethoedge_align64(gh[u + j], sgh)),
+            ethoedge_sigmoid_q15, w);
+        const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
+        const int32_t n = ethoedge_act(add_sat(ethoedge_align64(gx[2 * u + j], sgx), rn),
+                                       ethoedge_tanh_q15, w);
+        hn[j] = h_update(z, n, h[j], snh, w);
+    }
+}
+
+/* ---- layers ---- */
+
+static void layer_s8(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                     void *out, int32_t *dot, int use_dsp)
+{
+    (void)dot;
+    ethoedge_matvec_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out,
+                       use_dsp);
+}
+
+static void layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                          void *out, int32_t *dot, int use_dsp)
+{
+    ethoedge_matvec_s8_wide((const int8_t *)w, (const int64_t *)b, x, rows, cols,
+                            (int64_t *)out, dot, use_dsp);
+}
+
+static void layer_s16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                      void *out, int32_t *dot, int use_dsp)
+{
+    (void)dot;
+    ethoedge_matvec_s16((const int16_t *)w, (const int64_t *)b, x, rows, cols, (int64_t *)out,
+                        use_dsp);
+}
+
+static void requant_32(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                       int32_t *out32)
+{
+    ethoedge_requant32((const int32_t *)acc, n, s, w, relu, out16, out32);
+}
+
+static void requant_64(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                       int32_t *out32)
+{
+    ethoedge_requant64((const int64_t *)acc, n, s, w, relu, out16, out32);
+}
+
+static void update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                      const int16_t *h, int16_t *hn)
+{
+    ethoedge_gru_update32(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
+}
+
+static void update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                      const int16_t *h, int16_t *hn)
+{
+    ethoedge_gru_update64(m, (const int64_t *)gx, (const int64_t *)gh, u, h, hn);
+}
+
+const ethoedge_ops_t ethoedge_ops_s8 = {layer_s8, requant_32, update_32};
+const ethoedge_ops_t ethoedge_ops_s8_wide = {layer_s8_wide, requant_64, update_64};
+const ethoedge_ops_t ethoedge_ops_s16 = {layer_s16, requant_64, update_64};
+
+void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first,
+                   const int16_t x[3], const ethoedge_work_t *work)
+{
+    const ethoedge_ops_t *ops = m->ops;
+    const int hid = m->hidden, w = m->word_bits;
+    const int esz = w == 16 ? 2 : 1;              /* bytes per weight */
+    const int asz = m->acc64 ? 8 : 4;             /* bytes per accumulator */
+    int16_t xin[6];
+    const int16_t *in = x;
+    int j0, c;
+    if (m->input_stage != 0) {
+        /* static/dynamic split: s = x at the window's first sample, then
+           s += round_shift(x - s, k); inputs: sat16(x - s) per axis, then s per axis */
+        const int k = m->static_shift;
+        for (c = 0; c < 3; ++c) {
+            int32_t d;
+            if (first) {
+                lp[c] = x[c];
+            } else {
+                d = (int32_t)x[c] - lp[c];
+                lp[c] = (int16_t)(lp[c] + ((d + (1 << (k - 1))) >> k));
+            }
+            d = (int32_t)x[c] - lp[c];
+            xin[c] = (int16_t)(d > 32767 ? 32767 : d < -32768 ? -32768 : d);
+            if (m->input_stage == 2) {
+                xin[3 + c] = lp[c];
+            }
+        }
+        in = xin;
+    }
+    /* a = relu(W_in' x + b_in') */
+    ops->layer(m->w_inp, m->b_inp, in, hid, m->n_inputs, work->acc, work->dot, m->use_dsp);
+    ops->requant(work->acc, hid, m->sh_a, w, 1, work->a, 0);
+    /* GRU, ETHOEDGE_GRU_BLOCK units at a time: gate accumulators of the block (int32 or
+       int64 buffer), then one element-wise pass */
+    for (j0 = 0; j0 < hid; j0 += ETHOEDGE_GRU_BLOCK) {
+        const int u = hid - j0 < ETHOEDGE_GRU_BLOCK ? hid - j0 : ETHOEDGE_GRU_BLOCK;
+        const long off = 3L * j0 * hid * esz; /* this block's rows */
+        const char *wih = (const char *)m->w_ih + off, *whh = (const char *)m->w_hh + off;
+        const char *bih = (const char *)m->b_ih + 3L * j0 * asz;
+        const char *bhh = (const char *)m->b_hh + 3L * j0 * asz;
+        char *gx = (char *)work->acc, *gh = gx + 3L * u * asz;
+        ops->layer(wih, bih, work->a, 3 * u, hid, gx, work->dot, m->use_dsp);
+        ops->layer(whh, bhh, h, 3 * u, hid, gh, work->dot, m->use_dsp);
+        ops->update(m, gx, gh, u, h + j0, work->hn + j0);
+    }
+    memcpy(h, work->hn, (size_t)hid * sizeof h[0]);
+}
+
+void ethoedge_head(const ethoedge_model_t *m, const int16_t *h, int32_t *logits,
+                   const ethoedge_work_t *work)
+{
+    const ethoedge_ops_t *ops = m->ops;
+    /* m = relu(W_1 h + b_1), into work->a (it holds max(H, M) values) */
+    ops->layer(m->w_mlp, m->b_mlp, h, m->mlp_hidden, m->hidden, work->acc, work->dot,
+               m->use_dsp);
+    ops->requant(work->acc, m->mlp_hidden, m->sh_m, m->word_bits, 1, work->a, 0);
+    /* logits = W_2 m + b_2 */
+    ops->layer(m->w_out, m->b_out, work->a, m->n_classes, m->mlp_hidden, work->acc, work->dot,
+               m->use_dsp);
+    ops->requant(work->acc, m->n_classes, m->sh_logits, m->word_bits, 0, 0, logits);
+}
+
+int ethoedge_argmax(const int32_t *v, int n)
+{
+    int j, best = 0;
+    for (j = 1; j < n; ++j) {
+        if (v[j] > v[best]) {
+            best = j;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,178 @@
+/* ethoedge_kernels.h: the integer kernels of the ethoedge GRU student (shipped with ethoedge;
+   integer semantics: docs/fixedpoint.md). One copy serves every exported model of a firmware:
+   a model file holds only its weights, shifts and sizes in a const ethoedge_model_t and calls
+   these kernels. No malloc, no recursion, no libm, no stdio.
+
+   Each kernel has a portable C99 version and an Armv7E-M DSP version (SMLAD/SMLALD/SXTB16,
+   chosen at compile time by __ARM_FEATURE_DSP unless ETHOEDGE_NO_DSP is defined, and at run
+   time by the model's use_dsp flag). Both give the same integers.
+
+   Weight layout (ethoedge.export.emit.tile_matrix): rows in tiles of R (4 at W = 8, 2 at
+   W = 16); inside a tile, for each complete group of 4 columns the R rows' groups one after
+   the other (W = 8: columns 0, 2, 1, 3 inside a group, for SXTB16), then the remaining
+   columns of the R rows row by row; rows after the last complete tile row by row (W = 8:
+   complete groups of 4 in the order 0, 2, 1, 3). GRU rows are in blocks of
+   ETHOEDGE_GRU_BLOCK units: rows r, z, n of units j0..j0+u-1, block after block. */
+#ifndef ETHOEDGE_KERNELS_H
+#define ETHOEDGE_KERNELS_H
+
+#include <stdint.h>
+
+#define ETHOEDGE_KERNELS_VERSION 2
+#define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
+
+/* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
+   this implementation-defined: refuse a compiler that does otherwise. */
+typedef char ethoedge_arithmetic_right_shift_check[((-1) >> 1) == -1 ? 1 : -1];
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "ethoedge kernels read int8/int16 weights as 32-bit words: little-endian only"
+#endif
+#endif
+
+#if defined(__GNUC__)
+#define ETHOEDGE_ALIGN4 __attribute__((aligned(4)))
+#else
+#define ETHOEDGE_ALIGN4
+#endif
+
+typedef struct ethoedge_model_s ethoedge_model_t;
+
+/* The kernels of one accumulator type, chosen by the exporter (a model links only the set
+   it names, so a firmware carries only the kernels its models use). */
+typedef struct {
+    /* out = W x + b (rows accumulators, int32_t or int64_t); dot: int32 scratch or 0 */
+    void (*layer)(const void *w, const void *b, const int16_t *x, int rows, int cols, void *out,
+                  int32_t *dot, int use_dsp);
+    void (*requant)(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                    int32_t *out32);
+    void (*update)(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                   const int16_t *h, int16_t *hn);
+} ethoedge_ops_t;
+
+extern const ethoedge_ops_t ethoedge_ops_s8;      /* W = 8, int32 accumulators */
+extern const ethoedge_ops_t ethoedge_ops_s8_wide; /* W = 8, int64 accumulators */
+extern const ethoedge_ops_t ethoedge_ops_s16;     /* W = 16, int64 accumulators */
+
+/* One exported model: sizes, shifts (round_shift amounts, s < 0 is a left shift) and
+   weights. acc64 = 0: every accumulator (and its bias) fits int32 (proved at export); biases
+   are then int32_t, else int64_t. Weights are int8_t (W <= 8) or int16_t (W = 16). */
+struct ethoedge_model_s {
+    const ethoedge_ops_t *ops; /* kernels of the model's word length and accumulator type */
+    int16_t word_bits;  /* W: 8 or 16 */
+    int16_t hidden;     /* H */
+    int16_t mlp_hidden; /* M */
+    int16_t n_classes;  /* C */
+    int16_t n_inputs;   /* 3 (raw) or 3 (dynamic) or 6 (static/dynamic) */
+    int16_t input_stage; /* 0 raw, 1 dynamic part only, 2 dynamic then static parts */
+    int16_t static_shift; /* k of the low-pass s += round_shift(x - s, k) */
+    int16_t acc64;
+    int16_t use_dsp;
+    int16_t sh_a, sh_gx, sh_gh, sh_rn, sh_n_to_h, sh_m, sh_logits;
+    const void *w_inp, *w_ih, *w_hh, *w_mlp, *w_out; /* tiled layout */
+    const void *b_inp, *b_ih, *b_hh, *b_mlp, *b_out; /* bias_acc, int32_t or int64_t */
+};
+
+/* Scratch of one step, owned by the caller (sized by the model's header macros). acc holds
+   max(6 min(ETHOEDGE_GRU_BLOCK, H), M, C) accumulators of int32_t (acc64 = 0) or int64_t. */
+typedef struct {
+    int16_t *a;  /* max(H, M) */
+    int16_t *hn; /* H */
+    void *acc;
+    int32_t *dot; /* acc64 with W = 8 only: as many int32_t as acc, else unused (may be 0) */
+} ethoedge_work_t;
+
+/* ---- scalar operations (static inline: no symbols, one definition per program) ---- */
+
+/* sat32(v) */
+static inline int32_t ethoedge_sat32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+/* round_shift(v, s) in int64: s > 0 (v + 2^(s-1)) >> s; s < 0 v << -s (wraps as the
+   reference's int64); s == 0 v */
+static inline int64_t ethoedge_round_shift64(int64_t v, int s)
+{
+    if (s > 0) {
+        return (v + ((int64_t)1 << (s - 1))) >> s;
+    }
+    if (s < 0) {
+        return (int64_t)((uint64_t)v << -s);
+    }
+    return v;
+}
+
+/* align(v, s) = sat32(round_shift(v, s)) of an int64 value */
+static inline int32_t ethoedge_align64(int64_t v, int s)
+{
+    return ethoedge_sat32(ethoedge_round_shift64(v, s));
+}
+
+/* align(v, s) of an int32 accumulator whose rounding offset was proved to fit int32 */
+static inline int32_t ethoedge_align32(int32_t v, int s)
+{
+    if (s > 0) {
+        return (v + ((int32_t)1 << (s - 1))) >> s;
+    }
+    if (s < 0) {
+        return ethoedge_sat32((int64_t)((uint64_t)(int64_t)v << -s));
+    }
+    return v;
+}
+
+/* sat(v, W) */
+static inline int32_t ethoedge_satw(int64_t v, int w)
+{
+    const int64_t hi = ((int64_t)1 << (w - 1)) - 1;
+    return (int32_t)(v > hi ? hi : v < -hi - 1 ? -hi - 1 : v);
+}
+
+/* ---- kernels (ethoedge_kernels.c) ---- */
+
+/* Sigmoid and tanh, Q0.15, 257 entries over [-8, 8] (word-length independent). */
+extern const int16_t ethoedge_sigmoid_q15[257];
+extern const int16_t ethoedge_tanh_q15[257];
+
+/* act(pre, table, W): pre at 12 fraction bits; the contract's LUT with interpolation,
+   output at W - 1 fraction bits. */
+int32_t ethoedge_act(int32_t pre, const int16_t table[257], int w);
+
+/* out[i] = bias[i] + sum_k w[i][k] x[k] (bias may be 0: none), int32, W = 8 weights. */
+void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
+                        int cols, int32_t *out, int use_dsp);
+/* The same with int64 output and int64 bias: W = 16 weights (SMLALD), or W = 8 weights with
+   an int32 scratch (dot, rows entries) when the accumulators need int64. */
+void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x, int rows,
+                         int cols, int64_t *out, int use_dsp);
+void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t *x, int rows,
+                             int cols, int64_t *out, int32_t *dot, int use_dsp);
+
+/* v = max(requant(acc[i], s, W), 0) if relu else requant(acc[i], s, W), into out16[i] (if
+   out16 is not 0) or out32[i] */
+void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
+                        int32_t *out32);
+void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16_t *out16,
+                        int32_t *out32);
+
+/* GRU gate update of u units: gx, gh hold 3u accumulators (rows r, z, n of the units, bias
+   included); h the old state of the units, hn the new one. */
+void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh,
+                           int u, const int16_t *h, int16_t *hn);
+void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const int64_t *gh,
+                           int u, const int16_t *h, int16_t *hn);
+
+/* Input stage, input layer and one GRU step for one sample x (x, y, z); h (H) is updated,
+   lp (3) is the low-pass state of the static/dynamic input stage (unused for raw), first
+   is nonzero at a window's first sample. */
+void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first,
+                   const int16_t x[3], const ethoedge_work_t *work);
+
+/* MLP and output layer on the hidden state h: logits (C). */
+void ethoedge_head(const ethoedge_model_t *m, const int16_t *h, int32_t *logits,
+                   const ethoedge_work_t *work);
+
+/* Index of the first maximum of v (n >= 1). */
+int ethoedge_argmax(const int32_t *v, int n);
+
+#endif /* ETHOEDGE_KERNELS_H */

@@ -1,0 +1,284 @@
+"""The shipped kernel library, kernel by kernel, against the NumPy integer reference.
+
+Each test builds one small C program from ``ethoedge_kernels.c`` and embedded test vectors,
+runs it on the host and (where the Arm toolchain is installed) on the emulated Cortex-M4 (DSP
+path) and Cortex-M3 (plain C), and compares every printed integer with the reference. Sizes are
+odd on purpose (H = 13, M = 7, ...): every tile and column tail of the DSP kernels runs on the
+M4, and the aligned/unaligned input paths both run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ethoedge.export import toolchain
+from ethoedge.export.cgen import c_array
+from ethoedge.export.emit import kernel_files, tile_matrix
+from ethoedge.quantize.fixedpoint import (
+    SIGMOID_TABLE,
+    TANH_TABLE,
+    activation,
+    round_shift,
+    saturate,
+)
+
+from .helpers import requires_gcc
+
+pytestmark = requires_gcc
+
+TARGETS = [
+    "host",
+    pytest.param("cortex-m4", marks=[pytest.mark.qemu]),
+    pytest.param("cortex-m3", marks=[pytest.mark.qemu]),
+]
+
+
+def run_program(tmp: Path, body: str, arrays: list[str], target: str) -> np.ndarray:
+    """Build ``main`` (``body`` after the ``arrays``) with the kernels; the printed integers."""
+    if target != "host" and not toolchain.have_arm():
+        pytest.skip(toolchain.missing_arm_message())
+    for name, text in kernel_files().items():
+        (tmp / name).write_text(text)
+    nl = "\n"
+    src = f"""#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ethoedge_kernels.h"
+
+{nl.join(arrays)}
+
+static void put(int64_t v) /* newlib-nano's printf has no 64-bit formats */
+{{
+    char buf[24];
+    int i = 23;
+    uint64_t m = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    buf[i] = 0;
+    do {{
+        buf[--i] = (char)('0' + (int)(m % 10u));
+        m /= 10u;
+    }} while (m);
+    if (v < 0) {{
+        buf[--i] = '-';
+    }}
+    puts(buf + i);
+}}
+
+int main(void)
+{{
+{body}
+    return 0;
+}}
+"""
+    (tmp / "main.c").write_text(src)
+    sources = [tmp / "ethoedge_kernels.c", tmp / "main.c"]
+    if target == "host":
+        exe = toolchain.compile_host(
+            sources, tmp / "t", include=[tmp], opt="-O1",
+            extra=("-fsanitize=address,undefined", "-fno-sanitize-recover=all"),
+        )  # fmt: skip
+        res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=True)
+        out = res.stdout
+    else:
+        elf = toolchain.compile_arm(sources, tmp / "t.elf", target=target, include=[tmp])
+        res = toolchain.run_qemu(elf, target=target, timeout=120, cwd=tmp)
+        assert res.returncode == 0, res.stderr
+        out = res.stdout
+    return np.array([int(v) for v in out.split()], dtype=np.int64)
+
+
+def _arr(name: str, ctype: str, v: np.ndarray, aligned: bool = True) -> str:
+    text = c_array(name, ctype, np.asarray(v).ravel())
+    if aligned:
+        text = text.replace(f"{name}[{np.asarray(v).size}] = {{",
+                            f"{name}[{np.asarray(v).size}] ETHOEDGE_ALIGN4 = {{")  # fmt: skip
+    return text
+
+
+def _rand_w(rng: np.random.Generator, shape: tuple[int, int], bits: int) -> np.ndarray:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    w = rng.integers(lo, hi + 1, size=shape)
+    w.flat[:: max(1, w.size // 5)] = lo  # extremes
+    w.flat[1 :: max(1, w.size // 4)] = hi
+    return w
+
+
+# rows x cols: tiles with and without column tails, a row tail, a single column
+SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_matvec_every_tail(tmp_path: Path, target: str, bits: int):
+    rng = np.random.default_rng(bits)
+    arrays, body, expected = [], [], []
+    wt = "int8_t" if bits == 8 else "int16_t"
+    for i, (rows, cols) in enumerate(SIZES):
+        w = _rand_w(rng, (rows, cols), bits)
+        x = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=cols)
+        x[0] = -(1 << (bits - 1))
+        b = rng.integers(-(1 << 20), 1 << 20, size=rows)
+        arrays += [
+            _arr(f"w{i}", wt, tile_matrix(w, bits)),
+            _arr(f"x{i}", "int16_t", np.concatenate([x, [0]])),
+            _arr(f"b{i}", "int32_t" if bits == 8 else "int64_t", b),
+        ]
+        exact = w.astype(np.int64) @ x.astype(np.int64)
+        for use_dsp in (1, 0):
+            if bits == 8:
+                body.append(f"""    {{
+        int32_t o[{rows}];
+        int64_t o64[{rows}];
+        int32_t dot[{rows}];
+        int16_t xu[{cols + 2}]; /* x at an odd address: the unaligned path */
+        int j;
+        memcpy(xu + 1, x{i}, sizeof(int16_t) * {cols});
+        ethoedge_matvec_s8(w{i}, b{i}, x{i}, {rows}, {cols}, o, {use_dsp});
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+        ethoedge_matvec_s8(w{i}, 0, xu + 1, {rows}, {cols}, o, {use_dsp});
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+        {{
+            static const int64_t b64[{rows}] = {{{", ".join(str(v) for v in b)}}};
+            ethoedge_matvec_s8_wide(w{i}, b64, x{i}, {rows}, {cols}, o64, dot, {use_dsp});
+        }}
+        for (j = 0; j < {rows}; ++j) put(o64[j]);
+    }}""")
+                expected += [exact + b, exact, exact + b]
+            else:
+                body.append(f"""    {{
+        int64_t o[{rows}];
+        int16_t xu[{cols + 2}];
+        int j;
+        memcpy(xu + 1, x{i}, sizeof(int16_t) * {cols});
+        ethoedge_matvec_s16(w{i}, b{i}, x{i}, {rows}, {cols}, o, {use_dsp});
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+        ethoedge_matvec_s16(w{i}, 0, xu + 1, {rows}, {cols}, o, {use_dsp});
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+    }}""")
+                expected += [exact + b, exact]
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_activations_on_every_table_segment_and_beyond(tmp_path: Path, target: str):
+    pre = np.concatenate(
+        [np.arange(-33000, 33000, 37), [-(1 << 31), (1 << 31) - 1, -32769, 32768, 0, -1, 255]]
+    )
+    arrays = [_arr("pre", "int32_t", pre)]
+    body = """    int i, w;
+    for (w = 8; w <= 16; w += 8) {
+        for (i = 0; i < (int)(sizeof pre / sizeof pre[0]); ++i) {
+            put(ethoedge_act(pre[i], ethoedge_sigmoid_q15, w));
+            put(ethoedge_act(pre[i], ethoedge_tanh_q15, w));
+        }
+    }"""
+    got = run_program(tmp_path, body, arrays, target).reshape(2, -1, 2)
+    for k, w in enumerate((8, 16)):
+        np.testing.assert_array_equal(got[k, :, 0], activation(pre, 12, SIGMOID_TABLE, w))
+        np.testing.assert_array_equal(got[k, :, 1], activation(pre, 12, TANH_TABLE, w))
+
+
+def test_shipped_tables_are_the_contract_tables():
+    text = kernel_files()["ethoedge_kernels.c"]
+    for name, table in (("ethoedge_sigmoid_q15", SIGMOID_TABLE), ("ethoedge_tanh_q15", TANH_TABLE)):
+        body = text.split(f"const int16_t {name}[257] = {{", 1)[1].split("};", 1)[0]
+        assert [int(v) for v in body.replace("\n", " ").split(",") if v.strip()] == list(table)
+
+
+def _align(v, s):
+    return saturate(round_shift(v, s), 32)
+
+
+def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
+    u = len(h)
+    rx, zx, nx = gx[:u], gx[u : 2 * u], gx[2 * u :]
+    rh, zh, nh = gh[:u], gh[u : 2 * u], gh[2 * u :]
+    r = activation(saturate(_align(rx, sgx) + _align(rh, sgh), 32), 12, SIGMOID_TABLE, w)
+    z = activation(saturate(_align(zx, sgx) + _align(zh, sgh), 32), 12, SIGMOID_TABLE, w)
+    rn = _align(r * nh, srn)
+    n = activation(saturate(_align(nx, sgx) + rn, 32), 12, TANH_TABLE, w)
+    hs = ((1 << (w - 1)) - z) * _align(n, snh) + z * h
+    return saturate(round_shift(hs, w - 1), w)
+
+
+# (sgx, sgh, srn, snh): right shifts only (the fast pass), then left shifts (the general pass)
+SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, -1, -1)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize(
+    "bits, wide", [(8, False), (8, True), (16, True)], ids=["W8-int32", "W8-int64", "W16-int64"]
+)
+def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
+    rng = np.random.default_rng(bits + wide)
+    u = 7
+    lim = (1 << 40) if wide else (1 << 30)
+    arrays, body, expected = [], [], []
+    for i, (sgx, sgh, srn, snh) in enumerate(SHIFTS):
+        gx = rng.integers(-lim, lim, size=3 * u)
+        gh = rng.integers(-lim, lim, size=3 * u)
+        gx[:3] = [lim - 1, -lim, 0]  # saturating sums and a zero
+        gh[:3] = [lim - 1, -lim, 0]
+        h = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=u)
+        h[0] = -(1 << (bits - 1))
+        ct = "int64_t" if wide else "int32_t"
+        arrays += [
+            _arr(f"gx{i}", ct, gx),
+            _arr(f"gh{i}", ct, gh),
+            _arr(f"h{i}", "int16_t", h),
+        ]
+        fn = "ethoedge_gru_update64" if wide else "ethoedge_gru_update32"
+        body.append(f"""    {{
+        ethoedge_model_t m;
+        int16_t hn[{u}];
+        int j;
+        memset(&m, 0, sizeof m);
+        m.word_bits = {bits};
+        m.sh_gx = {sgx};
+        m.sh_gh = {sgh};
+        m.sh_rn = {srn};
+        m.sh_n_to_h = {snh};
+        {fn}(&m, gx{i}, gh{i}, {u}, h{i}, hn);
+        for (j = 0; j < {u}; ++j) put(hn[j]);
+    }}""")
+        expected.append(_gru_reference(gx, gh, h, bits, sgx, sgh, srn, snh))
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_requant(tmp_path: Path, target: str):
+    rng = np.random.default_rng(7)
+    acc = rng.integers(-(1 << 29), 1 << 29, size=11)
+    acc[:2] = [(1 << 29) - 1, -(1 << 29)]
+    arrays = [_arr("acc", "int32_t", acc), _arr("acc64", "int64_t", acc * 1000)]
+    cases = [(s, w, relu) for s in (-3, 0, 5, 21, 25) for w in (8, 16) for relu in (0, 1)]
+    body, expected = [], []
+    for s, w, relu in cases:
+        body.append(f"""    {{
+        int16_t o16[11];
+        int32_t o32[11];
+        int j;
+        ethoedge_requant32(acc, 11, {s}, {w}, {relu}, o16, 0);
+        for (j = 0; j < 11; ++j) put(o16[j]);
+        ethoedge_requant64(acc64, 11, {s + 10}, {w}, {relu}, 0, o32);
+        for (j = 0; j < 11; ++j) put(o32[j]);
+    }}""")
+        for a, sh in ((acc, s), (acc * 1000, s + 10)):
+            v = saturate(round_shift(a, sh), w)
+            expected.append(np.maximum(v, 0) if relu else v)
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+def test_kernels_refuse_a_logical_right_shift():
+    """The compile-time check is in the header: a compiler whose ``-1 >> 1`` is not -1 fails."""
+    text = kernel_files()["ethoedge_kernels.h"]
+    assert "((-1) >> 1) == -1 ? 1 : -1" in text
+    assert shutil.which("gcc")
