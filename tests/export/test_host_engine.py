@@ -143,3 +143,20 @@ def test_missing_gcc_is_one_clear_line(tiny_bundle, lib_cache, tmp_path, monkeyp
     err = capsys.readouterr().err.strip()
     assert "gcc, which is not on PATH" in err and len(err.splitlines()) == 1
     assert "Traceback" not in err and not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_batch_sizes_not_a_multiple_of_the_block(lib_cache, bits):
+    q = make_qmodel(bits, hidden=11, mlp_hidden=6, n_classes=3, n_samples=8, seed=5 + bits,
+                    input_stage="static_dynamic")  # fmt: skip
+    lib = host_library(q, 8)
+    block = host_engine.BATCH_BLOCK
+    header = (host_engine.KERNELS_DIR / "ethoedge_batch.h").read_text()
+    assert f"#define ETHOEDGE_BATCH_BLOCK {block} " in header
+    x = random_inputs(3 * block + 5, 8, seed=2)
+    want = reference_logits(q, x)
+    for n in (1, block - 1, block, block + 1, 2 * block + 3, len(x)):
+        assert np.array_equal(lib.logits(x[:n], threads=1), want[:n]), n
+    # a block's last windows do not depend on the windows beside them
+    edge = slice(block - 1, block + 2)
+    assert np.array_equal(lib.logits(x[edge], threads=1), want[edge])

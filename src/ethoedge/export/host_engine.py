@@ -1,11 +1,15 @@
 """The exported C compiled for this machine: the ``c`` engine of the inference API.
 
-:func:`host_library` emits the quantized student's C (:func:`~ethoedge.export.emit_c`) with a
-small batch entry point that calls ``<prefix>_classify`` on ``n`` windows one after another,
-builds a shared library with the system ``gcc`` (``-O3``, no machine-specific flags: integer
-results do not depend on them, and the library runs wherever the cache is shared) and loads it
-with :mod:`ctypes`. Libraries are cached per user, under :func:`cache_dir`, keyed by a hash of
-every source, the flags and the compiler version, so a model is compiled once per machine.
+:func:`host_library` emits the quantized student's C (:func:`~ethoedge.export.emit_c`) and
+adds the host-only batch kernels ``ethoedge_batch.{h,c}`` (shipped beside the kernel library):
+windows go through the GRU in blocks of :data:`BATCH_BLOCK`, batch-major (gate accumulators
+``[row][window]``, each weight broadcast across the block) so that the compiler vectorises
+across windows, with the library's own gate update and head, giving the integers of
+``<prefix>_classify``. It builds a shared library with the system ``gcc`` (``-O3``, no
+machine-specific flags: integer results do not depend on them, and the library runs wherever
+the cache is shared) and loads it with :mod:`ctypes`. Libraries are cached per user, under
+:func:`cache_dir`, keyed by a hash of every source, the flags and the compiler version, so a
+model is compiled once per machine.
 
 :meth:`HostLibrary.logits` splits a batch of windows across threads (a ctypes call releases the
 GIL; the C has no mutable state outside the caller's buffers) and returns the integer logits,
@@ -30,13 +34,15 @@ import numpy as np
 from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.export import toolchain
 from ethoedge.export.config import ExportConfig
-from ethoedge.export.emit import emit_c
+from ethoedge.export.emit import KERNELS_DIR, emit_c
 from ethoedge.io import atomic_path
 from ethoedge.quantize.qmodel import QuantizedStudent
 
 LIB_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared")
 CACHE_ENV = "ETHOEDGE_CACHE_DIR"
 MIN_WINDOWS_PER_THREAD = 64  # smaller slices are not worth a thread
+BATCH_FILES = ("ethoedge_batch.h", "ethoedge_batch.c")  # host-only batch kernels
+BATCH_BLOCK = 32  # ETHOEDGE_BATCH_BLOCK of ethoedge_batch.h: windows computed together
 
 __all__ = ["CACHE_ENV", "LIB_FLAGS", "HostLibrary", "cache_dir", "host_library"]
 
@@ -51,21 +57,32 @@ def cache_dir() -> Path:
     return Path(root) / "host_c"
 
 
-def _batch_source(prefix: str, n_samples: int, n_classes: int) -> str:
-    """The batch entry point: windows samples-major, ``(n, L, 3)`` int16 in, ``(n, C)`` out."""
-    return f"""/* batch entry point of the ethoedge c engine: {prefix}_classify on each window */
-#include <stdint.h>
+def _batch_source(prefix: str) -> str:
+    """The library's entry points: the model file (its ``static const`` model) in the same
+    translation unit, and the batch kernels (``ethoedge_batch.h``) bound to it."""
+    return f"""/* entry points of the ethoedge c engine: the model and its batch form */
+#include "{prefix}.c"
 
-int {prefix}_classify(const int16_t x[{n_samples}][3], int32_t scores[{n_classes}]);
-void {prefix}_classify_batch(const int16_t *x, int32_t *scores, int64_t n);
+#include "ethoedge_batch.h"
 
-void {prefix}_classify_batch(const int16_t *x, int32_t *scores, int64_t n)
+void *{prefix}_batch_new(void);
+void {prefix}_batch_free(void *b);
+int {prefix}_classify_many(const void *b, const int16_t *x, int32_t *scores, int64_t n);
+
+void *{prefix}_batch_new(void)
 {{
-    int64_t i;
-    for (i = 0; i < n; ++i) {{
-        (void){prefix}_classify((const int16_t(*)[3])(x + i * {n_samples * 3}),
-                              scores + i * {n_classes});
-    }}
+    return ethoedge_batch_new(&{prefix}_model);
+}}
+
+void {prefix}_batch_free(void *b)
+{{
+    ethoedge_batch_free((ethoedge_batch_t *)b);
+}}
+
+int {prefix}_classify_many(const void *b, const int16_t *x, int32_t *scores, int64_t n)
+{{
+    return ethoedge_classify_batch((const ethoedge_batch_t *)b, n, {prefix.upper()}_N_SAMPLES, x,
+                                   scores);
 }}
 """
 
@@ -101,10 +118,23 @@ class HostLibrary:
         self.n_samples = n_samples
         self.n_classes = n_classes
         self._lib = ctypes.CDLL(str(path))
-        fn = getattr(self._lib, f"{prefix}_classify_batch")
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-        fn.restype = None
+        new = getattr(self._lib, f"{prefix}_batch_new")
+        new.argtypes, new.restype = [], ctypes.c_void_p
+        self._free = getattr(self._lib, f"{prefix}_batch_free")
+        self._free.argtypes, self._free.restype = [ctypes.c_void_p], None
+        fn = getattr(self._lib, f"{prefix}_classify_many")
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        fn.restype = ctypes.c_int
         self._fn = fn
+        self._batch = new()  # the model's weights in row-major order, read-only, shared
+        if not self._batch:
+            raise EthoedgeError(f"the c engine ran out of memory loading {path.name}")
+
+    def __del__(self) -> None:
+        batch = getattr(self, "_batch", None)
+        if batch:
+            self._free(batch)
+            self._batch = None
 
     def logits(self, X_int16: np.ndarray, threads: int | None = None) -> np.ndarray:
         """Integer logits ``(n, C)`` int64 of int16 windows ``(n, 3, L)``.
@@ -131,16 +161,19 @@ class HostLibrary:
         x0, o0 = xs.ctypes.data, out.ctypes.data
         step_x, step_o = xs.strides[0], out.strides[0]
 
-        def run(i: int) -> None:
+        def run(i: int) -> int:
             lo, hi = bounds[i], bounds[i + 1]
-            if hi > lo:
-                self._fn(x0 + lo * step_x, o0 + lo * step_o, hi - lo)
+            if hi <= lo:
+                return 0
+            return int(self._fn(self._batch, x0 + lo * step_x, o0 + lo * step_o, hi - lo))
 
         if k == 1:
-            run(0)
+            codes = [run(0)]
         else:
             with ThreadPoolExecutor(max_workers=k) as pool:
-                list(pool.map(run, range(k)))
+                codes = list(pool.map(run, range(k)))
+        if any(codes):
+            raise EthoedgeError(f"the c engine ran out of memory on {n} windows")
         return out.astype(np.int64)
 
 
@@ -179,7 +212,8 @@ def _build(q: QuantizedStudent, n_samples: int, prefix: str, where: Path) -> Hos
     compiler = _compiler_id()
     cfg = ExportConfig(prefix=prefix, n_samples=n_samples, example_main=False)
     files = {k: v for k, v in emit_c(q, cfg).items() if k != "main.c"}
-    files[f"{prefix}_batch.c"] = _batch_source(prefix, n_samples, q.n_classes)
+    files.update({name: (KERNELS_DIR / name).read_text() for name in BATCH_FILES})
+    files[f"{prefix}_batch.c"] = _batch_source(prefix)
     blob = json.dumps(
         {"files": sorted(files.items()), "flags": LIB_FLAGS, "compiler": compiler},
         sort_keys=True,
@@ -193,7 +227,10 @@ def _build(q: QuantizedStudent, n_samples: int, prefix: str, where: Path) -> Hos
             for name, text in files.items():
                 (src / name).parent.mkdir(parents=True, exist_ok=True)
                 (src / name).write_text(text)
-            sources = [str(src / name) for name in sorted(files) if name.endswith(".c")]
+            model_c = f"{prefix}.c"  # compiled inside {prefix}_batch.c, which includes it
+            sources = [
+                str(src / name) for name in sorted(files) if name.endswith(".c") and name != model_c
+            ]
             with atomic_path(lib_path) as out:
                 cmd = ["gcc", *LIB_FLAGS, f"-I{src}", *sources, "-o", str(out)]
                 toolchain.run_tool(cmd, timeout=300)
