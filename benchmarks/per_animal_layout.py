@@ -93,6 +93,41 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _boris_row(
+    obs: str,
+    date: str,
+    animal: str,
+    total: str,
+    behavior: str,
+    kind: str,
+    start: str,
+    stop: str,
+    duration: str,
+) -> str:
+    """One tab-separated line of a BORIS aggregated export (the columns of BORIS_COLUMNS)."""
+    return "\t".join(
+        [
+            obs,
+            date,
+            "",
+            "MEDIA",
+            f"player #1:{animal}.mp4",
+            total,
+            "25.0",
+            animal,
+            behavior,
+            "",
+            "",
+            kind,
+            start,
+            stop,
+            duration,
+            "",
+            "",
+        ]
+    )
+
+
 def write_layout(out: Path, source: Path | None = None) -> dict[str, Path]:
     """Write the per-animal layout of ``source`` (default: the bundled data) under ``out``.
 
@@ -125,54 +160,15 @@ def write_layout(out: Path, source: Path | None = None) -> dict[str, Path]:
         ivs = runs_to_intervals(t, lab)
         total = f"{ivs[-1][1] - origin:.3f}"
         date = _iso(origin)
+        row = (obs, date, animal, total)
         for lo, hi, lb in ivs:
             boris.append(
-                "\t".join(
-                    [
-                        obs,
-                        date,
-                        "",
-                        "MEDIA",
-                        f"player #1:{animal}.mp4",
-                        total,
-                        "25.0",
-                        animal,
-                        lb,
-                        "",
-                        "",
-                        "STATE",
-                        f"{lo - origin:.3f}",
-                        f"{hi - origin:.3f}",
-                        f"{hi - lo:.3f}",
-                        "",
-                        "",
-                    ]
+                _boris_row(
+                    *row, lb, "STATE", f"{lo - origin:.3f}", f"{hi - origin:.3f}", f"{hi - lo:.3f}"
                 )
             )
         first = f"{ivs[0][0] - origin + 1.0:.3f}"
-        boris.append(
-            "\t".join(
-                [
-                    obs,
-                    date,
-                    "",
-                    "MEDIA",
-                    f"player #1:{animal}.mp4",
-                    total,
-                    "25.0",
-                    animal,
-                    "camera bumped",
-                    "",
-                    "",
-                    "POINT",
-                    first,
-                    first,
-                    "0.000",
-                    "",
-                    "",
-                ]
-            )
-        )
+        boris.append(_boris_row(*row, "camera bumped", "POINT", first, first, "0.000"))
     labels = out / "boris_aggregated.tsv"
     labels.write_text("\n".join(boris) + "\n", encoding="utf-8")
     vs = out / "video_start.csv"

@@ -355,14 +355,7 @@ def parse_datetimes(
         )
     s = pd.Series(text, dtype=object)
     bad = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce").isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601)",
-            path=path,
-            row=int(lines[i]),
-            column=name,
-        )
+    _check_parsed(bad, text, name, lines, path)
     aware = np.array([bool(_ZONE.search(v)) for v in text])
     if aware.any() and not aware.all():
         i = int(np.flatnonzero(~aware)[0])
@@ -386,14 +379,7 @@ def parse_datetimes(
     else:
         naive = pd.to_datetime(s, format="ISO8601", errors="coerce")
         bad = naive.isna().to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601)",
-                path=path,
-                row=int(lines[i]),
-                column=name,
-            )
+        _check_parsed(bad, text, name, lines, path)
         try:
             dt = naive.dt.tz_localize(tz, ambiguous="raise", nonexistent="raise")
         except Exception as e:  # pytz/zoneinfo raise several types at DST changes
@@ -407,14 +393,7 @@ def parse_datetimes(
             ) from e
         dt = dt.dt.tz_convert("UTC")
     bad = dt.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601)",
-            path=path,
-            row=int(lines[i]),
-            column=name,
-        )
+    _check_parsed(bad, text, name, lines, path)
     secs = ((dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
     if aware.all() and tz is not None:
         local = dt.dt.tz_convert(tz)
@@ -430,6 +409,20 @@ def parse_datetimes(
                     column=name,
                 )
     return secs
+
+
+def _check_parsed(
+    bad: np.ndarray, text: list[str], name: str, lines: np.ndarray, path: Path | str | None
+) -> None:
+    """Raise for the first time that ``bad`` marks as not parsed, naming its row."""
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"cannot parse time {text[i]!r} (expected epoch seconds or ISO 8601)",
+            path=path,
+            row=int(lines[i]),
+            column=name,
+        )
 
 
 def _localizes(value: pd.Timestamp, tz: str) -> bool:

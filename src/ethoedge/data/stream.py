@@ -34,9 +34,10 @@ from ethoedge.data.config import DataConfig
 from ethoedge.data.loaders import G, detect_format
 from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
-    _TOKENIZE,
+    _CSV_ERRORS,
     STRING_COLUMNS,
-    _corrupt,
+    _csv_error,
+    _drop_blank_rows,
     _factor,
     _kind,
     _numeric,
@@ -118,8 +119,6 @@ def _raw_chunks(
         except Exception as e:  # pyarrow raises several types for bad files
             raise DataError(f"not a readable Parquet file ({e})", path=path) from e
         return
-    import zlib
-
     raw_names = _raw_header(path, kind)
     dtype = {n: "category" for n in raw_names if n.strip().lower() in STRING_COLUMNS}
     first = 2
@@ -137,25 +136,9 @@ def _raw_chunks(
                 df.columns = [str(c).strip().lower() for c in df.columns]
                 lines = np.arange(first, first + len(df), dtype=np.int64)
                 first += len(df)
-                blank = np.array(df.iloc[:, 0].isna())
-                if blank.any():
-                    blank[blank] = df.loc[blank].isna().all(axis=1).to_numpy()
-                if blank.any():
-                    df = df.loc[~blank].reset_index(drop=True)
-                    lines = lines[~blank]
-                yield df, lines
-    except pd.errors.EmptyDataError as e:
-        raise DataError("file is empty (no header line)", path=path) from e
-    except pd.errors.ParserError as e:
-        m = _TOKENIZE.search(str(e))
-        if m:
-            exp, line, saw = (int(g) for g in m.groups())
-            raise DataError(
-                f"ragged row: {saw} fields where the header has {exp}", path=path, row=line
-            ) from e
-        raise DataError(f"cannot parse CSV ({e})", path=path) from e
-    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
-        raise _corrupt(path, kind, e) from e
+                yield _drop_blank_rows(df, lines)
+    except _CSV_ERRORS as e:
+        raise _csv_error(path, kind, e) from e
 
 
 def _strings(col: pd.Series) -> np.ndarray:

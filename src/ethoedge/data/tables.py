@@ -128,30 +128,51 @@ def read_table(
                 dtype=dtype,  # type: ignore[arg-type]
                 low_memory=False,
             )
-        except pd.errors.EmptyDataError as e:
-            raise DataError("file is empty (no header line)", path=path) from e
-        except pd.errors.ParserError as e:
-            m = _TOKENIZE.search(str(e))
-            if m:
-                exp, line, saw = (int(g) for g in m.groups())
-                raise DataError(
-                    f"ragged row: {saw} fields where the header has {exp}", path=path, row=line
-                ) from e
-            raise DataError(f"cannot parse CSV ({e})", path=path) from e
-        except (EOFError, OSError, zlib.error, UnicodeDecodeError) as e:
-            raise _corrupt(path, kind, e) from e
+        except _CSV_ERRORS as e:
+            raise _csv_error(path, kind, e) from e
         first = 2
     df.columns = [str(c).strip().lower() for c in df.columns]
     lines = np.arange(first, first + len(df), dtype=np.int64)
     if kind != "parquet" and len(df):
-        blank = np.array(df.iloc[:, 0].isna())  # a blank line is missing in every column
-        if blank.any():
-            blank[blank] = df.loc[blank].isna().all(axis=1).to_numpy()
-        if blank.any():
-            df = df.loc[~blank].reset_index(drop=True)
-            lines = lines[~blank]
+        df, lines = _drop_blank_rows(df, lines)
     if len(df) == 0:
         raise DataError("the file has a header but no data rows", path=path)
+    return df, lines
+
+
+_CSV_ERRORS = (
+    pd.errors.EmptyDataError,
+    pd.errors.ParserError,
+    EOFError,
+    OSError,
+    zlib.error,
+    UnicodeDecodeError,
+)
+
+
+def _csv_error(path: Path, kind: str, e: BaseException) -> DataError:
+    """The one-line error for an exception in ``_CSV_ERRORS`` raised while parsing a CSV."""
+    if isinstance(e, pd.errors.EmptyDataError):
+        return DataError("file is empty (no header line)", path=path)
+    if isinstance(e, pd.errors.ParserError):
+        m = _TOKENIZE.search(str(e))
+        if m:
+            exp, line, saw = (int(g) for g in m.groups())
+            return DataError(
+                f"ragged row: {saw} fields where the header has {exp}", path=path, row=line
+            )
+        return DataError(f"cannot parse CSV ({e})", path=path)
+    return _corrupt(path, kind, e)
+
+
+def _drop_blank_rows(df: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop the rows of blank lines (missing in every column) and their line numbers."""
+    blank = np.array(df.iloc[:, 0].isna())
+    if blank.any():
+        blank[blank] = df.loc[blank].isna().all(axis=1).to_numpy()
+    if blank.any():
+        df = df.loc[~blank].reset_index(drop=True)
+        lines = lines[~blank]
     return df, lines
 
 
