@@ -12,9 +12,9 @@ counts the jobs that are running and finished.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -205,14 +205,10 @@ def _ray_run(ctx: JobContext, job: Job, soft: np.ndarray | None) -> JobOutput:
     return run_job(ctx, job, soft)
 
 
-def _ray(
-    ctx: JobContext,
-    jobs: list[Job],
-    workers: int,
-    address: str | None,
-    use_gpu: bool,
-    tracker: _Tracker,
-) -> dict[Job, JobOutput]:
+@contextmanager
+def _ray_session(workers: int, address: str | None) -> Iterator[Any]:
+    """The ray module, connected to ``address`` or to a local instance of ``workers`` CPUs
+    that is started here if none is running (and then shut down on leaving)."""
     try:
         import ray
     except ImportError:
@@ -228,6 +224,21 @@ def _ray(
             init.update(num_cpus=workers, include_dashboard=False)
         ray.init(**init)
     try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray(
+    ctx: JobContext,
+    jobs: list[Job],
+    workers: int,
+    address: str | None,
+    use_gpu: bool,
+    tracker: _Tracker,
+) -> dict[Job, JobOutput]:
+    with _ray_session(workers, address) as ray:
         ctx_ref = ray.put(ctx)
         remote = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_ray_run)
 
@@ -243,9 +254,6 @@ def _ray(
             lambda ref: ray.get(ref),
             tracker,
         )
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # ----------------------------------------------------------------------------- task map
@@ -320,21 +328,7 @@ def map_tasks(
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
             return out
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError(
-                "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
-            ) from None
-        started_here = not ray.is_initialized()
-        if started_here:
-            init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
-            if ray_address:
-                init["address"] = ray_address
-            else:
-                init.update(num_cpus=workers, include_dashboard=False)
-            ray.init(**init)
-        try:
+        with _ray_session(workers, ray_address) as ray:
             remote = ray.remote(num_cpus=1)(fn)
             refs = {remote.remote(item): i for i, item in enumerate(items)}
             pending_refs = list(refs)
@@ -343,7 +337,4 @@ def map_tasks(
                 for r in ready:
                     out[refs[r]] = ray.get(r)
                     bar.update(task, advance=1, last=describe(items[refs[r]]))
-        finally:
-            if started_here:
-                ray.shutdown()
         return out
