@@ -214,6 +214,22 @@ static COLD void tile_c_s8(const int8_t *w, const int32_t *bias, const int16_t *
     }
 }
 
+/* a + one row (complete groups in the order 0, 2, 1, 3, then the tail) times x: SMLAD */
+static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, int32_t a)
+{
+    const int c4 = cols & ~3;
+    int k;
+    for (k = 0; k < c4; k += 4) {
+        const uint32_t v = load32(w + k);
+        a = __smlad(__sxtb16((int32_t)v), (int32_t)load32(x + k), a);
+        a = __smlad(sxtb16_ror8(v), (int32_t)load32(x + k + 2), a);
+    }
+    for (; k < cols; ++k) {
+        a += w[k] * x[k];
+    }
+    return a;
+}
+
 /* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
 static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
                          int groups, int32_t *out)
@@ -237,8 +253,8 @@ static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x,
 }
 
 /* DSP build: SMLAD tiles of 4 rows (word-aligned w and x, as the exported arrays are), their
-   column tails in plain C (also for any x when cols < 4); row tails, unaligned inputs and
-   use_dsp = 0 take one compact plain-C loop (the 4-row plain-C tiles are compiled only into
+   column tails in plain C (also for any x when cols < 4), then the row tail one row at a
+   time; unaligned inputs and use_dsp = 0 take one compact plain-C loop (the 4-row plain-C tiles are compiled only into
    builds without DSP). */
 void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
                         int cols, int32_t *out, int use_dsp)
@@ -277,6 +293,10 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
             out[r + 1] = a1;
             out[r + 2] = a2;
             out[r + 3] = a3;
+        }
+        for (; r < rows; ++r) { /* the rows after the last tile */
+            out[r] = row_dsp_s8(w, x, cols, bias ? bias[r] : 0);
+            w += cols;
         }
     }
     while (r < rows) {
