@@ -17,6 +17,13 @@
 #else
 #define ALWAYS_INLINE static inline
 #endif
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#define COLD __attribute__((noinline, cold)) /* general paths: optimised for size */
+#else
+#define NOINLINE
+#define COLD
+#endif
 
 /* Q0.15 tables T[k] = clip(round(f((k - 128) / 16) * 32768), -32767, 32767), k = 0..256 */
 const int16_t ethoedge_sigmoid_q15[257] = {
@@ -130,27 +137,6 @@ static inline void tile4_s8(const int8_t **pw, const int16_t *x, int n, int32_t 
     *pw = w;
 }
 
-/* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
-static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
-                         int groups, int32_t *out)
-{
-    for (; ntiles > 0; --ntiles) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        if (bias) {
-            a0 = bias[0];
-            a1 = bias[1];
-            a2 = bias[2];
-            a3 = bias[3];
-            bias += 4;
-        }
-        tile4_s8(&w, x, groups, &a0, &a1, &a2, &a3);
-        out[0] = a0;
-        out[1] = a1;
-        out[2] = a2;
-        out[3] = a3;
-        out += 4;
-    }
-}
 #endif
 
 /* sat32(a + b) */
@@ -187,7 +173,7 @@ static inline int32_t act(int32_t pre, const int16_t *t, int w)
     return ethoedge_satw(y, w);
 }
 
-int32_t ethoedge_act(int32_t pre, const int16_t table[257], int w)
+COLD int32_t ethoedge_act(int32_t pre, const int16_t table[257], int w)
 {
     return act(pre, table, w);
 }
@@ -208,24 +194,126 @@ static inline int32_t row_s8(const int8_t *w, const int16_t *x, int cols, int32_
     return a;
 }
 
+#if ETHOEDGE_DSP
+/* out[i] = bias[i] (0 if bias is 0) + row i of a tile of n rows in the tile layout (n = 4,
+   or 1 for a row after the last complete tile) times x: one column at a time */
+static COLD void tile_c_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int n,
+                           int cols, int32_t *out)
+{
+    const int c4 = cols & ~3, ct = cols - c4;
+    int i, k;
+    for (i = 0; i < n; ++i) {
+        int32_t s = bias ? bias[i] : 0;
+        for (k = 0; k < cols; ++k) {
+            const int q = k & 3; /* column q of a group is stored at (0, 2, 1, 3)[q] */
+            const int8_t *p = k < c4 ? w + n * (k - q) + 4 * i + ((q & 1) << 1 | q >> 1)
+                                     : w + n * c4 + i * ct + (k - c4);
+            s += *p * x[k];
+        }
+        out[i] = s;
+    }
+}
+
+/* a + one row (complete groups in the order 0, 2, 1, 3, then the tail) times x: SMLAD */
+static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, int32_t a)
+{
+    const int c4 = cols & ~3;
+    int k;
+    for (k = 0; k < c4; k += 4) {
+        const uint32_t v = load32(w + k);
+        a = __smlad(__sxtb16((int32_t)v), (int32_t)load32(x + k), a);
+        a = __smlad(sxtb16_ror8(v), (int32_t)load32(x + k + 2), a);
+    }
+    for (; k < cols; ++k) {
+        a += w[k] * x[k];
+    }
+    return a;
+}
+
+/* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
+static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
+                         int groups, int32_t *out)
+{
+    for (; ntiles > 0; --ntiles) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (bias) {
+            a0 = bias[0];
+            a1 = bias[1];
+            a2 = bias[2];
+            a3 = bias[3];
+            bias += 4;
+        }
+        tile4_s8(&w, x, groups, &a0, &a1, &a2, &a3);
+        out[0] = a0;
+        out[1] = a1;
+        out[2] = a2;
+        out[3] = a3;
+        out += 4;
+    }
+}
+
+/* DSP build: SMLAD tiles of 4 rows (word-aligned w and x, as the exported arrays are), their
+   column tails in plain C (also for any x when cols < 4), then the row tail one row at a
+   time; unaligned inputs and use_dsp = 0 take one compact plain-C loop (the 4-row plain-C tiles are compiled only into
+   builds without DSP). */
+void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
+                        int cols, int32_t *out, int use_dsp)
+{
+    const int c4 = cols & ~3, ct = cols - c4;
+    const int dsp = use_dsp && (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
+    int r = 0, k;
+    if (dsp || !c4) { /* without complete groups (the input layer) any x will do */
+        if (dsp && c4 && !ct) { /* the common case: straight SMLAD tiles */
+            r = rows & ~3;
+            tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
+            w += (long)r * cols;
+        }
+        for (; r + 4 <= rows; r += 4) {
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            if (bias) {
+                a0 = bias[r];
+                a1 = bias[r + 1];
+                a2 = bias[r + 2];
+                a3 = bias[r + 3];
+            }
+            if (c4) {
+                const int8_t *pw = w;
+                tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
+            }
+            w += 4 * c4;
+            for (k = 0; k < ct; ++k) {
+                const int32_t xk = x[c4 + k];
+                a0 += w[k] * xk;
+                a1 += w[ct + k] * xk;
+                a2 += w[2 * ct + k] * xk;
+                a3 += w[3 * ct + k] * xk;
+            }
+            w += 4 * ct;
+            out[r] = a0;
+            out[r + 1] = a1;
+            out[r + 2] = a2;
+            out[r + 3] = a3;
+        }
+        for (; r < rows; ++r) { /* the rows after the last tile */
+            out[r] = row_dsp_s8(w, x, cols, bias ? bias[r] : 0);
+            w += cols;
+        }
+    }
+    while (r < rows) {
+        const int n = rows - r >= 4 ? 4 : 1;
+        tile_c_s8(w, bias ? bias + r : 0, x, n, cols, out + r);
+        w += (long)n * cols;
+        r += n;
+    }
+}
+#else
 void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
                         int cols, int32_t *out, int use_dsp)
 {
     const int c4 = cols & ~3, ct = cols - c4;
     int r, k;
-#if ETHOEDGE_DSP
-    /* LDRD/LDM need word-aligned x and w (the exported arrays are) */
-    const int aligned = (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
-#endif
     (void)use_dsp;
     r = 0;
-#if ETHOEDGE_DSP
-    if (use_dsp && c4 && !ct && aligned) { /* the common case: straight SMLAD tiles */
-        r = rows & ~3;
-        tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
-        w += (long)r * cols;
-    }
-#endif
     for (; r + 4 <= rows; r += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         if (bias) {
@@ -234,12 +322,6 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
             a2 = bias[r + 2];
             a3 = bias[r + 3];
         }
-#if ETHOEDGE_DSP
-        if (use_dsp && c4 && aligned) {
-            const int8_t *pw = w;
-            tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
-        } else
-#endif
         {
             for (k = 0; k < c4; k += 4) {
                 const int8_t *g = w + 4 * k;
@@ -266,18 +348,6 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
     }
     for (; r < rows; ++r) {
         int32_t a = bias ? bias[r] : 0;
-#if ETHOEDGE_DSP
-        if (use_dsp) {
-            for (k = 0; k < c4; k += 4) {
-                const uint32_t v = load32(w + k);
-                a = __smlad(__sxtb16((int32_t)v), (int32_t)load32(x + k), a);
-                a = __smlad(sxtb16_ror8(v), (int32_t)load32(x + k + 2), a);
-            }
-            for (; k < cols; ++k) {
-                a += w[k] * x[k];
-            }
-        } else
-#endif
         {
             a = row_s8(w, x, cols, a);
         }
@@ -285,6 +355,7 @@ void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, 
         w += cols;
     }
 }
+#endif
 
 void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t *x, int rows,
                              int cols, int64_t *out, int32_t *dot, int use_dsp)
@@ -391,6 +462,13 @@ void ethoedge_matvec_s16(const int16_t *w, const int64_t *bias, const int16_t *x
 
 /* ---- requantise ---- */
 
+/* align(v, s) out of line (the general paths: any shift) */
+static COLD int32_t align_g(int64_t v, int s)
+{
+    return ethoedge_align64(v, s);
+}
+
+
 /* sat32(round_shift(v, s)) for 0 < s < 64 on the two 32-bit halves (no 64-bit shifter):
    the same integer as ethoedge_align64(v, s). For s >= 32 the result is the high word shifted,
    always within int32. */
@@ -431,13 +509,13 @@ void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16
         }
         return;
     }
-    for (i = 0; i < n; ++i) {
-        const int32_t v = ethoedge_satw(ethoedge_round_shift64(acc[i], s), w);
-        const int32_t o = relu && v < 0 ? 0 : v;
+    for (i = 0; i < n; ++i) { /* sat32 before the W-bit saturation changes nothing */
+        int32_t v = align_g(acc[i], s);
+        v = v > top ? top : v < lo ? lo : v;
         if (out16) {
-            out16[i] = (int16_t)o;
+            out16[i] = (int16_t)v;
         } else {
-            out32[i] = o;
+            out32[i] = v;
         }
     }
 }
@@ -477,11 +555,20 @@ ALWAYS_INLINE int32_t act_w(int32_t pre, const int16_t *t, const int w)
     return y;
 }
 
-/* h' = sat(round_shift((2^(W-1) - z) align(n, W-1, f_h) + z h, W - 1), W) */
-static inline int16_t h_update(int32_t z, int32_t n, int32_t h, int sh_n, int w)
+/* One unit of the general pass (any shifts, any W), shared by the int32 and int64 updates
+   (align32 of an int32 accumulator equals align64 of the same value): the contract term by
+   term; h' = sat(round_shift((2^(W-1) - z) align(n, f_h - (W-1)) + z h, W - 1), W). */
+static COLD int16_t unit_generic(const ethoedge_model_t *m, const int64_t g[6], int32_t h)
 {
-    const int64_t hs = (int64_t)((1 << (w - 1)) - z) * ethoedge_align64(n, sh_n)
-                       + (int64_t)z * h;
+    const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh;
+    const int32_t r = ethoedge_act(add_sat(align_g(g[0], sgx), align_g(g[3], sgh)),
+                                   ethoedge_sigmoid_q15, w);
+    const int32_t z = ethoedge_act(add_sat(align_g(g[1], sgx), align_g(g[4], sgh)),
+                                   ethoedge_sigmoid_q15, w);
+    /* rn = r * (W_hn h + b_hn): exact int64 product, rounded once to the gate format */
+    const int32_t rn = align_g((int64_t)r * g[5], m->sh_rn);
+    const int32_t n = ethoedge_act(add_sat(align_g(g[2], sgx), rn), ethoedge_tanh_q15, w);
+    const int64_t hs = (int64_t)((1 << (w - 1)) - z) * align_g(n, m->sh_n_to_h) + (int64_t)z * h;
     return (int16_t)ethoedge_satw((hs + ((int64_t)1 << (w - 2))) >> (w - 1), w);
 }
 
@@ -540,18 +627,9 @@ void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const i
         update32_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 8);
         return;
     }
-    for (j = 0; j < u; ++j) { /* general shifts: the contract term by term */
-        const int32_t r = ethoedge_act(
-            add_sat(ethoedge_align32(gx[j], sgx), ethoedge_align32(gh[j], sgh)),
-            ethoedge_sigmoid_q15, w);
-        const int32_t z = ethoedge_act(
-            add_sat(ethoedge_align32(gx[u + j], sgx), ethoedge_align32(gh[u + j], sgh)),
-            ethoedge_sigmoid_q15, w);
-        /* rn = r * (W_hn h + b_hn): exact int64 product, rounded once to the gate format */
-        const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
-        const int32_t n = ethoedge_act(add_sat(ethoedge_align32(gx[2 * u + j], sgx), rn),
-                                       ethoedge_tanh_q15, w);
-        hn[j] = h_update(z, n, h[j], snh, w);
+    for (j = 0; j < u; ++j) { /* general shifts */
+        const int64_t g[6] = {gx[j], gx[u + j], gx[2 * u + j], gh[j], gh[u + j], gh[2 * u + j]};
+        hn[j] = unit_generic(m, g, h[j]);
     }
 }
 
@@ -567,16 +645,8 @@ void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const i
         return;
     }
     for (j = 0; j < u; ++j) {
-        const int32_t r = ethoedge_act(
-            add_sat(ethoedge_align64(gx[j], sgx), ethoedge_align64(gh[j], sgh)),
-            ethoedge_sigmoid_q15, w);
-        const int32_t z = ethoedge_act(
-            add_sat(ethoedge_align64(gx[u + j], sgx), ethoedge_align64(gh[u + j], sgh)),
-            ethoedge_sigmoid_q15, w);
-        const int32_t rn = ethoedge_align64((int64_t)r * gh[2 * u + j], srn);
-        const int32_t n = ethoedge_act(add_sat(ethoedge_align64(gx[2 * u + j], sgx), rn),
-                                       ethoedge_tanh_q15, w);
-        hn[j] = h_update(z, n, h[j], snh, w);
+        const int64_t g[6] = {gx[j], gx[u + j], gx[2 * u + j], gh[j], gh[u + j], gh[2 * u + j]};
+        hn[j] = unit_generic(m, g, h[j]);
     }
 }
 
