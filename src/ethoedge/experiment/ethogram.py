@@ -79,7 +79,9 @@ def plot_ethogram(
 
 
 def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path: Path) -> Path:
-    """Stacked bars of hours per behaviour per local day, one panel per animal."""
+    """Stacked bars of hours per behaviour per local day, one panel per animal, on one scale:
+    0-24 h where the busiest day has 12 h or more, else up to that day (minutes under an
+    hour)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,19 +94,26 @@ def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path:
     n_days = daily.groupby("animal")["date"].nunique().max() if len(daily) else 1
     size = (max(6, 0.35 * n_days + 3), 1.9 * len(animals) + 1)
     fig, axes = plt.subplots(len(animals), 1, squeeze=False, figsize=size)
+    # One scale for every panel: whole days on 0-24 h; short recordings (the busiest day
+    # under 12 h) on their own scale, in minutes when it is under an hour.
+    top = float(daily.groupby(["animal", "date"])["hours"].sum().max()) if len(daily) else 0.0
+    scale, unit = (60.0, "minutes") if 0 < top < 1 else (1.0, "hours")
     for ax, a in zip(axes[:, 0], animals, strict=True):
         d = daily[daily["animal"] == a]
         wide = d.pivot_table(index="date", columns="behaviour", values="hours", aggfunc="sum")
         wide = wide.reindex(columns=[b for b in order if b in wide.columns], fill_value=0.0)
         bottom = np.zeros(len(wide))
         for b in wide.columns:
-            ax.bar(range(len(wide)), wide[b].to_numpy(), bottom=bottom, color=colours[b],
-                   label=b, width=0.8)  # fmt: skip
-            bottom += wide[b].to_numpy()
+            v = wide[b].to_numpy() * scale
+            ax.bar(range(len(wide)), v, bottom=bottom, color=colours[b], label=b, width=0.8)
+            bottom += v
         ax.set_xticks(range(len(wide)), list(wide.index), rotation=45, ha="right", fontsize=7)
-        ax.set_ylim(0, 25)
-        ax.set_yticks([0, 6, 12, 18, 24])
-        ax.set_ylabel("hours")
+        if top >= 12:
+            ax.set_ylim(0, 25)
+            ax.set_yticks([0, 6, 12, 18, 24])
+        else:
+            ax.set_ylim(0, max(top * scale * 1.1, 1e-6))
+        ax.set_ylabel(unit)
         ax.set_title(str(a), fontsize=9, loc="left")
     axes[0, 0].legend(fontsize=7, ncol=min(len(order), 6), loc="lower right",
                       bbox_to_anchor=(1.0, 1.0), frameon=False)  # fmt: skip
