@@ -5,7 +5,10 @@ reference (``ethoedge.quantize.reference``), window by window, on realistic weig
 activation ranges: a GRU-MLP student (H=32) is trained briefly on all windows of the data set
 (accuracy is not the point), quantized at W=8 and W=16 with calibration on those windows,
 exported as C (into a temporary folder), compiled with the host gcc and run on every window,
-in the window API and the streaming API. With ``--qemu N`` the first N windows also run on the
+in the window API, the streaming API (hop = L) and the streaming API with overlapping windows
+(hop = L / 2, exported afresh; every overlapping window of the joined stream against the
+reference). The student has the presets' ``dynamic`` input stage unless ``--input`` says
+otherwise. With ``--qemu N`` the first N windows also run on the
 emulated Cortex-M4 (``mps2-an386``) and Cortex-M3 (``mps2-an385``).
 
 Usage::
@@ -32,6 +35,7 @@ import torch
 
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
 from ethoedge.export import ExportConfig, export_c, verify_c
+from ethoedge.export.deploy import verify_half_hop
 from ethoedge.models import GRUStudent, StudentConfig
 from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.reference import quantize_input, reference_logits_batched
@@ -53,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=None, help="data file (default: the file of --dataset)"
     )
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument(
+        "--input",
+        choices=("raw", "dynamic", "static_dynamic"),
+        default="dynamic",
+        help="the student's input stage",
+    )
     ap.add_argument("--qemu", type=int, default=0, help="windows to run on QEMU M4/M3 (0: none)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args(argv)
@@ -63,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     w = make_windows(ds, WindowConfig())
     print(f"{ds.name}: {len(w):,} windows of {w.n_samples} samples, classes {w.class_names}")
     seed_everything(0)
-    student = GRUStudent(len(w.class_names), StudentConfig(hidden=32))
+    student = GRUStudent(len(w.class_names), StudentConfig(hidden=32, input=args.input))
     norm = Normalizer.fit(w.X)
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -92,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"W={bits:2d} {target:10s} {r.n_identical}/{r.n_windows} windows identical"
                     f"; streaming mismatches {r.stream_mismatches}"
                 )
+            cfg_half = ExportConfig(n_samples=w.n_samples)
+            for target, n in targets:
+                for r in verify_half_hop(q, cfg_half, X16[:n], (target,)):
+                    ok = r.n_identical == r.n_windows
+                    failed |= not ok
+                    print(f"W={bits:2d} {r.target:10s} {r.api}: {r.n_identical}/{r.n_windows}"
+                          " windows identical")  # fmt: skip
     print(f"wall {time.perf_counter() - t0:.0f} s")
     return 1 if failed else 0
 

@@ -207,8 +207,11 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
     return saturate(round_shift(hs, w - 1), w)
 
 
-# (sgx, sgh, srn, snh): right shifts only (the fast pass), then left shifts (the general pass)
-SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, -1, -1)]
+# (sgx, sgh, srn, snh): right shifts only (the fast pass); left-shifted gate accumulators with
+# right shifts elsewhere (the fast pass after a saturating pre-shift, at W=8 int32); left
+# shifts everywhere (the general pass)
+SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, 9, 0),
+          (-1, -2, 8, 1), (2, -3, 0, 0), (-2, 3, -1, -1)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -216,27 +216,39 @@ static inline int32_t add_sat32(int32_t a, int32_t b)
     return ethoedge_sat32((int64_t)a + b);
 }
 
-/* whether the W = 8 int32 gate update below applies: the case of the library's fast pass,
-   every shift a right shift or 0 */
+/* whether the W = 8 int32 gate update below applies: the case of the library's fast pass
+   (right shifts or 0 for r * n and n; the gate accumulators may be left-shifted) */
 static int update8_applies(const ethoedge_model_t *m)
 {
-    return m->word_bits == 8 && !m->acc64 && m->sh_gx >= 0 && m->sh_gh >= 0 && m->sh_rn >= 0
-           && m->sh_n_to_h >= 0;
+    return m->word_bits == 8 && !m->acc64 && m->sh_rn >= 0 && m->sh_n_to_h >= 0;
 }
 
 /* The GRU gate update of every unit for a block of B windows, in place on hs [unit][window]:
    the contract term by term, as the library's W = 8 pass (ethoedge_gru_update32). With
    0 <= z <= 2^7 and |align(n)|, |h| <= 2^7 the state sum is exact in int32 and the rounded
    result needs no saturation. */
-static void update8(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh, int h,
-                    int16_t *hs)
+static void update8(const ethoedge_model_t *m, int32_t *gx, int32_t *gh, int h, int16_t *hs)
 {
-    const int sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn, snh = m->sh_n_to_h;
+    const int sgx = m->sh_gx > 0 ? m->sh_gx : 0, sgh = m->sh_gh > 0 ? m->sh_gh : 0;
+    const int srn = m->sh_rn, snh = m->sh_n_to_h;
     const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
     const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
     const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
     const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
+    long k;
     int j, i;
+    /* left shifts of the gate accumulators first, in place, with their saturation (align);
+       the n rows of gh enter r * n unshifted */
+    if (m->sh_gx < 0) {
+        for (k = 0; k < 3L * h * B; ++k) {
+            gx[k] = ethoedge_align32(gx[k], m->sh_gx);
+        }
+    }
+    if (m->sh_gh < 0) {
+        for (k = 0; k < 2L * h * B; ++k) {
+            gh[k] = ethoedge_align32(gh[k], m->sh_gh);
+        }
+    }
     for (j = 0; j < h; ++j) {
         const int32_t *xr = gx + (long)j * B, *xz = gx + (long)(h + j) * B;
         const int32_t *xn = gx + (long)(2 * h + j) * B;
@@ -362,7 +374,7 @@ int ethoedge_classify_batch(const ethoedge_batch_t *b, int64_t n, int n_samples,
             mv(b, b->w_ih, b->b_ih32, b->b_ih, a, 3 * h, h, gx);
             mv(b, b->w_hh, b->b_hh32, b->b_hh, hs, 3 * h, h, gh);
             if (fast8) {
-                update8(m, (const int32_t *)gx, (const int32_t *)gh, h, hs);
+                update8(m, (int32_t *)gx, (int32_t *)gh, h, hs);
                 continue;
             }
             if (fast16) {

@@ -572,7 +572,8 @@ static COLD int16_t unit_generic(const ethoedge_model_t *m, const int64_t g[6], 
     return (int16_t)ethoedge_satw((hs + ((int64_t)1 << (w - 2))) >> (w - 1), w);
 }
 
-/* The fast pass: every shift a right shift (or 0), W constant. With 0 <= z <= 2^(W-1) and
+/* The fast pass: every shift a right shift (or 0; a caller applies left shifts of the gate
+   accumulators first), W constant. With 0 <= z <= 2^(W-1) and
    |align(n)|, |h| <= 2^(W-1), the state update (2^(W-1) - z) n + z h is a convex combination
    scaled by 2^(W-1): |.| <= 2^(2W-2) <= 2^30, exact in int32; the rounded result is within
    the W-bit range, so it needs no saturation. */
@@ -623,8 +624,30 @@ void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const i
     const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
     const int snh = m->sh_n_to_h;
     int j;
-    if (w == 8 && sgx >= 0 && sgh >= 0 && srn >= 0 && snh >= 0) {
-        update32_fast(gx, gh, u, h, hn, sgx, sgh, srn, snh, 8);
+    if (w == 8 && srn >= 0 && snh >= 0 && u <= ETHOEDGE_GRU_BLOCK) {
+        /* A left shift of the gate accumulators (a model whose products carry fewer
+           fraction bits than the gates, common at W=8) is applied first, with its
+           saturation, into a copy; the fast pass then runs with a shift of 0: the same
+           integers as align() term by term. The n rows of gh (used in r * n) are copied
+           unshifted. */
+        int32_t tx[3 * ETHOEDGE_GRU_BLOCK], th[3 * ETHOEDGE_GRU_BLOCK];
+        const int32_t *px = gx, *ph = gh;
+        if (sgx < 0) {
+            for (j = 0; j < 3 * u; ++j) {
+                tx[j] = ethoedge_align32(gx[j], sgx);
+            }
+            px = tx;
+        }
+        if (sgh < 0) {
+            for (j = 0; j < 2 * u; ++j) {
+                th[j] = ethoedge_align32(gh[j], sgh);
+            }
+            for (; j < 3 * u; ++j) {
+                th[j] = gh[j];
+            }
+            ph = th;
+        }
+        update32_fast(px, ph, u, h, hn, sgx > 0 ? sgx : 0, sgh > 0 ? sgh : 0, srn, snh, 8);
         return;
     }
     for (j = 0; j < u; ++j) { /* general shifts */
