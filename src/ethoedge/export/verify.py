@@ -416,13 +416,33 @@ def verify_c(
     sanitize: bool = False,
 ) -> VerifyResult:
     """Compare the exported C's scores with ``expected_logits`` (n, C) on every window."""
-    expected = np.asarray(expected_logits, dtype=np.int64)
     scores, same = run_c(export_dir, X_int16, target=target, prefix=prefix, sanitize=sanitize)
+    return _compare(scores, expected_logits, target, same=same)
+
+
+def _compare(
+    scores: np.ndarray,
+    expected_logits: np.ndarray,
+    target: str,
+    *,
+    same: np.ndarray | None = None,
+    api: str | None = None,
+) -> VerifyResult:
+    """The :class:`VerifyResult` of C ``scores`` against ``expected_logits``; ``same``: per
+    window, whether the window and streaming APIs agreed (None: not checked)."""
+    expected = np.asarray(expected_logits, dtype=np.int64)
     if expected.shape != scores.shape:
         raise EthoedgeError(f"expected logits {expected.shape} vs C scores {scores.shape}")
-    ok = np.all(scores == expected, axis=1) & same
+    ok = np.all(scores == expected, axis=1)
+    if same is not None:
+        ok &= same
     bad = np.flatnonzero(~ok)
     first = int(bad[0]) if bad.size else None
+    extra: dict[str, object] = {}
+    if same is not None:
+        extra["stream_mismatches"] = int((~same).sum())
+    if api is not None:
+        extra["api"] = api
     return VerifyResult(
         n_windows=len(ok),
         n_identical=int(ok.sum()),
@@ -430,7 +450,7 @@ def verify_c(
         target=target,
         c_scores=None if first is None else scores[first].tolist(),
         expected=None if first is None else expected[first].tolist(),
-        stream_mismatches=int((~same).sum()),
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -449,19 +469,5 @@ def verify_stream(
     prefix = _prefix_and_shape(export_dir, prefix)[0]
     hop = export_hop(export_dir, prefix)
     stream, _ = stream_windows(X_int16, hop)
-    expected = np.asarray(expected_logits, dtype=np.int64)
     scores = run_stream_c(export_dir, stream, target=target, prefix=prefix, sanitize=sanitize)
-    if expected.shape != scores.shape:
-        raise EthoedgeError(f"expected logits {expected.shape} vs C scores {scores.shape}")
-    ok = np.all(scores == expected, axis=1)
-    bad = np.flatnonzero(~ok)
-    first = int(bad[0]) if bad.size else None
-    return VerifyResult(
-        n_windows=len(ok),
-        n_identical=int(ok.sum()),
-        first_diff=first,
-        target=target,
-        c_scores=None if first is None else scores[first].tolist(),
-        expected=None if first is None else expected[first].tolist(),
-        api=f"streaming, hop {hop}",
-    )
+    return _compare(scores, expected_logits, target, api=f"streaming, hop {hop}")
