@@ -323,6 +323,17 @@ def _animal_bouts(parts: list[Path], animal: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- one file
 
 _CACHE: dict[tuple[str, str, int, str], Any] = {}
+_BUNDLES: dict[str, Any] = {}
+
+
+def _bundle(task: _Task) -> Any:
+    """The task's bundle, loaded once per process (not once per file)."""
+    from ethoedge.bundle import load_bundle
+
+    key = str(task.bundle_dir)
+    if key not in _BUNDLES:
+        _BUNDLES[key] = load_bundle(task.bundle_dir)
+    return _BUNDLES[key]
 
 
 def _classifier(task: _Task) -> Any:
@@ -338,11 +349,10 @@ def _classifier(task: _Task) -> Any:
 
 def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     """Classify one file: windows and bouts to part files; budget seconds and confusion back."""
-    from ethoedge.bundle import load_bundle
     from ethoedge.data.stream import infer_rate, stream_windows, streamable
     from ethoedge.data.windows import window_geometry
 
-    bundle = load_bundle(task.bundle_dir)
+    bundle = _bundle(task)
     clf = _classifier(task)
     cfg = DataConfig.from_dict(task.data)
     classes = bundle.class_names

@@ -254,8 +254,8 @@ static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x,
 
 /* DSP build: SMLAD tiles of 4 rows (word-aligned w and x, as the exported arrays are), their
    column tails in plain C (also for any x when cols < 4), then the row tail one row at a
-   time; unaligned inputs and use_dsp = 0 take one compact plain-C loop (the 4-row plain-C tiles are compiled only into
-   builds without DSP). */
+   time; unaligned inputs and use_dsp = 0 take one compact plain-C loop (the 4-row plain-C
+   tiles are compiled only into builds without DSP). */
 void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
                         int cols, int32_t *out, int use_dsp)
 {
