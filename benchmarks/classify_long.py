@@ -6,8 +6,9 @@ days; one file per animal), as Parquet or CSV, written an hour at a time; then c
 each size with ``python -m ethoedge classify BUNDLE DIR --out OUT --quiet`` in a subprocess,
 serially and with ``--executor processes --workers 2``, and records per run: wall time,
 windows, windows per second, the peak RSS of the largest single process (``ru_maxrss`` of
-the waited-for descendants of a fresh wrapper process) and the peak RSS summed over the
-process tree (sampled from ``/proc`` every 0.1 s; Linux only, else None).
+the waited-for descendants of a fresh wrapper process), and the peak RSS and PSS summed over
+the process tree (sampled from ``/proc/PID/smaps_rollup`` every 0.1 s; Linux only, else
+None; PSS splits pages shared between processes, e.g. PyTorch's libraries in each worker).
 
 Model: the student of ``--bundle``, or a seeded untrained GRU-MLP of ``--hidden`` units over
 5 s / 2.5 s windows at 10 Hz (speed does not depend on the weights).
@@ -112,22 +113,24 @@ def tiny_bundle(folder: Path, hidden: int) -> Path:
     return save_bundle(Bundle(student, norm, classes, WindowConfig(), 10.0), folder)
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its descendants (Linux /proc), 0 where unreadable."""
-    total, todo = 0, [pid]
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """Resident and proportional (shared pages split between the processes that map them)
+    bytes of ``pid`` and its descendants (Linux /proc), 0 where unreadable."""
+    rss, pss, todo = 0, 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(c) for c in f.read().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
 WRAPPER = (
@@ -143,12 +146,13 @@ def measure(cmd: list[str]) -> dict:
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE,
                             text=True)  # fmt: skip
-    peak = [0]
-    linux = Path("/proc/self/status").exists()
+    peak = [0, 0]
+    linux = Path("/proc/self/smaps_rollup").exists()
 
     def sample() -> None:
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            rss, pss = _tree_memory(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -164,6 +168,7 @@ def measure(cmd: list[str]) -> dict:
         "wall_s": round(wall, 3),
         "max_rss_mb": round(info["maxrss_kb"] / 1024, 1),
         "tree_rss_mb": round(peak[0] / 2**20, 1) if linux else None,
+        "tree_pss_mb": round(peak[1] / 2**20, 1) if linux else None,
     }
 
 

@@ -17,18 +17,21 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ethoedge import __version__
 from ethoedge.data.recording import UNLABELLED
 from ethoedge.data.windows import Normalizer, WindowConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_dir
-from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
-from ethoedge.models.resnet import ResNetTeacher, TeacherConfig
+
+if TYPE_CHECKING:  # PyTorch is imported where models are built: read_bundle_info needs none
+    import torch
+
+    from ethoedge.models.gru_mlp import GRUStudent
+    from ethoedge.models.resnet import ResNetTeacher
 
 BUNDLE_FORMAT = "ethoedge.bundle/1"
 
@@ -63,11 +66,41 @@ class Bundle:
     @property
     def n_samples(self) -> int:
         """Window length in samples (``window_samples``, else from ``window`` and ``rate_hz``)."""
-        if self.window_samples is not None:
-            return int(self.window_samples)
-        if self.window.length is not None:
-            return int(self.window.length)
-        return round(self.window.length_s * self.rate_hz)
+        return _n_samples(self.window_samples, self.window, self.rate_hz)
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What ``bundle.json`` says, without the models (:func:`read_bundle_info`): enough to
+    window new recordings as the bundle's were, without importing PyTorch.
+
+    Attributes: as :class:`Bundle`'s; ``student`` and ``teacher`` the models' config dicts
+    (``teacher`` None when the bundle has none).
+    """
+
+    class_names: tuple[str, ...]
+    normalizer: Normalizer
+    window: WindowConfig
+    rate_hz: float
+    n_channels: int
+    student: dict[str, Any]
+    teacher: dict[str, Any] | None
+    data: dict[str, Any]
+    meta: dict[str, Any]
+    window_samples: int | None
+
+    @property
+    def n_samples(self) -> int:
+        """Window length in samples, as :attr:`Bundle.n_samples`."""
+        return _n_samples(self.window_samples, self.window, self.rate_hz)
+
+
+def _n_samples(window_samples: int | None, window: WindowConfig, rate_hz: float) -> int:
+    if window_samples is not None:
+        return int(window_samples)
+    if window.length is not None:
+        return int(window.length)
+    return round(window.length_s * rate_hz)
 
 
 def _state_npz(model: torch.nn.Module) -> bytes:
@@ -77,6 +110,8 @@ def _state_npz(model: torch.nn.Module) -> bytes:
 
 
 def _load_state(model: torch.nn.Module, path: Path) -> None:
+    import torch
+
     with np.load(path, allow_pickle=False) as z:
         state = {k: torch.from_numpy(z[k].copy()) for k in z.files}
     model.load_state_dict(state)
@@ -108,8 +143,8 @@ def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
     return directory
 
 
-def load_bundle(directory: str | Path) -> Bundle:
-    """Read a bundle written by :func:`save_bundle` (models in eval mode, on CPU)."""
+def read_bundle_info(directory: str | Path) -> BundleInfo:
+    """Read and check a bundle's ``bundle.json`` (no models, no PyTorch)."""
     directory = Path(directory)
     path = directory / "bundle.json"
     try:
@@ -120,41 +155,63 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise ConfigError(f"bundle.json is not valid JSON: {e}", path=path) from None
     if doc.get("format") != BUNDLE_FORMAT:
         raise ConfigError(f"unknown bundle format {doc.get('format')!r}", path=path)
-    class_names = tuple(doc["class_names"])
-    n_ch = int(doc.get("n_channels", 3))
-    scfg = StudentConfig(**doc["student"])
-    student = GRUStudent(len(class_names), scfg, n_channels=n_ch)
-    _load_state(student, directory / "student.npz")
-    student.eval()
-    teacher = None
-    if doc.get("teacher") is not None and (directory / "teacher.npz").exists():
-        t = doc["teacher"]
-        tcfg = TeacherConfig(
-            **{**t, "filters": tuple(t["filters"]), "kernels": tuple(t["kernels"])}
-        )
-        teacher = ResNetTeacher(len(class_names), tcfg, n_channels=n_ch)
-        _load_state(teacher, directory / "teacher.npz")
-        teacher.eval()
     norm = doc["normalizer"]
     window, data = dict(doc["window"]), dict(doc.get("data", {}))
     # Bundles written before resampling became a window setting carry data.resample_hz.
     if data.get("resample_hz") is not None and window.get("target_rate_hz") is None:
         window["target_rate_hz"] = data["resample_hz"]
     data.pop("resample_hz", None)
-    return Bundle(
-        student=student,
+    return BundleInfo(
+        class_names=tuple(doc["class_names"]),
         normalizer=Normalizer(tuple(norm["mean"]), tuple(norm["std"])),  # type: ignore[arg-type]
-        class_names=class_names,
         window=WindowConfig(**window),
         rate_hz=float(doc["rate_hz"]),
-        teacher=teacher,
+        n_channels=int(doc.get("n_channels", 3)),
+        student=dict(doc["student"]),
+        teacher=dict(doc["teacher"]) if doc.get("teacher") is not None else None,
         data=data,
         meta=dict(doc.get("meta", {})),
         window_samples=int(doc["n_samples"]),
     )
 
 
-def window_like_bundle(bundle: Bundle, dataset: Any, *, every_stretch: bool = False) -> Any:
+def load_bundle(directory: str | Path, *, teacher: bool = True) -> Bundle:
+    """Read a bundle written by :func:`save_bundle` (models in eval mode, on CPU);
+    ``teacher=False`` leaves its teacher out (None), e.g. to classify with the student."""
+    from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+    from ethoedge.models.resnet import ResNetTeacher, TeacherConfig
+
+    directory = Path(directory)
+    info = read_bundle_info(directory)
+    n_classes, n_ch = len(info.class_names), info.n_channels
+    student = GRUStudent(n_classes, StudentConfig(**info.student), n_channels=n_ch)
+    _load_state(student, directory / "student.npz")
+    student.eval()
+    teacher_model = None
+    if teacher and info.teacher is not None and (directory / "teacher.npz").exists():
+        t = info.teacher
+        tcfg = TeacherConfig(
+            **{**t, "filters": tuple(t["filters"]), "kernels": tuple(t["kernels"])}
+        )
+        teacher_model = ResNetTeacher(n_classes, tcfg, n_channels=n_ch)
+        _load_state(teacher_model, directory / "teacher.npz")
+        teacher_model.eval()
+    return Bundle(
+        student=student,
+        normalizer=info.normalizer,
+        class_names=info.class_names,
+        window=info.window,
+        rate_hz=info.rate_hz,
+        teacher=teacher_model,
+        data=info.data,
+        meta=info.meta,
+        window_samples=info.window_samples,
+    )
+
+
+def window_like_bundle(
+    bundle: Bundle | BundleInfo, dataset: Any, *, every_stretch: bool = False
+) -> Any:
     """Cut ``dataset`` into windows exactly as ``bundle``'s training data were: its window
     settings, resampled to its rate where the data come at another one.
 

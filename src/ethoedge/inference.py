@@ -21,15 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 
-from ethoedge.bundle import Bundle, load_bundle, window_like_bundle, windows_for_bundle
+from ethoedge.bundle import (
+    Bundle,
+    load_bundle,
+    read_bundle_info,
+    window_like_bundle,
+    windows_for_bundle,
+)
 from ethoedge.data.windows import Normalizer
 from ethoedge.errors import ConfigError
 from ethoedge.quantize.qmodel import QuantizedStudent
+
+if TYPE_CHECKING:  # imported by the float engine when it runs
+    import torch
 
 Engine = Literal["float", "int", "c"]
 ENGINES = ("float", "int", "c")
@@ -56,7 +64,8 @@ class Classifier:
         batch_size: windows per forward pass of the float engine.
         engine: ``"c"`` runs a quantized student as compiled C; default: ``"int"`` for a
             quantized student, ``"float"`` otherwise.
-        threads: threads of the ``c`` engine (default ``torch.get_num_threads()``).
+        threads: threads of the ``c`` engine and of the float engine on the CPU (default
+            ``torch.get_num_threads()``).
 
     Attributes:
         classes_: the class names as an array (index = class id).
@@ -70,7 +79,7 @@ class Classifier:
         class_names: Sequence[str] | None = None,
         *,
         device: str = "cpu",
-        batch_size: int = 512,
+        batch_size: int = 256,
         engine: str | None = None,
         threads: int | None = None,
     ) -> None:
@@ -98,7 +107,7 @@ class Classifier:
         self.batch_size = int(batch_size)
         self.device = "cpu"
         if self.engine == "float":
-            from ethoedge.train import resolve_device
+            from ethoedge.models.device import resolve_device
 
             self.device = resolve_device(device)
 
@@ -116,7 +125,6 @@ class Classifier:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)
-        b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         if engine in ("int", "c"):
             if bundle_dir is None:
                 raise ConfigError(
@@ -128,7 +136,9 @@ class Classifier:
                     f"no {bits}-bit integer model at {q_path}: run "
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
-            return cls(QuantizedStudent.load(q_path), class_names=b.class_names, engine=engine)
+            classes = read_bundle_info(bundle_dir).class_names
+            return cls(QuantizedStudent.load(q_path), class_names=classes, engine=engine)
+        b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, teacher=False)
         return cls(b.student, b.normalizer, b.class_names, device=device)
 
     # ------------------------------------------------------------------ predictions
@@ -172,17 +182,53 @@ class Classifier:
         return softmax(z.astype(np.float64))
 
     def _float_logits(self, X_g: np.ndarray) -> np.ndarray:
+        """Float logits, ``batch_size`` windows per forward pass. On the CPU with several
+        PyTorch threads and more than one batch, the batches run side by side on that many
+        Python threads with one intra-op thread each (a GRU step is too small to split well
+        across threads; whole batches are not): the same values, batch for batch, as one
+        thread computes them."""
+        import torch
+
         assert self.normalizer is not None
         model = self.model
         assert isinstance(model, torch.nn.Module)
         model.to(self.device).eval()
         Xn = self.normalizer.apply(X_g)
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(Xn), self.batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(Xn[i : i + self.batch_size]))
-                out.append(model(xb.to(self.device)).float().cpu().numpy())
+        starts = range(0, len(Xn), self.batch_size)
+
+        def one(i: int) -> np.ndarray:
+            xb = torch.from_numpy(np.ascontiguousarray(Xn[i : i + self.batch_size]))
+            with torch.inference_mode():
+                return model(xb.to(self.device)).float().cpu().numpy()
+
+        threads = self.threads or torch.get_num_threads()
+        if self.device == "cpu" and threads > 1 and len(starts) > 1:
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                out = list(self._thread_pool(threads).map(one, starts))
+            finally:
+                torch.set_num_threads(before)
+        else:
+            out = [one(i) for i in starts]
         if not out:
             n_classes = len(self.class_names) or int(getattr(model, "n_classes", 0))
             return np.zeros((0, n_classes), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
+
+    def _thread_pool(self, threads: int) -> Any:
+        """The float engine's threads, kept between calls (fresh threads pay PyTorch's
+        per-thread start-up on every call)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = self.__dict__.get("_pool")
+        if pool is None or pool._max_workers != threads:
+            if pool is not None:
+                pool.shutdown(wait=False)
+            pool = self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-float")
+        return pool
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_pool", None)  # threads do not pickle; a copy starts its own
+        return state

@@ -91,3 +91,23 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_csv_rows(f: Any, columns: dict[str, Any]) -> None:
+    """Append ``columns`` (name -> array, all one length) to the open binary file ``f`` as CSV
+    rows without a header, with pyarrow's writer (several times faster than pandas'). Missing
+    values (None, NaN) are empty fields; strings are quoted only where a value holds a comma,
+    quote or line break (then that block is written with every string quoted)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.table(columns)
+    buf = io.BytesIO()  # whole, so that a failed attempt leaves nothing in ``f``
+    try:
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    except pa.ArrowInvalid:  # a structural character in a value: quote the strings
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
+    f.write(buf.getbuffer())

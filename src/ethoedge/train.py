@@ -44,6 +44,7 @@ from ethoedge.distill.config import KDConfig
 from ethoedge.distill.loss import kd_loss
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_path
+from ethoedge.models.device import resolve_device
 
 
 @config_dataclass(key="augment")
@@ -122,17 +123,6 @@ class FitResult:
     best_score: float | None
     history: list[dict[str, float]]
     resumed_from: int = 0
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; validates the name."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device '{device}' (auto, cpu or cuda)")
-    return device
 
 
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:

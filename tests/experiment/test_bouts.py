@@ -86,3 +86,35 @@ def test_dst_day_has_23_hours():
     _, d, a, b = split_days(np.array([s]), np.array([e]), "Europe/Berlin")
     assert d.tolist() == ["2024-03-31", "2024-04-01"]
     assert ((b - a) / 3600).tolist() == pytest.approx([23.0, 6.0])
+
+
+def _reference_bouts(labels, starts, runs):
+    """Window by window: one bout per stretch of one label within a run."""
+    out = []
+    for r in dict.fromkeys(runs):
+        raw = []
+        for i in (i for i in range(len(labels)) if runs[i] == r):
+            if raw and raw[-1][0] == labels[i]:
+                raw[-1][2] = starts[i] + STEP
+            else:
+                raw.append([labels[i], starts[i], starts[i] + STEP])
+        out += [tuple(b) for b in raw]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_unsmoothed_bouts_are_runs_of_one_label_whatever_the_pushes(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    labels = rng.choice(["a", "b", "c"], size=n, p=[0.6, 0.3, 0.1]).tolist()
+    runs = np.cumsum(rng.random(n) < 0.02).tolist()
+    starts = (np.arange(n) * STEP + np.asarray(runs) * 1000.0).tolist()
+    want = _reference_bouts(labels, starts, runs)
+    for chunk in (1, 7, n):
+        assert _bouts(labels, starts=starts, runs=runs, chunk=chunk) == want, chunk
+    # With a minimum bout length: pushes of many windows give the bouts of pushes of one
+    # window each (each window then goes through the bout rules on its own).
+    one = _bouts(labels, starts=starts, runs=runs, min_bout_s=6.0, chunk=1)
+    assert one != want
+    for chunk in (7, n):
+        assert _bouts(labels, starts=starts, runs=runs, min_bout_s=6.0, chunk=chunk) == one

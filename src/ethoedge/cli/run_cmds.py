@@ -156,8 +156,11 @@ def classify_cmd(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Address of a running Ray cluster (default: start one here)."
     ),
-    chunk_rows: int = typer.Option(
-        50_000, "--chunk-rows", min=1, help="Rows read at a time from a streamed file."
+    chunk_rows: int | None = typer.Option(
+        None,
+        "--chunk-rows",
+        min=1,
+        help="Rows read at a time from a streamed file (default: 200,000).",
     ),
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
@@ -167,6 +170,7 @@ def classify_cmd(
     """Classify every window; write bouts, daily time budgets and ethograms; print hours per
     behaviour per animal (and MCC, macro F1 and the confusion matrix when labelled)."""
     from ethoedge.data.config import DataConfig
+    from ethoedge.data.stream import DEFAULT_CHUNK_ROWS
     from ethoedge.experiment import classify
 
     cfg = data_overrides(
@@ -176,7 +180,7 @@ def classify_cmd(
     res = classify(
         bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,
         smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
-        ray_address=ray_address, chunk_rows=chunk_rows, progress=not quiet,
+        ray_address=ray_address, chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, progress=not quiet,
     )  # fmt: skip
     con = Console()
     table = Table(title="time budget (hours per behaviour)")

@@ -48,7 +48,7 @@ from ethoedge.data.tables import (
 from ethoedge.errors import ConfigError, DataError
 
 AXES = ("ax", "ay", "az")
-DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_CHUNK_ROWS = 200_000
 
 
 class SampleLabeller(Protocol):
@@ -141,12 +141,6 @@ def _raw_chunks(
         raise _csv_error(path, kind, e) from e
 
 
-def _strings(col: pd.Series) -> np.ndarray:
-    """A string column as an object array of stripped strings (None: missing or blank)."""
-    codes, uniq = _factor(col)
-    return np.asarray([*uniq, None], dtype=object)[np.where(codes >= 0, codes, len(uniq))]
-
-
 def _labels(col: pd.Series, cfg: DataConfig) -> np.ndarray:
     """A label column after ``cfg.label_map`` (None: unlabelled or mapped away)."""
     codes, uniq = _factor(col)
@@ -212,12 +206,13 @@ def iter_blocks(
             continue
         any_rows = True
         n = len(df)
-        animal = _strings(df["animal"]) if "animal" in df.columns else np.full(n, stem, object)
-        segment = _strings(df[seg_col]) if seg_col else np.full(n, "0", dtype=object)
-        for name, vals in (("animal", animal), *(((seg_col, segment),) if seg_col else ())):
-            miss = pd.isna(vals)
-            if miss.any():
-                i = int(np.flatnonzero(miss)[0])
+        # Animal and segment as codes into their distinct values (None: one value, the file
+        # stem or segment "0", for every row).
+        a_codes, a_uniq = _factor(df["animal"]) if "animal" in df.columns else (None, [stem])
+        s_codes, s_uniq = _factor(df[seg_col]) if seg_col else (None, ["0"])
+        for name, codes in (("animal", a_codes), (seg_col, s_codes)):
+            if codes is not None and (codes < 0).any():
+                i = int(np.flatnonzero(codes < 0)[0])
                 raise DataError("missing value", path=path, row=int(lines[i]), column=name)
         ts = df["timestamp"]
         if ts.isna().any():
@@ -250,17 +245,22 @@ def iter_blocks(
             keep &= ~_mapped_away(df[label_col], cfg)
         acc_g = (acc * scale).astype(np.float32)
         # Group the chunk's rows by (animal, segment), in order of first appearance.
-        ak = pd.factorize(animal)[0]
-        sk, suniq = pd.factorize(segment)
-        key = pd.factorize(ak * len(suniq) + sk)[0]
-        order = np.argsort(key, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(key))])
-        for g in range(len(bounds) - 1):
-            idx = order[bounds[g] : bounds[g + 1]]
-            idx = idx[keep[idx]]
+        if a_codes is None and s_codes is None:
+            groups = [np.arange(n)]
+        else:
+            ak = a_codes if a_codes is not None else np.zeros(n, np.int64)
+            sk = s_codes if s_codes is not None else np.zeros(n, np.int64)
+            key = pd.factorize(ak * len(s_uniq) + sk)[0]
+            order = np.argsort(key, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(key))])
+            groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(bounds) - 1)]
+        all_kept = bool(keep.all())
+        for idx in groups:
+            idx = idx if all_kept else idx[keep[idx]]
             if not len(idx):
                 continue
-            a, s = str(animal[idx[0]]), str(segment[idx[0]])
+            a = a_uniq[a_codes[idx[0]]] if a_codes is not None else a_uniq[0]
+            s = s_uniq[s_codes[idx[0]]] if s_codes is not None else s_uniq[0]
             tg = t[idx]
             prev = last_t.get((a, s))
             steps = np.diff(tg, prepend=prev) if prev is not None else np.diff(tg)

@@ -13,13 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    matthews_corrcoef,
-    precision_recall_fscore_support,
-)
 
 from ethoedge.io import atomic_path, atomic_write_text
 
@@ -33,6 +26,16 @@ def classification_metrics(
     >>> round(m["accuracy"], 3), m["confusion"]
     (0.667, [[1, 0], [1, 1]])
     """
+    # scikit-learn (and SciPy under it) is imported here, not with the module: classify only
+    # needs :func:`metrics_from_confusion`, and the import costs a second and 190 MB.
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        matthews_corrcoef,
+        precision_recall_fscore_support,
+    )
+
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     labels = list(range(len(class_names)))

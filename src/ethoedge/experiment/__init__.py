@@ -17,9 +17,33 @@
   :mod:`~ethoedge.experiment.ethogram` (their pictures).
 """
 
-from ethoedge.experiment.classify import ClassifyResult, classify
-from ethoedge.experiment.deploy import VerificationError
-from ethoedge.experiment.keys import ModelKey
-from ethoedge.experiment.run import run, run_windows
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ethoedge.experiment.classify import ClassifyResult, classify
+    from ethoedge.experiment.deploy import VerificationError
+    from ethoedge.experiment.keys import ModelKey
+    from ethoedge.experiment.run import run, run_windows
 
 __all__ = ["ClassifyResult", "ModelKey", "VerificationError", "classify", "run", "run_windows"]
+
+# Imported on first use (PEP 562): ``classify`` on new recordings needs neither the training
+# stages nor scikit-learn, and importing them all costs seconds and hundreds of MB per process.
+_HOME = {
+    "ClassifyResult": "classify",
+    "classify": "classify",
+    "VerificationError": "deploy",
+    "ModelKey": "keys",
+    "run": "run",
+    "run_windows": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

@@ -22,8 +22,10 @@ Optional cleaning, off by default, applied in this order within each run:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +85,9 @@ class BoutBuilder:
         if run != s.run:
             out += self._end_run(animal, segment, s)
             s.run = run
+        if self.smooth == 1:  # no context to keep: whole runs of one label at a time
+            self._spans(animal, segment, s, np.asarray(start, float), labels, out)
+            return out
         s.lab += [str(v) for v in labels]
         s.st += [float(v) for v in start]
         self._smooth(animal, segment, s, final=False, out=out)
@@ -128,6 +133,21 @@ class BoutBuilder:
         keep_from = max(0, done - h)  # keep h windows of left context
         s.lab, s.st = s.lab[keep_from:], s.st[keep_from:]
         s.n_ctx = done - keep_from
+
+    def _spans(
+        self, animal: str, segment: str, s: _State, start: np.ndarray, labels: Any, out: list
+    ) -> None:
+        """Windows in time order, as :meth:`_window` one by one would take them: each stretch
+        of one label extends the open bout or opens one (the same bouts, far faster)."""
+        if not len(start):
+            return
+        lab = np.asarray(labels, dtype=object).astype(str)
+        cuts = [0, *(np.flatnonzero(lab[1:] != lab[:-1]) + 1).tolist(), len(lab)]
+        for a, b in itertools.pairwise(cuts):
+            first = float(start[a])
+            self._window(animal, segment, s, first, str(lab[a]), out)
+            assert s.open is not None
+            s.open.end = float(start[b - 1]) + self.step_s
 
     def _window(
         self, animal: str, segment: str, s: _State, start: float, lab: str, out: list

@@ -34,6 +34,7 @@ from ethoedge.experiment.bouts import (
     DailyBudget,
     bouts_frame,
 )
+from ethoedge.io import write_csv_rows
 
 __all__ = ["ClassifyResult", "classify"]
 
@@ -166,10 +167,10 @@ def classify(
     """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from ethoedge.bundle import load_bundle
+    from ethoedge.bundle import read_bundle_info
     from ethoedge.data.loaders import resolve_path
     from ethoedge.data.sources import data_files
-    from ethoedge.experiment.executor import map_tasks
+    from ethoedge.experiment.pool import map_tasks
     from ethoedge.inference import ENGINES
 
     try:
@@ -183,7 +184,7 @@ def classify(
     if min_bout_s < 0 or chunk_rows < 1:
         raise ConfigError("min_bout_s must be >= 0 and chunk_rows >= 1")
     bundle_dir = Path(bundle_dir)
-    bundle = load_bundle(bundle_dir)
+    bundle = read_bundle_info(bundle_dir)  # no PyTorch here: workers load the model
     if engine in ("int", "c") and not (bundle_dir / "quantized" / f"w{bits}.json").is_file():
         from ethoedge.inference import Classifier
 
@@ -327,12 +328,12 @@ _BUNDLES: dict[str, Any] = {}
 
 
 def _bundle(task: _Task) -> Any:
-    """The task's bundle, loaded once per process (not once per file)."""
-    from ethoedge.bundle import load_bundle
+    """The task's bundle description, read once per process (not once per file)."""
+    from ethoedge.bundle import read_bundle_info
 
     key = str(task.bundle_dir)
     if key not in _BUNDLES:
-        _BUNDLES[key] = load_bundle(task.bundle_dir)
+        _BUNDLES[key] = read_bundle_info(task.bundle_dir)
     return _BUNDLES[key]
 
 
@@ -391,49 +392,71 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     animals: list[str] = []
     n = 0
     with (
-        open(task.part_dir / f"w{task.index}.part", "w", encoding="utf-8") as wf,
-        open(task.part_dir / f"b{task.index}.part", "w", encoding="utf-8") as bf,
+        open(task.part_dir / f"w{task.index}.part", "wb") as wf,
+        open(task.part_dir / f"b{task.index}.part", "wb") as bf,
     ):
 
         def emit(bouts: list[Bout]) -> None:
             if bouts:
-                bouts_frame(bouts, task.tz).to_csv(bf, header=False, index=False)
+                frame = bouts_frame(bouts, task.tz)
+                write_csv_rows(bf, {c: frame[c].to_numpy() for c in frame.columns})
                 budget.add(bouts)
 
         for wb in blocks:
             if wb.animal not in animals:
                 animals.append(wb.animal)
             pred, probs = clf.predict_with_proba(wb.X)
-            y = np.array([lut.get(v, -1) if v is not None else -1 for v in wb.label], np.int64)
+            codes, uniq = pd.factorize(wb.label, use_na_sentinel=True)  # None: -1
+            y = np.array([*(lut.get(str(u), -1) for u in uniq), -1], np.int64)[codes]
             ok = y >= 0
             np.add.at(confusion, (y[ok], pred[ok]), 1)
-            _window_rows(wb, pred, probs, names, y).to_csv(wf, header=False, index=False)
+            write_csv_rows(wf, _window_rows(wb, pred, probs, names, y))
             emit(builder.push(wb.animal, wb.segment, wb.run, wb.start, names[pred]))
             n += len(wb)
             if tick is not None:
                 tick(f"{n:,} windows")
+            _trim_heap()
         emit(builder.flush())
     return _FileSummary(task.index, n, confusion, budget.seconds, animals, note)
 
 
+_TRIM: list[Any] = []
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere a
+    no-op). Each block's windows and the float engine's threads leave freed memory behind in
+    glibc's arenas that is not reused well; without this, peak memory creeps up with the
+    length of the recording."""
+    if not _TRIM:
+        import ctypes
+
+        try:
+            _TRIM.append(ctypes.CDLL(None).malloc_trim)
+        except (OSError, AttributeError):
+            _TRIM.append(None)
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
+
+
 def _window_rows(
     wb: WindowBlock, pred: np.ndarray, probs: np.ndarray, names: np.ndarray, y: np.ndarray
-) -> Any:
-    df = pd.DataFrame(
-        {
-            "animal": wb.animal,
-            "segment": wb.segment,
-            "start": wb.start,
-            "end": wb.end,
-            "label": names[pred],
-        }
-    )
+) -> dict[str, np.ndarray]:
+    """The block's rows of ``windows.csv``, column by column (no true label: empty)."""
+    n = len(wb)
+    cols: dict[str, np.ndarray] = {
+        "animal": np.full(n, wb.animal, dtype=object),
+        "segment": np.full(n, wb.segment, dtype=object),
+        "start": wb.start,
+        "end": wb.end,
+        "label": names[pred],
+    }
     for c, name in enumerate(names):
-        df[f"score_{name}"] = probs[:, c].round(6)
-    true = np.full(len(y), "", dtype=object)
+        cols[f"score_{name}"] = probs[:, c].round(6)
+    true = np.full(n, None, dtype=object)
     true[y >= 0] = names[y[y >= 0]]
-    df["true_label"] = true
-    return df
+    cols["true_label"] = true
+    return cols
 
 
 def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[WindowBlock]:

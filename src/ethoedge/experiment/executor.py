@@ -6,25 +6,24 @@ is free to run at once. Each executor gives the same outputs for the same jobs: 
 pure function of its context and key (see :mod:`ethoedge.experiment.jobs`). One progress bar
 counts the jobs that are running and finished.
 
-:func:`map_tasks` runs independent tasks (``classify``'s files) on the same three executors.
+The executors themselves, and :func:`~ethoedge.experiment.pool.map_tasks` for independent
+tasks, are in :mod:`ethoedge.experiment.pool`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Literal
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 
 from ethoedge.errors import ConfigError
 from ethoedge.experiment.jobs import Job, JobContext, JobOutput, run_job
 from ethoedge.experiment.keys import TEACHER
-
-ExecutorName = Literal["serial", "processes", "ray"]
-EXECUTORS = ("serial", "processes", "ray")
+from ethoedge.experiment.pool import EXECUTORS, ray_session
 
 
 def _progress(enabled: bool) -> Any:
@@ -205,31 +204,6 @@ def _ray_run(ctx: JobContext, job: Job, soft: np.ndarray | None) -> JobOutput:
     return run_job(ctx, job, soft)
 
 
-@contextmanager
-def _ray_session(workers: int, address: str | None) -> Iterator[Any]:
-    """The ray module, connected to ``address`` or to a local instance of ``workers`` CPUs
-    that is started here if none is running (and then shut down on leaving)."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
-        ) from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
-        if address:
-            init["address"] = address
-        else:
-            init.update(num_cpus=workers, include_dashboard=False)
-        ray.init(**init)
-    try:
-        yield ray
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
 def _ray(
     ctx: JobContext,
     jobs: list[Job],
@@ -238,7 +212,7 @@ def _ray(
     use_gpu: bool,
     tracker: _Tracker,
 ) -> dict[Job, JobOutput]:
-    with _ray_session(workers, address) as ray:
+    with ray_session(workers, address) as ray:
         ctx_ref = ray.put(ctx)
         remote = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_ray_run)
 
@@ -254,87 +228,3 @@ def _ray(
             lambda ref: ray.get(ref),
             tracker,
         )
-
-
-# ----------------------------------------------------------------------------- task map
-
-
-def _map_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def map_tasks(
-    fn: Callable[..., Any],
-    items: Sequence[Any],
-    *,
-    executor: str = "serial",
-    workers: int = 1,
-    ray_address: str | None = None,
-    progress: bool = True,
-    label: str = "tasks",
-    describe: Callable[[Any], str] = str,
-) -> list[Any]:
-    """``[fn(item) for item in items]`` in this process, on local worker processes or on Ray,
-    results in the order of ``items`` whatever order they finish in. ``fn`` must be a
-    module-level function (pickled by name); in ``serial`` it is also given a ``tick``
-    keyword: a callable that shows progress within an item. A worker process uses
-    ``cpu_count // workers`` PyTorch threads. One progress bar counts finished items."""
-    items = list(items)
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-        disable=not progress,
-    )
-    out: list[Any] = [None] * len(items)
-    with bar:
-        task = bar.add_task(label, total=len(items), last="")
-        if executor == "serial":
-            for i, item in enumerate(items):
-                name = describe(item)
-
-                def tick(msg: str, name: str = name) -> None:
-                    bar.update(task, last=f"{name}: {msg}")
-
-                out[i] = fn(item, tick=tick)
-                bar.update(task, advance=1, last=name)
-            return out
-        threads = max(1, (multiprocessing.cpu_count() or 1) // workers)
-        if executor == "processes":
-            pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_map_init,
-                initargs=(threads,),
-            )
-            try:
-                futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
-                pending = set(futs)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        out[futs[f]] = f.result()
-                        bar.update(task, advance=1, last=describe(items[futs[f]]))
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-            return out
-        with _ray_session(workers, ray_address) as ray:
-            remote = ray.remote(num_cpus=1)(fn)
-            refs = {remote.remote(item): i for i, item in enumerate(items)}
-            pending_refs = list(refs)
-            while pending_refs:
-                ready, pending_refs = ray.wait(pending_refs, num_returns=1)
-                for r in ready:
-                    out[refs[r]] = ray.get(r)
-                    bar.update(task, advance=1, last=describe(items[refs[r]]))
-        return out

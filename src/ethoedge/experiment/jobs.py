@@ -34,8 +34,9 @@ from ethoedge.experiment.keys import BASELINE, TEACHER, ModelKey
 from ethoedge.inference import Classifier
 from ethoedge.io import atomic_path, atomic_write_json
 from ethoedge.models import GRUStudent, ResNetTeacher
+from ethoedge.models.device import resolve_device
 from ethoedge.models.gru_mlp import StudentConfig
-from ethoedge.train import FitResult, fit, resolve_device, seed_everything
+from ethoedge.train import FitResult, fit, seed_everything
 
 
 @dataclass(frozen=True, order=True)

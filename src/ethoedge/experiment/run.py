@@ -56,7 +56,7 @@ from ethoedge.experiment.report import (
 from ethoedge.inference import Classifier
 from ethoedge.io import atomic_write_text
 from ethoedge.models import GRUStudent, ResNetTeacher, model_cost
-from ethoedge.train import resolve_device
+from ethoedge.models.device import resolve_device
 
 
 def _model_for_cost(cfg: RunConfig, key: ModelKey, n_classes: int, n_channels: int) -> Any:

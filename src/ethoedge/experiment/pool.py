@@ -1,0 +1,127 @@
+"""Independent tasks on one of three executors: in this process (``serial``), on local
+worker processes (``processes``) or on a Ray cluster (``ray``).
+
+:func:`map_tasks` maps a function over items (``classify``'s files); :func:`ray_session`
+connects to Ray. Both are free of the training stages, so that classifying new recordings
+imports neither them nor scikit-learn; :mod:`ethoedge.experiment.executor` schedules training
+jobs on the same executors.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from ethoedge.errors import ConfigError
+
+ExecutorName = Literal["serial", "processes", "ray"]
+EXECUTORS = ("serial", "processes", "ray")
+
+
+@contextmanager
+def ray_session(workers: int, address: str | None) -> Iterator[Any]:
+    """The ray module, connected to ``address`` or to a local instance of ``workers`` CPUs
+    that is started here if none is running (and then shut down on leaving)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
+        ) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+        if address:
+            init["address"] = address
+        else:
+            init.update(num_cpus=workers, include_dashboard=False)
+        ray.init(**init)
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _map_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def map_tasks(
+    fn: Callable[..., Any],
+    items: Sequence[Any],
+    *,
+    executor: str = "serial",
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
+    label: str = "tasks",
+    describe: Callable[[Any], str] = str,
+) -> list[Any]:
+    """``[fn(item) for item in items]`` in this process, on local worker processes or on Ray,
+    results in the order of ``items`` whatever order they finish in. ``fn`` must be a
+    module-level function (pickled by name); in ``serial`` it is also given a ``tick``
+    keyword: a callable that shows progress within an item. A worker process uses
+    ``cpu_count // workers`` PyTorch threads. One progress bar counts finished items."""
+    items = list(items)
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        disable=not progress,
+    )
+    out: list[Any] = [None] * len(items)
+    with bar:
+        task = bar.add_task(label, total=len(items), last="")
+        if executor == "serial":
+            for i, item in enumerate(items):
+                name = describe(item)
+
+                def tick(msg: str, name: str = name) -> None:
+                    bar.update(task, last=f"{name}: {msg}")
+
+                out[i] = fn(item, tick=tick)
+                bar.update(task, advance=1, last=name)
+            return out
+        threads = max(1, (multiprocessing.cpu_count() or 1) // workers)
+        if executor == "processes":
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_map_init,
+                initargs=(threads,),
+            )
+            try:
+                futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
+                pending = set(futs)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        out[futs[f]] = f.result()
+                        bar.update(task, advance=1, last=describe(items[futs[f]]))
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return out
+        with ray_session(workers, ray_address) as ray:
+            remote = ray.remote(num_cpus=1)(fn)
+            refs = {remote.remote(item): i for i, item in enumerate(items)}
+            pending_refs = list(refs)
+            while pending_refs:
+                ready, pending_refs = ray.wait(pending_refs, num_returns=1)
+                for r in ready:
+                    out[refs[r]] = ray.get(r)
+                    bar.update(task, advance=1, last=describe(items[refs[r]]))
+        return out
