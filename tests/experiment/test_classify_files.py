@@ -195,3 +195,20 @@ def test_bad_input_one_line_and_no_partial_output(bundle_dir, tmp_path, capsys):
     assert main(["classify", str(bundle_dir), str(logs), "--out", str(tmp_path / "x"),
                  "--tz", "Mars/Olympus"]) == 2  # fmt: skip
     assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+
+
+def test_classify_imports_neither_pytorch_nor_scikit_learn_until_a_model_runs():
+    """The parent of classify's worker processes reads bundle.json only: importing PyTorch
+    (2 s, 220 MB) or scikit-learn (1 s, 190 MB) there would cost every run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ethoedge.experiment import classify; import ethoedge.cli; "
+        "from ethoedge.bundle import read_bundle_info; import ethoedge.inference; "
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.strip() == "[]"
