@@ -1,6 +1,6 @@
 """Pictures of the answers (matplotlib, Agg): an ethogram per animal (behaviour colour bands
-over local clock time 0-24 h, one row per local day) and a stacked daily time-budget chart
-(one panel per animal, one bar per local day)."""
+over local clock time, one row per local day: 0-24 h, or the hours a short recording covers)
+and a stacked daily time-budget chart (one panel per animal, one bar per local day)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,25 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def clock_range(x0: np.ndarray, x1: np.ndarray) -> tuple[float, float]:
+    """Hours of the day an ethogram shows for bouts from ``x0`` to ``x1`` (local clock hours
+    within their day): the whole day, 0-24, once the bouts reach over 12 hours of it; else
+    from the whole hour before the first bout to the whole hour after the last (short
+    recordings would be slivers on a 24 h axis).
+
+    >>> clock_range(np.array([13.2, 14.4]), np.array([13.5, 15.7]))
+    (13.0, 16.0)
+    >>> clock_range(np.array([1.0]), np.array([20.0]))
+    (0.0, 24.0)
+    """
+    if not len(x0):
+        return 0.0, 24.0
+    lo, hi = float(np.floor(x0.min())), float(np.ceil(x1.max()))
+    if hi - lo > 12:
+        return 0.0, 24.0
+    return lo, max(hi, lo + 1.0)
+
+
 def plot_ethogram(
     bouts: pd.DataFrame, animal: str, behaviours: tuple[str, ...], tz: str, path: Path
 ) -> Path:
@@ -49,7 +68,8 @@ def plot_ethogram(
     )
     days = sorted(set(day.tolist()))
     row = {d: k for k, d in enumerate(days)}
-    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(days), 1) + 1.6))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(days), 1) + 1.9), layout="constrained")
+    x0 = x1 = np.zeros(0)
     if len(i):
         beh = bouts["behaviour"].to_numpy(object)[i]
         local = pd.to_datetime(s, unit="s", utc=True).tz_convert(tz)
@@ -72,16 +92,18 @@ def plot_ethogram(
                  ((x0[m], lo), (x1[m], lo), (x1[m], hi), (x0[m], hi))], axis=1
             )  # fmt: skip
             ax.add_collection(PolyCollection(verts, facecolors=[colours[b]], linewidths=0))
-    ax.set_xlim(0, 24)
-    ax.set_xticks(range(0, 25, 3))
+    lo_h, hi_h = clock_range(x0, x1)
+    ax.set_xlim(lo_h, hi_h)
+    span = hi_h - lo_h
+    step = 3 if span >= 12 else 1 if span >= 3 else 0.25
+    ax.set_xticks(np.arange(lo_h, hi_h + 1e-9, step))
     ax.set_xlabel(f"local time (h, {tz})")
     ax.set_yticks(range(len(days)), days)
     ax.set_ylim(len(days) - 0.5, -0.5)
     ax.set_title(f"ethogram: {animal}")
     handles = [Patch(color=colours[b], label=b) for b in colours]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(days) < 4
-              else -0.08), ncol=min(len(handles), 6), fontsize=8, frameon=False)  # fmt: skip
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+               fontsize=8, frameon=False)  # fmt: skip
     _save(fig, path)
     return path
 
