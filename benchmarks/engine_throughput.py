@@ -2,7 +2,8 @@ r"""Windows per second of the three inference engines on every bundled window, o
 
 The engines of :class:`ethoedge.inference.Classifier`, each timed on ``decision_function`` of
 the raw windows in g (so the integer engines include quantizing the input): ``float``
-(PyTorch student, ``--threads`` torch threads, batches of ``--batch`` windows), ``int`` (the
+(PyTorch student, ``--threads`` threads, batches of ``--batch`` windows, default the
+engine's own: with several threads whole batches run side by side), ``int`` (the
 NumPy integer reference, :func:`ethoedge.quantize.reference.reference_logits`; its BLAS uses
 the threads OpenBLAS is allowed, ``OPENBLAS_NUM_THREADS``, recorded in the output) and ``c``
 (the exported C as a host shared library on ``--threads`` threads), the integer engines at
@@ -68,7 +69,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=None, help="a model bundle (RUN/model)")
     ap.add_argument("--threads", type=int, default=2, help="torch and C engine threads")
-    ap.add_argument("--batch", type=int, default=4096, help="windows per float forward pass")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="windows per float forward pass (default: the Classifier's)")  # fmt: skip
     ap.add_argument("--limit", type=int, default=None, help="first N windows only (smoke run)")
     ap.add_argument("--skip-plain", action="store_true", help="do not time the plain reference")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
@@ -96,8 +98,9 @@ def main() -> None:
             quantized[w] = quantize_student(student, norm, win.X, w, class_names=names)
 
     rows: dict[str, float] = {}
-    fl = Classifier(student, norm, names, batch_size=args.batch)
-    fl.decision_function(X[:8])
+    fl = Classifier(student, norm, names, threads=args.threads,
+                    **({} if args.batch is None else {"batch_size": args.batch}))  # fmt: skip
+    fl.decision_function(X[: 4 * fl.batch_size])  # warm: the engine's threads started
     rows["float_torch"] = timed(fl.decision_function, X)[0]
     same: dict[str, bool] = {}
     for w, q in quantized.items():
@@ -119,6 +122,7 @@ def main() -> None:
         "input_stage": quantized[8].input_stage,
         "model": str(args.bundle) if args.bundle is not None else "seeded quick-preset student",
         "threads": args.threads,
+        "float_batch": fl.batch_size,
         "blas_threads_env": {
             k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ
         },
