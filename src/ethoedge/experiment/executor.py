@@ -12,9 +12,8 @@ tasks, are in :mod:`ethoedge.experiment.pool`.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 from ethoedge.errors import ConfigError
 from ethoedge.experiment.jobs import Job, JobContext, JobOutput, run_job
 from ethoedge.experiment.keys import TEACHER
-from ethoedge.experiment.pool import EXECUTORS, ray_session
+from ethoedge.experiment.pool import EXECUTORS, ray_session, spawn_pool
 
 
 def _progress(enabled: bool) -> Any:
@@ -172,13 +171,7 @@ def _worker_run(job: Job, soft: np.ndarray | None) -> JobOutput:
 def _processes(
     ctx: JobContext, jobs: list[Job], workers: int, tracker: _Tracker
 ) -> dict[Job, JobOutput]:
-    # spawn: a fresh interpreter per worker (fork after torch has started threads can hang)
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(ctx,),
-    )
+    pool = spawn_pool(workers, _init_worker, (ctx,))
     try:
 
         def wait_any(handles: set[Future[JobOutput]]) -> tuple[set[Any], set[Any]]:

@@ -46,6 +46,17 @@ def ray_session(workers: int, address: str | None) -> Iterator[Any]:
             ray.shutdown()
 
 
+def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple) -> Any:
+    """A pool of ``workers`` local processes, each a fresh interpreter (spawn: forking after
+    PyTorch has started its threads can hang) set up by ``initializer(*initargs)``."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
+
+
 def _map_init(threads: int) -> None:
     import torch
 
@@ -98,12 +109,7 @@ def map_tasks(
             return out
         threads = max(1, (multiprocessing.cpu_count() or 1) // workers)
         if executor == "processes":
-            pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_map_init,
-                initargs=(threads,),
-            )
+            pool = spawn_pool(workers, _map_init, (threads,))
             try:
                 futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
                 pending = set(futs)
