@@ -58,3 +58,21 @@ def test_soft_labels_mix_teacher_and_out_of_animal_baseline(tmp_path):
             w.X[fold.train], w.y[fold.train], w.rate_hz, 0, n_classes=3
         )
         assert not np.allclose(full.predict_proba(w.X[fold.train[rows]]), p_base)
+
+
+def test_the_deployed_student_is_distilled_from_the_ensemble_teacher(tmp_path):
+    from ethoedge.experiment.deploy import train_deployment
+
+    w = separable_windows(n_per_animal=20, animals="abcdef")
+    fast = replace(tiny_config().student_train, epochs=2)
+    cfg = tiny_config(protocol="loao", val_animals=0, teacher_train=fast, student_train=fast,
+                      kd=KDConfig(cross_fit_groups=3, baseline_weight=0.5),
+                      baseline=BaselineConfig(n_estimators=10))  # fmt: skip
+    bundle = train_deployment(cfg, w, tmp_path, {}, progress=False)
+    soft = load_soft_labels(soft_labels_path(tmp_path, "all"))
+    assert len(soft.index) == len(w)  # every animal's windows
+    p_teacher = softmax(predict_logits(bundle.teacher, bundle.normalizer.apply(w.X[soft.index])))
+    mix = softmax(soft.logits)
+    # half the teacher's probabilities plus half a forest's: never below half the teacher's
+    assert np.all(mix >= 0.5 * p_teacher - 1e-5)
+    assert not np.allclose(mix, p_teacher, atol=1e-3)
