@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import torch
 
 from ethoedge.data import Normalizer
@@ -34,3 +38,28 @@ def test_threaded_batches_equal_one_thread_and_restore_torch_threads():
     # The threads are not pickled; a copy starts its own and computes the same.
     copy = pickle.loads(pickle.dumps(two))
     np.testing.assert_allclose(copy.decision_function(X), z, rtol=0, atol=1e-6)
+
+
+FORK_SCRIPT = """
+import os, sys, numpy as np, torch
+from ethoedge.data import Normalizer
+from ethoedge.inference import Classifier
+from ethoedge.models import GRUStudent, StudentConfig
+torch.manual_seed(0)
+c = Classifier(GRUStudent(4, StudentConfig(hidden=8)), Normalizer((0, 0, 1), (1, 1, 1)),
+               list("abcd"), batch_size=64, threads=2)
+X = np.random.default_rng(0).normal(size=(600, 3, 50)).astype(np.float32)
+z = c.decision_function(X)  # starts the engine's threads
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.allclose(c.decision_function(X), z, atol=1e-6) else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_classifies_with_threads_of_its_own():
+    """The child inherits the engine's thread pool without its threads; it must not wait on
+    them forever."""
+    subprocess.run([sys.executable, "-c", FORK_SCRIPT], check=True, timeout=120)

@@ -19,6 +19,8 @@ reference function that the ``int`` engine wraps.
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -183,10 +185,12 @@ class Classifier:
 
     def _float_logits(self, X_g: np.ndarray) -> np.ndarray:
         """Float logits, ``batch_size`` windows per forward pass. On the CPU with several
-        PyTorch threads and more than one batch, the batches run side by side on that many
-        Python threads with one intra-op thread each (a GRU step is too small to split well
-        across threads; whole batches are not): the same values, batch for batch, as one
-        thread computes them."""
+        threads and more than one batch, the batches run side by side on that many Python
+        threads with one intra-op thread each (a GRU step is too small to split well across
+        threads; whole batches are not): the same values, batch for batch, as one thread
+        computes them. PyTorch's intra-op thread count is process-wide: it is 1 for the
+        duration of such a call and restored after it (a thread that first uses PyTorch
+        meanwhile starts with 1)."""
         import torch
 
         assert self.normalizer is not None
@@ -226,9 +230,25 @@ class Classifier:
             if pool is not None:
                 pool.shutdown(wait=False)
             pool = self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-float")
+            _POOLED.add(self)
         return pool
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_pool", None)  # threads do not pickle; a copy starts its own
         return state
+
+
+# A forked child inherits the pools without their threads: work sent to one would wait
+# forever. The child drops them; its classifiers start fresh threads on first use.
+_POOLED: weakref.WeakSet[Classifier] = weakref.WeakSet()
+
+
+def _drop_pools_after_fork() -> None:
+    for clf in list(_POOLED):
+        clf.__dict__.pop("_pool", None)
+    _POOLED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_pools_after_fork)

@@ -95,9 +95,10 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_csv_rows(f: Any, columns: dict[str, Any]) -> None:
     """Append ``columns`` (name -> array, all one length) to the open binary file ``f`` as CSV
-    rows without a header, with pyarrow's writer (several times faster than pandas'). Missing
-    values (None, NaN) are empty fields; strings are quoted only where a value holds a comma,
-    quote or line break (then that block is written with every string quoted)."""
+    rows without a header, with pyarrow's writer (several times faster than pandas'). None is
+    an empty field; floats are written shortest-first (``1717200000``, ``2.5``, ``nan``);
+    strings are quoted only where a value holds a comma, quote or line break (then that block
+    is written with every string quoted)."""
     import io
 
     import pyarrow as pa

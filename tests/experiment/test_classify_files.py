@@ -212,3 +212,24 @@ def test_classify_imports_neither_pytorch_nor_scikit_learn_until_a_model_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from ethoedge.experiment import ClassifyResult, classify",
+        "from ethoedge.experiment import run_windows, run",
+        "import ethoedge.experiment.run, ethoedge.experiment.classify; "
+        "from ethoedge.experiment import run, classify",
+    ],
+)
+def test_the_package_names_the_functions_whatever_was_imported_first(code):
+    """``classify`` and ``run`` are functions and submodules; importing the submodule must not
+    hide the function."""
+    import subprocess
+    import sys
+
+    check = "; import ethoedge.experiment as e; print(callable(e.run), callable(e.classify))"
+    out = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.split() == ["True", "True"]

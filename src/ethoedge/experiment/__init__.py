@@ -17,6 +17,8 @@
   :mod:`~ethoedge.experiment.ethogram` (their pictures).
 """
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +46,23 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(f"{__name__}.{_HOME[name]}")
+    for n, home in _HOME.items():  # every name of that submodule at once
+        if home == _HOME[name]:
+            globals()[n] = getattr(module, n)
+    return globals()[name]
+
+
+class _Package(types.ModuleType):
+    """``classify`` and ``run`` are both functions and submodules: importing a submodule binds
+    its name on the package, which would hide the function (and ``__getattr__`` with it).
+    The package keeps the function under the name, as eager imports did; the submodules stay
+    importable (``from ethoedge.experiment.run import ...``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _HOME and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

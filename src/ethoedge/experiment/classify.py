@@ -81,15 +81,16 @@ class ClassifyResult:
     @property
     def predictions(self) -> pd.DataFrame:
         """``windows.csv`` read back (whole: for small outputs and tests)."""
-        return pd.read_csv(self.windows_csv, dtype={"animal": str, "segment": str},
-                           keep_default_na=False)  # fmt: skip
+        dtype = {"animal": str, "segment": str, "start": float, "end": float}
+        return pd.read_csv(self.windows_csv, keep_default_na=False, dtype=dtype)
 
     @property
     def bouts(self) -> pd.DataFrame:
         """``bouts.csv`` read back (whole)."""
         if self.bouts_csv is None:
             raise ConfigError("single-file mode writes no bouts; give --out a folder")
-        return pd.read_csv(self.bouts_csv, dtype={"animal": str})
+        return pd.read_csv(self.bouts_csv, dtype={"animal": str, "start": float, "end": float,
+                                                  "duration_s": float})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,7 @@ def _trim_heap() -> None:
 
         try:
             _TRIM.append(ctypes.CDLL(None).malloc_trim)
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # no glibc (TypeError: Windows)
             _TRIM.append(None)
     if _TRIM[0] is not None:
         _TRIM[0](0)
