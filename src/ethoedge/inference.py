@@ -225,11 +225,12 @@ class Classifier:
         per-thread start-up on every call)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = self.__dict__.get("_pool")
-        if pool is None or pool._max_workers != threads:
+        size, pool = self.__dict__.get("_pool", (0, None))
+        if size != threads:
             if pool is not None:
                 pool.shutdown(wait=False)
-            pool = self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-float")
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-float")
+            self._pool = (threads, pool)
             _POOLED.add(self)
         return pool
 

@@ -14,6 +14,7 @@ file has been classified: nothing half-written on error.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -421,23 +422,24 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     return _FileSummary(task.index, n, confusion, budget.seconds, animals, note)
 
 
-_TRIM: list[Any] = []
-
-
 def _trim_heap() -> None:
     """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere a
     no-op). Each block's windows and the float engine's threads leave freed memory behind in
     glibc's arenas that is not reused well; without this, peak memory creeps up with the
     length of the recording."""
-    if not _TRIM:
-        import ctypes
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
-        try:
-            _TRIM.append(ctypes.CDLL(None).malloc_trim)
-        except (OSError, AttributeError, TypeError):  # no glibc (TypeError: Windows)
-            _TRIM.append(None)
-    if _TRIM[0] is not None:
-        _TRIM[0](0)
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # no glibc (TypeError: Windows)
+        return None
 
 
 def _window_rows(

@@ -13,11 +13,10 @@ import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 from ethoedge.errors import ConfigError
 
-ExecutorName = Literal["serial", "processes", "ray"]
 EXECUTORS = ("serial", "processes", "ray")
 
 
