@@ -4,11 +4,12 @@ Generates per-animal files of unlabelled 10 Hz acceleration (no animal column: t
 is the animal id), 1, 4 and 16 animal-days by default (1 x 1, 2 x 2 and 4 x 4 animals x
 days; one file per animal), as Parquet or CSV, written an hour at a time; then classifies
 each size with ``python -m ethoedge classify BUNDLE DIR --out OUT --quiet`` in a subprocess,
-serially and with ``--executor processes --workers 2``, and records per run: wall time,
+serially and with ``--executor processes --workers 2``, ``--repeat`` times each (default 3),
+and records per size and executor: the median wall time (and every run's),
 windows, windows per second, the peak RSS of the largest single process (``ru_maxrss`` of
 the waited-for descendants of a fresh wrapper process), and the peak RSS and PSS summed over
 the process tree (sampled from ``/proc/PID/smaps_rollup`` every 0.1 s; Linux only, else
-None; PSS splits pages shared between processes, e.g. PyTorch's libraries in each worker).
+None; PSS splits pages shared between processes, e.g. the libraries each worker maps).
 
 Model: the student of ``--bundle``, or a seeded untrained GRU-MLP of ``--hidden`` units over
 5 s / 2.5 s windows at 10 Hz (speed does not depend on the weights).
@@ -20,7 +21,7 @@ Usage::
 
     python benchmarks/classify_long.py [--sizes 1,4,16] [--format parquet|csv]
         [--bundle DIR] [--hidden 16] [--engine float] [--workers 2] [--day-hours 24]
-        [--workdir DIR] [--out benchmarks/results/classify_long.json]
+        [--workdir DIR] [--repeat 3] [--out benchmarks/results/classify_long.json]
 
 A smoke run on tiny "days" (3 minutes each)::
 
@@ -172,6 +173,20 @@ def measure(cmd: list[str]) -> dict:
     }
 
 
+def _combine(trials: list[dict]) -> dict:
+    """One row from repeated runs: the median wall time (the machine's speed drifts), the
+    largest memory figures, every wall time, and a failing exit code if any."""
+    walls = sorted(t["wall_s"] for t in trials)
+    out: dict = {"rc": next((t["rc"] for t in trials if t["rc"] != 0), 0)}
+    out["wall_s"] = walls[len(walls) // 2] if len(walls) % 2 else round(
+        (walls[len(walls) // 2 - 1] + walls[len(walls) // 2]) / 2, 3)  # fmt: skip
+    out["wall_s_runs"] = [t["wall_s"] for t in trials]
+    for k in ("max_rss_mb", "tree_rss_mb", "tree_pss_mb"):
+        vals = [t[k] for t in trials if t[k] is not None]
+        out[k] = max(vals) if vals else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,4,16", help="animal-days, comma-separated")
@@ -185,6 +200,7 @@ def main() -> None:
     ap.add_argument("--executors", default="serial,processes")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data and outputs here")
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per size and executor")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="classify_long."))
@@ -202,7 +218,8 @@ def main() -> None:
                    "--out", str(out), "--quiet", "--engine", args.engine]  # fmt: skip
             if ex != "serial":
                 cmd += ["--executor", ex, "--workers", str(args.workers)]
-            m = measure(cmd)
+            trials = [measure(cmd) for _ in range(max(1, args.repeat))]
+            m = _combine(trials)
             n_windows = 0
             if m["rc"] == 0:
                 with open(out / "windows.csv") as f:

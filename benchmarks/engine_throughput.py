@@ -3,7 +3,9 @@ r"""Windows per second of the three inference engines on every bundled window, o
 The engines of :class:`ethoedge.inference.Classifier`, each timed on ``decision_function`` of
 the raw windows in g (so the integer engines include quantizing the input): ``float``
 (PyTorch student, ``--threads`` threads, batches of ``--batch`` windows, default the
-engine's own: with several threads whole batches run side by side), ``int`` (the
+engine's own: with several threads whole batches run side by side), ``float_numpy`` (the same
+student as :class:`~ethoedge.models.student_numpy.NumpyStudent`, what the float engine of a
+bundle runs on the CPU; its largest logit difference from PyTorch is recorded), ``int`` (the
 NumPy integer reference, :func:`ethoedge.quantize.reference.reference_logits`; its BLAS uses
 the threads OpenBLAS is allowed, ``OPENBLAS_NUM_THREADS``, recorded in the output) and ``c``
 (the exported C as a host shared library on ``--threads`` threads), the integer engines at
@@ -41,6 +43,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,7 @@ from ethoedge.export.host_engine import host_library
 from ethoedge.inference import Classifier, windows_for_bundle
 from ethoedge.io import atomic_write_json
 from ethoedge.models import GRUStudent
+from ethoedge.models.student_numpy import NumpyStudent
 from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.qmodel import QuantizedStudent
 from ethoedge.quantize.reference import quantize_input, reference_logits_plain
@@ -102,6 +106,11 @@ def main() -> None:
                     **({} if args.batch is None else {"batch_size": args.batch}))  # fmt: skip
     fl.decision_function(X[: 4 * fl.batch_size])  # warm: the engine's threads started
     rows["float_torch"] = timed(fl.decision_function, X)[0]
+    state = {k: v.detach().numpy() for k, v in student.state_dict().items()}
+    fn = Classifier(NumpyStudent(asdict(student.cfg), state), norm, names, threads=args.threads)
+    fn.decision_function(X[: 4 * fn.model.batch_size])
+    rows["float_numpy"], z_np = timed(fn.decision_function, X)
+    z_torch = fl.decision_function(X)
     same: dict[str, bool] = {}
     for w, q in quantized.items():
         host_library(q, X.shape[2])  # build or load the library before timing
@@ -134,6 +143,7 @@ def main() -> None:
         "numpy": np.__version__,
         "windows_per_s": {k: round(v, 1) for k, v in rows.items()},
         "c_equals_int": same,
+        "float_numpy_max_abs_diff": float(np.abs(z_np - z_torch).max()),
     }
     print(json.dumps(result, indent=2))
     if args.out is not None:

@@ -3,7 +3,10 @@
 ``predict(X_g)`` and ``predict_proba(X_g)`` take raw windows in g, ``(n, channels, L)``, the
 shape :func:`windows_for_bundle` returns. Three engines compute the same model:
 
-- ``float``: the PyTorch student (or teacher), on normalised windows;
+- ``float``: the float student (or teacher), on normalised windows: a PyTorch model as given,
+  or, for a bundle's student on the CPU, the same function in NumPy float32
+  (:class:`~ethoedge.models.student_numpy.NumpyStudent`: no PyTorch import, logits equal to
+  PyTorch's up to float32 rounding);
 - ``int``: the integer-only reference of its dynamic fixed-point version
   (:class:`~ethoedge.quantize.qmodel.QuantizedStudent`; what the exported C computes, bit for
   bit), on the windows quantized to int16; its scores are the softmax of its logits and its
@@ -36,6 +39,7 @@ from ethoedge.bundle import (
 )
 from ethoedge.data.windows import Normalizer
 from ethoedge.errors import ConfigError
+from ethoedge.models.student_numpy import NumpyStudent
 from ethoedge.quantize.qmodel import QuantizedStudent
 
 if TYPE_CHECKING:  # imported by the float engine when it runs
@@ -57,17 +61,21 @@ class Classifier:
     """A trained model behind one contract.
 
     Args:
-        model: a float PyTorch model (``engine="float"``) or a
+        model: a float model (``engine="float"``: a PyTorch module or a
+            :class:`~ethoedge.models.student_numpy.NumpyStudent`) or a
             :class:`~ethoedge.quantize.qmodel.QuantizedStudent` (``engine="int"`` or ``"c"``).
         normalizer: the per-axis normaliser the float model was trained with (the integer
             model has it folded into its first layer).
         class_names: label names, index = class id (default: the integer model's).
-        device: where the float engine runs (``auto``, ``cpu`` or ``cuda``).
-        batch_size: windows per forward pass of the float engine.
+        device: where a PyTorch float model runs (``auto``, ``cpu`` or ``cuda``; a
+            ``NumpyStudent`` runs on the CPU).
+        batch_size: windows per forward pass of a PyTorch float model (a ``NumpyStudent``
+            has its own).
         engine: ``"c"`` runs a quantized student as compiled C; default: ``"int"`` for a
             quantized student, ``"float"`` otherwise.
         threads: threads of the ``c`` engine and of the float engine on the CPU (default
-            ``torch.get_num_threads()``).
+            :func:`~ethoedge.models.device.cpu_threads`: PyTorch's intra-op count where
+            PyTorch is loaded).
 
     Attributes:
         classes_: the class names as an array (index = class id).
@@ -76,7 +84,7 @@ class Classifier:
 
     def __init__(
         self,
-        model: torch.nn.Module | QuantizedStudent,
+        model: torch.nn.Module | NumpyStudent | QuantizedStudent,
         normalizer: Normalizer | None = None,
         class_names: Sequence[str] | None = None,
         *,
@@ -108,7 +116,7 @@ class Classifier:
         self.classes_ = np.asarray(self.class_names, dtype=object)
         self.batch_size = int(batch_size)
         self.device = "cpu"
-        if self.engine == "float":
+        if self.engine == "float" and not isinstance(model, NumpyStudent):
             from ethoedge.models.device import resolve_device
 
             self.device = resolve_device(device)
@@ -123,7 +131,9 @@ class Classifier:
         device: str = "cpu",
     ) -> Classifier:
         """The bundle's student: float, or its ``quantized/w{bits}.json`` integer model
-        (``int``: the NumPy reference; ``c``: compiled C)."""
+        (``int``: the NumPy reference; ``c``: compiled C). The float student of a bundle
+        directory runs as a :class:`~ethoedge.models.student_numpy.NumpyStudent` where
+        ``device`` resolves to the CPU (PyTorch is then not imported), else in PyTorch."""
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)
@@ -140,6 +150,13 @@ class Classifier:
                 )
             classes = read_bundle_info(bundle_dir).class_names
             return cls(QuantizedStudent.load(q_path), class_names=classes, engine=engine)
+        if bundle_dir is not None:
+            from ethoedge.models.device import resolve_device
+
+            if resolve_device(device) == "cpu":
+                info = read_bundle_info(bundle_dir)
+                student = NumpyStudent.from_npz(bundle_dir / "student.npz", info.student)
+                return cls(student, info.normalizer, info.class_names)
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, teacher=False)
         return cls(b.student, b.normalizer, b.class_names, device=device)
 
@@ -184,20 +201,33 @@ class Classifier:
         return softmax(z.astype(np.float64))
 
     def _float_logits(self, X_g: np.ndarray) -> np.ndarray:
-        """Float logits, ``batch_size`` windows per forward pass. On the CPU with several
-        threads and more than one batch, the batches run side by side on that many Python
-        threads with one intra-op thread each (a GRU step is too small to split well across
-        threads; whole batches are not): the same values, batch for batch, as one thread
-        computes them. PyTorch's intra-op thread count is process-wide: it is 1 for the
-        duration of such a call and restored after it (a thread that first uses PyTorch
-        meanwhile starts with 1)."""
-        import torch
+        """Float logits, one batch per forward pass. On the CPU with several threads and
+        more than one batch, the batches run side by side on that many Python threads
+        (a GRU step is too small to split well across threads; whole batches are not), each
+        with one BLAS or PyTorch intra-op thread: the same values, batch for batch, as one
+        thread computes them. PyTorch's intra-op thread count is process-wide: it is 1 for
+        the duration of such a call and restored after it (a thread that first uses
+        PyTorch meanwhile starts with 1)."""
+        from ethoedge.models.device import cpu_threads
 
         assert self.normalizer is not None
         model = self.model
+        Xn = self.normalizer.apply(X_g)
+        threads = self.threads or cpu_threads()
+        if isinstance(model, NumpyStudent):
+            starts = range(0, len(Xn), model.batch_size)
+            if threads > 1 and len(starts) > 1:
+                from threadpoolctl import threadpool_limits
+
+                with threadpool_limits(1):
+                    pool = self._thread_pool(threads)
+                    out = list(pool.map(lambda i: model(Xn[i : i + model.batch_size]), starts))
+                return np.concatenate(out)
+            return model(Xn)
+        import torch
+
         assert isinstance(model, torch.nn.Module)
         model.to(self.device).eval()
-        Xn = self.normalizer.apply(X_g)
         starts = range(0, len(Xn), self.batch_size)
 
         def one(i: int) -> np.ndarray:
@@ -205,7 +235,6 @@ class Classifier:
             with torch.inference_mode():
                 return model(xb.to(self.device)).float().cpu().numpy()
 
-        threads = self.threads or torch.get_num_threads()
         if self.device == "cpu" and threads > 1 and len(starts) > 1:
             before = torch.get_num_threads()
             torch.set_num_threads(1)

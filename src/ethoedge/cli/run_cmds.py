@@ -126,7 +126,7 @@ def classify_cmd(
     engine: str = typer.Option(
         "float",
         "--engine",
-        help="float (PyTorch student), int (integer reference, as the C) or c (the exported C "
+        help="float (the float student), int (integer reference, as the C) or c (the exported C "
         "compiled for this machine with gcc; the int engine's results, faster).",
     ),
     bits: int = typer.Option(8, "--bits", help="Word length of the int and c engines (8 or 16)."),
@@ -160,7 +160,8 @@ def classify_cmd(
         None,
         "--chunk-rows",
         min=1,
-        help="Rows read at a time from a streamed file (default: 200,000).",
+        help="Rows read at a time from a streamed file (default: 200,000 split between "
+        "the workers).",
     ),
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
@@ -170,7 +171,6 @@ def classify_cmd(
     """Classify every window; write bouts, daily time budgets and ethograms; print hours per
     behaviour per animal (and MCC, macro F1 and the confusion matrix when labelled)."""
     from ethoedge.data.config import DataConfig
-    from ethoedge.data.stream import DEFAULT_CHUNK_ROWS
     from ethoedge.experiment import classify
 
     cfg = data_overrides(
@@ -180,7 +180,7 @@ def classify_cmd(
     res = classify(
         bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,
         smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
-        ray_address=ray_address, chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, progress=not quiet,
+        ray_address=ray_address, chunk_rows=chunk_rows, progress=not quiet,
     )  # fmt: skip
     con = Console()
     table = Table(title="time budget (hours per behaviour)")

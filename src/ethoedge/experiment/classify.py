@@ -136,7 +136,7 @@ def classify(
     smooth: int = 1,
     min_bout_s: float = 0.0,
     labels: SampleLabeller | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     plots: bool = True,
     progress: bool = False,
 ) -> ClassifyResult:
@@ -150,13 +150,18 @@ def classify(
     the local time zone of the dates and clock times, ``smooth`` and ``min_bout_s`` the
     optional cleaning).
 
-    ``engine="float"`` runs the float PyTorch student; ``engine="int"`` the integer-only
+    ``engine="float"`` runs the float student (in NumPy on the CPU, without PyTorch; in
+    PyTorch on a GPU); ``engine="int"`` the integer-only
     reference of ``BUNDLE/quantized/w{bits}.json`` (what the exported C computes; scores are
     the softmax of its logits); ``engine="c"`` that model's exported C compiled for this
     machine (the same logits, bit for bit); all through
     :class:`~ethoedge.inference.Classifier`. Labels are the classifier's (for the integer
     engines the first index of the largest logit). ``device`` (``auto``, ``cpu`` or ``cuda``) is
     where the float engine runs.
+
+    ``chunk_rows``: rows a streamed file is read at a time; default 200,000 in all, split
+    between the worker processes (each of ``workers`` reads ``200,000 / workers``), so the
+    memory in flight stays about the same whatever the number of workers.
 
     Windows are cut with the bundle's window settings at its sampling rate (recordings at
     another rate are resampled), keeping impure and unlabelled windows, so every stretch long
@@ -183,6 +188,8 @@ def classify(
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     if smooth < 1 or smooth % 2 == 0:
         raise ConfigError(f"smooth must be an odd number of windows >= 1, got {smooth}")
+    if chunk_rows is None:  # one budget of rows in memory, whatever the number of processes
+        chunk_rows = DEFAULT_CHUNK_ROWS // (workers if executor != "serial" else 1)
     if min_bout_s < 0 or chunk_rows < 1:
         raise ConfigError("min_bout_s must be >= 0 and chunk_rows >= 1")
     bundle_dir = Path(bundle_dir)

@@ -21,12 +21,16 @@ def _colours(behaviours: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return {b: cmap(i % cmap.N) for i, b in enumerate(behaviours)}
 
 
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _figure(**kw: Any) -> Any:
+    """A figure outside pyplot (no GUI state to close, and a lighter import)."""
+    from matplotlib.figure import Figure
 
+    return Figure(**kw)
+
+
+def _save(fig: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def clock_range(x0: np.ndarray, x1: np.ndarray) -> tuple[float, float]:
@@ -52,10 +56,6 @@ def plot_ethogram(
     bouts: pd.DataFrame, animal: str, behaviours: tuple[str, ...], tz: str, path: Path
 ) -> Path:
     """One animal's bouts (``start``, ``end``, ``behaviour``) as colour bands per local day."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
 
@@ -68,7 +68,8 @@ def plot_ethogram(
     )
     days = sorted(set(day.tolist()))
     row = {d: k for k, d in enumerate(days)}
-    fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(days), 1) + 1.9), layout="constrained")
+    fig = _figure(figsize=(10, 0.45 * max(len(days), 1) + 1.9), layout="constrained")
+    ax = fig.subplots()
     x0 = x1 = np.zeros(0)
     if len(i):
         beh = bouts["behaviour"].to_numpy(object)[i]
@@ -112,18 +113,14 @@ def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path:
     """Stacked bars of hours per behaviour per local day, one panel per animal, on one scale:
     0-24 h where the busiest day has 12 h or more, else up to that day (minutes under an
     hour)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     animals = list(dict.fromkeys(daily["animal"].tolist())) or ["(none)"]
     others = sorted(set(daily["behaviour"]) - set(behaviours)) if len(daily) else []
     order = [*behaviours, *others]
     colours = _colours(order)
     n_days = daily.groupby("animal")["date"].nunique().max() if len(daily) else 1
     size = (max(6, 0.35 * n_days + 3), 1.9 * len(animals) + 1)
-    fig, axes = plt.subplots(len(animals), 1, squeeze=False, figsize=size)
+    fig = _figure(figsize=size)
+    axes = fig.subplots(len(animals), 1, squeeze=False)
     # One scale for every panel: whole days on 0-24 h; short recordings (the busiest day
     # under 12 h) on their own scale, in minutes when it is under an hour.
     top = float(daily.groupby(["animal", "date"])["hours"].sum().max()) if len(daily) else 0.0

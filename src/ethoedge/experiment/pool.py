@@ -57,9 +57,9 @@ def spawn_pool(workers: int, initializer: Callable[..., None], initargs: tuple) 
 
 
 def _map_init(threads: int) -> None:
-    import torch
+    from ethoedge.models.device import set_cpu_threads
 
-    torch.set_num_threads(threads)
+    set_cpu_threads(threads)
 
 
 def map_tasks(
@@ -77,7 +77,8 @@ def map_tasks(
     results in the order of ``items`` whatever order they finish in. ``fn`` must be a
     module-level function (pickled by name); in ``serial`` it is also given a ``tick``
     keyword: a callable that shows progress within an item. A worker process uses
-    ``cpu_count // workers`` PyTorch threads. One progress bar counts finished items."""
+    ``cpu_count // workers`` threads for its models (PyTorch's and the NumPy float
+    engine's). One progress bar counts finished items."""
     items = list(items)
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")

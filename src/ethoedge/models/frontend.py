@@ -23,6 +23,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ethoedge.models.student_numpy import static_filter_matrix
+
 InputStage = Literal["raw", "dynamic", "static_dynamic"]
 INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
 
@@ -68,11 +70,7 @@ class StaticDynamicSplit(nn.Module):
         for ``1 <= j <= t``."""
         key = (L, str(device), dtype)
         if key not in self._cache:
-            a = torch.tensor(self.alpha, dtype=torch.float64)
-            t = torch.arange(L, dtype=torch.float64)
-            lag = t[:, None] - t[None, :]
-            W = torch.where(lag >= 0, (1 - a) * a ** lag.clamp(min=0), torch.zeros(()))
-            W[:, 0] = a**t
+            W = torch.from_numpy(static_filter_matrix(L, self.alpha))
             self._cache[key] = W.to(device=device, dtype=dtype)
         return self._cache[key]
 
