@@ -3,6 +3,9 @@ reference on every bundled window, on any number of threads, cached, and through
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,3 +163,40 @@ def test_batch_sizes_not_a_multiple_of_the_block(lib_cache, bits):
     # a block's last windows do not depend on the windows beside them
     edge = slice(block - 1, block + 2)
     assert np.array_equal(lib.logits(x[edge], threads=1), want[edge])
+
+
+def _simd_models():
+    """W=8 and W=16 test models whose gate accumulators need a left shift, none, or a right
+    shift (the AVX2 update's three cases), over odd and block-sized shapes."""
+    from dataclasses import replace
+
+    out = []
+    for bits, hidden, stage, a_frac in [(8, 13, "static_dynamic", 1), (8, 32, "dynamic", 4),
+                                        (8, 16, "raw", 6), (8, 5, "dynamic", 4),
+                                        (16, 13, "static_dynamic", 13)]:  # fmt: skip
+        q = make_qmodel(bits, hidden=hidden, mlp_hidden=7, n_classes=4, n_samples=11,
+                        seed=hidden + bits, input_stage=stage)  # fmt: skip
+        out.append(replace(q, act_frac={**q.act_frac, "a": a_frac}))
+    return out
+
+
+def test_avx2_kernels_equal_the_plain_loops_and_the_reference(lib_cache):
+    from ethoedge.export.emit import fraction_bits
+
+    x = random_inputs(3 * host_engine.BATCH_BLOCK + 7, 11, seed=4)
+    shifts = set()
+    ran_simd = False
+    for q in _simd_models():
+        fr = fraction_bits(q)
+        if q.word_bits == 8:
+            shifts.add(int(np.sign(fr["ACC_X"] - fr["PRE"])))
+        lib = host_library(q, 11)
+        want = reference_logits(q, x)
+        assert lib.set_simd(False) is False
+        assert np.array_equal(lib.logits(x, threads=1), want)
+        ran_simd |= lib.set_simd(True)
+        assert np.array_equal(lib.logits(x, threads=2), want)
+    assert shifts == {-1, 0, 1}  # every case of the gate-accumulator shift was compared
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine() == "x86_64" and cpuinfo.is_file():
+        assert ran_simd == (" avx2" in cpuinfo.read_text())  # the AVX2 kernels did run

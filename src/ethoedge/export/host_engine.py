@@ -7,7 +7,9 @@ windows go through the GRU in blocks of :data:`BATCH_BLOCK`, batch-major (gate a
 across windows, with the library's own gate update and head, giving the integers of
 ``<prefix>_classify``. It builds a shared library with the system ``gcc`` (``-O3``, no
 machine-specific flags: integer results do not depend on them, and the library runs wherever
-the cache is shared) and loads it with :mod:`ctypes`. Libraries are cached per user, under
+the cache is shared; on x86 the batch kernels' AVX2 versions are compiled function by
+function and chosen at run time where the CPU has AVX2) and loads it with :mod:`ctypes`.
+Libraries are cached per user, under
 :func:`cache_dir`, keyed by a hash of every source, the flags and the compiler version, so a
 model is compiled once per machine.
 
@@ -129,6 +131,18 @@ class HostLibrary:
         self._batch = new()  # the model's weights in row-major order, read-only, shared
         if not self._batch:
             raise EthoedgeError(f"the c engine ran out of memory loading {path.name}")
+        self._set_simd = self._lib.ethoedge_batch_set_simd
+        self._set_simd.argtypes, self._set_simd.restype = (
+            [ctypes.c_void_p, ctypes.c_int],
+            ctypes.c_int,
+        )
+        self.simd = bool(self._set_simd(self._batch, 1))
+
+    def set_simd(self, on: bool) -> bool:
+        """Use the AVX2 kernels (where the CPU and the model allow them; the default) or the
+        plain loops: the same integers either way. Returns whether AVX2 kernels now run."""
+        self.simd = bool(self._set_simd(self._batch, int(bool(on))))
+        return self.simd
 
     def __del__(self) -> None:
         batch = getattr(self, "_batch", None)
@@ -141,7 +155,8 @@ class HostLibrary:
 
         Args:
             X_int16: model input from :func:`~ethoedge.quantize.reference.quantize_input`.
-            threads: threads to split the windows across (default ``torch.get_num_threads()``).
+            threads: threads to split the windows across (default
+                :func:`~ethoedge.models.device.cpu_threads`).
         """
         X = np.asarray(X_int16)
         L = self.n_samples
@@ -153,9 +168,9 @@ class HostLibrary:
         n = len(xs)
         out = np.zeros((n, self.n_classes), dtype=np.int32)
         if threads is None:
-            import torch
+            from ethoedge.models.device import cpu_threads
 
-            threads = torch.get_num_threads()
+            threads = cpu_threads()
         k = max(1, min(int(threads), n // MIN_WINDOWS_PER_THREAD))
         bounds = [n * i // k for i in range(k + 1)]
         x0, o0 = xs.ctypes.data, out.ctypes.data

@@ -7,6 +7,18 @@
 
 #define B ETHOEDGE_BATCH_BLOCK
 
+/* x86 hosts: AVX2 versions of the int32 mat-vec and of the W = 8 gate update, compiled for
+   AVX2 function by function (the rest of the library stays portable) and used when the CPU
+   has it (checked at run time); the same integers as the plain loops, which every other host
+   runs. ETHOEDGE_NO_SIMD at compile time leaves them out. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(ETHOEDGE_NO_SIMD)
+#define ETHOEDGE_AVX2 1
+#include <immintrin.h>
+#define AVX2_FN __attribute__((target("avx2")))
+#else
+#define ETHOEDGE_AVX2 0
+#endif
+
 struct ethoedge_batch_s {
     const ethoedge_model_t *m;
     int hid, nin, acc64;
@@ -15,6 +27,8 @@ struct ethoedge_batch_s {
     int64_t *b_inp;         /* H */
     int64_t *b_ih, *b_hh;   /* 3H, same row order */
     int32_t *b_inp32, *b_ih32, *b_hh32; /* the same biases as int32 (acc64 = 0) */
+    int32_t *p_inp, *p_ih, *p_hh; /* the rows as int16 pairs (w[2p], w[2p+1]) in int32 */
+    int simd_mv, simd_update;      /* the AVX2 mat-vec / W = 8 update run (0: plain loops) */
 };
 
 /* element i of an accumulator array of the model's type */
@@ -51,6 +65,27 @@ static int probe(const ethoedge_model_t *m, const void *w, int rows, int cols, i
     return 0;
 }
 
+/* rows x cols int16 (row-major) as rows x ceil(cols / 2) int32 pairs, low half w[2p] */
+static int pack_pairs(const int16_t *w, int rows, int cols, int32_t **out)
+{
+    const int np = (cols + 1) / 2;
+    int r, p;
+    *out = malloc(sizeof(int32_t) * ((size_t)rows * np + 1));
+    if (!*out) {
+        return -1;
+    }
+    for (r = 0; r < rows; ++r) {
+        for (p = 0; p < np; ++p) {
+            const uint16_t lo = (uint16_t)w[(long)r * cols + 2 * p];
+            const uint16_t hi = 2 * p + 1 < cols ? (uint16_t)w[(long)r * cols + 2 * p + 1] : 0;
+            (*out)[(long)r * np + p] = (int32_t)((uint32_t)lo | (uint32_t)hi << 16);
+        }
+    }
+    return 0;
+}
+
+static int update8_applies(const ethoedge_model_t *m);
+
 void ethoedge_batch_free(ethoedge_batch_t *b)
 {
     if (b) {
@@ -63,6 +98,9 @@ void ethoedge_batch_free(ethoedge_batch_t *b)
         free(b->b_inp32);
         free(b->b_ih32);
         free(b->b_hh32);
+        free(b->p_inp);
+        free(b->p_ih);
+        free(b->p_hh);
         free(b);
     }
 }
@@ -125,11 +163,46 @@ ethoedge_batch_t *ethoedge_batch_new(const ethoedge_model_t *m)
         }
     }
     free(row_of);
+    ok = ok && pack_pairs(b->w_inp, h, nin, &b->p_inp) == 0
+         && pack_pairs(b->w_ih, 3 * h, h, &b->p_ih) == 0
+         && pack_pairs(b->w_hh, 3 * h, h, &b->p_hh) == 0;
     if (!ok) {
         ethoedge_batch_free(b);
         return 0;
     }
+    ethoedge_batch_set_simd(b, 1);
     return b;
+}
+
+int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on)
+{
+    const ethoedge_model_t *m = b->m;
+    const int h = b->hid;
+    long k;
+    int mv = 0, up = 0;
+#if ETHOEDGE_AVX2
+    if (on && __builtin_cpu_supports("avx2")) {
+        /* _mm256_madd_epi16 wraps only for two products (-2^15)(-2^15) in one pair */
+        mv = !b->acc64;
+        for (k = 0; mv && k < (long)h * b->nin; ++k) {
+            mv = b->w_inp[k] != -32768;
+        }
+        for (k = 0; mv && k < 3L * h * h; ++k) {
+            mv = b->w_ih[k] != -32768 && b->w_hh[k] != -32768;
+        }
+        /* the update's shifts: right shifts below 63 for r * n (the 64-bit rounding below),
+           left shifts of the gate accumulators below 31 */
+        up = update8_applies(m) && m->sh_rn <= 62 && m->sh_gx > -31 && m->sh_gh > -31;
+    }
+#else
+    (void)on;
+    (void)h;
+    (void)k;
+    (void)m;
+#endif
+    b->simd_mv = mv;
+    b->simd_update = up;
+    return mv || up;
 }
 
 /* out[r][.] = bias[r] + sum_k w[r][k] x[k][.] for a block of B windows, int32 accumulators
@@ -177,9 +250,189 @@ static void mv64(const int16_t *w, const int64_t *bias, const int16_t *x, int ro
     }
 }
 
-static void mv(const ethoedge_batch_t *b, const int16_t *w, const int32_t *b32,
-               const int64_t *b64, const int16_t *x, int rows, int cols, void *out)
+#if ETHOEDGE_AVX2
+/* xi[p][i] = the pair (x[2p][i], x[2p+1][i]) of window i (0 after an odd last column) */
+AVX2_FN static void interleave_pairs(const int16_t *x, int cols, int16_t *xi)
 {
+    const int np = (cols + 1) / 2;
+    int p, g;
+    for (p = 0; p < np; ++p) {
+        const int16_t *a = x + (long)(2 * p) * B;
+        int16_t *o = xi + (long)p * 2 * B;
+        for (g = 0; g < B; g += 16) {
+            /* 64-bit chunks (0, 2, 1, 3): the in-lane unpacks then give windows in order */
+            __m256i va = _mm256_loadu_si256((const __m256i *)(a + g));
+            __m256i vb = 2 * p + 1 < cols ? _mm256_loadu_si256((const __m256i *)(a + B + g))
+                                          : _mm256_setzero_si256();
+            va = _mm256_permute4x64_epi64(va, 0xD8);
+            vb = _mm256_permute4x64_epi64(vb, 0xD8);
+            _mm256_storeu_si256((__m256i *)(o + 2 * g), _mm256_unpacklo_epi16(va, vb));
+            _mm256_storeu_si256((__m256i *)(o + 2 * g + 16), _mm256_unpackhi_epi16(va, vb));
+        }
+    }
+}
+
+/* mv32 on pairs: out[r][.] = bias[r] + sum_p madd(pair p of x, pair p of row r); int32 sums
+   wrap as the plain loop's would not need to (the exporter proved they fit) */
+AVX2_FN static void mv32_pairs(const int32_t *wp, const int32_t *bias, const int16_t *xi,
+                               int rows, int cols, int32_t *out)
+{
+    const int np = (cols + 1) / 2;
+    int r, p, q;
+    for (r = 0; r < rows; ++r) {
+        const int32_t *wr = wp + (long)r * np;
+        __m256i acc[B / 8];
+        for (q = 0; q < B / 8; ++q) {
+            acc[q] = _mm256_set1_epi32(bias[r]);
+        }
+        for (p = 0; p < np; ++p) {
+            const __m256i w = _mm256_set1_epi32(wr[p]);
+            const __m256i *xp = (const __m256i *)(xi + (long)p * 2 * B);
+            for (q = 0; q < B / 8; ++q) {
+                acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(_mm256_loadu_si256(xp + q), w));
+            }
+        }
+        for (q = 0; q < B / 8; ++q) {
+            _mm256_storeu_si256((__m256i *)(out + (long)r * B + 8 * q), acc[q]);
+        }
+    }
+}
+
+/* sat32(a + b) */
+AVX2_FN static inline __m256i adds32_avx2(__m256i a, __m256i b)
+{
+    const __m256i s = _mm256_add_epi32(a, b);
+    /* overflow: a and b of one sign, s of the other */
+    const __m256i ovf = _mm256_andnot_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(a, s));
+    const __m256i sat = _mm256_xor_si256(_mm256_srai_epi32(a, 31), _mm256_set1_epi32(INT32_MAX));
+    return _mm256_blendv_epi8(s, sat, _mm256_srai_epi32(ovf, 31));
+}
+
+/* (v + rnd) >> s, s >= 0 (the rounding offset fits, as in the plain loop) */
+AVX2_FN static inline __m256i rshift_avx2(__m256i v, __m256i rnd, __m128i s)
+{
+    return _mm256_sra_epi32(_mm256_add_epi32(v, rnd), s);
+}
+
+/* act8 of 8 lanes: both table entries of a lane from one 32-bit gather at t + i */
+AVX2_FN static inline __m256i act8_avx2(__m256i pre, const int16_t *t)
+{
+    const __m256i u = _mm256_min_epi32(_mm256_max_epi32(pre, _mm256_set1_epi32(-32768)),
+                                       _mm256_set1_epi32(32767));
+    const __m256i i = _mm256_add_epi32(_mm256_srai_epi32(u, 8), _mm256_set1_epi32(128));
+    const __m256i r = _mm256_and_si256(u, _mm256_set1_epi32(255));
+    const __m256i g = _mm256_i32gather_epi32((const int *)(const void *)t, i, 2);
+    const __m256i t0 = _mm256_srai_epi32(_mm256_slli_epi32(g, 16), 16);
+    const __m256i t1 = _mm256_srai_epi32(g, 16);
+    const __m256i d = _mm256_mullo_epi32(_mm256_sub_epi32(t1, t0), r);
+    __m256i y = _mm256_add_epi32(
+        t0, _mm256_srai_epi32(_mm256_add_epi32(d, _mm256_set1_epi32(128)), 8));
+    y = _mm256_srai_epi32(_mm256_add_epi32(y, _mm256_set1_epi32(128)), 8);
+    return _mm256_min_epi32(y, _mm256_set1_epi32(127));
+}
+
+/* sat32((r * v + rnd) >> s) for 0 <= r <= 2^7, any int32 v, 0 <= s <= 62: the products in
+   64-bit lanes (|r v| < 2^39), an arithmetic shift as a logical one of r v + rnd + 2^62 */
+AVX2_FN static inline __m256i mulshift_avx2(__m256i r, __m256i v, __m256i rnd64, __m128i s,
+                                            __m256i bias_after)
+{
+    const __m256i big = _mm256_set1_epi64x((int64_t)1 << 62);
+    const __m256i hi = _mm256_set1_epi64x(INT32_MAX), lo = _mm256_set1_epi64x(INT32_MIN);
+    __m256i pe = _mm256_mul_epi32(r, v); /* lanes 0, 2, 4, 6 */
+    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(r, 32), _mm256_srli_epi64(v, 32));
+    pe = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(pe, rnd64), big), s),
+                          bias_after);
+    po = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(po, rnd64), big), s),
+                          bias_after);
+    pe = _mm256_blendv_epi8(pe, hi, _mm256_cmpgt_epi64(pe, hi));
+    pe = _mm256_blendv_epi8(pe, lo, _mm256_cmpgt_epi64(lo, pe));
+    po = _mm256_blendv_epi8(po, hi, _mm256_cmpgt_epi64(po, hi));
+    po = _mm256_blendv_epi8(po, lo, _mm256_cmpgt_epi64(lo, po));
+    return _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+}
+
+/* sat32(v << s), 0 < s < 31, in place over n int32 (n a multiple of 8) */
+AVX2_FN static void lshift_sat_avx2(int32_t *v, long n, int s)
+{
+    const __m256i lim = _mm256_set1_epi32(INT32_MAX >> s), nlim = _mm256_set1_epi32(~(INT32_MAX >> s));
+    const __m256i mx = _mm256_set1_epi32(INT32_MAX), mn = _mm256_set1_epi32(INT32_MIN);
+    const __m128i c = _mm_cvtsi32_si128(s);
+    long k;
+    for (k = 0; k < n; k += 8) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(v + k));
+        __m256i y = _mm256_sll_epi32(x, c);
+        y = _mm256_blendv_epi8(y, mx, _mm256_cmpgt_epi32(x, lim));
+        y = _mm256_blendv_epi8(y, mn, _mm256_cmpgt_epi32(nlim, x));
+        _mm256_storeu_si256((__m256i *)(v + k), y);
+    }
+}
+
+/* update8 (below) with 8 windows per instruction */
+AVX2_FN static void update8_avx2(const ethoedge_model_t *m, int32_t *gx, int32_t *gh, int h,
+                                 int16_t *hs)
+{
+    const int sgx = m->sh_gx > 0 ? m->sh_gx : 0, sgh = m->sh_gh > 0 ? m->sh_gh : 0;
+    const int srn = m->sh_rn, snh = m->sh_n_to_h;
+    const __m256i rgx = _mm256_set1_epi32(sgx > 0 ? (int32_t)1 << (sgx - 1) : 0);
+    const __m256i rgh = _mm256_set1_epi32(sgh > 0 ? (int32_t)1 << (sgh - 1) : 0);
+    const __m256i rnh = _mm256_set1_epi32(snh > 0 ? (int32_t)1 << (snh - 1) : 0);
+    const __m256i rrn = _mm256_set1_epi64x(srn > 0 ? (int64_t)1 << (srn - 1) : 0);
+    const __m256i after = _mm256_set1_epi64x((int64_t)1 << (62 - srn));
+    const __m128i cgx = _mm_cvtsi32_si128(sgx), cgh = _mm_cvtsi32_si128(sgh);
+    const __m128i crn = _mm_cvtsi32_si128(srn), cnh = _mm_cvtsi32_si128(snh);
+    const __m256i c128 = _mm256_set1_epi32(128), c64 = _mm256_set1_epi32(64);
+    int j, i;
+    if (m->sh_gx < 0) {
+        lshift_sat_avx2(gx, 3L * h * B, -m->sh_gx);
+    }
+    if (m->sh_gh < 0) {
+        lshift_sat_avx2(gh, 2L * h * B, -m->sh_gh);
+    }
+    for (j = 0; j < h; ++j) {
+        const int32_t *xr = gx + (long)j * B, *xz = gx + (long)(h + j) * B;
+        const int32_t *xn = gx + (long)(2 * h + j) * B;
+        const int32_t *hr = gh + (long)j * B, *hz = gh + (long)(h + j) * B;
+        const int32_t *hn = gh + (long)(2 * h + j) * B;
+        int16_t *hj = hs + (long)j * B;
+        for (i = 0; i < B; i += 8) {
+#define LD(p) _mm256_loadu_si256((const __m256i *)((p) + i))
+            const __m256i r = act8_avx2(adds32_avx2(rshift_avx2(LD(xr), rgx, cgx),
+                                                    rshift_avx2(LD(hr), rgh, cgh)),
+                                        ethoedge_sigmoid_q15);
+            const __m256i z = act8_avx2(adds32_avx2(rshift_avx2(LD(xz), rgx, cgx),
+                                                    rshift_avx2(LD(hz), rgh, cgh)),
+                                        ethoedge_sigmoid_q15);
+            const __m256i rn = mulshift_avx2(r, LD(hn), rrn, crn, after);
+            const __m256i n = act8_avx2(adds32_avx2(rshift_avx2(LD(xn), rgx, cgx), rn),
+                                        ethoedge_tanh_q15);
+#undef LD
+            const __m256i hv = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(hj + i)));
+            __m256i v = _mm256_add_epi32(
+                _mm256_mullo_epi32(_mm256_sub_epi32(c128, z), rshift_avx2(n, rnh, cnh)),
+                _mm256_mullo_epi32(z, hv));
+            v = _mm256_srai_epi32(_mm256_add_epi32(v, c64), 7);
+            v = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0xD8);
+            _mm_storeu_si128((__m128i *)(hj + i), _mm256_castsi256_si128(v));
+        }
+    }
+}
+#endif
+
+/* out = W x + bias over a block: the AVX2 pairs (wp, with xi as scratch) where they run */
+static void mv(const ethoedge_batch_t *b, const int16_t *w, const int32_t *wp,
+               const int32_t *b32, const int64_t *b64, const int16_t *x, int rows, int cols,
+               void *out, int16_t *xi)
+{
+#if ETHOEDGE_AVX2
+    if (b->simd_mv) {
+        interleave_pairs(x, cols, xi);
+        mv32_pairs(wp, b32, xi, rows, cols, (int32_t *)out);
+        return;
+    }
+#else
+    (void)wp;
+    (void)xi;
+#endif
     if (b->acc64) {
         mv64(w, b64, x, rows, cols, (int64_t *)out);
     } else {
@@ -331,10 +584,11 @@ int ethoedge_classify_batch(const ethoedge_batch_t *b, int64_t n, int n_samples,
     int16_t *hw = malloc(sizeof(int16_t) * ((size_t)nw + 2) * 3);
     void *wacc = malloc((size_t)8 * na);
     int32_t *wdot = malloc(sizeof(int32_t) * (size_t)na);
+    int16_t *xi = malloc(sizeof(int16_t) * 2 * B * (((size_t)(h > nin ? h : nin) + 1) / 2));
     const int fast8 = update8_applies(m), fast16 = update16_applies(m);
     int64_t i0;
     int rc = 0;
-    if (!xin || !lp || !a || !hs || !gx || !gh || !ga || !hw || !wacc || !wdot) {
+    if (!xin || !lp || !a || !hs || !gx || !gh || !ga || !hw || !wacc || !wdot || !xi) {
         rc = -1;
         goto done;
     }
@@ -368,11 +622,17 @@ int ethoedge_classify_batch(const ethoedge_batch_t *b, int64_t n, int n_samples,
                 }
             }
             /* a = relu(W_in' x + b_in') */
-            mv(b, b->w_inp, b->b_inp32, b->b_inp, xin, h, nin, gx);
+            mv(b, b->w_inp, b->p_inp, b->b_inp32, b->b_inp, xin, h, nin, gx, xi);
             requant_relu(b, gx, (long)h * B, m->sh_a, w, a);
             /* gate accumulators of every unit, then the library's gate update per window */
-            mv(b, b->w_ih, b->b_ih32, b->b_ih, a, 3 * h, h, gx);
-            mv(b, b->w_hh, b->b_hh32, b->b_hh, hs, 3 * h, h, gh);
+            mv(b, b->w_ih, b->p_ih, b->b_ih32, b->b_ih, a, 3 * h, h, gx, xi);
+            mv(b, b->w_hh, b->p_hh, b->b_hh32, b->b_hh, hs, 3 * h, h, gh, xi);
+#if ETHOEDGE_AVX2
+            if (fast8 && b->simd_update) {
+                update8_avx2(m, (int32_t *)gx, (int32_t *)gh, h, hs);
+                continue;
+            }
+#endif
             if (fast8) {
                 update8(m, (int32_t *)gx, (int32_t *)gh, h, hs);
                 continue;
@@ -421,5 +681,6 @@ done:
     free(hw);
     free(wacc);
     free(wdot);
+    free(xi);
     return rc;
 }

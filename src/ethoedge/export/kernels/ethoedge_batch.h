@@ -23,6 +23,11 @@ typedef struct ethoedge_batch_s ethoedge_batch_t;
 ethoedge_batch_t *ethoedge_batch_new(const ethoedge_model_t *m);
 void ethoedge_batch_free(ethoedge_batch_t *b);
 
+/* on = 1 (the default of ethoedge_batch_new): the AVX2 kernels where the CPU has them and the
+   model allows them (x86 hosts); 0: the plain loops. The same integers either way. Returns
+   whether any AVX2 kernel now runs. Not while another thread classifies with b. */
+int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on);
+
 /* scores (n x C int32) of n windows x (n x n_samples x 3 int16, samples-major, as
    <prefix>_classify takes one). Returns 0, or -1 if out of memory (scores then unset). */
 int ethoedge_classify_batch(const ethoedge_batch_t *b, int64_t n, int n_samples,
