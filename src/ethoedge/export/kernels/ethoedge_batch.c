@@ -7,7 +7,7 @@
 
 #define B ETHOEDGE_BATCH_BLOCK
 
-/* x86 hosts: AVX2 versions of the int32 mat-vec and of the W = 8 gate update, compiled for
+/* x86 hosts: AVX2 versions of the mat-vecs and of the W = 8 gate update, compiled for
    AVX2 function by function (the rest of the library stays portable) and used when the CPU
    has it (checked at run time); the same integers as the plain loops, which every other host
    runs. ETHOEDGE_NO_SIMD at compile time leaves them out. */
@@ -183,7 +183,7 @@ int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on)
 #if ETHOEDGE_AVX2
     if (on && __builtin_cpu_supports("avx2")) {
         /* _mm256_madd_epi16 wraps only for two products (-2^15)(-2^15) in one pair */
-        mv = !b->acc64;
+        mv = 1;
         for (k = 0; mv && k < (long)h * b->nin; ++k) {
             mv = b->w_inp[k] != -32768;
         }
@@ -294,6 +294,36 @@ AVX2_FN static void mv32_pairs(const int32_t *wp, const int32_t *bias, const int
         }
         for (q = 0; q < B / 8; ++q) {
             _mm256_storeu_si256((__m256i *)(out + (long)r * B + 8 * q), acc[q]);
+        }
+    }
+}
+
+/* the same with int64 accumulators: each pair sum is exact in int32 (no weight is -2^15,
+   so |w x + w' x'| <= 2 (2^15 - 1) 2^15 < 2^31), then widened */
+AVX2_FN static void mv64_pairs(const int32_t *wp, const int64_t *bias, const int16_t *xi,
+                               int rows, int cols, int64_t *out)
+{
+    const int np = (cols + 1) / 2;
+    int r, p, q;
+    for (r = 0; r < rows; ++r) {
+        const int32_t *wr = wp + (long)r * np;
+        __m256i acc[B / 4];
+        for (q = 0; q < B / 4; ++q) {
+            acc[q] = _mm256_set1_epi64x(bias[r]);
+        }
+        for (p = 0; p < np; ++p) {
+            const __m256i w = _mm256_set1_epi32(wr[p]);
+            const __m256i *xp = (const __m256i *)(xi + (long)p * 2 * B);
+            for (q = 0; q < B / 8; ++q) {
+                const __m256i d = _mm256_madd_epi16(_mm256_loadu_si256(xp + q), w);
+                acc[2 * q] = _mm256_add_epi64(acc[2 * q],
+                                              _mm256_cvtepi32_epi64(_mm256_castsi256_si128(d)));
+                acc[2 * q + 1] = _mm256_add_epi64(
+                    acc[2 * q + 1], _mm256_cvtepi32_epi64(_mm256_extracti128_si256(d, 1)));
+            }
+        }
+        for (q = 0; q < B / 4; ++q) {
+            _mm256_storeu_si256((__m256i *)(out + (long)r * B + 4 * q), acc[q]);
         }
     }
 }
@@ -426,7 +456,11 @@ static void mv(const ethoedge_batch_t *b, const int16_t *w, const int32_t *wp,
 #if ETHOEDGE_AVX2
     if (b->simd_mv) {
         interleave_pairs(x, cols, xi);
-        mv32_pairs(wp, b32, xi, rows, cols, (int32_t *)out);
+        if (b->acc64) {
+            mv64_pairs(wp, b64, xi, rows, cols, (int64_t *)out);
+        } else {
+            mv32_pairs(wp, b32, xi, rows, cols, (int32_t *)out);
+        }
         return;
     }
 #else
