@@ -173,7 +173,8 @@ def _simd_models():
     out = []
     for bits, hidden, stage, a_frac in [(8, 13, "static_dynamic", 1), (8, 32, "dynamic", 4),
                                         (8, 16, "raw", 6), (8, 5, "dynamic", 4),
-                                        (16, 13, "static_dynamic", 13)]:  # fmt: skip
+                                        (16, 13, "static_dynamic", 13), (16, 32, "raw", 12),
+                                        (16, 6, "dynamic", 14)]:  # fmt: skip
         q = make_qmodel(bits, hidden=hidden, mlp_hidden=7, n_classes=4, n_samples=11,
                         seed=hidden + bits, input_stage=stage)  # fmt: skip
         out.append(replace(q, act_frac={**q.act_frac, "a": a_frac}))
@@ -185,7 +186,7 @@ def test_avx2_kernels_equal_the_plain_loops_and_the_reference(lib_cache):
 
     x = random_inputs(3 * host_engine.BATCH_BLOCK + 7, 11, seed=4)
     shifts = set()
-    ran_simd = False
+    ran = {8: set(), 16: set()}
     for q in _simd_models():
         fr = fraction_bits(q)
         if q.word_bits == 8:
@@ -194,9 +195,13 @@ def test_avx2_kernels_equal_the_plain_loops_and_the_reference(lib_cache):
         want = reference_logits(q, x)
         assert lib.set_simd(False) is False
         assert np.array_equal(lib.logits(x, threads=1), want)
-        ran_simd |= lib.set_simd(True)
+        lib.set_simd(True)
+        ran[q.word_bits] |= {k for k in ("matvec", "update") if getattr(lib, f"simd_{k}")}
         assert np.array_equal(lib.logits(x, threads=2), want)
     assert shifts == {-1, 0, 1}  # every case of the gate-accumulator shift was compared
     cpuinfo = Path("/proc/cpuinfo")
     if platform.machine() == "x86_64" and cpuinfo.is_file():
-        assert ran_simd == (" avx2" in cpuinfo.read_text())  # the AVX2 kernels did run
+        if " avx2" in cpuinfo.read_text():  # every AVX2 kernel ran at both word lengths
+            assert ran == {8: {"matvec", "update"}, 16: {"matvec", "update"}}
+        else:
+            assert ran == {8: set(), 16: set()}

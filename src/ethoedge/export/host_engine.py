@@ -136,12 +136,15 @@ class HostLibrary:
             [ctypes.c_void_p, ctypes.c_int],
             ctypes.c_int,
         )
-        self.simd = bool(self._set_simd(self._batch, 1))
+        self.set_simd(True)
 
     def set_simd(self, on: bool) -> bool:
         """Use the AVX2 kernels (where the CPU and the model allow them; the default) or the
-        plain loops: the same integers either way. Returns whether AVX2 kernels now run."""
-        self.simd = bool(self._set_simd(self._batch, int(bool(on))))
+        plain loops: the same integers either way. Returns whether AVX2 kernels now run;
+        ``simd_matvec`` and ``simd_update`` say which."""
+        kinds = int(self._set_simd(self._batch, int(bool(on))))
+        self.simd_matvec, self.simd_update = bool(kinds & 1), bool(kinds & 2)
+        self.simd = bool(kinds)
         return self.simd
 
     def __del__(self) -> None:

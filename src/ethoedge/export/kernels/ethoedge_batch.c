@@ -85,6 +85,27 @@ static int pack_pairs(const int16_t *w, int rows, int cols, int32_t **out)
 }
 
 static int update8_applies(const ethoedge_model_t *m);
+static int update16_applies(const ethoedge_model_t *m);
+
+/* max over rows of |bias| + 2^15 sum |w|: a bound on |W x + bias| for any int16 x */
+static int64_t row_bound(const int16_t *w, const int64_t *bias, int rows, int cols)
+{
+    int64_t worst = 0;
+    int r, k;
+    for (r = 0; r < rows; ++r) {
+        int64_t s;
+        if (bias[r] > ((int64_t)1 << 61) || bias[r] < -((int64_t)1 << 61)) {
+            return INT64_MAX;
+        }
+        s = bias[r] < 0 ? -bias[r] : bias[r];
+        for (k = 0; k < cols; ++k) {
+            const int32_t v = w[(long)r * cols + k];
+            s += (int64_t)(v < 0 ? -v : v) << 15;
+        }
+        worst = s > worst ? s : worst;
+    }
+    return worst;
+}
 
 void ethoedge_batch_free(ethoedge_batch_t *b)
 {
@@ -190,9 +211,15 @@ int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on)
         for (k = 0; mv && k < 3L * h * h; ++k) {
             mv = b->w_ih[k] != -32768 && b->w_hh[k] != -32768;
         }
-        /* the update's shifts: right shifts below 63 for r * n (the 64-bit rounding below),
+        /* W = 8, the update's shifts: right shifts below 63 for r * n (the 64-bit rounding),
            left shifts of the gate accumulators below 31 */
         up = update8_applies(m) && m->sh_rn <= 62 && m->sh_gx > -31 && m->sh_gh > -31;
+        /* W = 16: shifts below 63 and the accumulators' bounds of the 64-bit rounding */
+        if (update16_applies(m) && m->sh_gx <= 62 && m->sh_gh <= 62 && m->sh_rn <= 62) {
+            up = row_bound(b->w_ih, b->b_ih, 3 * h, h) < ((int64_t)1 << 61)
+                 && row_bound(b->w_hh, b->b_hh, 2 * h, h) < ((int64_t)1 << 61)
+                 && row_bound(b->w_hh + 2L * h * h, b->b_hh + 2 * h, h, h) < ((int64_t)1 << 46);
+        }
     }
 #else
     (void)on;
@@ -202,7 +229,7 @@ int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on)
 #endif
     b->simd_mv = mv;
     b->simd_update = up;
-    return mv || up;
+    return (mv ? 1 : 0) | (up ? 2 : 0);
 }
 
 /* out[r][.] = bias[r] + sum_k w[r][k] x[k][.] for a block of B windows, int32 accumulators
@@ -344,8 +371,9 @@ AVX2_FN static inline __m256i rshift_avx2(__m256i v, __m256i rnd, __m128i s)
     return _mm256_sra_epi32(_mm256_add_epi32(v, rnd), s);
 }
 
-/* act8 of 8 lanes: both table entries of a lane from one 32-bit gather at t + i */
-AVX2_FN static inline __m256i act8_avx2(__m256i pre, const int16_t *t)
+/* the interpolated table value of 8 lanes (act16): both table entries of a lane from one
+   32-bit gather at t + i */
+AVX2_FN static inline __m256i interp_avx2(__m256i pre, const int16_t *t)
 {
     const __m256i u = _mm256_min_epi32(_mm256_max_epi32(pre, _mm256_set1_epi32(-32768)),
                                        _mm256_set1_epi32(32767));
@@ -355,9 +383,15 @@ AVX2_FN static inline __m256i act8_avx2(__m256i pre, const int16_t *t)
     const __m256i t0 = _mm256_srai_epi32(_mm256_slli_epi32(g, 16), 16);
     const __m256i t1 = _mm256_srai_epi32(g, 16);
     const __m256i d = _mm256_mullo_epi32(_mm256_sub_epi32(t1, t0), r);
-    __m256i y = _mm256_add_epi32(
-        t0, _mm256_srai_epi32(_mm256_add_epi32(d, _mm256_set1_epi32(128)), 8));
-    y = _mm256_srai_epi32(_mm256_add_epi32(y, _mm256_set1_epi32(128)), 8);
+    return _mm256_add_epi32(t0,
+                            _mm256_srai_epi32(_mm256_add_epi32(d, _mm256_set1_epi32(128)), 8));
+}
+
+/* act8 of 8 lanes */
+AVX2_FN static inline __m256i act8_avx2(__m256i pre, const int16_t *t)
+{
+    const __m256i y = _mm256_srai_epi32(
+        _mm256_add_epi32(interp_avx2(pre, t), _mm256_set1_epi32(128)), 8);
     return _mm256_min_epi32(y, _mm256_set1_epi32(127));
 }
 
@@ -441,6 +475,96 @@ AVX2_FN static void update8_avx2(const ethoedge_model_t *m, int32_t *gx, int32_t
                 _mm256_mullo_epi32(_mm256_sub_epi32(c128, z), rshift_avx2(n, rnh, cnh)),
                 _mm256_mullo_epi32(z, hv));
             v = _mm256_srai_epi32(_mm256_add_epi32(v, c64), 7);
+            v = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0xD8);
+            _mm_storeu_si128((__m128i *)(hj + i), _mm256_castsi256_si128(v));
+        }
+    }
+}
+
+/* 4 int64 lanes within int32 -> their clip to int32 (lanes of 64 bits) */
+AVX2_FN static inline __m256i clip32_64(__m256i v)
+{
+    const __m256i hi = _mm256_set1_epi64x(INT32_MAX), lo = _mm256_set1_epi64x(INT32_MIN);
+    v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
+    return _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+}
+
+/* align64(v, s) = sat32(round_shift(v, s)) of 4 int64 lanes for 0 < s <= 62 and
+   |v| < 2^61: the arithmetic shift as a logical one of v + 2^(s-1) + 2^62 (rb), less
+   2^(62-s) (after) */
+AVX2_FN static inline __m256i align64_avx2(__m256i v, __m256i rb, __m128i s, __m256i after)
+{
+    return clip32_64(_mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, rb), s), after));
+}
+
+/* 8 int32 from the low halves of the 64-bit lanes of a (windows 0-3) and b (4-7) */
+AVX2_FN static inline __m256i pack64_avx2(__m256i a, __m256i b)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    return _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(a, idx),
+                                     _mm256_permutevar8x32_epi32(b, idx), 0x20);
+}
+
+/* align64 of the 8 int64 at p */
+AVX2_FN static inline __m256i align8x64(const int64_t *p, __m256i rb, __m128i s, __m256i after)
+{
+    return pack64_avx2(align64_avx2(_mm256_loadu_si256((const __m256i *)p), rb, s, after),
+                       align64_avx2(_mm256_loadu_si256((const __m256i *)(p + 4)), rb, s, after));
+}
+
+/* r v for 0 <= r < 2^31 (int32 lanes, r of window k in lane k) and int64 v (4 lanes), the
+   low and the high 32 bits of v multiplied apart: exact where |r v| < 2^63 */
+AVX2_FN static inline __m256i mul_r64(__m256i r64, __m256i v)
+{
+    const __m256i lo = _mm256_mul_epu32(r64, v);
+    const __m256i hi = _mm256_mul_epi32(r64, _mm256_srli_epi64(v, 32));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(hi, 32));
+}
+
+/* update16 (below) with 8 windows per instruction; set_simd checked the bounds the 64-bit
+   rounding needs (every gate accumulator |.| < 2^61, r * (W_hn h + b_hn) < 2^61) */
+AVX2_FN static void update16_avx2(const ethoedge_model_t *m, const int64_t *gx, const int64_t *gh,
+                                  int h, int16_t *hs)
+{
+    const int sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn, snh = m->sh_n_to_h;
+    const __m256i big = _mm256_set1_epi64x((int64_t)1 << 62);
+    const __m256i rbx = _mm256_add_epi64(big, _mm256_set1_epi64x((int64_t)1 << (sgx - 1)));
+    const __m256i rbh = _mm256_add_epi64(big, _mm256_set1_epi64x((int64_t)1 << (sgh - 1)));
+    const __m256i rbn = _mm256_add_epi64(big, _mm256_set1_epi64x((int64_t)1 << (srn - 1)));
+    const __m256i ax = _mm256_set1_epi64x((int64_t)1 << (62 - sgx));
+    const __m256i ah = _mm256_set1_epi64x((int64_t)1 << (62 - sgh));
+    const __m256i an = _mm256_set1_epi64x((int64_t)1 << (62 - srn));
+    const __m128i cx = _mm_cvtsi32_si128(sgx), ch = _mm_cvtsi32_si128(sgh);
+    const __m128i cn = _mm_cvtsi32_si128(srn), cnh = _mm_cvtsi32_si128(snh);
+    const __m256i rnh = _mm256_set1_epi32(snh > 0 ? (int32_t)1 << (snh - 1) : 0);
+    const __m256i one = _mm256_set1_epi32(32768), half = _mm256_set1_epi32(16384);
+    int j, i;
+    for (j = 0; j < h; ++j) {
+        const int64_t *xr = gx + (long)j * B, *xz = gx + (long)(h + j) * B;
+        const int64_t *xn = gx + (long)(2 * h + j) * B;
+        const int64_t *hr = gh + (long)j * B, *hz = gh + (long)(h + j) * B;
+        const int64_t *hn = gh + (long)(2 * h + j) * B;
+        int16_t *hj = hs + (long)j * B;
+        for (i = 0; i < B; i += 8) {
+            const __m256i r = interp_avx2(adds32_avx2(align8x64(xr + i, rbx, cx, ax),
+                                                      align8x64(hr + i, rbh, ch, ah)),
+                                          ethoedge_sigmoid_q15);
+            const __m256i z = interp_avx2(adds32_avx2(align8x64(xz + i, rbx, cx, ax),
+                                                      align8x64(hz + i, rbh, ch, ah)),
+                                          ethoedge_sigmoid_q15);
+            const __m256i r0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(r));
+            const __m256i r1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(r, 1));
+            const __m256i p0 = mul_r64(r0, _mm256_loadu_si256((const __m256i *)(hn + i)));
+            const __m256i p1 = mul_r64(r1, _mm256_loadu_si256((const __m256i *)(hn + i + 4)));
+            const __m256i rn = pack64_avx2(align64_avx2(p0, rbn, cn, an),
+                                           align64_avx2(p1, rbn, cn, an));
+            const __m256i n = interp_avx2(adds32_avx2(align8x64(xn + i, rbx, cx, ax), rn),
+                                          ethoedge_tanh_q15);
+            const __m256i hv = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(hj + i)));
+            __m256i v = _mm256_add_epi32(
+                _mm256_mullo_epi32(_mm256_sub_epi32(one, z), rshift_avx2(n, rnh, cnh)),
+                _mm256_mullo_epi32(z, hv));
+            v = _mm256_srai_epi32(_mm256_add_epi32(v, half), 15);
             v = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0xD8);
             _mm_storeu_si128((__m128i *)(hj + i), _mm256_castsi256_si128(v));
         }
@@ -664,6 +788,10 @@ int ethoedge_classify_batch(const ethoedge_batch_t *b, int64_t n, int n_samples,
 #if ETHOEDGE_AVX2
             if (fast8 && b->simd_update) {
                 update8_avx2(m, (int32_t *)gx, (int32_t *)gh, h, hs);
+                continue;
+            }
+            if (fast16 && b->simd_update) {
+                update16_avx2(m, (const int64_t *)gx, (const int64_t *)gh, h, hs);
                 continue;
             }
 #endif
