@@ -1,4 +1,4 @@
-r"""Windows per second of the three inference engines on every bundled window, one run each.
+r"""Windows per second of the three inference engines on every bundled window.
 
 The engines of :class:`ethoedge.inference.Classifier`, each timed on ``decision_function`` of
 the raw windows in g (so the integer engines include quantizing the input): ``float``
@@ -12,8 +12,9 @@ the threads OpenBLAS is allowed, ``OPENBLAS_NUM_THREADS``, recorded in the outpu
 W = 8 and 16. Also timed: the plain int64 form
 of the reference (``reference_logits_plain``, the speed of the reference before its float-BLAS
 rewrite), unless ``--skip-plain``. The C library is built (or loaded from the cache) and every
-engine warmed up on a few windows before timing; ``c_equals_int`` checks the two integer
-engines' logits on every window.
+engine warmed up on a few windows before timing; each figure is the median of ``--repeat``
+calls over every window (default 5); ``c_equals_int`` checks the two integer engines' logits on
+every window.
 
 Model: the student of ``--bundle`` (its ``quantized/w{bits}.json`` where present, else
 quantized here) with its windows cut as it was trained; or, by default, a seeded untrained
@@ -61,12 +62,18 @@ from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.qmodel import QuantizedStudent
 from ethoedge.quantize.reference import quantize_input, reference_logits_plain
 
+REPEAT = [5]  # calls per figure (``--repeat``)
+
 
 def timed(fn, X: np.ndarray) -> tuple[float, np.ndarray]:
-    """Windows per second of one call ``fn(X)``, and its result."""
-    t = time.perf_counter()
-    out = fn(X)
-    return len(X) / (time.perf_counter() - t), out
+    """Windows per second of ``fn(X)``: the median of ``--repeat`` calls (this machine's
+    speed drifts between calls a fraction of a second long), and its result."""
+    rates = []
+    for _ in range(max(1, REPEAT[0])):
+        t = time.perf_counter()
+        out = fn(X)
+        rates.append(len(X) / (time.perf_counter() - t))
+    return float(np.median(rates)), out
 
 
 def main() -> None:
@@ -78,7 +85,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N windows only (smoke run)")
     ap.add_argument("--skip-plain", action="store_true", help="do not time the plain reference")
     ap.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
+    ap.add_argument("--repeat", type=int, default=5, help="calls per figure (the median)")
     args = ap.parse_args()
+    REPEAT[0] = args.repeat
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     quantized: dict[int, QuantizedStudent] = {}
@@ -131,6 +140,7 @@ def main() -> None:
         "input_stage": quantized[8].input_stage,
         "model": str(args.bundle) if args.bundle is not None else "seeded quick-preset student",
         "threads": args.threads,
+        "repeat": args.repeat,
         "float_batch": fl.batch_size,
         "blas_threads_env": {
             k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ

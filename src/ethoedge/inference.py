@@ -73,7 +73,7 @@ class Classifier:
             has its own).
         engine: ``"c"`` runs a quantized student as compiled C; default: ``"int"`` for a
             quantized student, ``"float"`` otherwise.
-        threads: threads of the ``c`` engine and of the float engine on the CPU (default
+        threads: threads of every engine on the CPU (default
             :func:`~ethoedge.models.device.cpu_threads`: PyTorch's intra-op count where
             PyTorch is loaded).
 
@@ -178,7 +178,9 @@ class Classifier:
             from ethoedge.export.host_engine import host_library
 
             return host_library(q, X_g.shape[2]).logits(X_int, self.threads)
-        return reference_logits_batched(q, X_int)
+        from ethoedge.models.device import cpu_threads
+
+        return reference_logits_batched(q, X_int, threads=self.threads or cpu_threads())
 
     def predict_proba(self, X_g: np.ndarray) -> np.ndarray:
         """Class scores ``(n, C)`` (float64 rows summing to 1)."""

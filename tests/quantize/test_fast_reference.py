@@ -173,3 +173,13 @@ def test_time_blocks_of_the_input_half(trained, monkeypatch, block_rows):
     expected = reference_logits_plain(q, xi)
     monkeypatch.setattr(reference, "BLOCK_ROWS", block_rows)
     assert np.array_equal(reference_logits(q, xi, chunk=3), expected)
+
+
+@pytest.mark.parametrize("w", [8, 16])
+def test_chunks_on_threads_give_the_chunks_in_order(w):
+    rng = np.random.default_rng(7 + w)
+    q = random_qmodel(w, "dynamic", rng, (-6, 2 * w))
+    xi = extreme_inputs(103, 7, seed=3)
+    want = reference_logits_plain(q, xi)
+    for threads in (2, 3, 16):  # uneven chunks, more threads than chunks
+        assert np.array_equal(reference_logits(q, xi, chunk=10, threads=threads), want)

@@ -185,7 +185,7 @@ CHUNK = 512  # windows per chunk of reference_logits: its per-step arrays stay i
 
 
 def reference_logits(
-    qmodel: QuantizedStudent, X_int16: np.ndarray, *, chunk: int = CHUNK
+    qmodel: QuantizedStudent, X_int16: np.ndarray, *, chunk: int = CHUNK, threads: int = 1
 ) -> np.ndarray:
     """Integer logits ``(n, C)`` int64 (at ``qmodel.frac('logits')``) of int16 windows.
 
@@ -196,16 +196,29 @@ def reference_logits(
         X_int16: ``(n, 3, L)`` integer acceleration at ``qmodel.in_frac`` fraction bits
             (from :func:`quantize_input`).
         chunk: windows computed together.
+        threads: chunks computed side by side on this many Python threads (NumPy releases
+            the GIL in its loops); each chunk's integers do not depend on the others.
 
     The many small matrix products run with one BLAS thread (``threadpoolctl``): threaded
     BLAS gains nothing at these sizes and collapses when the cores are busy; parallelism
-    belongs to the caller (the executor's jobs, the ``c`` engine's threads).
+    belongs to the caller (the executor's jobs, the ``int`` engine's ``threads``).
     """
     q = qmodel
     X = _checked_input(q, X_int16)
     net = _FastNet(q)
+    step = max(1, int(chunk))
+    if threads > 1 and len(X) > step:  # as many chunks per thread, none above ``chunk``
+        per = -(-len(X) // (threads * step)) * threads
+        step = -(-len(X) // per)
+    starts = range(0, len(X), step)
     with threadpool_limits(limits=1, user_api="blas"):
-        parts = [net(X[i : i + chunk]) for i in range(0, len(X), max(1, int(chunk)))]
+        if threads > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(int(threads), len(starts))) as pool:
+                parts = list(pool.map(lambda i: net(X[i : i + step]), starts))
+        else:
+            parts = [net(X[i : i + step]) for i in starts]
     if not parts:
         return np.zeros((0, q.n_classes), dtype=np.int64)
     return np.concatenate(parts, axis=0)
@@ -356,11 +369,13 @@ class _FastNet:
 
 
 def reference_logits_batched(
-    qmodel: QuantizedStudent, X_int16: np.ndarray, batch: int = 4096
+    qmodel: QuantizedStudent, X_int16: np.ndarray, batch: int = 4096, *, threads: int = 1
 ) -> np.ndarray:
-    """:func:`reference_logits` in batches of ``batch`` windows (bounded memory)."""
+    """:func:`reference_logits` in batches of ``batch`` windows (bounded memory), each on
+    ``threads`` threads."""
     parts = [
-        reference_logits(qmodel, X_int16[i : i + batch]) for i in range(0, len(X_int16), batch)
+        reference_logits(qmodel, X_int16[i : i + batch], threads=threads)
+        for i in range(0, len(X_int16), batch)
     ]
     if not parts:
         return np.zeros((0, qmodel.n_classes), dtype=np.int64)
