@@ -249,8 +249,7 @@ def _shift_round(v: np.ndarray, s: int) -> None:
 
 
 def _clip(v: np.ndarray, lo: int, hi: int) -> None:
-    np.maximum(v, lo, out=v)
-    np.minimum(v, hi, out=v)
+    np.clip(v, lo, hi, out=v)
 
 
 _I32 = (-(1 << 31), (1 << 31) - 1)
