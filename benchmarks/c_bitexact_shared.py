@@ -7,8 +7,9 @@ activation ranges: a GRU-MLP student (H=32) is trained briefly on all windows of
 exported as C (into a temporary folder), compiled with the host gcc and run on every window,
 in the window API, the streaming API (hop = L) and the streaming API with overlapping windows
 (hop = L / 2, exported afresh; every overlapping window of the joined stream against the
-reference). The student has the presets' ``dynamic`` input stage unless ``--input`` says
-otherwise. With ``--qemu N`` the first N windows also run on the
+reference), and the ``c`` engine (the batch kernels as a host library, with and without their
+AVX2 versions) on every window. The student has the presets' ``dynamic`` input stage unless
+``--input`` says otherwise. With ``--qemu N`` the first N windows also run on the
 emulated Cortex-M4 (``mps2-an386``) and Cortex-M3 (``mps2-an385``).
 
 Usage::
@@ -36,6 +37,7 @@ import torch
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
 from ethoedge.export import ExportConfig, export_c, verify_c
 from ethoedge.export.deploy import verify_half_hop
+from ethoedge.export.host_engine import host_library
 from ethoedge.models import GRUStudent, StudentConfig
 from ethoedge.quantize.api import quantize_student
 from ethoedge.quantize.reference import quantize_input, reference_logits_batched
@@ -109,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
                     failed |= not ok
                     print(f"W={bits:2d} {r.target:10s} {r.api}: {r.n_identical}/{r.n_windows}"
                           " windows identical")  # fmt: skip
+        # the c engine (batch kernels, with their AVX2 versions where they run, and without)
+        lib = host_library(q, w.n_samples)
+        for on in (True, False):
+            lib.set_simd(on)
+            same = int((lib.logits(X16, threads=2) == expected).all(axis=1).sum())
+            failed |= same != len(w)
+            parts = [k for k in ("matvec", "update") if getattr(lib, f"simd_{k}")]
+            kind = "AVX2 " + " and ".join(parts) if parts else "plain loops"
+            print(f"W={bits:2d} c engine   ({kind}): {same}/{len(w)} windows identical")
     print(f"wall {time.perf_counter() - t0:.0f} s")
     return 1 if failed else 0
 
