@@ -102,3 +102,20 @@ def test_unknown_executor_is_a_config_error(tmp_path):
     ctx, folds = _context(tmp_path)
     with pytest.raises(ConfigError, match="executor must be one of"):
         execute(ctx, plan_jobs(ctx.cfg, folds), executor="dask", progress=False)
+
+
+def _pid(item, tick=None):
+    import os
+
+    return item, os.getpid()
+
+
+def test_processes_start_workers_only_for_more_than_one_item():
+    import os
+
+    from ethoedge.experiment.pool import map_tasks
+
+    one = map_tasks(_pid, [7], executor="processes", workers=2, progress=False)
+    assert one == [(7, os.getpid())]  # one item: run here, no worker start-up
+    two = map_tasks(_pid, [1, 2], executor="processes", workers=2, progress=False)
+    assert [i for i, _ in two] == [1, 2] and all(pid != os.getpid() for _, pid in two)

@@ -78,7 +78,7 @@ def map_tasks(
     module-level function (pickled by name); in ``serial`` it is also given a ``tick``
     keyword: a callable that shows progress within an item. A worker process uses
     ``cpu_count // workers`` threads for its models (PyTorch's and the NumPy float
-    engine's). One progress bar counts finished items."""
+    engine's); a single item runs in this process. One progress bar counts finished items."""
     items = list(items)
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
@@ -97,7 +97,9 @@ def map_tasks(
     out: list[Any] = [None] * len(items)
     with bar:
         task = bar.add_task(label, total=len(items), last="")
-        if executor == "serial":
+        # One item gains nothing from a worker process but its start-up: it runs here (the
+        # same result; a Ray cluster is still used as asked).
+        if executor == "serial" or (executor == "processes" and len(items) <= 1):
             for i, item in enumerate(items):
                 name = describe(item)
 
