@@ -207,9 +207,10 @@ class Classifier:
         more than one batch, the batches run side by side on that many Python threads
         (a GRU step is too small to split well across threads; whole batches are not), each
         with one BLAS or PyTorch intra-op thread: the same values, batch for batch, as one
-        thread computes them. PyTorch's intra-op thread count is process-wide: it is 1 for
-        the duration of such a call and restored after it (a thread that first uses
-        PyTorch meanwhile starts with 1)."""
+        thread computes them; else one batch at a time on ``threads`` BLAS threads.
+        PyTorch's intra-op thread count is process-wide: it is 1 for the duration of such a
+        call and restored after it (a thread that first uses PyTorch meanwhile starts
+        with 1)."""
         from ethoedge.models.device import cpu_threads
 
         assert self.normalizer is not None
@@ -217,15 +218,17 @@ class Classifier:
         Xn = self.normalizer.apply(X_g)
         threads = self.threads or cpu_threads()
         if isinstance(model, NumpyStudent):
-            starts = range(0, len(Xn), model.batch_size)
-            if threads > 1 and len(starts) > 1:
-                from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits
 
-                with threadpool_limits(1):
-                    pool = self._thread_pool(threads)
-                    out = list(pool.map(lambda i: model(Xn[i : i + model.batch_size]), starts))
-                return np.concatenate(out)
-            return model(Xn)
+            starts = range(0, len(Xn), model.batch_size)
+            side_by_side = threads > 1 and len(starts) > 1
+            with threadpool_limits(limits=1 if side_by_side else threads, user_api="blas"):
+                if not side_by_side:
+                    return model(Xn)
+                pool = self._thread_pool(threads)
+                return np.concatenate(
+                    list(pool.map(lambda i: model(Xn[i : i + model.batch_size]), starts))
+                )
         import torch
 
         assert isinstance(model, torch.nn.Module)

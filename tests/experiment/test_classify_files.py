@@ -233,3 +233,19 @@ def test_the_package_names_the_functions_whatever_was_imported_first(code):
     out = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
     assert out.split() == ["True", "True"]
+
+
+def test_a_bundle_written_again_at_the_same_path_is_read_again(tmp_path):
+    """The per-process model cache must not serve the old weights after retraining."""
+    d = tmp_path / "bundle"
+    rec = tmp_path / "rec.csv"
+    _frame(1200, 0).to_csv(rec, index=False)
+    scores = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_bundle(Bundle(GRUStudent(len(CLASSES), StudentConfig(hidden=8)).eval(),
+                           Normalizer((0.0, 0.0, 1.0), (0.3, 0.3, 0.3)), CLASSES,
+                           WindowConfig(), 10.0), d)  # fmt: skip
+        res = classify(d, DataConfig(path=str(rec)), tmp_path / f"p{seed}.csv", plots=False)
+        scores.append(res.predictions[[f"score_{c}" for c in CLASSES]].to_numpy())
+    assert not np.allclose(scores[0], scores[1])

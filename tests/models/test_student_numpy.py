@@ -110,7 +110,44 @@ assert "torch" not in sys.modules, "the float engine on the CPU imported PyTorch
 """
 
 
-@pytest.mark.skipif(device.torch_gpu_build(), reason="a GPU build of PyTorch is asked")
+NO_GPU_NO_TORCH = """
+import sys
+import ethoedge.models.device as d
+d.torch_gpu_build = lambda: True  # a CUDA build of PyTorch, as PyPI's Linux wheel
+d.gpu_device_files = lambda: False  # on a machine without a GPU driver
+assert d.resolve_device("auto") == "cpu"
+assert "torch" not in sys.modules, "PyTorch imported to find no GPU"
+"""
+
+
+def test_auto_device_without_gpu_driver_does_not_import_pytorch():
+    subprocess.run([sys.executable, "-c", NO_GPU_NO_TORCH], check=True, timeout=60)
+
+
+def test_single_batches_use_the_engines_blas_threads(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from ethoedge.data import Normalizer
+    from ethoedge.inference import Classifier
+
+    _, student = _pair(StudentConfig(hidden=8))
+    seen = []
+    call = NumpyStudent.__call__
+
+    def spy(self, Xn):
+        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return call(self, Xn)
+
+    monkeypatch.setattr(NumpyStudent, "__call__", spy)
+    clf = Classifier(student, Normalizer((0.0, 0.0, 1.0), (1.0, 1.0, 1.0)), list("abcd"),
+                     threads=1)  # fmt: skip
+    clf.decision_function(np.zeros((10, 3, 20), np.float32))  # one batch
+    clf.decision_function(np.zeros((2000, 3, 20), np.float32))  # several, one thread
+    assert seen and set(seen) == {1}
+
+
+@pytest.mark.skipif(device.torch_gpu_build() and device.gpu_device_files(),
+                    reason="PyTorch may see a GPU here: it is asked")  # fmt: skip
 def test_classify_on_the_cpu_does_not_import_pytorch(tmp_path):
     from ethoedge.bundle import Bundle, save_bundle
     from ethoedge.data import Normalizer, WindowConfig

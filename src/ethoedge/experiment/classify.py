@@ -160,8 +160,9 @@ def classify(
     where the float engine runs.
 
     ``chunk_rows``: rows a streamed file is read at a time; default 200,000 in all, split
-    between the worker processes (each of ``workers`` reads ``200,000 / workers``), so the
-    memory in flight stays about the same whatever the number of workers.
+    between the files read at once (with ``workers`` processes and at least as many files,
+    each reads ``200,000 / workers``), so the memory in flight stays about the same whatever
+    the number of workers.
 
     Windows are cut with the bundle's window settings at its sampling rate (recordings at
     another rate are resampled), keeping impure and unlabelled windows, so every stretch long
@@ -188,9 +189,7 @@ def classify(
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     if smooth < 1 or smooth % 2 == 0:
         raise ConfigError(f"smooth must be an odd number of windows >= 1, got {smooth}")
-    if chunk_rows is None:  # one budget of rows in memory, whatever the number of processes
-        chunk_rows = DEFAULT_CHUNK_ROWS // (workers if executor != "serial" else 1)
-    if min_bout_s < 0 or chunk_rows < 1:
+    if min_bout_s < 0 or (chunk_rows is not None and chunk_rows < 1):
         raise ConfigError("min_bout_s must be >= 0 and chunk_rows >= 1")
     bundle_dir = Path(bundle_dir)
     bundle = read_bundle_info(bundle_dir)  # no PyTorch here: workers load the model
@@ -208,6 +207,9 @@ def classify(
             )
         data_cfg = replace(data_cfg, labels=None)
     files = data_files(data_cfg.path) if data_cfg.path is not None else [resolve_path(None)]
+    if chunk_rows is None:  # one budget of rows in memory, whatever the number of readers
+        readers = min(workers, len(files)) if executor != "serial" and len(files) > 1 else 1
+        chunk_rows = max(1, DEFAULT_CHUNK_ROWS // readers)
     out = Path(out)
     single = out.suffix.lower() == ".csv"
     if not single and out.exists() and not out.is_dir():
@@ -332,15 +334,24 @@ def _animal_bouts(parts: list[Path], animal: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- one file
 
-_CACHE: dict[tuple[str, str, int, str], Any] = {}
-_BUNDLES: dict[str, Any] = {}
+# Read once per process (not once per file); keyed by the files' times, so a bundle written
+# again at the same path (retrained, quantized again) is read again.
+_CACHE: dict[tuple[str, str, int, str, int], Any] = {}
+_BUNDLES: dict[tuple[str, int], Any] = {}
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _bundle(task: _Task) -> Any:
     """The task's bundle description, read once per process (not once per file)."""
     from ethoedge.bundle import read_bundle_info
 
-    key = str(task.bundle_dir)
+    key = (str(task.bundle_dir), _mtime(task.bundle_dir / "bundle.json"))
     if key not in _BUNDLES:
         _BUNDLES[key] = read_bundle_info(task.bundle_dir)
     return _BUNDLES[key]
@@ -349,7 +360,9 @@ def _bundle(task: _Task) -> Any:
 def _classifier(task: _Task) -> Any:
     from ethoedge.inference import Classifier
 
-    key = (str(task.bundle_dir), task.engine, task.bits, task.device)
+    model_file = (task.bundle_dir / "student.npz" if task.engine == "float"
+                  else task.bundle_dir / "quantized" / f"w{task.bits}.json")  # fmt: skip
+    key = (str(task.bundle_dir), task.engine, task.bits, task.device, _mtime(model_file))
     if key not in _CACHE:
         _CACHE[key] = Classifier.from_bundle(
             task.bundle_dir, task.engine, bits=task.bits, device=task.device

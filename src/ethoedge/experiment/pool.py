@@ -75,8 +75,9 @@ def map_tasks(
 ) -> list[Any]:
     """``[fn(item) for item in items]`` in this process, on local worker processes or on Ray,
     results in the order of ``items`` whatever order they finish in. ``fn`` must be a
-    module-level function (pickled by name); in ``serial`` it is also given a ``tick``
-    keyword: a callable that shows progress within an item. A worker process uses
+    module-level function (pickled by name); where it runs in this process (``serial``, or
+    ``processes`` with a single item) it is also given a ``tick`` keyword: a callable that
+    shows progress within an item. A worker process uses
     ``cpu_count // workers`` threads for its models (PyTorch's and the NumPy float
     engine's); a single item runs in this process. One progress bar counts finished items."""
     items = list(items)

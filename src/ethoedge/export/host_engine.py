@@ -141,7 +141,8 @@ class HostLibrary:
     def set_simd(self, on: bool) -> bool:
         """Use the AVX2 kernels (where the CPU and the model allow them; the default) or the
         plain loops: the same integers either way. Returns whether AVX2 kernels now run;
-        ``simd_matvec`` and ``simd_update`` say which."""
+        ``simd_matvec`` and ``simd_update`` say which. The library object is shared in the
+        process (:func:`host_library`): not while another thread classifies with it."""
         kinds = int(self._set_simd(self._batch, int(bool(on))))
         self.simd_matvec, self.simd_update = bool(kinds & 1), bool(kinds & 2)
         self.simd = bool(kinds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import glob
 import importlib.util
 import os
 import sys
@@ -26,13 +27,22 @@ def resolve_device(device: str) -> str:
 
 
 def cuda_available() -> bool:
-    """Whether PyTorch can use a GPU here. A PyTorch built without GPU support never can:
-    that is read from its ``torch/version.py``, without importing PyTorch (about 1.3 s)."""
-    if "torch" not in sys.modules and not torch_gpu_build():
+    """Whether PyTorch can use a GPU here. Without importing PyTorch (about 1.3 s) where the
+    answer is no anyway: a PyTorch built without GPU support (read from its
+    ``torch/version.py``), or a Linux machine without a GPU driver's device files (NVIDIA's
+    ``/dev/nvidia*``, AMD's ``/dev/kfd``)."""
+    if "torch" not in sys.modules and (not torch_gpu_build() or not gpu_device_files()):
         return False
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def gpu_device_files() -> bool:
+    """Whether a GPU driver's device files are present (Linux; True elsewhere: unknown)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd")
 
 
 @functools.cache
@@ -66,9 +76,15 @@ def torch_gpu_build() -> bool:
 def set_cpu_threads(threads: int) -> None:
     """Use ``threads`` CPU threads for model computations in this process: PyTorch's
     intra-op threads (now if PyTorch is loaded, else when it is: through
-    ``OMP_NUM_THREADS``) and the NumPy float engine's threads (:func:`cpu_threads`)."""
+    ``OMP_NUM_THREADS``), the BLAS library's (now if NumPy is loaded, else through
+    ``OPENBLAS_NUM_THREADS``) and the NumPy engines' threads (:func:`cpu_threads`)."""
     threads = max(1, int(threads))
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 

@@ -7,7 +7,7 @@
 
 #define B ETHOEDGE_BATCH_BLOCK
 
-/* x86 hosts: AVX2 versions of the mat-vecs and of the W = 8 gate update, compiled for
+/* x86 hosts: AVX2 versions of the mat-vecs and of the W = 8 and W = 16 gate updates, compiled for
    AVX2 function by function (the rest of the library stays portable) and used when the CPU
    has it (checked at run time); the same integers as the plain loops, which every other host
    runs. ETHOEDGE_NO_SIMD at compile time leaves them out. */
@@ -28,7 +28,7 @@ struct ethoedge_batch_s {
     int64_t *b_ih, *b_hh;   /* 3H, same row order */
     int32_t *b_inp32, *b_ih32, *b_hh32; /* the same biases as int32 (acc64 = 0) */
     int32_t *p_inp, *p_ih, *p_hh; /* the rows as int16 pairs (w[2p], w[2p+1]) in int32 */
-    int simd_mv, simd_update;      /* the AVX2 mat-vec / W = 8 update run (0: plain loops) */
+    int simd_mv, simd_update;      /* the AVX2 mat-vecs / gate update run (0: plain loops) */
 };
 
 /* element i of an accumulator array of the model's type */
@@ -87,6 +87,7 @@ static int pack_pairs(const int16_t *w, int rows, int cols, int32_t **out)
 static int update8_applies(const ethoedge_model_t *m);
 static int update16_applies(const ethoedge_model_t *m);
 
+#if ETHOEDGE_AVX2
 /* max over rows of |bias| + 2^15 sum |w|: a bound on |W x + bias| for any int16 x */
 static int64_t row_bound(const int16_t *w, const int64_t *bias, int rows, int cols)
 {
@@ -106,6 +107,7 @@ static int64_t row_bound(const int16_t *w, const int64_t *bias, int rows, int co
     }
     return worst;
 }
+#endif
 
 void ethoedge_batch_free(ethoedge_batch_t *b)
 {

@@ -25,7 +25,8 @@ void ethoedge_batch_free(ethoedge_batch_t *b);
 
 /* on = 1 (the default of ethoedge_batch_new): the AVX2 kernels where the CPU has them and the
    model allows them (x86 hosts); 0: the plain loops. The same integers either way. Returns
-   whether any AVX2 kernel now runs. Not while another thread classifies with b. */
+   which AVX2 kernels now run, a bit mask: 1 the mat-vecs, 2 the gate update (3: both; 0:
+   none). Not while another thread classifies with b. */
 int ethoedge_batch_set_simd(ethoedge_batch_t *b, int on);
 
 /* scores (n x C int32) of n windows x (n x n_samples x 3 int16, samples-major, as
