@@ -397,24 +397,31 @@ AVX2_FN static inline __m256i act8_avx2(__m256i pre, const int16_t *t)
     return _mm256_min_epi32(y, _mm256_set1_epi32(127));
 }
 
-/* sat32((r * v + rnd) >> s) for 0 <= r <= 2^7, any int32 v, 0 <= s <= 62: the products in
-   64-bit lanes (|r v| < 2^39), an arithmetic shift as a logical one of r v + rnd + 2^62 */
-AVX2_FN static inline __m256i mulshift_avx2(__m256i r, __m256i v, __m256i rnd64, __m128i s,
-                                            __m256i bias_after)
+/* 4 int64 lanes clipped to the int32 range (still in 64-bit lanes) */
+AVX2_FN static inline __m256i clip32_64(__m256i v)
 {
-    const __m256i big = _mm256_set1_epi64x((int64_t)1 << 62);
     const __m256i hi = _mm256_set1_epi64x(INT32_MAX), lo = _mm256_set1_epi64x(INT32_MIN);
-    __m256i pe = _mm256_mul_epi32(r, v); /* lanes 0, 2, 4, 6 */
-    __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(r, 32), _mm256_srli_epi64(v, 32));
-    pe = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(pe, rnd64), big), s),
-                          bias_after);
-    po = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(po, rnd64), big), s),
-                          bias_after);
-    pe = _mm256_blendv_epi8(pe, hi, _mm256_cmpgt_epi64(pe, hi));
-    pe = _mm256_blendv_epi8(pe, lo, _mm256_cmpgt_epi64(lo, pe));
-    po = _mm256_blendv_epi8(po, hi, _mm256_cmpgt_epi64(po, hi));
-    po = _mm256_blendv_epi8(po, lo, _mm256_cmpgt_epi64(lo, po));
-    return _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
+    return _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+}
+
+/* align64(v, s) = sat32(round_shift(v, s)) of 4 int64 lanes for 0 <= s <= 62 and
+   |v| < 2^61: the arithmetic shift as a logical one of v + 2^(s-1) (0 for s = 0) + 2^62
+   (rb), less 2^(62-s) (after) */
+AVX2_FN static inline __m256i align64_avx2(__m256i v, __m256i rb, __m128i s, __m256i after)
+{
+    return clip32_64(_mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, rb), s), after));
+}
+
+/* sat32((r * v + rnd) >> s) for 0 <= r <= 2^7, any int32 v, 0 <= s <= 62: the products in
+   64-bit lanes (|r v| < 2^39), rounded as align64_avx2 does (rb = rnd + 2^62) */
+AVX2_FN static inline __m256i mulshift_avx2(__m256i r, __m256i v, __m256i rb, __m128i s,
+                                            __m256i after)
+{
+    const __m256i pe = _mm256_mul_epi32(r, v); /* lanes 0, 2, 4, 6 */
+    const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(r, 32), _mm256_srli_epi64(v, 32));
+    return _mm256_blend_epi32(align64_avx2(pe, rb, s, after),
+                              _mm256_slli_epi64(align64_avx2(po, rb, s, after), 32), 0xAA);
 }
 
 /* sat32(v << s), 0 < s < 31, in place over n int32 (n a multiple of 8) */
@@ -442,7 +449,8 @@ AVX2_FN static void update8_avx2(const ethoedge_model_t *m, int32_t *gx, int32_t
     const __m256i rgx = _mm256_set1_epi32(sgx > 0 ? (int32_t)1 << (sgx - 1) : 0);
     const __m256i rgh = _mm256_set1_epi32(sgh > 0 ? (int32_t)1 << (sgh - 1) : 0);
     const __m256i rnh = _mm256_set1_epi32(snh > 0 ? (int32_t)1 << (snh - 1) : 0);
-    const __m256i rrn = _mm256_set1_epi64x(srn > 0 ? (int64_t)1 << (srn - 1) : 0);
+    const __m256i rbn = _mm256_set1_epi64x((srn > 0 ? (int64_t)1 << (srn - 1) : 0)
+                                           + ((int64_t)1 << 62));
     const __m256i after = _mm256_set1_epi64x((int64_t)1 << (62 - srn));
     const __m128i cgx = _mm_cvtsi32_si128(sgx), cgh = _mm_cvtsi32_si128(sgh);
     const __m128i crn = _mm_cvtsi32_si128(srn), cnh = _mm_cvtsi32_si128(snh);
@@ -468,7 +476,7 @@ AVX2_FN static void update8_avx2(const ethoedge_model_t *m, int32_t *gx, int32_t
             const __m256i z = act8_avx2(adds32_avx2(rshift_avx2(LD(xz), rgx, cgx),
                                                     rshift_avx2(LD(hz), rgh, cgh)),
                                         ethoedge_sigmoid_q15);
-            const __m256i rn = mulshift_avx2(r, LD(hn), rrn, crn, after);
+            const __m256i rn = mulshift_avx2(r, LD(hn), rbn, crn, after);
             const __m256i n = act8_avx2(adds32_avx2(rshift_avx2(LD(xn), rgx, cgx), rn),
                                         ethoedge_tanh_q15);
 #undef LD
@@ -481,22 +489,6 @@ AVX2_FN static void update8_avx2(const ethoedge_model_t *m, int32_t *gx, int32_t
             _mm_storeu_si128((__m128i *)(hj + i), _mm256_castsi256_si128(v));
         }
     }
-}
-
-/* 4 int64 lanes within int32 -> their clip to int32 (lanes of 64 bits) */
-AVX2_FN static inline __m256i clip32_64(__m256i v)
-{
-    const __m256i hi = _mm256_set1_epi64x(INT32_MAX), lo = _mm256_set1_epi64x(INT32_MIN);
-    v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
-    return _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
-}
-
-/* align64(v, s) = sat32(round_shift(v, s)) of 4 int64 lanes for 0 < s <= 62 and
-   |v| < 2^61: the arithmetic shift as a logical one of v + 2^(s-1) + 2^62 (rb), less
-   2^(62-s) (after) */
-AVX2_FN static inline __m256i align64_avx2(__m256i v, __m256i rb, __m128i s, __m256i after)
-{
-    return clip32_64(_mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, rb), s), after));
 }
 
 /* 8 int32 from the low halves of the 64-bit lanes of a (windows 0-3) and b (4-7) */
