@@ -157,3 +157,22 @@ def test_label_smoothing_reaches_the_plain_loss_only(monkeypatch):
         p_plain = torch.softmax(plain(xn), 1).max(1).values.mean()
         p_smooth = torch.softmax(smooth(xn), 1).max(1).values.mean()
     assert p_smooth < p_plain
+
+
+def test_a_checkpoint_of_another_normalisation_or_other_soft_labels_is_not_resumed(tmp_path):
+    """A finished checkpoint is reused only for the same normaliser and the same soft labels:
+    a teacher trained on the same windows under another fold normaliser (or a student
+    distilled from other soft labels) trains afresh."""
+    X, y, norm = _data()
+    ck = tmp_path / "ck.pt"
+    _train(X, y, norm, checkpoint=ck)
+    assert _train(X, y, norm, checkpoint=ck)[1].resumed_from == CFG.epochs
+    other = Normalizer(tuple(m + 0.5 for m in norm.mean), norm.std)
+    assert _train(X, y, other, checkpoint=ck)[1].resumed_from == 0
+
+    kd = KDConfig(alpha=0.5, temperature=2.0)
+    z = np.random.default_rng(0).normal(size=(len(X), 3)).astype(np.float32)
+    ck2 = tmp_path / "kd.pt"
+    _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)
+    assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)[1].resumed_from == 3
+    assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z + 1.0)[1].resumed_from == 0

@@ -254,7 +254,21 @@ def fit(
         if teacher_logits is not None and len(teacher_logits) != n:
             raise ConfigError(f"{len(teacher_logits)} soft labels for {n} training windows")
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
-    fp = _fingerprint(model, X, y, [asdict(cfg), kd and asdict(kd), has_val and len(X_val)])  # type: ignore[arg-type]
+    # Everything that shapes the weights: a checkpoint of another normalisation or of other
+    # soft labels (a retrained teacher, another ensemble, another consistent teacher) is not
+    # resumed from.
+    soft = None
+    if teacher_logits is not None:
+        soft = hashlib.sha256(np.ascontiguousarray(teacher_logits, np.float32)).hexdigest()
+    elif teacher is not None:
+        h = hashlib.sha256()
+        for v in teacher.state_dict().values():
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        soft = h.hexdigest()
+    n_val = len(X_val) if has_val else False  # type: ignore[arg-type]
+    fp = _fingerprint(
+        model, X, y, [asdict(cfg), kd and asdict(kd), n_val, asdict(normalizer), soft]
+    )
 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
