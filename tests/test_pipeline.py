@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -328,3 +329,26 @@ def test_yaml_round_trip(tmp_path):
     assert back == cfg and back.quant.word_bits == (16, 8) and back.qemu is False
     assert "qemu_windows: 7" in (tmp_path / "q.yaml").read_text()
     assert load_yaml(save_yaml(preset("quick"), tmp_path / "p.yaml")).qemu == "auto"
+
+
+def test_baseline_predictions_are_reused_only_for_the_same_training_windows(tmp_path):
+    """The baseline resumes from its predictions file only if the forest would be fitted on
+    the same windows: another training stride (same test windows) refits it."""
+    from ethoedge.experiment.folds import fold_windows
+    from ethoedge.experiment.jobs import Job, JobContext, run_baseline_job
+    from ethoedge.experiment.keys import BASELINE
+
+    w = separable_windows()
+
+    def baseline_probs(stride: int, work: Path) -> np.ndarray:
+        cfg = tiny_config(train_stride=stride)
+        fold = fold_windows(cfg, w)[0]
+        ctx = JobContext(cfg, w, {fold.name: fold}, work)
+        return run_baseline_job(ctx, Job(fold.name, BASELINE, 0)).probs
+
+    p1 = baseline_probs(1, tmp_path)
+    assert np.array_equal(baseline_probs(1, tmp_path), p1)  # resumed: the same file
+    p4 = baseline_probs(4, tmp_path)
+    (tmp_path / "fresh").mkdir()
+    assert np.array_equal(p4, baseline_probs(4, tmp_path / "fresh"))  # as from an empty folder
+    assert not np.array_equal(p4, p1)

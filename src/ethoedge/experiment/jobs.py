@@ -13,6 +13,7 @@ local-process and Ray runs give identical figures.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -326,9 +327,16 @@ def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:
 
     path = ctx.work_dir / f"{job.id}.pred.npz"
     fold, w = ctx.folds[job.fold], ctx.windows
+    # What the forest was fitted on: predictions of another training set (another stride),
+    # other labels or other settings are refitted, not reused.
+    h = hashlib.sha256(repr((ctx.cfg.baseline, job.seed, float(w.rate_hz))).encode())
+    h.update(np.ascontiguousarray(fold.train).tobytes())
+    h.update(np.ascontiguousarray(w.y[fold.train]).tobytes())
+    fit_key = h.hexdigest()
     if path.is_file():
         with np.load(path) as z:
-            if np.array_equal(z["test_idx"], fold.test):
+            same_fit = "fit_key" in z and str(z["fit_key"]) == fit_key
+            if same_fit and np.array_equal(z["test_idx"], fold.test):
                 info = {"tree_nodes": int(z["tree_nodes"])} if "tree_nodes" in z else {}
                 return JobOutput(job, fold.test, z["probs"], 0, 0, 0.0, None, info)
     t0 = time.perf_counter()
@@ -342,7 +350,7 @@ def run_baseline_job(ctx: JobContext, job: Job) -> JobOutput:
     out = JobOutput(
         job, fold.test, probs, 0, 0, time.perf_counter() - t0, None, {"tree_nodes": nodes}
     )
-    save_predictions(path, out, tree_nodes=np.asarray(nodes))
+    save_predictions(path, out, tree_nodes=np.asarray(nodes), fit_key=np.asarray(fit_key))
     return out
 
 
