@@ -174,5 +174,5 @@ def test_a_checkpoint_of_another_normalisation_or_other_soft_labels_is_not_resum
     z = np.random.default_rng(0).normal(size=(len(X), 3)).astype(np.float32)
     ck2 = tmp_path / "kd.pt"
     _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)
-    assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)[1].resumed_from == 3
+    assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)[1].resumed_from == CFG.epochs
     assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z + 1.0)[1].resumed_from == 0

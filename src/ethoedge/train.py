@@ -182,13 +182,19 @@ def _normalize(x: torch.Tensor, norm: Normalizer) -> torch.Tensor:
     return (x - m) / s
 
 
-def _fingerprint(model: nn.Module, X: np.ndarray, y: np.ndarray, parts: list[Any]) -> str:
+def _fingerprint(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, parts: list[Any], arrays: list[np.ndarray]
+) -> str:
+    """Digest of what shapes the trained weights: ``parts`` (settings), the model's layout, the
+    labels, a sample of ``X`` and every one of ``arrays`` in full (soft labels, a teacher)."""
     h = hashlib.sha256()
     h.update(repr(parts).encode())
     h.update(repr([(k, tuple(v.shape)) for k, v in model.state_dict().items()]).encode())
     h.update(repr(X.shape).encode())
     h.update(np.ascontiguousarray(y).tobytes())
     h.update(np.ascontiguousarray(X[:: max(1, len(X) // 64)]).tobytes())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 
@@ -254,21 +260,15 @@ def fit(
         if teacher_logits is not None and len(teacher_logits) != n:
             raise ConfigError(f"{len(teacher_logits)} soft labels for {n} training windows")
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
-    # Everything that shapes the weights: a checkpoint of another normalisation or of other
-    # soft labels (a retrained teacher, another ensemble, another consistent teacher) is not
-    # resumed from.
-    soft = None
+    # A checkpoint of another normalisation or of other soft labels (a retrained teacher,
+    # another ensemble, another consistent teacher) is not resumed from.
+    soft: list[np.ndarray] = []
     if teacher_logits is not None:
-        soft = hashlib.sha256(np.ascontiguousarray(teacher_logits, np.float32)).hexdigest()
+        soft = [np.asarray(teacher_logits, np.float32)]
     elif teacher is not None:
-        h = hashlib.sha256()
-        for v in teacher.state_dict().values():
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        soft = h.hexdigest()
-    n_val = len(X_val) if has_val else False  # type: ignore[arg-type]
-    fp = _fingerprint(
-        model, X, y, [asdict(cfg), kd and asdict(kd), n_val, asdict(normalizer), soft]
-    )
+        soft = [v.detach().cpu().numpy() for v in teacher.state_dict().values()]
+    parts = [asdict(cfg), kd and asdict(kd), has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
+    fp = _fingerprint(model, X, y, parts, soft)
 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
