@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 from ethoedge import __version__
 from ethoedge.errors import EthoedgeError
 from ethoedge.export import ExportConfig, emit_c, export_c
-from ethoedge.export.emit import dsp_order, gru_row_order, tile_matrix
+from ethoedge.export.emit import (
+    _SHIFTS,
+    dsp_order,
+    fraction_bits,
+    gru_row_order,
+    kernel_ops,
+    tile_matrix,
+)
 from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
 from ethoedge.models.gru_mlp import GRUStudent
 
@@ -130,3 +138,41 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     assert 0 < flash["ethoedge_model.c"] < 9 * 1024
     assert 0 < flash["ethoedge_kernels.c"] < 10 * 1024
     assert ram == 0  # the model has no static state: the caller owns it
+
+
+def _shifts(q) -> dict[str, int]:
+    f = fraction_bits(q)
+    return {name: f[a] - f[b] for name, a, b, _ in _SHIFTS}
+
+
+def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds():
+    """The op functions a W=8 int32 model names (ethoedge_kernels.h gives each one's
+    precondition); a model outside one precondition gets the general function there."""
+    q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
+    sh = _shifts(q)
+    assert sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0 and min(sh["SH_A"], sh["SH_M"]) > 0
+    layer, requant, update = kernel_ops(q, ExportConfig())
+    assert layer == "ethoedge_layer_s8_tiles"
+    assert requant == ("ethoedge_requant_32_rshift" if sh["SH_LOGITS"] > 0
+                       else "ethoedge_requant_32")  # fmt: skip
+    right = sh["SH_GX"] >= 0 and sh["SH_GH"] >= 0
+    assert update == ("ethoedge_update_32_rshift" if right else "ethoedge_update_32_fast")
+    # rows not a multiple of 4 (3 classes), or the DSP path off: the general layer
+    assert kernel_ops(make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=3), ExportConfig())[0] == (
+        "ethoedge_layer_s8"
+    )
+    assert kernel_ops(q, ExportConfig(use_dsp=False))[0] == "ethoedge_layer_s8"
+    # logits with more fraction bits than their accumulator: a left shift, the general requant
+    more = dataclasses.replace(q, act_frac={**q.act_frac, "logits": 40})
+    assert _shifts(more)["SH_LOGITS"] < 0
+    assert kernel_ops(more, ExportConfig())[1] == "ethoedge_requant_32"
+    # gate accumulators needing a left shift: the fast update with its saturating copy
+    left = dataclasses.replace(q, act_frac={**q.act_frac, "a": -6, "h": 7})
+    assert _shifts(left)["SH_GX"] < 0 and _shifts(left)["SH_N_TO_H"] >= 0
+    assert kernel_ops(left, ExportConfig())[2] == "ethoedge_update_32_fast"
+    # a hidden state with more fraction bits than the gates: the general update
+    fine = dataclasses.replace(q, act_frac={**q.act_frac, "h": 9})
+    assert _shifts(fine)["SH_N_TO_H"] < 0
+    assert kernel_ops(fine, ExportConfig())[2] == "ethoedge_update_32"
+    # W=16: the library's set
+    assert kernel_ops(make_qmodel(16, hidden=8, n_classes=4), ExportConfig()) == "ethoedge_ops_s16"

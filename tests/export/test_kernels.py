@@ -149,6 +149,14 @@ def test_matvec_every_tail(tmp_path: Path, target: str, bits: int):
         for (j = 0; j < {rows}; ++j) put(o64[j]);
     }}""")
                 expected += [exact + b, exact, exact + b]
+                if rows % 4 == 0 and use_dsp:  # the tiles-only layer's precondition
+                    body.append(f"""    {{
+        int32_t o[{rows}];
+        int j;
+        ethoedge_layer_s8_tiles(w{i}, b{i}, x{i}, {rows}, {cols}, o, 0, 1);
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+    }}""")
+                    expected.append(exact + b)
             else:
                 body.append(f"""    {{
         int64_t o[{rows}];
@@ -237,6 +245,18 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
             _arr(f"h{i}", "int16_t", h),
         ]
         fn = "ethoedge_gru_update64" if wide else "ethoedge_gru_update32"
+        ref = _gru_reference(gx, gh, h, bits, sgx, sgh, srn, snh)
+        # the specialised W=8 int32 updates where their preconditions hold (ethoedge_kernels.h)
+        fns = [fn]
+        if bits == 8 and not wide and srn >= 0 and snh >= 0:
+            fns.append("ethoedge_update_32_fast")
+            if sgx >= 0 and sgh >= 0:
+                fns.append("ethoedge_update_32_rshift")
+        calls = "\n".join(
+            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
+            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
+            for f in fns
+        )
         body.append(f"""    {{
         ethoedge_model_t m;
         int16_t hn[{u}];
@@ -247,10 +267,9 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
         m.sh_gh = {sgh};
         m.sh_rn = {srn};
         m.sh_n_to_h = {snh};
-        {fn}(&m, gx{i}, gh{i}, {u}, h{i}, hn);
-        for (j = 0; j < {u}; ++j) put(hn[j]);
+{calls}
     }}""")
-        expected.append(_gru_reference(gx, gh, h, bits, sgx, sgh, srn, snh))
+        expected += [ref] * len(fns)
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
 
@@ -276,6 +295,18 @@ def test_requant(tmp_path: Path, target: str):
         for a, sh in ((acc, s), (acc * 1000, s + 10)):
             v = saturate(round_shift(a, sh), w)
             expected.append(np.maximum(v, 0) if relu else v)
+        if s > 0:  # the right-shift-only requantisation (its precondition)
+            body.append(f"""    {{
+        int16_t o16[11];
+        int32_t o32[11];
+        int j;
+        ethoedge_requant_32_rshift(acc, 11, {s}, {w}, {relu}, o16, 0);
+        for (j = 0; j < 11; ++j) put(o16[j]);
+        ethoedge_requant_32_rshift(acc, 11, {s}, {w}, {relu}, 0, o32);
+        for (j = 0; j < 11; ++j) put(o32[j]);
+    }}""")
+            v = saturate(round_shift(acc, s), w)
+            expected += [np.maximum(v, 0) if relu else v] * 2
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
 

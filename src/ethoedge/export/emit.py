@@ -41,7 +41,7 @@ from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedSt
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
-KERNELS_VERSION = 2  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+KERNELS_VERSION = 3  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
 GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
 # the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
 assert PRE_FRAC == LUT_IN_FRAC
@@ -418,6 +418,35 @@ int {p}_classify(const int16_t x[{pu}_N_SAMPLES][{pu}_N_CHANNELS],
 """
 
 
+def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, str]:
+    """The kernels a model names: a general set of the library (``ethoedge_ops_s16``,
+    ``ethoedge_ops_s8_wide``) or, at W=8 with int32 accumulators, its own set of the op
+    functions its sizes and shifts allow (layer, requantise, GRU update), each giving the same
+    integers as the general one there, with less code for the linker to keep: SMLAD tiles
+    only when every layer has a multiple of 4 rows and the DSP path is on; a requantisation
+    without the left-shift path when every output shift is positive; the fast W=8 gate update
+    (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
+    without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative.
+    """
+    acc_t, _ = accumulator_types(q)
+    if q.word_bits == 16:
+        return "ethoedge_ops_s16"
+    if acc_t == "int64_t":
+        return "ethoedge_ops_s8_wide"
+    f = fraction_bits(q)
+    sh = {name: f[a] - f[b] for name, a, b, _ in _SHIFTS}
+    rows4 = all(n % 4 == 0 for n in (q.hidden, q.mlp_hidden, q.n_classes))
+    layer = "ethoedge_layer_s8_tiles" if cfg.use_dsp and rows4 else "ethoedge_layer_s8"
+    rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
+    requant = "ethoedge_requant_32_rshift" if rshift else "ethoedge_requant_32"
+    if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
+        gates_right = sh["SH_GX"] >= 0 and sh["SH_GH"] >= 0
+        update = "ethoedge_update_32_rshift" if gates_right else "ethoedge_update_32_fast"
+    else:
+        update = "ethoedge_update_32"
+    return layer, requant, update
+
+
 def student_macs_per_sample(q: QuantizedStudent) -> int:
     """MACs of one GRU step with its input layer: ``k H + 6 H^2 + 3 H``."""
     return q.n_inputs * q.hidden + 6 * q.hidden * q.hidden + 3 * q.hidden
@@ -470,12 +499,17 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     stage = {"raw": 0, "dynamic": 1, "static_dynamic": 2}[q.input_stage]
     lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
     dsp = 1 if cfg.use_dsp else 0
-    ops = (
-        "ethoedge_ops_s16"
-        if w == 16
-        else ("ethoedge_ops_s8_wide" if acc_t == "int64_t" else "ethoedge_ops_s8")
-    )
     nl = "\n"
+    kernel_set = kernel_ops(q, cfg)
+    if isinstance(kernel_set, str):
+        ops, ops_def = kernel_set, ""
+    else:
+        ops = f"{p}_ops"
+        fns = "".join(f"    {fn},\n" for fn in kernel_set)
+        ops_def = (
+            "/* The kernels this model's sizes and shifts allow (ethoedge_kernels.h). */\n"
+            f"static const ethoedge_ops_t {p}_ops = {{\n{fns}}};\n\n"
+        )
     return f"""{_header(q, cfg, p + ".c", command)}
 #include "{p}.h"
 
@@ -497,7 +531,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
    ethoedge.export.emit.accumulator_types; the integers are the same). */
 typedef {acc_t} {p}_acc_t;
 
-static const ethoedge_model_t {p}_model = {{
+{ops_def}static const ethoedge_model_t {p}_model = {{
     .ops = &{ops},
     .word_bits = {w},
     .hidden = {h},

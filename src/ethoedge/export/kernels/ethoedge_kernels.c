@@ -252,48 +252,60 @@ static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x,
     }
 }
 
-/* DSP build: SMLAD tiles of 4 rows (word-aligned w and x, as the exported arrays are), their
-   column tails in plain C (also for any x when cols < 4), then the row tail one row at a
+/* The complete tiles of 4 rows of the DSP build: SMLAD tiles (w and x word-aligned, as the
+   exported arrays and the generated buffers are), their column tails in plain C (also for any
+   x when cols < 4). Returns the rows done (rows rounded down to a multiple of 4). */
+static int matvec_s8_tiles(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
+                           int cols, int32_t *out)
+{
+    const int c4 = cols & ~3, ct = cols - c4;
+    int r = 0, k;
+    if (c4 && !ct) { /* the common case: straight SMLAD tiles */
+        r = rows & ~3;
+        tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
+        return r;
+    }
+    for (; r + 4 <= rows; r += 4) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (bias) {
+            a0 = bias[r];
+            a1 = bias[r + 1];
+            a2 = bias[r + 2];
+            a3 = bias[r + 3];
+        }
+        if (c4) {
+            const int8_t *pw = w;
+            tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
+        }
+        w += 4 * c4;
+        for (k = 0; k < ct; ++k) {
+            const int32_t xk = x[c4 + k];
+            a0 += w[k] * xk;
+            a1 += w[ct + k] * xk;
+            a2 += w[2 * ct + k] * xk;
+            a3 += w[3 * ct + k] * xk;
+        }
+        w += 4 * ct;
+        out[r] = a0;
+        out[r + 1] = a1;
+        out[r + 2] = a2;
+        out[r + 3] = a3;
+    }
+    return r;
+}
+
+/* DSP build: the SMLAD tiles of 4 rows (word-aligned w and x), then the row tail one row at a
    time; unaligned inputs and use_dsp = 0 take one compact plain-C loop (the 4-row plain-C
    tiles are compiled only into builds without DSP). */
 void ethoedge_matvec_s8(const int8_t *w, const int32_t *bias, const int16_t *x, int rows,
                         int cols, int32_t *out, int use_dsp)
 {
-    const int c4 = cols & ~3, ct = cols - c4;
+    const int c4 = cols & ~3;
     const int dsp = use_dsp && (((uintptr_t)w | (uintptr_t)x) & 3) == 0;
-    int r = 0, k;
+    int r = 0;
     if (dsp || !c4) { /* without complete groups (the input layer) any x will do */
-        if (dsp && c4 && !ct) { /* the common case: straight SMLAD tiles */
-            r = rows & ~3;
-            tiles_s8_dsp(w, bias, x, r >> 2, c4 >> 2, out);
-            w += (long)r * cols;
-        }
-        for (; r + 4 <= rows; r += 4) {
-            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            if (bias) {
-                a0 = bias[r];
-                a1 = bias[r + 1];
-                a2 = bias[r + 2];
-                a3 = bias[r + 3];
-            }
-            if (c4) {
-                const int8_t *pw = w;
-                tile4_s8(&pw, x, c4 >> 2, &a0, &a1, &a2, &a3);
-            }
-            w += 4 * c4;
-            for (k = 0; k < ct; ++k) {
-                const int32_t xk = x[c4 + k];
-                a0 += w[k] * xk;
-                a1 += w[ct + k] * xk;
-                a2 += w[2 * ct + k] * xk;
-                a3 += w[3 * ct + k] * xk;
-            }
-            w += 4 * ct;
-            out[r] = a0;
-            out[r + 1] = a1;
-            out[r + 2] = a2;
-            out[r + 3] = a3;
-        }
+        r = matvec_s8_tiles(w, bias, x, rows, cols, out);
+        w += (long)r * cols;
         for (; r < rows; ++r) { /* the rows after the last tile */
             out[r] = row_dsp_s8(w, x, cols, bias ? bias[r] : 0);
             w += cols;
@@ -490,23 +502,33 @@ ALWAYS_INLINE int32_t rsat64(int64_t v, int s)
     return (int32_t)l;
 }
 
+/* requant32 for s > 0 (the rounding offset was proved to fit int32) */
+static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
+                             int32_t *out32)
+{
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1;
+    const int32_t lo = relu ? 0 : -top - 1;
+    const int32_t rnd = (int32_t)1 << (s - 1);
+    int i;
+    for (i = 0; i < n; ++i) {
+        int32_t v = (acc[i] + rnd) >> s;
+        v = v > top ? top : v < lo ? lo : v;
+        if (out16) {
+            out16[i] = (int16_t)v;
+        } else {
+            out32[i] = v;
+        }
+    }
+}
+
 void ethoedge_requant32(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
                         int32_t *out32)
 {
     const int32_t top = ((int32_t)1 << (w - 1)) - 1;
     const int32_t lo = relu ? 0 : -top - 1;
     int i;
-    if (s > 0) { /* the rounding offset was proved to fit int32 */
-        const int32_t rnd = (int32_t)1 << (s - 1);
-        for (i = 0; i < n; ++i) {
-            int32_t v = (acc[i] + rnd) >> s;
-            v = v > top ? top : v < lo ? lo : v;
-            if (out16) {
-                out16[i] = (int16_t)v;
-            } else {
-                out32[i] = v;
-            }
-        }
+    if (s > 0) {
+        requant32_rshift(acc, n, s, w, relu, out16, out32);
         return;
     }
     for (i = 0; i < n; ++i) { /* sat32 before the W-bit saturation changes nothing */
@@ -618,36 +640,43 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
     }
 }
 
+/* The W = 8 fast pass with any sign of sgx and sgh: a left shift of the gate accumulators (a
+   model whose products carry fewer fraction bits than the gates, common at W = 8) is applied
+   first, with its saturation, into a copy; the fast pass then runs with a shift of 0: the same
+   integers as align() term by term. The n rows of gh (used in r * n) are copied unshifted.
+   Needs srn, snh >= 0 and u <= ETHOEDGE_GRU_BLOCK. */
+static void update32_fast8(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh,
+                           int u, const int16_t *h, int16_t *hn)
+{
+    const int sgx = m->sh_gx, sgh = m->sh_gh;
+    int32_t tx[3 * ETHOEDGE_GRU_BLOCK], th[3 * ETHOEDGE_GRU_BLOCK];
+    const int32_t *px = gx, *ph = gh;
+    int j;
+    if (sgx < 0) {
+        for (j = 0; j < 3 * u; ++j) {
+            tx[j] = ethoedge_align32(gx[j], sgx);
+        }
+        px = tx;
+    }
+    if (sgh < 0) {
+        for (j = 0; j < 2 * u; ++j) {
+            th[j] = ethoedge_align32(gh[j], sgh);
+        }
+        for (; j < 3 * u; ++j) {
+            th[j] = gh[j];
+        }
+        ph = th;
+    }
+    update32_fast(px, ph, u, h, hn, sgx > 0 ? sgx : 0, sgh > 0 ? sgh : 0, m->sh_rn,
+                  m->sh_n_to_h, 8);
+}
+
 void ethoedge_gru_update32(const ethoedge_model_t *m, const int32_t *gx, const int32_t *gh,
                            int u, const int16_t *h, int16_t *hn)
 {
-    const int w = m->word_bits, sgx = m->sh_gx, sgh = m->sh_gh, srn = m->sh_rn;
-    const int snh = m->sh_n_to_h;
     int j;
-    if (w == 8 && srn >= 0 && snh >= 0 && u <= ETHOEDGE_GRU_BLOCK) {
-        /* A left shift of the gate accumulators (a model whose products carry fewer
-           fraction bits than the gates, common at W=8) is applied first, with its
-           saturation, into a copy; the fast pass then runs with a shift of 0: the same
-           integers as align() term by term. The n rows of gh (used in r * n) are copied
-           unshifted. */
-        int32_t tx[3 * ETHOEDGE_GRU_BLOCK], th[3 * ETHOEDGE_GRU_BLOCK];
-        const int32_t *px = gx, *ph = gh;
-        if (sgx < 0) {
-            for (j = 0; j < 3 * u; ++j) {
-                tx[j] = ethoedge_align32(gx[j], sgx);
-            }
-            px = tx;
-        }
-        if (sgh < 0) {
-            for (j = 0; j < 2 * u; ++j) {
-                th[j] = ethoedge_align32(gh[j], sgh);
-            }
-            for (; j < 3 * u; ++j) {
-                th[j] = gh[j];
-            }
-            ph = th;
-        }
-        update32_fast(px, ph, u, h, hn, sgx > 0 ? sgx : 0, sgh > 0 ? sgh : 0, srn, snh, 8);
+    if (m->word_bits == 8 && m->sh_rn >= 0 && m->sh_n_to_h >= 0 && u <= ETHOEDGE_GRU_BLOCK) {
+        update32_fast8(m, gx, gh, u, h, hn);
         return;
     }
     for (j = 0; j < u; ++j) { /* general shifts */
@@ -673,58 +702,92 @@ void ethoedge_gru_update64(const ethoedge_model_t *m, const int64_t *gx, const i
     }
 }
 
-/* ---- layers ---- */
+/* ---- layers: the op functions a model's kernel set names ---- */
 
-static void layer_s8(const void *w, const void *b, const int16_t *x, int rows, int cols,
-                     void *out, int32_t *dot, int use_dsp)
+void ethoedge_layer_s8(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                       void *out, int32_t *dot, int use_dsp)
 {
     (void)dot;
     ethoedge_matvec_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out,
                        use_dsp);
 }
 
-static void layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
-                          void *out, int32_t *dot, int use_dsp)
+void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                             void *out, int32_t *dot, int use_dsp)
+{
+#if ETHOEDGE_DSP
+    (void)dot;
+    (void)use_dsp;
+    matvec_s8_tiles((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out);
+#else
+    ethoedge_layer_s8(w, b, x, rows, cols, out, dot, use_dsp);
+#endif
+}
+
+void ethoedge_layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                            void *out, int32_t *dot, int use_dsp)
 {
     ethoedge_matvec_s8_wide((const int8_t *)w, (const int64_t *)b, x, rows, cols,
                             (int64_t *)out, dot, use_dsp);
 }
 
-static void layer_s16(const void *w, const void *b, const int16_t *x, int rows, int cols,
-                      void *out, int32_t *dot, int use_dsp)
+void ethoedge_layer_s16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                        void *out, int32_t *dot, int use_dsp)
 {
     (void)dot;
     ethoedge_matvec_s16((const int16_t *)w, (const int64_t *)b, x, rows, cols, (int64_t *)out,
                         use_dsp);
 }
 
-static void requant_32(const void *acc, int n, int s, int w, int relu, int16_t *out16,
-                       int32_t *out32)
+void ethoedge_requant_32(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                         int32_t *out32)
 {
     ethoedge_requant32((const int32_t *)acc, n, s, w, relu, out16, out32);
 }
 
-static void requant_64(const void *acc, int n, int s, int w, int relu, int16_t *out16,
-                       int32_t *out32)
+void ethoedge_requant_32_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                                int32_t *out32)
+{
+    requant32_rshift((const int32_t *)acc, n, s, w, relu, out16, out32);
+}
+
+void ethoedge_requant_64(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                         int32_t *out32)
 {
     ethoedge_requant64((const int64_t *)acc, n, s, w, relu, out16, out32);
 }
 
-static void update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
-                      const int16_t *h, int16_t *hn)
+void ethoedge_update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                        const int16_t *h, int16_t *hn)
 {
     ethoedge_gru_update32(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
 }
 
-static void update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
-                      const int16_t *h, int16_t *hn)
+void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                             const int16_t *h, int16_t *hn)
+{
+    update32_fast8(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
+}
+
+void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                               const int16_t *h, int16_t *hn)
+{
+    update32_fast((const int32_t *)gx, (const int32_t *)gh, u, h, hn, m->sh_gx, m->sh_gh,
+                  m->sh_rn, m->sh_n_to_h, 8);
+}
+
+void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                        const int16_t *h, int16_t *hn)
 {
     ethoedge_gru_update64(m, (const int64_t *)gx, (const int64_t *)gh, u, h, hn);
 }
 
-const ethoedge_ops_t ethoedge_ops_s8 = {layer_s8, requant_32, update_32};
-const ethoedge_ops_t ethoedge_ops_s8_wide = {layer_s8_wide, requant_64, update_64};
-const ethoedge_ops_t ethoedge_ops_s16 = {layer_s16, requant_64, update_64};
+const ethoedge_ops_t ethoedge_ops_s8 = {ethoedge_layer_s8, ethoedge_requant_32,
+                                        ethoedge_update_32};
+const ethoedge_ops_t ethoedge_ops_s8_wide = {ethoedge_layer_s8_wide, ethoedge_requant_64,
+                                             ethoedge_update_64};
+const ethoedge_ops_t ethoedge_ops_s16 = {ethoedge_layer_s16, ethoedge_requant_64,
+                                         ethoedge_update_64};
 
 void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first,
                    const int16_t x[3], const ethoedge_work_t *work)

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define ETHOEDGE_KERNELS_VERSION 2
+#define ETHOEDGE_KERNELS_VERSION 3
 #define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
 
 /* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
@@ -38,8 +38,10 @@ typedef char ethoedge_arithmetic_right_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 
 typedef struct ethoedge_model_s ethoedge_model_t;
 
-/* The kernels of one accumulator type, chosen by the exporter (a model links only the set
-   it names, so a firmware carries only the kernels its models use). */
+/* The kernels of one model, chosen by the exporter: one of the general sets below, or (W = 8
+   with int32 accumulators) the specialised op functions its sizes and shifts allow, in a set
+   of the model's own. A model links only the functions it names, so a firmware carries only
+   the kernels its models use. */
 typedef struct {
     /* out = W x + b (rows accumulators, int32_t or int64_t); dot: int32 scratch or 0 */
     void (*layer)(const void *w, const void *b, const int16_t *x, int rows, int cols, void *out,
@@ -53,6 +55,38 @@ typedef struct {
 extern const ethoedge_ops_t ethoedge_ops_s8;      /* W = 8, int32 accumulators */
 extern const ethoedge_ops_t ethoedge_ops_s8_wide; /* W = 8, int64 accumulators */
 extern const ethoedge_ops_t ethoedge_ops_s16;     /* W = 16, int64 accumulators */
+
+/* The op functions of those sets (any sizes and shifts, any alignment) ... */
+void ethoedge_layer_s8(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                       void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                            void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                        void *out, int32_t *dot, int use_dsp);
+void ethoedge_requant_32(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                         int32_t *out32);
+void ethoedge_requant_64(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                         int32_t *out32);
+void ethoedge_update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                        const int16_t *h, int16_t *hn);
+void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                        const int16_t *h, int16_t *hn);
+/* ... and the specialised W = 8, int32 ones, each the same integers as its general twin
+   where its precondition holds (the exporter checks it):
+   - layer_s8_tiles: rows a multiple of 4, w and x word-aligned (exported arrays and the
+     generated buffers are), use_dsp = 1 (SMLAD tiles only, whatever use_dsp says, in a DSP
+     build; the general layer elsewhere);
+   - requant_32_rshift: s > 0;
+   - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign);
+   - update_32_rshift: the same with sh_gx >= 0 and sh_gh >= 0. */
+void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                             void *out, int32_t *dot, int use_dsp);
+void ethoedge_requant_32_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                                int32_t *out32);
+void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                             const int16_t *h, int16_t *hn);
+void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                               const int16_t *h, int16_t *hn);
 
 /* One exported model: sizes, shifts (round_shift amounts, s < 0 is a left shift) and
    weights. acc64 = 0: every accumulator (and its bias) fits int32 (proved at export); biases
