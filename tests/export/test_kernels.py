@@ -108,8 +108,9 @@ def _rand_w(rng: np.random.Generator, shape: tuple[int, int], bits: int) -> np.n
     return w
 
 
-# rows x cols: tiles with and without column tails, a row tail, a single column
-SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13)]
+# rows x cols: tiles with and without column tails, a row tail, a single column; (9, 16): the
+# back-to-back SMLAD/SMLALD tiles followed by a row tail
+SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13), (9, 16)]
 
 
 @pytest.mark.parametrize("target", TARGETS)
