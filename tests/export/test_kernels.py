@@ -217,10 +217,10 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
 
 
 # (sgx, sgh, srn, snh): right shifts only (the fast pass); left-shifted gate accumulators with
-# right shifts elsewhere (the fast pass after a saturating pre-shift, at W=8 int32); left
-# shifts everywhere (the general pass)
+# right shifts elsewhere (the fast pass after a saturating pre-shift, at W=8 int32; by 31 and
+# by 33, past the 32-bit shifter); left shifts everywhere (the general pass)
 SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, 9, 0),
-          (-1, -2, 8, 1), (2, -3, 0, 0), (-2, 3, -1, -1)]  # fmt: skip
+          (-1, -2, 8, 1), (2, -3, 0, 0), (-2, 3, -1, -1), (-33, -31, 9, 0)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -237,6 +237,10 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
         gh = rng.integers(-lim, lim, size=3 * u)
         gx[:3] = [lim - 1, -lim, 0]  # saturating sums and a zero
         gh[:3] = [lim - 1, -lim, 0]
+        for g, s in ((gx, sgx), (gh, sgh)):  # the edges of a saturating left shift by k < 31
+            if -31 < s < 0:
+                hi, lo = (2**31 - 1) >> -s, -(2**31) >> -s
+                g[3:7] = [hi, hi + 1, lo, lo - 1]
         h = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=u)
         h[0] = -(1 << (bits - 1))
         ct = "int64_t" if wide else "int32_t"

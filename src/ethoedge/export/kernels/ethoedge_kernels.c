@@ -670,6 +670,27 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
     }
 }
 
+/* out[i] = sat32(v[i] << k) for k > 0 (ethoedge_align32(v, -k)) by two comparisons with the
+   largest values that survive the shift: v > INT32_MAX >> k saturates up, v < INT32_MIN >> k
+   down, any other v shifts exactly (k >= 32 takes the 64-bit form). */
+static void shl_sat32(const int32_t *v, int n, int k, int32_t *out)
+{
+    int i;
+    if (k >= 32) {
+        for (i = 0; i < n; ++i) {
+            out[i] = ethoedge_align32(v[i], -k);
+        }
+        return;
+    }
+    {
+        const int32_t hi = INT32_MAX >> k, lo = INT32_MIN >> k;
+        for (i = 0; i < n; ++i) {
+            const int32_t x = v[i];
+            out[i] = x > hi ? INT32_MAX : x < lo ? INT32_MIN : (int32_t)((uint32_t)x << k);
+        }
+    }
+}
+
 /* The W = 8 fast pass with any sign of sgx and sgh: a left shift of the gate accumulators (a
    model whose products carry fewer fraction bits than the gates, common at W = 8) is applied
    first, with its saturation, into a copy; the fast pass then runs with a shift of 0: the same
@@ -683,16 +704,12 @@ static void update32_fast8(const ethoedge_model_t *m, const int32_t *gx, const i
     const int32_t *px = gx, *ph = gh;
     int j;
     if (sgx < 0) {
-        for (j = 0; j < 3 * u; ++j) {
-            tx[j] = ethoedge_align32(gx[j], sgx);
-        }
+        shl_sat32(gx, 3 * u, -sgx, tx);
         px = tx;
     }
     if (sgh < 0) {
-        for (j = 0; j < 2 * u; ++j) {
-            th[j] = ethoedge_align32(gh[j], sgh);
-        }
-        for (; j < 3 * u; ++j) {
+        shl_sat32(gh, 2 * u, -sgh, th);
+        for (j = 2 * u; j < 3 * u; ++j) {
             th[j] = gh[j];
         }
         ph = th;
