@@ -9,6 +9,7 @@ from ethoedge.train import (
     KDConfig,
     TrainConfig,
     augment_batch,
+    axis_rotations,
     fit,
     random_rotations,
     seed_everything,
@@ -41,6 +42,36 @@ def test_rotations_are_proper_and_preserve_norm():
     xr = augment_batch(x, AugmentConfig(max_angle_deg=45, scale=0.0, jitter=0.0),
                        torch.Generator().manual_seed(1))  # fmt: skip
     assert torch.allclose(xr.norm(dim=1), x.norm(dim=1), atol=1e-5)  # |g| unchanged
+
+
+def test_yaw_turns_about_its_axis_only():
+    """A yaw about z keeps each sample's z component and the norm of its x-y part, is a proper
+    rotation, and turns the x-y part by some angle within the bound (here 30 degrees)."""
+    R = axis_rotations(64, "z", 30.0, torch.Generator().manual_seed(0)).double()
+    eye = torch.eye(3, dtype=torch.float64).expand(64, 3, 3)
+    assert torch.allclose(R @ R.transpose(1, 2), eye, atol=1e-6)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(64, dtype=torch.float64), atol=1e-6)
+    ang = torch.rad2deg(torch.atan2(R[:, 1, 0], R[:, 0, 0]))
+    assert ang.abs().max() <= 30.0 + 1e-9 and ang.abs().max() > 20.0
+    x = torch.randn(64, 3, 10)
+    cfg = AugmentConfig(rotate=False, scale=0.0, jitter=0.0, yaw_deg=180.0, yaw_axis="z")
+    assert cfg.enabled
+    xr = augment_batch(x, cfg, torch.Generator().manual_seed(1))
+    assert torch.equal(xr[:, 2], x[:, 2])
+    assert torch.allclose(xr[:, :2].norm(dim=1), x[:, :2].norm(dim=1), atol=1e-5)
+    assert not torch.allclose(xr[:, :2], x[:, :2], atol=1e-3)
+    # about x: x kept
+    about_x = AugmentConfig(rotate=False, scale=0.0, jitter=0.0, yaw_deg=90.0, yaw_axis="x")
+    xr = augment_batch(x, about_x, torch.Generator().manual_seed(1))
+    assert torch.equal(xr[:, 0], x[:, 0])
+    assert not AugmentConfig(rotate=False, scale=0.0, jitter=0.0).enabled
+    # auto: the axis gravity lies along in the training windows (here y), resolved before use
+    g = torch.zeros(8, 3, 10)
+    g[:, 1] = -0.9
+    auto = AugmentConfig(rotate=False, scale=0.0, jitter=0.0, yaw_deg=90.0)
+    assert auto.yaw_axis == "auto" and auto.resolved(g.numpy() + 0.1).yaw_axis == "y"
+    with pytest.raises(ValueError, match="resolve"):
+        augment_batch(x, auto, torch.Generator().manual_seed(1))
 
 
 def test_same_seed_same_weights_and_resume_is_exact(tmp_path):

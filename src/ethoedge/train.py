@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -57,16 +57,34 @@ class AugmentConfig:
         max_angle_deg: largest rotation angle in degrees.
         scale: multiply each window by a factor uniform in ``[1 - scale, 1 + scale]`` (0: off).
         jitter: standard deviation (g) of Gaussian noise added to every sample (0: off).
+        yaw_deg: before that, turn each window about the sensor's ``yaw_axis`` by an angle
+            uniform in ``[-yaw_deg, yaw_deg]`` (0: off; 180: any heading): a sensor box
+            mounted facing another way on the collar, which leaves the gravity component
+            along that axis, and so the posture cue in it, as it is.
+        yaw_axis: the sensor axis of ``yaw_deg``: ``auto`` takes the one gravity mostly lies
+            along, the axis of the largest absolute mean over the training windows (``z`` on
+            the bundled cattle collars).
     """
 
     rotate: Bool = True
     max_angle_deg: NonNegFloat = 30.0
     scale: Annotated[NonNegFloat, Field(lt=1)] = 0.1
     jitter: NonNegFloat = 0.01
+    yaw_deg: Annotated[NonNegFloat, Field(le=180)] = 0.0
+    yaw_axis: Literal["auto", "x", "y", "z"] = "auto"
+
+    def resolved(self, X: np.ndarray) -> AugmentConfig:
+        """This config with ``yaw_axis`` ``auto`` replaced by the axis of the largest absolute
+        mean of the raw windows ``X`` (n, 3, L)."""
+        if self.yaw_axis != "auto" or self.yaw_deg <= 0:
+            return self
+        k = int(np.argmax(np.abs(np.asarray(X, dtype=np.float64).mean(axis=(0, 2)))))
+        return replace(self, yaw_axis="xyz"[k])
 
     @property
     def enabled(self) -> bool:
-        return (self.rotate and self.max_angle_deg > 0) or self.scale > 0 or self.jitter > 0
+        return ((self.rotate and self.max_angle_deg > 0) or self.scale > 0 or self.jitter > 0
+                or self.yaw_deg > 0)  # fmt: skip
 
 
 @config_dataclass(key="train")
@@ -163,9 +181,25 @@ def random_rotations(n: int, max_angle_deg: float, gen: torch.Generator) -> torc
     return (eye + s * K + (1 - c) * (K @ K)).float()
 
 
+def axis_rotations(n: int, axis: str, max_angle_deg: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 3, 3) rotations about the sensor axis ``axis`` ("x", "y" or "z"), angle uniform in
+    +-max_angle_deg."""
+    ang = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * math.radians(max_angle_deg)
+    c, s = torch.cos(ang), torch.sin(ang)
+    k = "xyz".index(axis)
+    i, j = [a for a in range(3) if a != k]
+    r = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+    r[:, i, i], r[:, i, j], r[:, j, i], r[:, j, j] = c, -s, s, c
+    return r.float()
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Augment raw windows ``x`` (b, 3, L) in g; returns a new tensor."""
     b = x.shape[0]
+    if cfg.yaw_deg > 0:
+        if cfg.yaw_axis == "auto":
+            raise ValueError("yaw_axis 'auto': resolve it first (AugmentConfig.resolved(X))")
+        x = axis_rotations(b, cfg.yaw_axis, cfg.yaw_deg, gen) @ x
     if cfg.rotate and cfg.max_angle_deg > 0:
         x = random_rotations(b, cfg.max_angle_deg, gen) @ x  # (b, 3, 3) @ (b, 3, L)
     if cfg.scale > 0:
@@ -285,6 +319,7 @@ def fit(
     if teacher is not None:
         teacher.to(device).eval()
 
+    augment = cfg.augment.resolved(X)
     start_epoch, best_epoch, bad = 0, 0, 0
     best_score: float | None = None
     best_state = _snapshot(model)
@@ -321,8 +356,8 @@ def fit(
                 if len(idx) < 2 and n >= 2:
                     continue  # batch norm needs two windows
                 xb = Xt[idx]
-                if cfg.augment.enabled:
-                    xb = augment_batch(xb, cfg.augment, gen)
+                if augment.enabled:
+                    xb = augment_batch(xb, augment, gen)
                 xb = _normalize(xb, normalizer).to(device)
                 yb = yt[idx].to(device)
                 out = model(xb)

@@ -60,6 +60,32 @@ def test_soft_labels_mix_teacher_and_out_of_animal_baseline(tmp_path):
         assert not np.allclose(full.predict_proba(w.X[fold.train[rows]]), p_base)
 
 
+def test_the_ensemble_forests_take_their_own_tree_count(tmp_path):
+    """``kd.baseline_trees``: the per-group forests of the soft labels have that many trees;
+    the baseline row keeps its own ``n_estimators``."""
+    w = separable_windows(n_per_animal=20, animals="abcdef")
+    fast = replace(tiny_config().student_train, epochs=2)
+    base = BaselineConfig(n_estimators=10)
+    kd = KDConfig(cross_fit_groups=3, baseline_weight=1.0, baseline_trees=3)
+    cfg = tiny_config(protocol="loao", val_animals=0, teacher_train=fast, student_train=fast,
+                      kd=kd, baseline=base, deploy=False, quantize=False)  # fmt: skip
+    fold = fold_windows(cfg, w)[0]
+    ctx = JobContext(cfg, w, {fold.name: fold}, tmp_path, threads=1)
+    out = run_job(ctx, Job(fold.name, TEACHER, 0))
+    assert out.info["ensemble_baseline"]["trees"] == 3
+    animals = w.animal[fold.train]
+    mix = softmax(load_soft_labels(soft_labels_path(ctx.work_dir, fold.name)).logits)
+    g = out.info["ensemble_baseline"]["groups"][0]
+    rows = np.isin(animals, g["animals"])
+    others = fold.train[~rows]
+    for trees, same in ((3, True), (10, False)):  # weight 1: the forests' probabilities alone
+        forest = FeatureBaseline(replace(base, n_estimators=trees)).fit(
+            w.X[others], w.y[others], w.rate_hz, 0, n_classes=3
+        )
+        p = forest.predict_proba(w.X[fold.train[rows]])
+        assert np.allclose(np.maximum(mix[rows], 1e-12), np.maximum(p, 1e-12), atol=1e-5) == same
+
+
 def test_the_deployed_student_is_distilled_from_the_ensemble_teacher(tmp_path):
     from ethoedge.experiment.deploy import train_deployment
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ethoedge.configbase import Int, PosFloat, UnitFloat, config_dataclass
+from ethoedge.configbase import Int, PosFloat, PosInt, UnitFloat, config_dataclass
 from ethoedge.errors import ConfigError
 
 SoftLabels = Literal["in_fold", "cross_fit", "consistent"]
@@ -42,6 +42,8 @@ class KDConfig:
             saw the window's animal; ``cross_fit_groups`` cheap forest fits per fold). The
             stored logits are the log of the mixture, so the KD temperature applies to the
             ensemble. ``0`` (default): the ResNet teacher alone. Not with ``consistent``.
+        baseline_trees: trees (or boosting iterations) of those per-group forests; ``None``
+            (default): the baseline's own ``n_estimators``. The baseline row keeps its own.
     """
 
     alpha: UnitFloat = 0.5
@@ -49,6 +51,7 @@ class KDConfig:
     soft_labels: SoftLabels = "in_fold"
     cross_fit_groups: Annotated[Int, Field(ge=2)] = 4
     baseline_weight: UnitFloat = 0.0
+    baseline_trees: PosInt | None = None
 
     def __post_init__(self) -> None:
         if self.baseline_weight > 0 and self.soft_labels == "consistent":

@@ -294,11 +294,14 @@ def ensemble_soft_labels(
     n_classes = len(w.class_names)
     p_base = np.zeros((len(fold.train), n_classes), dtype=np.float64)
     provenance = []
+    bcfg = cfg.baseline or BaselineConfig()
+    if cfg.kd.baseline_trees is not None:
+        bcfg = replace(bcfg, n_estimators=cfg.kd.baseline_trees)
     for members in animal_groups(animals, cfg.kd.cross_fit_groups):
         rows = np.isin(animals, members)
         others = fold.train[~rows]
         assert not set(np.unique(w.animal[others])) & set(members), "a forest saw its windows"
-        model = FeatureBaseline(cfg.baseline or BaselineConfig()).fit(
+        model = FeatureBaseline(bcfg).fit(
             w.X[others], w.y[others], w.rate_hz, job.seed, n_classes=n_classes
         )
         p_base[rows] = model.predict_proba(w.X[fold.train[rows]])
@@ -315,7 +318,7 @@ def ensemble_soft_labels(
     wt = cfg.kd.baseline_weight
     mix = (1.0 - wt) * p_teacher + wt * p_base
     logits = np.log(np.maximum(mix, 1e-12)).astype(np.float32)
-    info = {"ensemble_baseline": {"weight": wt, "groups": provenance}}
+    info = {"ensemble_baseline": {"weight": wt, "trees": bcfg.n_estimators, "groups": provenance}}
     return SoftLabels(logits, teacher.temperature, teacher.index, teacher.class_names), info
 
 
