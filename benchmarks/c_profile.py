@@ -64,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         toolchain.compile_arm(sources, elf, target=args.target, include=[d], opt="-O2",
                               support=("startup.c", "bench.c"))  # fmt: skip
         hist = d / "hist.txt"
-        t = toolchain.ARM_TARGETS[args.target]
-        cmd = ["qemu-system-arm", "-M", t.machine, "-nographic", "-semihosting-config",
-               "enable=on,target=native", "-kernel", str(elf),
-               "-plugin", f"{toolchain.build_plugin()},hist={hist}"]  # fmt: skip
-        res = toolchain.run_tool(cmd, timeout=120, check=False)
+        plugin = toolchain.build_plugin()
+        res = toolchain.run_qemu(elf, target=args.target, plugin=plugin, log=d / "counts.log",
+                                 hist=hist, timeout=120)  # fmt: skip
         if res.returncode != 0 or not hist.is_file():
             print(f"profile run failed: {res.stderr[-400:]}", file=sys.stderr)
             return 1

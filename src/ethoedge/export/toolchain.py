@@ -167,17 +167,21 @@ def run_qemu(
     target: str,
     plugin: Path | None = None,
     log: Path | None = None,
+    hist: Path | None = None,
     timeout: float = 60.0,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run an ELF on the target's QEMU board with semihosting; returns the finished process.
 
-    Semihosting file names (``fopen`` in the guest) are relative to ``cwd``."""
+    With ``plugin`` (:func:`build_plugin`), ``hist`` also has it write executed instructions
+    per address there. Semihosting file names (``fopen`` in the guest) are relative to
+    ``cwd``."""
     t = ARM_TARGETS[target]
     cmd = ["qemu-system-arm", "-M", t.machine, "-nographic"]
     cmd += ["-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     if plugin is not None:
-        cmd += ["-plugin", f"{plugin},begin=bench_begin,end=bench_end", "-d", "plugin"]
+        opts = f"{plugin},begin=bench_begin,end=bench_end" + (f",hist={hist}" if hist else "")
+        cmd += ["-plugin", opts, "-d", "plugin"]
         if log is not None:
             cmd += ["-D", str(log)]
     return run_tool(cmd, timeout=timeout, check=False, cwd=cwd)
