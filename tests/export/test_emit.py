@@ -14,11 +14,10 @@ from ethoedge import __version__
 from ethoedge.errors import EthoedgeError
 from ethoedge.export import ExportConfig, emit_c, export_c
 from ethoedge.export.emit import (
-    _SHIFTS,
     dsp_order,
-    fraction_bits,
     gru_row_order,
     kernel_ops,
+    shifts,
     tile_matrix,
 )
 from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
@@ -140,16 +139,11 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     assert ram == 0  # the model has no static state: the caller owns it
 
 
-def _shifts(q) -> dict[str, int]:
-    f = fraction_bits(q)
-    return {name: f[a] - f[b] for name, a, b, _ in _SHIFTS}
-
-
 def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds():
     """The op functions a W=8 int32 model names (ethoedge_kernels.h gives each one's
     precondition); a model outside one precondition gets the general function there."""
     q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
-    sh = _shifts(q)
+    sh = shifts(q)
     assert sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0 and min(sh["SH_A"], sh["SH_M"]) > 0
     layer, requant, update = kernel_ops(q, ExportConfig())
     assert layer == "ethoedge_layer_s8_tiles"
@@ -164,15 +158,15 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     assert kernel_ops(q, ExportConfig(use_dsp=False))[0] == "ethoedge_layer_s8"
     # logits with more fraction bits than their accumulator: a left shift, the general requant
     more = dataclasses.replace(q, act_frac={**q.act_frac, "logits": 40})
-    assert _shifts(more)["SH_LOGITS"] < 0
+    assert shifts(more)["SH_LOGITS"] < 0
     assert kernel_ops(more, ExportConfig())[1] == "ethoedge_requant_32"
     # gate accumulators needing a left shift: the fast update with its saturating copy
     left = dataclasses.replace(q, act_frac={**q.act_frac, "a": -6, "h": 7})
-    assert _shifts(left)["SH_GX"] < 0 and _shifts(left)["SH_N_TO_H"] >= 0
+    assert shifts(left)["SH_GX"] < 0 and shifts(left)["SH_N_TO_H"] >= 0
     assert kernel_ops(left, ExportConfig())[2] == "ethoedge_update_32_fast"
     # a hidden state with more fraction bits than the gates: the general update
     fine = dataclasses.replace(q, act_frac={**q.act_frac, "h": 9})
-    assert _shifts(fine)["SH_N_TO_H"] < 0
+    assert shifts(fine)["SH_N_TO_H"] < 0
     assert kernel_ops(fine, ExportConfig())[2] == "ethoedge_update_32"
     # W=16: the library's set
     assert kernel_ops(make_qmodel(16, hidden=8, n_classes=4), ExportConfig()) == "ethoedge_ops_s16"

@@ -163,14 +163,20 @@ def validate_qmodel(qmodel: object, cfg: ExportConfig) -> QuantizedStudent:
         if name not in q.act_frac:
             raise EthoedgeError(f"quantized model has no fraction bits for activation {name!r}")
     check_exact(q)  # the contract's int64 exactness bounds
-    f = fraction_bits(q)
-    for name, src, dst, _ in _SHIFTS:
-        if abs(f[src] - f[dst]) > 62:
-            raise EthoedgeError(f"shift {name} = {f[src] - f[dst]} is beyond 64-bit arithmetic")
+    for name, v in shifts(q).items():
+        if abs(v) > 62:
+            raise EthoedgeError(f"shift {name} = {v} is beyond 64-bit arithmetic")
     if len(q.class_names) not in (0, q.n_classes):
         raise EthoedgeError(f"{len(q.class_names)} class names for {q.n_classes} classes")
     n_samples_of(q, cfg)
     return q
+
+
+def shifts(q: QuantizedStudent) -> dict[str, int]:
+    """Every shift of the network by C name (``SH_A``, ``SH_GX``, ...): the source format's
+    fraction bits minus the destination's (negative: a left shift)."""
+    f = fraction_bits(q)
+    return {name: f[src] - f[dst] for name, src, dst, _ in _SHIFTS}
 
 
 # bias name -> the accumulator (fraction-bit key) it is aligned to
@@ -433,8 +439,7 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
         return "ethoedge_ops_s16"
     if acc_t == "int64_t":
         return "ethoedge_ops_s8_wide"
-    f = fraction_bits(q)
-    sh = {name: f[a] - f[b] for name, a, b, _ in _SHIFTS}
+    sh = shifts(q)
     rows4 = all(n % 4 == 0 for n in (q.hidden, q.mlp_hidden, q.n_classes))
     layer = "ethoedge_layer_s8_tiles" if cfg.use_dsp and rows4 else "ethoedge_layer_s8"
     rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
@@ -465,7 +470,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
         ("F_ACC_OUT", f"{pu}_F_OUT_WEIGHT + {pu}_F_M", "W_2 m"),
         ("F_ACC_H_GATE", f"{pu}_F_ACC_H + {pu}_F_GATE", "r * (W_hn h + b_hn)"),
     ]
-    shifts = [(n, f"{pu}_F_{a} - {pu}_F_{b}", c) for n, a, b, c in _SHIFTS]
+    shift_consts = [(n, f"{pu}_F_{a} - {pu}_F_{b}", c) for n, a, b, c in _SHIFTS]
     acc_t, _ = accumulator_types(q)
     arrays = []
     for name in WEIGHT_NAMES:
@@ -523,7 +528,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 {c_enum(pu, fconsts)}
 
 /* Shifts: round_shift(v, s) moves v from one format to another (s < 0: left shift). */
-{c_enum(pu, shifts)}
+{c_enum(pu, shift_consts)}
 
 {nl.join(arrays)}
 
