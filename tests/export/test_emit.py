@@ -19,6 +19,7 @@ from ethoedge.export.emit import (
     kernel_ops,
     shifts,
     tile_matrix,
+    update64_rshift_ok,
 )
 from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
 from ethoedge.models.gru_mlp import GRUStudent
@@ -168,5 +169,29 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     fine = dataclasses.replace(q, act_frac={**q.act_frac, "h": 9})
     assert shifts(fine)["SH_N_TO_H"] < 0
     assert kernel_ops(fine, ExportConfig())[2] == "ethoedge_update_32"
-    # W=16: the library's set
-    assert kernel_ops(make_qmodel(16, hidden=8, n_classes=4), ExportConfig()) == "ethoedge_ops_s16"
+    # W=16: the update without saturation where its shifts and the proof allow it, else the
+    # library's set
+    q16 = make_qmodel(16, hidden=8, n_classes=4)
+    sh16 = shifts(q16)
+    assert 0 < sh16["SH_GX"] < 32 and 0 < sh16["SH_GH"] < 32 and 32 <= sh16["SH_RN"] < 64
+    assert update64_rshift_ok(q16)
+    assert kernel_ops(q16, ExportConfig()) == (
+        "ethoedge_layer_s16",
+        "ethoedge_requant_64",
+        "ethoedge_update_64_rshift",
+    )
+    # r * (W_hn h + b_hn) with fewer fraction bits than the gates (sh_rn < 32), or a hidden
+    # state with more fraction bits than the gates (sh_n_to_h < 0): the general set
+    coarse = dataclasses.replace(q16, act_frac={**q16.act_frac, "h": 2})
+    assert shifts(coarse)["SH_RN"] < 32
+    assert kernel_ops(coarse, ExportConfig()) == "ethoedge_ops_s16"
+    fine16 = dataclasses.replace(q16, act_frac={**q16.act_frac, "h": 17})
+    assert shifts(fine16)["SH_N_TO_H"] < 0
+    assert kernel_ops(fine16, ExportConfig()) == "ethoedge_ops_s16"
+    # a bias so large that a rounded gate value could leave int32: the general set
+    big = dict(q16.weights)
+    t = big["gru.bias_ih"]
+    vals = t.values.copy()
+    vals[0] = (1 << 15) - 1
+    big["gru.bias_ih"] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
+    assert not update64_rshift_ok(dataclasses.replace(q16, weights=big))

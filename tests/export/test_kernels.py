@@ -257,6 +257,8 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
             fns.append("ethoedge_update_32_fast")
             if sgx >= 0 and sgh >= 0:
                 fns.append("ethoedge_update_32_rshift")
+        if bits == 16 and 0 < sgx < 32 and 0 < sgh < 32 and 32 <= srn < 64 and snh >= 0:
+            fns.append("ethoedge_update_64_rshift")  # |gx|, |gh| < 2^40: no saturation
         calls = "\n".join(
             f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
             f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
@@ -275,6 +277,64 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
 {calls}
     }}""")
         expected += [ref] * len(fns)
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+# (sgx, sgh, srn, snh) of ethoedge_update_64_rshift (W=16): the edges of its precondition
+# (shifts 1 and 31, sh_rn 32 and 63, sh_n_to_h 0 and not) and the default student's shifts
+RSHIFT64 = [(1, 1, 32, 0), (31, 31, 63, 0), (17, 20, 35, 0), (14, 18, 33, 2), (1, 31, 32, 1),
+            (9, 3, 47, 0), (30, 2, 40, 3)]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_update_64_rshift(tmp_path: Path, target: str):
+    """The W=16 update without saturation against the reference on gate values up to the
+    largest its precondition allows (|v| + 2^(s-1) < 2^(31+s), |r v_n| + 2^(sh_rn-1) < 2^63
+    with r < 2^15): the rounded shifts reach INT32_MIN and INT32_MAX."""
+    rng = np.random.default_rng(16)
+    arrays, body, expected = [], [], []
+    for i, (sgx, sgh, srn, snh) in enumerate(RSHIFT64):
+        u = 8 if i % 2 else 7
+        lx = (1 << (31 + sgx)) - (1 << (sgx - 1)) - 1
+        lh = min((1 << (31 + sgh)) - (1 << (sgh - 1)) - 1, ((1 << 63) - (1 << (srn - 1)) - 1) >> 15)
+        gx = rng.integers(-lx, lx, size=3 * u, endpoint=True)
+        gh = rng.integers(-lh, lh, size=3 * u, endpoint=True)
+        gx[:4] = [lx, -lx, 0, -1]  # the extremes (a sum that saturates) and small values
+        gh[:4] = [lx if lx <= lh else lh, -lh, 1, 0]
+        gx[2 * u : 2 * u + 2] = [lx, -lx]
+        gh[2 * u : 2 * u + 3] = [lh, -lh, lh >> 7]
+        small = rng.integers(-(1 << (sgx + 14)), 1 << (sgx + 14), size=u)  # inside the tables
+        gx[u + 4 : u + 4 + min(u - 4, 3)] = small[: min(u - 4, 3)]
+        if i % 2:  # r * v_n at its rounding edges: r = 32757 (sigmoid at +8), z = 11 (at
+            # -8) so that h' follows n, and n near 0 where tanh is steepest
+            gx[:u], gx[u : 2 * u], gh[: 2 * u] = lx, -lx, 0
+            gx[2 * u :] = rng.integers(-(1 << (sgx + 2)), 1 << (sgx + 2), size=u)
+            m = rng.integers(-40, 40, size=u) + 0.5
+            gh[2 * u :] = np.round(m * 2.0**srn / 32757).astype(np.int64)
+            gh[2 * u :: 2] += rng.integers(-1, 2, size=len(gh[2 * u :: 2]))
+            gh[2 * u :] = np.clip(gh[2 * u :], -lh, lh)  # within the precondition
+        h = rng.integers(-(1 << 15), 1 << 15, size=u)
+        h[0] = -(1 << 15)
+        arrays += [_arr(f"gx{i}", "int64_t", gx), _arr(f"gh{i}", "int64_t", gh),
+                   _arr(f"h{i}", "int16_t", h)]  # fmt: skip
+        body.append(f"""    {{
+        ethoedge_model_t m;
+        int16_t hn[{u}];
+        int j;
+        memset(&m, 0, sizeof m);
+        m.word_bits = 16;
+        m.sh_gx = {sgx};
+        m.sh_gh = {sgh};
+        m.sh_rn = {srn};
+        m.sh_n_to_h = {snh};
+        ethoedge_update_64_rshift(&m, gx{i}, gh{i}, {u}, h{i}, hn);
+        for (j = 0; j < {u}; ++j) put(hn[j]);
+        ethoedge_gru_update64(&m, gx{i}, gh{i}, {u}, h{i}, hn);
+        for (j = 0; j < {u}; ++j) put(hn[j]);
+    }}""")
+        ref = _gru_reference(gx, gh, h, 16, sgx, sgh, srn, snh)
+        expected += [ref, ref]
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
 

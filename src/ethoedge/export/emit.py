@@ -222,6 +222,36 @@ def accumulator_types(q: QuantizedStudent) -> tuple[str, str]:
     return acc_t, ("int32_t" if hsum <= lim else "int64_t")
 
 
+def _bias_max(q: QuantizedStudent, bias: str, acc: str) -> int:
+    """max |bias_acc| of a bias aligned to its accumulator (0 for an empty one)."""
+    t = q.weights[bias]
+    f = fraction_bits(q)
+    return int(np.max(np.abs(bias_acc(t.values, t.frac_bits, f[acc])))) if t.values.size else 0
+
+
+def update64_rshift_ok(q: QuantizedStudent) -> bool:
+    """Whether ``ethoedge_update_64_rshift`` gives the general update's integers (its
+    precondition in ethoedge_kernels.h): W=16, ``0 < sh_gx, sh_gh < 32``, ``32 <= sh_rn < 64``,
+    ``sh_n_to_h >= 0``, and no ``align`` of the pass saturates, proved from W, H and the biases:
+    ``|W a + b| <= 2^(2W-2) H + max |b|`` (``|w|, |a|, |h| <= 2^(W-1)``), with its rounding
+    offset below ``2^(31+s)``, and ``|r (W_hn h + b_hn)| + 2^(sh_rn-1) < 2^63`` with
+    ``0 <= r <= 2^(W-1)``."""
+    if q.word_bits != 16:
+        return False
+    sh = shifts(q)
+    sgx, sgh, srn = sh["SH_GX"], sh["SH_GH"], sh["SH_RN"]
+    if not (0 < sgx < 32 and 0 < sgh < 32 and 32 <= srn < 64 and sh["SH_N_TO_H"] >= 0):
+        return False
+    amax = 1 << (q.word_bits - 1)
+    vx = amax * amax * q.hidden + _bias_max(q, "gru.bias_ih", "ACC_X")
+    vh = amax * amax * q.hidden + _bias_max(q, "gru.bias_hh", "ACC_H")
+    return (
+        vx + (1 << (sgx - 1)) < 1 << (31 + sgx)
+        and vh + (1 << (sgh - 1)) < 1 << (31 + sgh)
+        and amax * vh + (1 << (srn - 1)) < 1 << 63
+    )
+
+
 def _preview(v: np.ndarray, n: int = 6) -> str:
     items = ", ".join(str(int(x)) for x in v.ravel()[:n])
     return "{" + items + (", ..." if v.size > n else "") + "}"
@@ -432,10 +462,14 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     only when every layer has a multiple of 4 rows and the DSP path is on; a requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
-    without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative.
+    without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative. At W=16, its
+    own set with the gate update without saturation (``ethoedge_update_64_rshift``) where
+    :func:`update64_rshift_ok` proves it exact, else the general set.
     """
     acc_t, _ = accumulator_types(q)
     if q.word_bits == 16:
+        if update64_rshift_ok(q):
+            return "ethoedge_layer_s16", "ethoedge_requant_64", "ethoedge_update_64_rshift"
         return "ethoedge_ops_s16"
     if acc_t == "int64_t":
         return "ethoedge_ops_s8_wide"

@@ -12,6 +12,14 @@
 #define ETHOEDGE_DSP 0
 #endif
 
+/* UMLAL/MLA in inline assembly (Thumb-2: every Armv7-M core, the M3 too) for the 64-bit
+   roundings of the W = 16 gate update; plain C elsewhere (the same integers) */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define ETHOEDGE_UMLAL 1
+#else
+#define ETHOEDGE_UMLAL 0
+#endif
+
 #if defined(__GNUC__)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #else
@@ -670,6 +678,99 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
     }
 }
 
+/* round_shift(v, s) for 0 < s < 32 where the result is proved to fit int32 (no saturation,
+   |v| + 2^(s-1) < 2^(31+s)), p = 2^(32-s): (v + 2^(s-1)) >> s is the high word of the 96-bit
+   v p + 2^31 = hi p 2^32 + lo p + 2^31, so its low 32 bits are, modulo 2^32, hi p + the high
+   word of lo p + bit 31 of its low word (the rounding carry): UMULL, MLA and an ADD instead
+   of a 64-bit shift. */
+ALWAYS_INLINE int32_t rs64_low(int64_t v, uint32_t p)
+{
+#if ETHOEDGE_UMLAL
+    uint32_t a, b;
+    __asm__("umull %[a], %[b], %Q[v], %[p]\n\t"
+            "mla %[b], %R[v], %[p], %[b]\n\t"
+            "add %[b], %[b], %[a], lsr #31"
+            : [a] "=&r"(a), [b] "=&r"(b)
+            : [v] "r"(v), [p] "r"(p));
+    return (int32_t)b;
+#else
+    const uint32_t lo = (uint32_t)v, hi = (uint32_t)((uint64_t)v >> 32);
+    const uint64_t t = (uint64_t)lo * p;
+    return (int32_t)((uint32_t)(t >> 32) + hi * p + ((uint32_t)t >> 31));
+#endif
+}
+
+/* round_shift(r g, 32 + q) for 0 <= r < 2^15, 0 <= q < 32, where the result is proved to fit
+   int32 and |r g| + 2^(31+q) < 2^63: the rounding 2^(31+q) = rh 2^32 + rl (q = 0: rl = 2^31,
+   rh = 0; else rl = 0, rh = 2^(q-1)); floor((r g + 2^(31+q)) / 2^32) = r hi + rh + the high
+   word of r lo + rl (< 2^64), an int32, then >> q. */
+ALWAYS_INLINE int32_t rs64_high(int32_t r, int64_t g, uint32_t rl, uint32_t rh, int q)
+{
+#if ETHOEDGE_UMLAL
+    uint32_t a = rl, b;
+    __asm__("mla %[b], %R[g], %[r], %[rh]\n\t"
+            "umlal %[a], %[b], %Q[g], %[r]"
+            : [a] "+&r"(a), [b] "=&r"(b)
+            : [g] "r"(g), [r] "r"(r), [rh] "r"(rh));
+    return (int32_t)b >> q;
+#else
+    const uint32_t lo = (uint32_t)g, hi = (uint32_t)((uint64_t)g >> 32);
+    const uint64_t t = (uint64_t)(uint32_t)r * lo + rl;
+    return (int32_t)((uint32_t)(t >> 32) + (uint32_t)r * hi + rh) >> q;
+#endif
+}
+
+/* The W = 16 fast pass without saturation in align (the precondition of
+   ethoedge_update_64_rshift, proved by the exporter): 0 < sgx, sgh < 32, 32 <= srn < 64,
+   snh >= 0, u <= ETHOEDGE_GRU_BLOCK, and every gate value (v + 2^(s-1)) >> s of the pass
+   within int32, so align is the rounded shift alone. Two loops, each with few enough live
+   values for the registers: the sigmoid gates (rows r and z, the first 2u of gx and gh),
+   then n and the state. */
+/* act() at W = 16 (no output rounding): tm = table + 128, the entry of 0 */
+ALWAYS_INLINE int32_t act16(int32_t pre, const int16_t *tm)
+{
+    const int32_t u = sat16(pre);
+    const int16_t *e = tm + (u >> 8);
+    const int32_t t0 = e[0];
+    return t0 + (((e[1] - t0) * (u & 255) + 128) >> 8);
+}
+
+/* n and the state of u units (the second loop of update64_rshift); snh constant 0 or not */
+ALWAYS_INLINE void update64_rshift_n(const int32_t *g, const int64_t *gx, const int64_t *gh,
+                                     int u, const int16_t *h, int16_t *hn, uint32_t px,
+                                     int srn, int snh)
+{
+    const int q = srn - 32;
+    const uint32_t rl = q == 0 ? 0x80000000u : 0, rh = q == 0 ? 0 : (uint32_t)1 << (q - 1);
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int16_t *tanh_m = ethoedge_tanh_q15 + 128;
+    int j;
+    for (j = 0; j < u; ++j) {
+        const int32_t r = g[j], z = g[u + j];
+        const int32_t rn = rs64_high(r, gh[j], rl, rh, q);
+        const int32_t n = act16(add_sat(rs64_low(gx[j], px), rn), tanh_m);
+        const int32_t hs = (32768 - z) * ((n + rnh) >> snh) + z * h[j];
+        hn[j] = (int16_t)((hs + 16384) >> 15);
+    }
+}
+
+static void update64_rshift(const int64_t *gx, const int64_t *gh, int u, const int16_t *h,
+                            int16_t *hn, int sgx, int sgh, int srn, int snh)
+{
+    const uint32_t px = (uint32_t)1 << (32 - sgx), ph = (uint32_t)1 << (32 - sgh);
+    const int16_t *sig_m = ethoedge_sigmoid_q15 + 128;
+    int32_t g[2 * ETHOEDGE_GRU_BLOCK]; /* r of the units, then z */
+    int32_t *pg = g, *const end = g + 2 * u;
+    for (; pg < end; ++pg) { /* rows r and z of gx and gh are the first 2u */
+        *pg = act16(add_sat(rs64_low(*gx++, px), rs64_low(*gh++, ph)), sig_m);
+    }
+    if (snh == 0) { /* the common case */
+        update64_rshift_n(g, gx, gh, u, h, hn, px, srn, 0);
+    } else {
+        update64_rshift_n(g, gx, gh, u, h, hn, px, srn, snh);
+    }
+}
+
 /* out[i] = sat32(v[i] << k) for k > 0 (ethoedge_align32(v, -k)) by two comparisons with the
    largest values that survive the shift: v > INT32_MAX >> k saturates up, v < INT32_MIN >> k
    down, any other v shifts exactly (k >= 32 takes the 64-bit form). */
@@ -827,6 +928,13 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
                         const int16_t *h, int16_t *hn)
 {
     ethoedge_gru_update64(m, (const int64_t *)gx, (const int64_t *)gh, u, h, hn);
+}
+
+void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                               const int16_t *h, int16_t *hn)
+{
+    update64_rshift((const int64_t *)gx, (const int64_t *)gh, u, h, hn, m->sh_gx, m->sh_gh,
+                    m->sh_rn, m->sh_n_to_h);
 }
 
 const ethoedge_ops_t ethoedge_ops_s8 = {ethoedge_layer_s8, ethoedge_requant_32,

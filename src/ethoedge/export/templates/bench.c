@@ -1,13 +1,15 @@
 /* bench.c: instruction-count markers (found by symbol by the TCG plugin) and stack painting.
-   Markers are noipa with different bodies so that -O2 cannot fold or inline them. */
+   Markers are noipa with different bodies so that -O2 cannot fold or inline them, and
+   aligned to 16 bytes so that neither straddles QEMU's 1 KiB guest page: a translation block
+   that starts inside a marker (after a page break) would count as reaching it again. */
 #include "bench.h"
 
 #define PAINT 0xC5C5C5C5u
 extern uint32_t __StackLimit[];
 volatile uint32_t bench_marker;
 
-__attribute__((noipa)) void bench_begin(void) { bench_marker = 1; }
-__attribute__((noipa)) void bench_end(void) { bench_marker = 2; }
+__attribute__((noipa, aligned(16))) void bench_begin(void) { bench_marker = 1; }
+__attribute__((noipa, aligned(16))) void bench_end(void) { bench_marker = 2; }
 
 __attribute__((noipa)) uint32_t bench_sp(void)
 {
