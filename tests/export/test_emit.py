@@ -17,6 +17,7 @@ from ethoedge.export.emit import (
     dsp_order,
     gru_row_order,
     kernel_ops,
+    requant64_rshift_ok,
     shifts,
     tile_matrix,
     update64_rshift_ok,
@@ -169,29 +170,42 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     fine = dataclasses.replace(q, act_frac={**q.act_frac, "h": 9})
     assert shifts(fine)["SH_N_TO_H"] < 0
     assert kernel_ops(fine, ExportConfig())[2] == "ethoedge_update_32"
-    # W=16: the update without saturation where its shifts and the proof allow it, else the
-    # library's set
+    # W=16: the requantisation and the update without saturation where the shifts and the
+    # proofs allow them, the general functions (the library's set, if both) otherwise
     q16 = make_qmodel(16, hidden=8, n_classes=4)
     sh16 = shifts(q16)
     assert 0 < sh16["SH_GX"] < 32 and 0 < sh16["SH_GH"] < 32 and 32 <= sh16["SH_RN"] < 64
-    assert update64_rshift_ok(q16)
+    assert all(0 < sh16[k] < 32 for k in ("SH_A", "SH_M", "SH_LOGITS"))
+    assert update64_rshift_ok(q16) and requant64_rshift_ok(q16)
     assert kernel_ops(q16, ExportConfig()) == (
         "ethoedge_layer_s16",
-        "ethoedge_requant_64",
+        "ethoedge_requant_64_rshift",
         "ethoedge_update_64_rshift",
     )
     # r * (W_hn h + b_hn) with fewer fraction bits than the gates (sh_rn < 32), or a hidden
-    # state with more fraction bits than the gates (sh_n_to_h < 0): the general set
+    # state with more fraction bits than the gates (sh_n_to_h < 0): the general update
     coarse = dataclasses.replace(q16, act_frac={**q16.act_frac, "h": 2})
     assert shifts(coarse)["SH_RN"] < 32
-    assert kernel_ops(coarse, ExportConfig()) == "ethoedge_ops_s16"
+    assert kernel_ops(coarse, ExportConfig())[2] == "ethoedge_update_64"
     fine16 = dataclasses.replace(q16, act_frac={**q16.act_frac, "h": 17})
     assert shifts(fine16)["SH_N_TO_H"] < 0
-    assert kernel_ops(fine16, ExportConfig()) == "ethoedge_ops_s16"
-    # a bias so large that a rounded gate value could leave int32: the general set
+    assert kernel_ops(fine16, ExportConfig())[2] == "ethoedge_update_64"
+    # logits with as many fraction bits as their accumulator (a shift of 0): the general
+    # requantisation; with the general update too, the library's set
+    even = dataclasses.replace(fine16, act_frac={**fine16.act_frac, "logits": 40})
+    assert shifts(even)["SH_LOGITS"] <= 0
+    assert kernel_ops(even, ExportConfig()) == "ethoedge_ops_s16"
+    # a bias so large that a rounded gate value could leave int32: the general update
     big = dict(q16.weights)
     t = big["gru.bias_ih"]
     vals = t.values.copy()
     vals[0] = (1 << 15) - 1
     big["gru.bias_ih"] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
     assert not update64_rshift_ok(dataclasses.replace(q16, weights=big))
+    # an output bias so large that a rounded logit could leave int32: the general requant
+    big = dict(q16.weights)
+    t = big["out.bias"]
+    vals = t.values.copy()
+    vals[0] = (1 << 15) - 1
+    big["out.bias"] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
+    assert not requant64_rshift_ok(dataclasses.replace(q16, weights=big))

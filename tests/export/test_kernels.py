@@ -376,6 +376,39 @@ def test_requant(tmp_path: Path, target: str):
     np.testing.assert_array_equal(got, np.concatenate(expected))
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_requant_64_rshift(tmp_path: Path, target: str):
+    """The int64 requantisation without saturation on accumulators up to the largest its
+    precondition allows (|v| + 2^(s-1) < 2^(31+s)), around the W-bit range and at the
+    rounding edges (v = (k + 1/2) 2^s and one less)."""
+    rng = np.random.default_rng(64)
+    body, arrays, expected = [], [], []
+    for i, s in enumerate((1, 2, 12, 17, 31)):
+        lim = (1 << (31 + s)) - (1 << (s - 1)) - 1
+        k = np.array([0, 1, -1, 127, 128, -128, -129, 32767, 32768, -32768, -32769, 5, -6])
+        edge = (2 * k + 1) << (s - 1)
+        acc = np.concatenate(
+            [[lim, -lim, 0], edge, edge - 1, rng.integers(-lim, lim, size=8, endpoint=True)]
+        )
+        n = acc.size
+        arrays.append(_arr(f"a{i}", "int64_t", acc))
+        for w in (8, 16):
+            for relu in (0, 1):
+                body.append(f"""    {{
+        int16_t o16[{n}];
+        int32_t o32[{n}];
+        int j;
+        ethoedge_requant_64_rshift(a{i}, {n}, {s}, {w}, {relu}, o16, 0);
+        for (j = 0; j < {n}; ++j) put(o16[j]);
+        ethoedge_requant_64_rshift(a{i}, {n}, {s}, {w}, {relu}, 0, o32);
+        for (j = 0; j < {n}; ++j) put(o32[j]);
+    }}""")
+                v = saturate(saturate(round_shift(acc, s), 32), w)
+                expected += [np.maximum(v, 0) if relu else v] * 2
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
 def test_kernels_refuse_a_logical_right_shift():
     """The compile-time check is in the header: a compiler whose ``-1 >> 1`` is not -1 fails."""
     text = kernel_files()["ethoedge_kernels.h"]

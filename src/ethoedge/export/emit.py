@@ -252,6 +252,29 @@ def update64_rshift_ok(q: QuantizedStudent) -> bool:
     )
 
 
+def requant64_rshift_ok(q: QuantizedStudent) -> bool:
+    """Whether ``ethoedge_requant_64_rshift`` gives the general requantisation's integers at
+    every site (its precondition in ethoedge_kernels.h): ``0 < s < 32`` for ``sh_a``, ``sh_m``,
+    ``sh_logits``, and ``|W x + b| + 2^(s-1) < 2^(31+s)``, bounded from W, the sizes and the
+    biases (``|w| <= 2^(W-1)``, inputs ``|x| <= 2^15``, ``|h|, |m| <= 2^(W-1)``)."""
+    if q.word_bits != 16:
+        return False
+    sh = shifts(q)
+    amax = 1 << (q.word_bits - 1)
+    sites = [
+        ("inp.bias", 32768 * q.n_inputs, "ACC_INP", "SH_A"),
+        ("mlp.bias", amax * q.hidden, "ACC_MLP", "SH_M"),
+        ("out.bias", amax * q.mlp_hidden, "ACC_OUT", "SH_LOGITS"),
+    ]
+    for bias, xmax, acc, name in sites:
+        s = sh[name]
+        if not 0 < s < 32:
+            return False
+        if amax * xmax + _bias_max(q, bias, acc) + (1 << (s - 1)) >= 1 << (31 + s):
+            return False
+    return True
+
+
 def _preview(v: np.ndarray, n: int = 6) -> str:
     items = ", ".join(str(int(x)) for x in v.ravel()[:n])
     return "{" + items + (", ..." if v.size > n else "") + "}"
@@ -463,14 +486,18 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
     without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative. At W=16, its
-    own set with the gate update without saturation (``ethoedge_update_64_rshift``) where
-    :func:`update64_rshift_ok` proves it exact, else the general set.
+    own set with the requantisation and the gate update without saturation
+    (``ethoedge_requant_64_rshift``, ``ethoedge_update_64_rshift``) where
+    :func:`requant64_rshift_ok` and :func:`update64_rshift_ok` prove them exact, else the
+    general set.
     """
     acc_t, _ = accumulator_types(q)
     if q.word_bits == 16:
-        if update64_rshift_ok(q):
-            return "ethoedge_layer_s16", "ethoedge_requant_64", "ethoedge_update_64_rshift"
-        return "ethoedge_ops_s16"
+        requant = "ethoedge_requant_64_rshift" if requant64_rshift_ok(q) else "ethoedge_requant_64"
+        update = "ethoedge_update_64_rshift" if update64_rshift_ok(q) else "ethoedge_update_64"
+        if (requant, update) == ("ethoedge_requant_64", "ethoedge_update_64"):
+            return "ethoedge_ops_s16"
+        return "ethoedge_layer_s16", requant, update
     if acc_t == "int64_t":
         return "ethoedge_ops_s8_wide"
     sh = shifts(q)

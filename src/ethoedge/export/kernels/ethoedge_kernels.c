@@ -540,6 +540,48 @@ ALWAYS_INLINE int32_t rsat64(int64_t v, int s)
     return (int32_t)l;
 }
 
+/* round_shift(v, s) for 0 < s < 32 where the result is proved to fit int32 (no saturation,
+   |v| + 2^(s-1) < 2^(31+s)), p = 2^(32-s): (v + 2^(s-1)) >> s is the high word of the 96-bit
+   v p + 2^31 = hi p 2^32 + lo p + 2^31, so its low 32 bits are, modulo 2^32, hi p + the high
+   word of lo p + bit 31 of its low word (the rounding carry): UMULL, MLA and an ADD instead
+   of a 64-bit shift. */
+ALWAYS_INLINE int32_t rs64_low(int64_t v, uint32_t p)
+{
+#if ETHOEDGE_UMLAL
+    uint32_t a, b;
+    __asm__("umull %[a], %[b], %Q[v], %[p]\n\t"
+            "mla %[b], %R[v], %[p], %[b]\n\t"
+            "add %[b], %[b], %[a], lsr #31"
+            : [a] "=&r"(a), [b] "=&r"(b)
+            : [v] "r"(v), [p] "r"(p));
+    return (int32_t)b;
+#else
+    const uint32_t lo = (uint32_t)v, hi = (uint32_t)((uint64_t)v >> 32);
+    const uint64_t t = (uint64_t)lo * p;
+    return (int32_t)((uint32_t)(t >> 32) + hi * p + ((uint32_t)t >> 31));
+#endif
+}
+
+/* round_shift(r g, 32 + q) for 0 <= r < 2^15, 0 <= q < 32, where the result is proved to fit
+   int32 and |r g| + 2^(31+q) < 2^63: the rounding 2^(31+q) = rh 2^32 + rl (q = 0: rl = 2^31,
+   rh = 0; else rl = 0, rh = 2^(q-1)); floor((r g + 2^(31+q)) / 2^32) = r hi + rh + the high
+   word of r lo + rl (< 2^64), an int32, then >> q. */
+ALWAYS_INLINE int32_t rs64_high(int32_t r, int64_t g, uint32_t rl, uint32_t rh, int q)
+{
+#if ETHOEDGE_UMLAL
+    uint32_t a = rl, b;
+    __asm__("mla %[b], %R[g], %[r], %[rh]\n\t"
+            "umlal %[a], %[b], %Q[g], %[r]"
+            : [a] "+&r"(a), [b] "=&r"(b)
+            : [g] "r"(g), [r] "r"(r), [rh] "r"(rh));
+    return (int32_t)b >> q;
+#else
+    const uint32_t lo = (uint32_t)g, hi = (uint32_t)((uint64_t)g >> 32);
+    const uint64_t t = (uint64_t)(uint32_t)r * lo + rl;
+    return (int32_t)((uint32_t)(t >> 32) + (uint32_t)r * hi + rh) >> q;
+#endif
+}
+
 /* requant32 for s > 0 (the rounding offset was proved to fit int32) */
 static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, int16_t *out16,
                              int32_t *out32)
@@ -594,6 +636,28 @@ void ethoedge_requant64(const int64_t *acc, int n, int s, int w, int relu, int16
         } else {
             out32[i] = o;
         }
+    }
+}
+
+/* requant64 for 0 < s < 32 where every accumulator is proved to give (v + 2^(s-1)) >> s
+   within int32 (the precondition of ethoedge_requant_64_rshift): the rounded shift alone,
+   then the W-bit range */
+static void requant64_rshift(const int64_t *acc, int n, int s, int w, int relu,
+                             int16_t *out16, int32_t *out32)
+{
+    const int32_t top = ((int32_t)1 << (w - 1)) - 1, lo = relu ? 0 : -top - 1;
+    const uint32_t p = (uint32_t)1 << (32 - s);
+    int i;
+    if (out16) {
+        for (i = 0; i < n; ++i) {
+            const int32_t v = rs64_low(acc[i], p);
+            out16[i] = (int16_t)(v > top ? top : v < lo ? lo : v);
+        }
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        const int32_t v = rs64_low(acc[i], p);
+        out32[i] = v > top ? top : v < lo ? lo : v;
     }
 }
 
@@ -676,48 +740,6 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
         const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
         hn[j] = (int16_t)((hs + half) >> (w - 1));
     }
-}
-
-/* round_shift(v, s) for 0 < s < 32 where the result is proved to fit int32 (no saturation,
-   |v| + 2^(s-1) < 2^(31+s)), p = 2^(32-s): (v + 2^(s-1)) >> s is the high word of the 96-bit
-   v p + 2^31 = hi p 2^32 + lo p + 2^31, so its low 32 bits are, modulo 2^32, hi p + the high
-   word of lo p + bit 31 of its low word (the rounding carry): UMULL, MLA and an ADD instead
-   of a 64-bit shift. */
-ALWAYS_INLINE int32_t rs64_low(int64_t v, uint32_t p)
-{
-#if ETHOEDGE_UMLAL
-    uint32_t a, b;
-    __asm__("umull %[a], %[b], %Q[v], %[p]\n\t"
-            "mla %[b], %R[v], %[p], %[b]\n\t"
-            "add %[b], %[b], %[a], lsr #31"
-            : [a] "=&r"(a), [b] "=&r"(b)
-            : [v] "r"(v), [p] "r"(p));
-    return (int32_t)b;
-#else
-    const uint32_t lo = (uint32_t)v, hi = (uint32_t)((uint64_t)v >> 32);
-    const uint64_t t = (uint64_t)lo * p;
-    return (int32_t)((uint32_t)(t >> 32) + hi * p + ((uint32_t)t >> 31));
-#endif
-}
-
-/* round_shift(r g, 32 + q) for 0 <= r < 2^15, 0 <= q < 32, where the result is proved to fit
-   int32 and |r g| + 2^(31+q) < 2^63: the rounding 2^(31+q) = rh 2^32 + rl (q = 0: rl = 2^31,
-   rh = 0; else rl = 0, rh = 2^(q-1)); floor((r g + 2^(31+q)) / 2^32) = r hi + rh + the high
-   word of r lo + rl (< 2^64), an int32, then >> q. */
-ALWAYS_INLINE int32_t rs64_high(int32_t r, int64_t g, uint32_t rl, uint32_t rh, int q)
-{
-#if ETHOEDGE_UMLAL
-    uint32_t a = rl, b;
-    __asm__("mla %[b], %R[g], %[r], %[rh]\n\t"
-            "umlal %[a], %[b], %Q[g], %[r]"
-            : [a] "+&r"(a), [b] "=&r"(b)
-            : [g] "r"(g), [r] "r"(r), [rh] "r"(rh));
-    return (int32_t)b >> q;
-#else
-    const uint32_t lo = (uint32_t)g, hi = (uint32_t)((uint64_t)g >> 32);
-    const uint64_t t = (uint64_t)(uint32_t)r * lo + rl;
-    return (int32_t)((uint32_t)(t >> 32) + (uint32_t)r * hi + rh) >> q;
-#endif
 }
 
 /* The W = 16 fast pass without saturation in align (the precondition of
@@ -903,6 +925,12 @@ void ethoedge_requant_64(const void *acc, int n, int s, int w, int relu, int16_t
                          int32_t *out32)
 {
     ethoedge_requant64((const int64_t *)acc, n, s, w, relu, out16, out32);
+}
+
+void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                                int32_t *out32)
+{
+    requant64_rshift((const int64_t *)acc, n, s, w, relu, out16, out32);
 }
 
 void ethoedge_update_32(const ethoedge_model_t *m, const void *gx, const void *gh, int u,

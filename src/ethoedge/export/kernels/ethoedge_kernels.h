@@ -79,7 +79,10 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
    - requant_32_rshift: s > 0;
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign);
    - update_32_rshift: the same with sh_gx >= 0 and sh_gh >= 0;
-   and the specialised W = 16 one:
+   and the specialised int64 ones (W = 16):
+   - requant_64_rshift: 0 < s < 32 and (v + 2^(s-1)) >> s within int32 for every
+     accumulator v (|v| + 2^(s-1) < 2^(31+s): the exporter proves it from W, the sizes and
+     the biases);
    - update_64_rshift: W = 16, 0 < sh_gx < 32, 0 < sh_gh < 32, 32 <= sh_rn < 64,
      sh_n_to_h >= 0, and no align() of the gate values saturates: |v| + 2^(s-1) < 2^(31+s)
      for every gate accumulator v and its shift s, and |r v_n| + 2^(sh_rn-1) < 2^63 (the
@@ -92,6 +95,8 @@ void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const vo
                              const int16_t *h, int16_t *hn);
 void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                                const int16_t *h, int16_t *hn);
+void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
+                                int32_t *out32);
 void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                                const int16_t *h, int16_t *hn);
 
