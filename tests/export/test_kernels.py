@@ -109,8 +109,10 @@ def _rand_w(rng: np.random.Generator, shape: tuple[int, int], bits: int) -> np.n
 
 
 # rows x cols: tiles with and without column tails, a row tail, a single column; (9, 16): the
-# back-to-back SMLAD/SMLALD tiles followed by a row tail
-SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13), (9, 16)]
+# back-to-back SMLAD/SMLALD tiles followed by a row tail; (24, 32), (9, 16): at W=16 the
+# 16-column assembly loop; (5, 24): its 8-column twin; 3 and 6 columns: the W=16 input layers
+SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13), (9, 16), (5, 24), (13, 3),
+         (8, 6), (7, 6)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)
