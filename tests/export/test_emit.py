@@ -141,8 +141,19 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     assert ram == 0  # the model has no static state: the caller owns it
 
 
+def _huge_bias(q, name: str):
+    """``q`` with the first entry of bias ``name`` at its largest value, 2^20 times coarser
+    (far past what the accumulators' bounds allow)."""
+    weights = dict(q.weights)
+    t = weights[name]
+    vals = t.values.copy()
+    vals[0] = (1 << 15) - 1
+    weights[name] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
+    return dataclasses.replace(q, weights=weights)
+
+
 def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds():
-    """The op functions a W=8 int32 model names (ethoedge_kernels.h gives each one's
+    """The op functions a W=8 int32 or a W=16 model names (ethoedge_kernels.h gives each one's
     precondition); a model outside one precondition gets the general function there."""
     q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
     sh = shifts(q)
@@ -195,17 +206,7 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     even = dataclasses.replace(fine16, act_frac={**fine16.act_frac, "logits": 40})
     assert shifts(even)["SH_LOGITS"] <= 0
     assert kernel_ops(even, ExportConfig()) == "ethoedge_ops_s16"
-    # a bias so large that a rounded gate value could leave int32: the general update
-    big = dict(q16.weights)
-    t = big["gru.bias_ih"]
-    vals = t.values.copy()
-    vals[0] = (1 << 15) - 1
-    big["gru.bias_ih"] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
-    assert not update64_rshift_ok(dataclasses.replace(q16, weights=big))
-    # an output bias so large that a rounded logit could leave int32: the general requant
-    big = dict(q16.weights)
-    t = big["out.bias"]
-    vals = t.values.copy()
-    vals[0] = (1 << 15) - 1
-    big["out.bias"] = dataclasses.replace(t, values=vals, frac_bits=t.frac_bits - 20)
-    assert not requant64_rshift_ok(dataclasses.replace(q16, weights=big))
+    # a bias so large that a rounded gate value could leave int32: the general update; an
+    # output bias so large that a rounded logit could: the general requantisation
+    assert not update64_rshift_ok(_huge_bias(q16, "gru.bias_ih"))
+    assert not requant64_rshift_ok(_huge_bias(q16, "out.bias"))

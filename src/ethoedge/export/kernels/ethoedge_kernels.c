@@ -390,6 +390,18 @@ void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t
 /* ---- mat-vec, W = 16: tiles of 2 rows by 8 columns (8 SMLALD into int64) ---- */
 
 #if ETHOEDGE_DSP
+/* 4 columns of two rows of int16 weights against x (int64 sums a0, a1): one LDRD of x,
+   two of weights and four SMLALD; the asm loops below repeat it (operands named px, pw,
+   x01, x23, v0, v1, a0, a1) */
+#define SMLALD4_2ROWS \
+    "ldrd %[x01], %[x23], [%[px]], #8\n\t" \
+    "ldrd %[v0], %[v1], [%[pw]], #8\n\t" \
+    "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t" \
+    "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t" \
+    "ldrd %[v0], %[v1], [%[pw]], #8\n\t" \
+    "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t" \
+    "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+
 /* 2 rows x 8 columns per iteration, n iterations: 2 LDRD of x and 4 of w, 8 SMLALD (16
    instructions per 16 MACs with the loop). w and x word-aligned, w in the tile layout. */
 static inline void tile2_s16(const int16_t **pw, const int16_t *x, int n, int64_t *p0,
@@ -398,21 +410,7 @@ static inline void tile2_s16(const int16_t **pw, const int16_t *x, int n, int64_
     const int16_t *w = *pw;
     int64_t a0 = *p0, a1 = *p1;
     uint32_t x01, x23, v0, v1;
-    __asm__ volatile("1:\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+    __asm__ volatile("1:\n\t" SMLALD4_2ROWS SMLALD4_2ROWS
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t"
                      : [a0] "+r"(a0), [a1] "+r"(a1), [pw] "+r"(w), [px] "+r"(x), [n] "+r"(n),
@@ -465,35 +463,7 @@ static void tiles_s16_dsp16(const int16_t *w, const int64_t *bias, const int16_t
                      "ldr %[n], %[g]\n\t"
                      "ldrd %Q[a0], %R[a0], [%[pb]], #8\n\t"
                      "ldrd %Q[a1], %R[a1], [%[pb]], #8\n\t"
-                     "1:\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
-                     "ldrd %[x01], %[x23], [%[px]], #8\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a0], %R[a0], %[v0], %[x01]\n\t"
-                     "smlald %Q[a0], %R[a0], %[v1], %[x23]\n\t"
-                     "ldrd %[v0], %[v1], [%[pw]], #8\n\t"
-                     "smlald %Q[a1], %R[a1], %[v0], %[x01]\n\t"
-                     "smlald %Q[a1], %R[a1], %[v1], %[x23]\n\t"
+                     "1:\n\t" SMLALD4_2ROWS SMLALD4_2ROWS SMLALD4_2ROWS SMLALD4_2ROWS
                      "subs %[n], %[n], #1\n\t"
                      "bne 1b\n\t"
                      "strd %Q[a0], %R[a0], [%[po]], #8\n\t"
