@@ -47,6 +47,19 @@ def test_logits_equal_pytorch_up_to_float32_rounding(stage, hidden, mlp):
     np.testing.assert_array_equal(student(X[-50:]), got[-50:])
 
 
+@pytest.mark.parametrize("hidden", [13, 32])
+def test_a_windows_logits_do_not_depend_on_its_batch(hidden):
+    # Classify splits windows into batches by file chunk and worker; every split must give
+    # the same logits bit for bit (edge blocks of a matrix product round differently).
+    _, student = _pair(StudentConfig(hidden=hidden, input="static_dynamic"), batch_size=512)
+    X = np.random.default_rng(3).normal(size=(700, 3, 50)).astype(np.float32)
+    ref = student(X)
+    for size in (1, 7, 65, 100, 333, 1024):
+        student.batch_size = size
+        np.testing.assert_array_equal(student(X), ref, err_msg=f"batch size {size}")
+    np.testing.assert_array_equal(student(X[123:130]), ref[123:130])
+
+
 def test_empty_and_misshaped_input():
     _, student = _pair(StudentConfig(hidden=4))
     assert student(np.zeros((0, 3, 50), np.float32)).shape == (0, 4)

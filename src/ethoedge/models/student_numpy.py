@@ -7,10 +7,13 @@ weights (a bundle's ``student.npz``): the input stage, ``relu(inp(x))``, PyTorch
 ``h' = (1 - z) * n + z * h``), then ``out(relu(mlp(h)))``. Its logits differ from PyTorch's by
 float32 rounding only (about 1e-6; the tests bound it on the bundled windows).
 
-Speed: the input projections of all time steps are one matrix product; each step is one
-product with the recurrent weights and a few element-wise passes over the batch. The
-sigmoids are ``(1 + tanh(x / 2)) / 2``, with the halving folded into the weights (exact:
-scaling by a power of two), so each step calls ``tanh`` twice.
+Speed: arrays are batch-minor (a row of a batch's windows per channel, gate or state unit),
+so every element-wise pass is one contiguous sweep; each step is one product of the input
+stage's weights with ``[x_t; 1]`` and one of the stacked gate weights with ``[a_t; h; 1]``
+(the working set stays in cache), then a few element-wise passes. The sigmoids are
+``(1 + tanh(x / 2)) / 2``, with the halving folded into the weights (exact: scaling by a power
+of two), so each step calls ``tanh`` twice. Batches are padded to whole blocks of 64 windows,
+so a window's logits do not depend on the batch it is in.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
+# Batches are padded to a multiple of this many windows: every window then sits in a whole
+# block of a matrix product's rows (no edge blocks, computed in another order), so a window's
+# logits are the same, bit for bit, in any batch.
+_LANES = 64
 
 
 def static_filter_matrix(length: int, alpha: float) -> np.ndarray:
@@ -61,26 +68,29 @@ class NumpyStudent:
         self.n_classes = int(f32["out.weight"].shape[0])
         self.n_channels = int(f32["inp.weight"].shape[1]) // (2 if stage == "static_dynamic" else 1)
         self.batch_size = int(batch_size)
-        self._inp_t = np.ascontiguousarray(f32["inp.weight"].T)
-        self._inp_b = f32["inp.bias"]
-        # Input projections, all steps at once; r and z halved for the tanh form of sigmoid,
-        # and the recurrent biases of r and z folded in (they are added unscaled by r).
+        # Per step, one product of stacked weights with [a_t; h; 1], where a_t is the input
+        # stage's output: rows [r/2; z/2] (input and recurrent parts summed, both biases
+        # folded in), [n input part + b_in], [half of W_hn h + b_hn]. The halvings give the
+        # tanh form of the sigmoids (r and z) and r * (W_hn h + b_hn) as (1 + t_r) times half
+        # of it (n); they are exact (powers of two).
         w_ih, b_ih = f32["gru.weight_ih_l0"], f32["gru.bias_ih_l0"]
         w_hh, b_hh = f32["gru.weight_hh_l0"], f32["gru.bias_hh_l0"]
-        self._ih_t = np.ascontiguousarray(w_ih.T)
-        self._ih_t[:, : 2 * H] *= 0.5
-        self._ih_b = b_ih.copy()
-        self._ih_b[: 2 * H] = 0.5 * (b_ih[: 2 * H] + b_hh[: 2 * H])
-        # Recurrent product on [h, 1]: the last row holds b_hn; every column halved (r, z for
-        # the sigmoid; n because r * (W_hn h + b_hn) is computed as (1 + t_r) * half of it).
-        hh = np.zeros((H + 1, 3 * H), dtype=np.float32)
-        hh[:H] = 0.5 * w_hh.T
-        hh[H, 2 * H :] = 0.5 * b_hh[2 * H :]
-        self._hh_t = hh
-        self._mlp_t = np.ascontiguousarray(f32["mlp.weight"].T)
-        self._mlp_b = f32["mlp.bias"]
-        self._out_t = np.ascontiguousarray(f32["out.weight"].T)
-        self._out_b = f32["out.bias"]
+        D = int(w_ih.shape[1])
+        gates = np.zeros((4 * H, D + H + 1), dtype=np.float32)
+        gates[: 2 * H, :D] = 0.5 * w_ih[: 2 * H]
+        gates[: 2 * H, D : D + H] = 0.5 * w_hh[: 2 * H]
+        gates[: 2 * H, D + H] = 0.5 * (b_ih[: 2 * H] + b_hh[: 2 * H])
+        gates[2 * H : 3 * H, :D] = w_ih[2 * H :]
+        gates[2 * H : 3 * H, D + H] = b_ih[2 * H :]
+        gates[3 * H :, D : D + H] = 0.5 * w_hh[2 * H :]
+        gates[3 * H :, D + H] = 0.5 * b_hh[2 * H :]
+        self._gates = gates
+        # The input stage on [x_t; 1] (its bias as the last column).
+        self._inp_w = np.concatenate([f32["inp.weight"], f32["inp.bias"][:, None]], axis=1)
+        self._mlp_w = np.ascontiguousarray(f32["mlp.weight"])
+        self._mlp_b = f32["mlp.bias"][:, None]
+        self._out_w = np.ascontiguousarray(f32["out.weight"])
+        self._out_b = f32["out.bias"][:, None]
         self._filters: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -103,51 +113,55 @@ class NumpyStudent:
         return np.concatenate(parts)
 
     def _front(self, x: np.ndarray) -> np.ndarray:
-        if self.input == "raw":
-            return x
-        L = x.shape[2]
-        if L not in self._filters:
-            self._filters[L] = np.ascontiguousarray(
-                static_filter_matrix(L, self.alpha).T.astype(np.float32)
-            )
-        static = x @ self._filters[L]
-        dynamic = x - static
-        return dynamic if self.input == "dynamic" else np.concatenate([dynamic, static], axis=1)
+        """The input stage's channels and a channel of ones, time-major and batch-minor:
+        ``(L, k + 1, n)``."""
+        if self.input != "raw":
+            L = x.shape[2]
+            if L not in self._filters:
+                self._filters[L] = np.ascontiguousarray(
+                    static_filter_matrix(L, self.alpha).T.astype(np.float32)
+                )
+            static = x @ self._filters[L]
+            dynamic = x - static
+            x = dynamic if self.input == "dynamic" else np.concatenate([dynamic, static], axis=1)
+        n, k, L = x.shape
+        steps = np.zeros((L, k + 1, -(-n // _LANES) * _LANES), dtype=np.float32)
+        steps[:, :k, :n] = x.transpose(2, 1, 0)
+        steps[:, k] = 1.0
+        return steps
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
+        # Batch-minor layout (rows of n windows): each gate and the state are whole row
+        # blocks of contiguous memory, so every element-wise pass is one contiguous sweep,
+        # and a step's working set ([a_t; h; 1] and the gates) stays in cache.
         H = self.hidden
-        n, _, L = x.shape
-        steps = np.ascontiguousarray(self._front(x).transpose(2, 0, 1))  # (L, n, k)
-        a = steps @ self._inp_t
-        a += self._inp_b
-        np.maximum(a, 0.0, out=a)
-        gi = a @ self._ih_t  # (L, n, 3H): [r/2, z/2, n] input parts
-        gi += self._ih_b
-        h1 = np.zeros((n, H + 1), dtype=np.float32)
-        h1[:, H] = 1.0
-        h = h1[:, :H]
-        gh = np.empty((n, 3 * H), dtype=np.float32)
-        rz = np.empty((n, 2 * H), dtype=np.float32)
-        cand = np.empty((n, H), dtype=np.float32)
-        t_r, t_z = rz[:, :H], rz[:, H:]
-        gh_rz, gh_n = gh[:, : 2 * H], gh[:, 2 * H :]
-        for t in range(L):
-            np.matmul(h1, self._hh_t, out=gh)
-            g = gi[t]
-            np.add(g[:, : 2 * H], gh_rz, out=rz)
+        D = self._inp_w.shape[0]
+        steps = self._front(x)  # (L, k + 1, n), n padded to whole blocks of lanes
+        n = steps.shape[2]
+        buf = np.zeros((D + H + 1, n), dtype=np.float32)  # [a_t; h; 1]
+        buf[D + H] = 1.0
+        a_t, h = buf[:D], buf[D : D + H]
+        g = np.empty((4 * H, n), dtype=np.float32)
+        rz, t_r, t_z = g[: 2 * H], g[:H], g[H : 2 * H]
+        g_in, g_hn = g[2 * H : 3 * H], g[3 * H :]
+        cand = np.empty((H, n), dtype=np.float32)
+        for x_t in steps:
+            np.matmul(self._inp_w, x_t, out=a_t)
+            np.maximum(a_t, 0.0, out=a_t)
+            np.matmul(self._gates, buf, out=g)
             np.tanh(rz, out=rz)  # r = (1 + t_r) / 2, z = (1 + t_z) / 2
-            np.multiply(t_r, gh_n, out=cand)  # gh_n is half of W_hn h + b_hn
-            cand += gh_n
-            cand += g[:, 2 * H :]
+            np.multiply(t_r, g_hn, out=cand)  # g_hn is half of W_hn h + b_hn
+            cand += g_hn
+            cand += g_in
             np.tanh(cand, out=cand)
             t_z *= 0.5
             t_z += 0.5
             h -= cand  # h' = n + z (h - n)
             h *= t_z
             h += cand
-        m = h @ self._mlp_t
+        m = self._mlp_w @ h
         m += self._mlp_b
         np.maximum(m, 0.0, out=m)
-        z = m @ self._out_t
+        z = self._out_w @ m
         z += self._out_b
-        return z
+        return np.ascontiguousarray(z[:, : x.shape[0]].T)
