@@ -1,5 +1,3 @@
-import sys
+from ethoedge.cli import run
 
-from ethoedge.cli import main
-
-sys.exit(main())
+run()

@@ -93,3 +93,19 @@ def test_shared_options_are_spelled_the_same(command, options):
         assert "-o, --out" in text
     if "--quiet" in options:
         assert "-q, --quiet" in text
+
+
+@pytest.mark.parametrize("status", [0, 1, 2])
+def test_the_program_exits_with_the_commands_status(monkeypatch, status):
+    import gc
+
+    import ethoedge.cli as cli
+
+    monkeypatch.setattr(cli, "main", lambda: status)
+    try:
+        with pytest.raises(SystemExit) as e:
+            cli.run()
+        assert e.value.code == status
+        assert gc.get_freeze_count() > 0  # shutdown skips sweeping what is still alive
+    finally:
+        gc.unfreeze()

@@ -8,14 +8,16 @@ never a traceback.
 
 from __future__ import annotations
 
+import gc
 import sys
+from typing import NoReturn
 
 from rich.console import Console
 
 from ethoedge.cli.app import app
 from ethoedge.errors import EthoedgeError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 err_console = Console(stderr=True)
 
@@ -47,5 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> NoReturn:
+    """The ``ethoedge`` program: :func:`main`, then exit with its status.
+
+    Every file the command wrote is complete and closed by then. The objects still alive
+    (mostly the modules a command imported: pandas, matplotlib, ...) are moved out of the
+    garbage collector's reach first, so the interpreter's shutdown does not sweep them all,
+    once per collection it makes (about 0.3 s after a classify on 2 cores).
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
