@@ -1,9 +1,9 @@
 """Side by side: the models of several finished ``ethoedge run`` folders, one markdown table.
 
 For each run (a folder with ``results.json``, or such a file itself): pooled
-leave-one-animal-out MCC (mean +- sd over seeds) of the baseline, the teacher and every float
-student, and the paired KD - plain differences of pooled MCC by seed with their 95 %
-intervals. Optionally the quantized students' MCC.
+leave-one-animal-out MCC (mean +- sd over seeds) of the baseline, the teacher, the ensemble
+teacher and every float student, and the paired KD - plain differences of pooled MCC by seed
+with their 95 % intervals. Optionally the quantized students' MCC.
 
     python benchmarks/compare_runs.py runs/v0_raw runs/v1_sd runs/v1_dyn [--quantized]
     python benchmarks/compare_runs.py benchmarks/results/bundled/v1_dyn.json ...
@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-FLOAT = ["baseline", "teacher", "student", "student_kd", "student_h16", "student_kd_h16",
-         "student_h8", "student_kd_h8"]  # fmt: skip
+FLOAT = ["baseline", "teacher", "ensemble", "student", "student_kd", "student_h16",
+         "student_kd_h16", "student_h8", "student_kd_h8"]  # fmt: skip
 
 
 def fmt(e: dict | None) -> str:

@@ -102,3 +102,54 @@ def test_the_deployed_student_is_distilled_from_the_ensemble_teacher(tmp_path):
     # half the teacher's probabilities plus half a forest's: never below half the teacher's
     assert np.all(mix >= 0.5 * p_teacher - 1e-5)
     assert not np.allclose(mix, p_teacher, atol=1e-3)
+
+
+def test_ensemble_predictions_mix_the_fold_probabilities():
+    from ethoedge.experiment.aggregate import Prediction, ensemble_predictions
+
+    rng = np.random.default_rng(0)
+    idx = {"a": np.arange(5), "b": np.arange(5, 9)}
+    probs = {k: rng.dirichlet(np.ones(3), size=(2, len(v))) for k, v in idx.items()}
+    teacher = [Prediction(f, 0, idx[f], probs[f][0], 3, 4) for f in "ab"]
+    baseline = [Prediction(f, 0, idx[f], probs[f][1], 0, 0) for f in "ba"]  # another order
+    out = ensemble_predictions(teacher, baseline, 0.25)
+    assert [p.fold for p in out] == ["a", "b"]
+    for p in out:
+        np.testing.assert_allclose(p.probs, 0.75 * probs[p.fold][0] + 0.25 * probs[p.fold][1],
+                                   rtol=1e-6)  # fmt: skip
+        np.testing.assert_array_equal(p.test_idx, idx[p.fold])
+    with pytest.raises(ValueError, match="other windows"):
+        ensemble_predictions(teacher, [Prediction("a", 0, idx["b"], probs["b"][1], 0, 0)], 0.5)
+    with pytest.raises(ValueError, match="weight"):
+        ensemble_predictions(teacher, baseline, 0.0)
+
+
+def test_a_run_with_an_ensemble_teacher_scores_it_beside_teacher_and_baseline(tmp_path):
+    import pandas as pd
+
+    from ethoedge.experiment import run_windows
+
+    w = separable_windows(n_per_animal=20, animals="abcd")
+    fast = replace(tiny_config().student_train, epochs=2)
+    cfg = tiny_config(protocol="loao", val_animals=0, teacher_train=fast, student_train=fast,
+                      kd=KDConfig(cross_fit_groups=2, baseline_weight=0.5),
+                      baseline=BaselineConfig(n_estimators=10), deploy=False,
+                      quantize=False)  # fmt: skip
+    res = run_windows(w, cfg, tmp_path / "run", dataset_name="separable", progress=False)
+    names = list(res["models"])
+    assert names[:3] == ["teacher", "baseline", "ensemble"]
+    cv = pd.read_csv(tmp_path / "run" / "predictions_cv.csv")
+    score = [f"score_{c}" for c in w.class_names]
+    key = ["fold", "start", "animal"]
+    t, b, e = (cv[cv.model == m].sort_values(key) for m in ("teacher", "baseline", "ensemble"))
+    assert len(e) == len(w)  # LOAO: every window once
+    np.testing.assert_allclose(e[score].to_numpy(),
+                               0.5 * t[score].to_numpy() + 0.5 * b[score].to_numpy(),
+                               atol=2e-6)  # fmt: skip
+    assert res["models"]["ensemble"]["per_fold"][0]["n"] > 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| ensemble |" in report and "`ensemble` is the teacher the students" in report
+    # Without the mixture there is no ensemble row.
+    plain = replace(cfg, kd=KDConfig(cross_fit_groups=2))
+    res = run_windows(w, plain, tmp_path / "plain", dataset_name="separable", progress=False)
+    assert "ensemble" not in res["models"]

@@ -6,8 +6,9 @@ import pytest
 
 from ethoedge.experiment.keys import ModelKey
 
-NAMES = ["teacher", "baseline", "student", "student_kd", "student_h16", "student_kd_h16",
-         "student_w8", "student_kd_w16", "student_h16_w8", "student_kd_h8_w6"]  # fmt: skip
+NAMES = ["teacher", "baseline", "ensemble", "student", "student_kd", "student_h16",
+         "student_kd_h16", "student_w8", "student_kd_w16", "student_h16_w8",
+         "student_kd_h8_w6"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", NAMES)

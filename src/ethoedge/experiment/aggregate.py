@@ -82,9 +82,9 @@ class Results:
 
 
 def model_order(key: ModelKey, sizes: Sequence[int | None] = ()) -> tuple[Any, ...]:
-    """Report order: teacher, baseline, float students (headline size first, plain before
-    distilled), then quantized students (plain before distilled, widest first)."""
-    role = {"teacher": 0, "baseline": 1, "student": 2}[key.role]
+    """Report order: teacher, baseline, ensemble, float students (headline size first, plain
+    before distilled), then quantized students (plain before distilled, widest first)."""
+    role = {"teacher": 0, "baseline": 1, "ensemble": 2, "student": 3}[key.role]
     rank = (
         list(sizes).index(key.hidden) if key.hidden in sizes else (0 if key.hidden is None else 99)
     )
@@ -96,6 +96,27 @@ def model_order(key: ModelKey, sizes: Sequence[int | None] = ()) -> tuple[Any, .
 def sorted_models(models: Mapping[ModelKey, Any]) -> dict[ModelKey, Any]:
     sizes = [None, *sorted({k.hidden for k in models if k.hidden is not None}, reverse=True)]
     return {k: models[k] for k in sorted(models, key=lambda k: model_order(k, sizes))}
+
+
+def ensemble_predictions(
+    teacher: Sequence[Prediction], baseline: Sequence[Prediction], weight: float
+) -> list[Prediction]:
+    """The ensemble teacher's held-out predictions: per fold, ``(1 - weight) * teacher +
+    weight * baseline`` probabilities on the fold's test windows (the mixture that
+    ``kd.baseline_weight`` distils, applied to animals neither model saw)."""
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"ensemble weight must be in (0, 1], got {weight}")
+    base = {p.fold: p for p in baseline}
+    out = []
+    for t in teacher:
+        b = base.get(t.fold)
+        if b is None:
+            continue
+        if not np.array_equal(t.test_idx, b.test_idx):
+            raise ValueError(f"fold {t.fold}: teacher and baseline predicted other windows")
+        probs = ((1.0 - weight) * t.probs.astype(np.float64) + weight * b.probs).astype(np.float32)
+        out.append(Prediction(t.fold, t.seed, t.test_idx, probs, t.best_epoch, t.epochs_run))
+    return out
 
 
 def pooled_by_seed(

@@ -1,11 +1,12 @@
 """Model identity: one small frozen type, rendered to and parsed from the documented
 ``results.json`` names in exactly one place.
 
-Names: ``teacher``, ``baseline``, ``student``, ``student_kd``, ``student_h{H}``,
-``student_kd_h{H}`` and, quantized at W bits, the same with ``_w{W}`` appended
-(``student_kd_w8``, ``student_h16_w8``). ``student`` without ``_h`` is the run's headline
-student size (``RunConfig.student``); ``_h{H}`` names the further sizes of
-``RunConfig.student_sizes``.
+Names: ``teacher``, ``baseline``, ``ensemble`` (the distillation teacher of
+``kd.baseline_weight``: teacher and baseline probabilities mixed), ``student``,
+``student_kd``, ``student_h{H}``, ``student_kd_h{H}`` and, quantized at W bits, the same
+with ``_w{W}`` appended (``student_kd_w8``, ``student_h16_w8``). ``student`` without ``_h``
+is the run's headline student size (``RunConfig.student``); ``_h{H}`` names the further
+sizes of ``RunConfig.student_sizes``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["teacher", "baseline", "student"]
+Role = Literal["teacher", "baseline", "ensemble", "student"]
+_WHOLE = ("teacher", "baseline", "ensemble")
 
 _STUDENT = re.compile(r"^student(?P<kd>_kd)?(?:_h(?P<h>[1-9][0-9]*))?(?:_w(?P<w>[1-9][0-9]*))?$")
 
@@ -24,7 +26,7 @@ class ModelKey:
     """Which model: its role, its student size, whether it was distilled, its word length.
 
     Attributes:
-        role: ``teacher``, ``baseline`` or ``student``.
+        role: ``teacher``, ``baseline``, ``ensemble`` or ``student``.
         hidden: the student's hidden size H where it is not the run's headline size; None for
             the headline student (and for teacher and baseline).
         kd: trained by knowledge distillation from the teacher.
@@ -42,7 +44,7 @@ class ModelKey:
     bits: int | None = None
 
     def __post_init__(self) -> None:
-        if self.role not in ("teacher", "baseline", "student"):
+        if self.role not in (*_WHOLE, "student"):
             raise ValueError(f"unknown model role {self.role!r}")
         if self.role != "student" and (self.hidden is not None or self.kd or self.bits):
             raise ValueError(f"a {self.role} has no student size, distillation or word length")
@@ -65,7 +67,7 @@ class ModelKey:
     @classmethod
     def parse(cls, name: str) -> ModelKey:
         """Inverse of :attr:`name`; ValueError for a name that is none of the documented ones."""
-        if name in ("teacher", "baseline"):
+        if name in _WHOLE:
             return cls(name)  # type: ignore[arg-type]
         m = _STUDENT.match(name)
         if m is None:
@@ -100,5 +102,6 @@ class ModelKey:
 
 TEACHER = ModelKey("teacher")
 BASELINE = ModelKey("baseline")
+ENSEMBLE = ModelKey("ensemble")
 STUDENT = ModelKey("student")
 STUDENT_KD = ModelKey("student", kd=True)

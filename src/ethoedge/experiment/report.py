@@ -20,7 +20,7 @@ from ethoedge.evaluate.metrics import per_class_csv, save_confusion
 from ethoedge.evaluate.report import Report, md_table
 from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, sorted_models
 from ethoedge.experiment.deploy import QUANTIZED_BASES
-from ethoedge.experiment.keys import BASELINE, ModelKey
+from ethoedge.experiment.keys import BASELINE, ENSEMBLE, ModelKey
 from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text
 
 DQ_HEADER = ["model", "W (bits)", "bytes", "MCC", "sd", "ΔMCC vs float", "macro F1",
@@ -212,6 +212,13 @@ def section_results(r: ReportInput) -> str | None:
     header = ["model", "params", "MMACs/window", "kB", "MCC", "sd", "fold MCC", "macro F1",
               "accuracy"]  # fmt: skip
     text = md_table(header, rows) + "\n\n" + HEADLINE
+    if ENSEMBLE in r.results.models:
+        w = r.cfg.kd.baseline_weight
+        text += (
+            f" `ensemble` is the teacher the students are distilled from: {1 - w:g} x the "
+            f"teacher's and {w:g} x the baseline's probabilities (`kd.baseline_weight`), here "
+            "scored on the held-out animals."
+        )
     base = r.results.models.get(BASELINE)
     if base is not None:
         gains = [

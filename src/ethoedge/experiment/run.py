@@ -30,7 +30,13 @@ from ethoedge import __version__
 from ethoedge.bundle import save_bundle
 from ethoedge.config import RunConfig, save_yaml
 from ethoedge.data.windows import Windows
-from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, aggregate
+from ethoedge.experiment.aggregate import (
+    HEADLINE,
+    Prediction,
+    Results,
+    aggregate,
+    ensemble_predictions,
+)
 from ethoedge.experiment.deploy import (
     add_deployment_costs,
     check_verified,
@@ -41,7 +47,7 @@ from ethoedge.experiment.deploy import (
 from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import check_config_against_data, fold_windows
 from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
-from ethoedge.experiment.keys import BASELINE, TEACHER, ModelKey
+from ethoedge.experiment.keys import BASELINE, ENSEMBLE, TEACHER, ModelKey
 from ethoedge.experiment.report import (
     ReportInput,
     csv_text,
@@ -109,11 +115,15 @@ def run_windows(
 
     # aggregate
     predictions = _predictions(outputs.values())
+    if cfg.kd.baseline_weight > 0 and TEACHER in predictions and BASELINE in predictions:
+        predictions[ENSEMBLE] = ensemble_predictions(
+            predictions[TEACHER], predictions[BASELINE], cfg.kd.baseline_weight
+        )
     C, channels = len(windows.class_names), windows.X.shape[1]
     costs = {
         k: model_cost(_model_for_cost(cfg, k, C, channels), windows.n_samples)
         for k in predictions
-        if k != BASELINE
+        if k not in (BASELINE, ENSEMBLE)
     }
     if BASELINE in predictions:
         costs[BASELINE] = _baseline_cost([o for o in outputs.values() if o.job.key == BASELINE])
