@@ -82,6 +82,12 @@ def test_unlabelled_folder_cli_writes_every_answer(bundle_dir, tmp_path, capsys)
     # 2024-06-01 00:00 UTC is 02:00 in Berlin: the dates are local.
     assert set(budget.date) == {"2024-06-01"}
     assert (out / "ethogram_cow_1.png").stat().st_size > 2000
+    # --no-plots: the tables only.
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(tmp_path / "np"),
+                 "--quiet", "--no-plots"])  # fmt: skip
+    assert code == 0 and "plots" not in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "np").iterdir()} == {"windows.csv", "bouts.csv",
+                                                             "budget.csv"}  # fmt: skip
 
 
 def test_labelled_cli_prints_metrics_and_confusion(bundle_dir, tmp_path, capsys):
@@ -249,3 +255,31 @@ def test_a_bundle_written_again_at_the_same_path_is_read_again(tmp_path):
         res = classify(d, DataConfig(path=str(rec)), tmp_path / f"p{seed}.csv", plots=False)
         scores.append(res.predictions[[f"score_{c}" for c in CLASSES]].to_numpy())
     assert not np.allclose(scores[0], scores[1])
+
+
+def test_plots_drawn_in_the_helper_process_are_the_plots_drawn_here(bundle_dir, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    """The ethograms and the budget chart come from a helper process forked at the start
+    (it imports matplotlib while the windows are classified): the same PNGs, byte for byte,
+    as drawn in the calling process, which then never imports matplotlib itself."""
+    import importlib
+    import subprocess
+    import sys
+
+    cl = importlib.import_module("ethoedge.experiment.classify")  # the module, not the function
+    logs = _folder(tmp_path)
+    code = (
+        "import sys; from ethoedge.experiment import classify; "
+        "from ethoedge.data import DataConfig; "
+        f"r = classify({str(bundle_dir)!r}, DataConfig(path={str(logs)!r}), "
+        f"{str(tmp_path / 'helper')!r}); "
+        "print(len(r.plots), 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.split() == ["4", "False"]  # 3 ethograms and the budget; matplotlib elsewhere
+    monkeypatch.setattr(cl, "_plot_process", lambda: None)
+    here = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "here")
+    assert len(here.plots) == 4
+    for p in here.plots:
+        assert p.read_bytes() == (tmp_path / "helper" / p.name).read_bytes(), p.name

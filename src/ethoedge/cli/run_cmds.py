@@ -166,6 +166,9 @@ def classify_cmd(
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
     labels_tz: str | None = labels_tz_opt(),
+    plots: bool = typer.Option(
+        True, "--plots/--no-plots", help="Draw the ethograms and the budget chart (PNG)."
+    ),
     quiet: bool = quiet_opt(),
 ) -> None:
     """Classify every window; write bouts, daily time budgets and ethograms; print hours per
@@ -180,7 +183,7 @@ def classify_cmd(
     res = classify(
         bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,
         smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
-        ray_address=ray_address, chunk_rows=chunk_rows, progress=not quiet,
+        ray_address=ray_address, chunk_rows=chunk_rows, plots=plots, progress=not quiet,
     )  # fmt: skip
     con = Console()
     table = Table(title="time budget (hours per behaviour)")
@@ -204,5 +207,6 @@ def classify_cmd(
         for name, row in zip(res.class_names, res.confusion, strict=True):
             cm.add_row(name, *[f"{int(v):,}" for v in row])
         con.print(cm)
-    where = res.out if res.bouts_csv is None else f"{res.out}/ (windows, bouts, budget, plots)"
+    what = "windows, bouts, budget" + (", plots" if res.plots else "")
+    where = res.out if res.bouts_csv is None else f"{res.out}/ ({what})"
     con.print(f"{res.n_windows:,} windows -> {where}")

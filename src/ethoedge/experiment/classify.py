@@ -216,12 +216,15 @@ def classify(
         raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    plotter = None
     try:
         tasks = [
             _Task(i, f, bundle_dir, replace(data_cfg, path=str(f)).to_dict(), engine, bits,
                   device, chunk_rows, smooth, min_bout_s, tz, tmp, labels)
             for i, f in enumerate(files)
         ]  # fmt: skip
+        # The plots' helper process imports matplotlib while the windows are classified.
+        plotter = _plot_process() if plots and not single and executor == "serial" else None
         summaries: list[_FileSummary] = map_tasks(
             _classify_file,
             tasks,
@@ -260,17 +263,17 @@ def classify(
             daily.to_csv(tmp / "budget.csv", index=False)
             written = [windows_tmp, tmp / "bouts.csv", tmp / "budget.csv"]
             if plots:
-                from ethoedge.experiment.ethogram import plot_budget, plot_ethogram
-
                 animals = list(dict.fromkeys(a for s in summaries for a in s.animals))
+                jobs: list[tuple[Any, tuple[Any, ...]]] = []
                 for a in animals:
                     parts = [tmp / f"b{s.index}.part" for s in summaries if a in s.animals]
                     p = tmp / f"ethogram_{_safe(a)}.png"
-                    plot_ethogram(_animal_bouts(parts, a), a, classes, tz, p)
+                    jobs.append((_draw_ethogram, (parts, a, classes, tz, p)))
                     written.append(p)
                 p = tmp / "budget.png"
-                plot_budget(daily, classes, tz, p)
+                jobs.append((_draw_budget, (daily, classes, tz, p)))
                 written.append(p)
+                _draw_all(jobs, plotter)
         # Every output is complete: move them into place.
         if single:
             final = [out]
@@ -298,7 +301,57 @@ def classify(
             notes=[s.note for s in summaries],
         )
     finally:
+        if plotter is not None:
+            plotter.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plot_process() -> Any:
+    """A helper process for the plots, forked now so that it imports matplotlib on the other
+    core while this one classifies; None where forking is not safe or not available (another
+    thread running, or no ``fork``): the plots are then drawn here."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ethoedge.experiment.ethogram import import_matplotlib
+
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=import_matplotlib)
+    pool.submit(int)  # the process starts on its first task
+    return pool
+
+
+def _draw_all(jobs: list[tuple[Any, tuple[Any, ...]]], plotter: Any) -> None:
+    """Run the drawing jobs in the helper process (errors raised here), or here without one
+    (or if the helper died)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if plotter is not None:
+        try:
+            for f in [plotter.submit(fn, *args) for fn, args in jobs]:
+                f.result()
+            return
+        except BrokenProcessPool:
+            pass
+    for fn, args in jobs:
+        fn(*args)
+
+
+def _draw_ethogram(
+    parts: list[Path], animal: str, classes: tuple[str, ...], tz: str, path: Path
+) -> None:
+    from ethoedge.experiment.ethogram import plot_ethogram
+
+    plot_ethogram(_animal_bouts(parts, animal), animal, classes, tz, path)
+
+
+def _draw_budget(daily: pd.DataFrame, classes: tuple[str, ...], tz: str, path: Path) -> None:
+    from ethoedge.experiment.ethogram import plot_budget
+
+    plot_budget(daily, classes, tz, path)
 
 
 def _safe(name: str) -> str:

@@ -14,6 +14,15 @@ from ethoedge.experiment.bouts import split_days
 from ethoedge.io import atomic_path
 
 
+def import_matplotlib() -> None:
+    """Import what the plots use (the slow part of a first plot: about half a second), e.g.
+    in a helper process while the windows are still being classified."""
+    import matplotlib.collections
+    import matplotlib.figure
+    import matplotlib.patches  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+
 def _colours(behaviours: tuple[str, ...] | list[str]) -> dict[str, Any]:
     import matplotlib
 
