@@ -263,6 +263,8 @@ def classify(
             daily.to_csv(tmp / "budget.csv", index=False)
             written = [windows_tmp, tmp / "bouts.csv", tmp / "budget.csv"]
             if plots:
+                from ethoedge.experiment.ethogram import plot_budget
+
                 animals = list(dict.fromkeys(a for s in summaries for a in s.animals))
                 jobs: list[tuple[Any, tuple[Any, ...]]] = []
                 for a in animals:
@@ -271,7 +273,7 @@ def classify(
                     jobs.append((_draw_ethogram, (parts, a, classes, tz, p)))
                     written.append(p)
                 p = tmp / "budget.png"
-                jobs.append((_draw_budget, (daily, classes, tz, p)))
+                jobs.append((plot_budget, (daily, classes, tz, p)))
                 written.append(p)
                 _draw_all(jobs, plotter)
         # Every output is complete: move them into place.
@@ -346,12 +348,6 @@ def _draw_ethogram(
     from ethoedge.experiment.ethogram import plot_ethogram
 
     plot_ethogram(_animal_bouts(parts, animal), animal, classes, tz, path)
-
-
-def _draw_budget(daily: pd.DataFrame, classes: tuple[str, ...], tz: str, path: Path) -> None:
-    from ethoedge.experiment.ethogram import plot_budget
-
-    plot_budget(daily, classes, tz, path)
 
 
 def _safe(name: str) -> str:
