@@ -207,7 +207,8 @@ class Classifier:
         more than one batch, the batches run side by side on that many Python threads
         (a GRU step is too small to split well across threads; whole batches are not), each
         with one BLAS or PyTorch intra-op thread: the same values, batch for batch, as one
-        thread computes them; else one batch at a time on ``threads`` BLAS threads.
+        thread computes them; else one batch at a time (the NumPy student on one BLAS
+        thread, PyTorch on ``threads``).
         PyTorch's intra-op thread count is process-wide: it is 1 for the duration of such a
         call and restored after it (a thread that first uses PyTorch meanwhile starts
         with 1)."""
@@ -222,7 +223,9 @@ class Classifier:
 
             starts = range(0, len(Xn), model.batch_size)
             side_by_side = threads > 1 and len(starts) > 1
-            with threadpool_limits(limits=1 if side_by_side else threads, user_api="blas"):
+            # BLAS on one thread: the student's products are small, and a product split
+            # among threads could round a window otherwise than one thread does.
+            with threadpool_limits(limits=1, user_api="blas"):
                 if not side_by_side:
                     return model(Xn)
                 pool = self._thread_pool(threads)

@@ -8,26 +8,64 @@ weights (a bundle's ``student.npz``): the input stage, ``relu(inp(x))``, PyTorch
 float32 rounding only (about 1e-6; the tests bound it on the bundled windows).
 
 Speed: arrays are batch-minor (a row of a batch's windows per channel, gate or state unit),
-so every element-wise pass is one contiguous sweep; each step is one product of the input
-stage's weights with ``[x_t; 1]`` and one of the stacked gate weights with ``[a_t; h; 1]``
-(the working set stays in cache), then a few element-wise passes. The sigmoids are
+so every element-wise pass is one contiguous sweep; the input stage runs for every step at
+once, then each step is one product of the stacked gate weights with ``[a_t; h; 1]`` (the
+working set stays in cache) and a few element-wise passes. The sigmoids are
 ``(1 + tanh(x / 2)) / 2``, with the halving folded into the weights (exact: scaling by a power
-of two), so each step calls ``tanh`` twice. Batches are padded to whole blocks of 64 windows,
-so a window's logits do not depend on the batch it is in.
+of two), so each step calls ``tanh`` twice.
+
+A window's logits do not depend on the batch it is in, bit for bit. BLAS does not promise
+that: how it splits the columns of a matrix product among its kernels depends on the number
+of columns, and on some CPUs a column is rounded differently at different positions (OpenBLAS
+on AVX2: the first and last 8 of 64 columns one way, the middle 48 another). So every product
+here is a stack of products of one fixed width (:func:`lane_width`: the widest of 64, 32, 16,
+8, 4, 2 at which this machine's BLAS computes every column of a product of that shape alike,
+checked once per shape on random data; 1 otherwise), each window in one column of one of
+them, batches padded to whole blocks, and BLAS on one thread (the caller runs batches side by
+side).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
-# Batches are padded to a multiple of this many windows: every window then sits in a whole
-# block of a matrix product's rows (no edge blocks, computed in another order), so a window's
-# logits are the same, bit for bit, in any batch.
-_LANES = 64
+_WIDTHS = (64, 32, 16, 8, 4, 2)  # widths tried by lane_width, widest first
+
+
+@functools.cache
+def _uniform_width(rows: int, inner: int, width: int) -> bool:
+    """Whether ``np.matmul(W, X)`` for ``W (rows, inner)`` and a stack ``X (k, inner, width)``
+    gives a column the same float32 values at every position of ``width``, whatever the other
+    columns hold: the same column is put at each position of one stack, among random others,
+    with the stack contiguous and as a view of a ``(inner, k * width)`` array (both forms are
+    used)."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(rows, inner)).astype(np.float32)
+    X = rng.normal(size=(width, inner, width)).astype(np.float32)
+    col = rng.normal(size=inner).astype(np.float32)
+    lanes = np.arange(width)
+    X[lanes, :, lanes] = col
+    flat = np.ascontiguousarray(X.transpose(1, 0, 2)).reshape(inner, width * width)
+    for stack in (X, flat.reshape(inner, width, width).transpose(1, 0, 2)):
+        got = np.matmul(W, stack)[lanes, :, lanes]  # (width, rows): column j of slice j
+        if not (got == got[0]).all():
+            return False
+    return True
+
+
+def lane_width(*shapes: tuple[int, int]) -> int:
+    """The widest of 64, 32, 16, 8, 4 and 2 columns at which every product ``W @ X`` with ``W``
+    of one of ``shapes`` (rows, inner) computes each column alike at every position (else 1):
+    products stacked at that width give each window the same values in any batch."""
+    for width in _WIDTHS:
+        if all(_uniform_width(r, k, width) for r, k in shapes):
+            return width
+    return 1
 
 
 def static_filter_matrix(length: int, alpha: float) -> np.ndarray:
@@ -92,6 +130,7 @@ class NumpyStudent:
         self._out_w = np.ascontiguousarray(f32["out.weight"])
         self._out_b = f32["out.bias"][:, None]
         self._filters: dict[int, np.ndarray] = {}
+        self._widths: dict[int, int] = {}
 
     @classmethod
     def from_npz(
@@ -112,32 +151,59 @@ class NumpyStudent:
         parts = [self._batch(Xn[i : i + size]) for i in range(0, len(Xn), size)]
         return np.concatenate(parts)
 
-    def _front(self, x: np.ndarray) -> np.ndarray:
-        """The input stage's channels and a channel of ones, time-major and batch-minor:
-        ``(L, k + 1, n)``."""
+    def width(self, length: int) -> int:
+        """Windows per block of every matrix product, for windows of ``length`` samples (see
+        the module docstring)."""
+        if length not in self._widths:
+            shapes = [self._inp_w.shape, self._gates.shape, self._mlp_w.shape, self._out_w.shape]
+            if self.input != "raw":
+                shapes.append((length, length))
+            self._widths[length] = lane_width(*[(int(r), int(k)) for r, k in shapes])
+        return self._widths[length]
+
+    def _front(self, x: np.ndarray, width: int) -> np.ndarray:
+        """The input stage's channels and a channel of ones, time-major, in blocks of
+        ``width`` windows: ``(L, blocks, k + 1, width)``."""
+        n, c, L = x.shape
+        blocks = -(-n // width)
+        xt = np.zeros((blocks * width, c, L), dtype=np.float32)
+        xt[:n] = x
         if self.input != "raw":
-            L = x.shape[2]
             if L not in self._filters:
                 self._filters[L] = np.ascontiguousarray(
-                    static_filter_matrix(L, self.alpha).T.astype(np.float32)
+                    static_filter_matrix(L, self.alpha).astype(np.float32)
                 )
-            static = x @ self._filters[L]
-            dynamic = x - static
-            x = dynamic if self.input == "dynamic" else np.concatenate([dynamic, static], axis=1)
-        n, k, L = x.shape
-        steps = np.zeros((L, k + 1, -(-n // _LANES) * _LANES), dtype=np.float32)
-        steps[:, :k, :n] = x.transpose(2, 1, 0)
-        steps[:, k] = 1.0
+            # (blocks * c, L, width): a block's windows as the columns, one product per channel.
+            cols = xt.reshape(blocks, width, c, L).transpose(0, 2, 3, 1).reshape(-1, L, width)
+            static = np.matmul(self._filters[L], cols)
+            dynamic = cols - static
+            parts = [dynamic] if self.input == "dynamic" else [dynamic, static]
+            # back to (L, blocks, k, width)
+            stage = np.concatenate(
+                [p.reshape(blocks, c, L, width) for p in parts], axis=1
+            ).transpose(2, 0, 1, 3)
+        else:
+            stage = xt.reshape(blocks, width, c, L).transpose(3, 0, 2, 1)
+        k = stage.shape[2]
+        steps = np.empty((L, blocks, k + 1, width), dtype=np.float32)
+        steps[:, :, :k] = stage
+        steps[:, :, k] = 1.0
         return steps
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
-        # Batch-minor layout (rows of n windows): each gate and the state are whole row
-        # blocks of contiguous memory, so every element-wise pass is one contiguous sweep,
-        # and a step's working set ([a_t; h; 1] and the gates) stays in cache.
+        # Batch-minor arrays (a row of the batch's windows per gate or state unit): every
+        # element-wise pass is one contiguous sweep. Each product is a stack of products of
+        # one block of `width` windows each (a view of those rows).
         H = self.hidden
         D = self._inp_w.shape[0]
-        steps = self._front(x)  # (L, k + 1, n), n padded to whole blocks of lanes
-        n = steps.shape[2]
+        width = self.width(x.shape[2])
+        steps = self._front(x, width)  # (L, blocks, k + 1, width)
+        blocks = steps.shape[1]
+        n = blocks * width
+
+        def stack(a: np.ndarray) -> np.ndarray:  # (rows, n) -> (blocks, rows, width) view
+            return a.reshape(a.shape[0], blocks, width).transpose(1, 0, 2)
+
         buf = np.zeros((D + H + 1, n), dtype=np.float32)  # [a_t; h; 1]
         buf[D + H] = 1.0
         a_t, h = buf[:D], buf[D : D + H]
@@ -145,10 +211,12 @@ class NumpyStudent:
         rz, t_r, t_z = g[: 2 * H], g[:H], g[H : 2 * H]
         g_in, g_hn = g[2 * H : 3 * H], g[3 * H :]
         cand = np.empty((H, n), dtype=np.float32)
-        for x_t in steps:
-            np.matmul(self._inp_w, x_t, out=a_t)
-            np.maximum(a_t, 0.0, out=a_t)
-            np.matmul(self._gates, buf, out=g)
+        buf_s, g_s, a_s = stack(buf), stack(g), stack(a_t)
+        inputs = np.matmul(self._inp_w, steps)  # (L, blocks, D, width): every step at once
+        np.maximum(inputs, 0.0, out=inputs)
+        for a_in in inputs:
+            a_s[...] = a_in
+            np.matmul(self._gates, buf_s, out=g_s)
             np.tanh(rz, out=rz)  # r = (1 + t_r) / 2, z = (1 + t_z) / 2
             np.multiply(t_r, g_hn, out=cand)  # g_hn is half of W_hn h + b_hn
             cand += g_hn
@@ -159,9 +227,10 @@ class NumpyStudent:
             h -= cand  # h' = n + z (h - n)
             h *= t_z
             h += cand
-        m = self._mlp_w @ h
+        m = np.matmul(self._mlp_w, stack(h))
         m += self._mlp_b
         np.maximum(m, 0.0, out=m)
-        z = self._out_w @ m
+        z = np.matmul(self._out_w, m)
         z += self._out_b
-        return np.ascontiguousarray(z[:, : x.shape[0]].T)
+        # (blocks, C, width) -> (windows, C)
+        return np.ascontiguousarray(z.transpose(0, 2, 1).reshape(-1, z.shape[1])[: x.shape[0]])
