@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -473,10 +474,9 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
                 write_csv_rows(bf, {c: frame[c].to_numpy() for c in frame.columns})
                 budget.add(bouts)
 
-        for wb in blocks:
-            if wb.animal not in animals:
-                animals.append(wb.animal)
-            pred, probs = clf.predict_with_proba(wb.X)
+        def finish(wb: WindowBlock, scored: Future[tuple[np.ndarray, np.ndarray]]) -> None:
+            nonlocal n
+            pred, probs = scored.result()
             codes, uniq = pd.factorize(wb.label, use_na_sentinel=True)  # None: -1
             y = np.array([*(lut.get(str(u), -1) for u in uniq), -1], np.int64)[codes]
             ok = y >= 0
@@ -487,6 +487,20 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             if tick is not None:
                 tick(f"{n:,} windows")
             _trim_heap()
+
+        # One block ahead: the classifier scores a block on its own thread while this one
+        # reads and windows the next block, and writes the previous one's rows.
+        with ThreadPoolExecutor(1, thread_name_prefix="ethoedge-score") as scorer:
+            pending: tuple[WindowBlock, Future[tuple[np.ndarray, np.ndarray]]] | None = None
+            for wb in blocks:
+                if wb.animal not in animals:
+                    animals.append(wb.animal)
+                scored = scorer.submit(clf.predict_with_proba, wb.X)
+                if pending is not None:
+                    finish(*pending)
+                pending = (wb, scored)
+            if pending is not None:
+                finish(*pending)
         emit(builder.flush())
     return _FileSummary(task.index, n, confusion, budget.seconds, animals, note)
 
