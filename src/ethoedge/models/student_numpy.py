@@ -21,8 +21,9 @@ on AVX2: the first and last 8 of 64 columns one way, the middle 48 another). So 
 here is a stack of products of one fixed width (:func:`lane_width`: the widest of 64, 32, 16,
 8, 4, 2 at which this machine's BLAS computes every column of a product of that shape alike,
 checked once per shape on random data; 1 otherwise), each window in one column of one of
-them, batches padded to whole blocks, and BLAS on one thread (the caller runs batches side by
-side).
+them, and batches padded to whole blocks. BLAS should run on one thread, as the float engine
+(:class:`~ethoedge.inference.Classifier`) runs it, batches side by side: these products are
+too small to gain from more, and a product split among threads could be rounded otherwise.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def _uniform_width(rows: int, inner: int, width: int) -> bool:
     columns hold: the same column is put at each position of one stack, among random others,
     with the stack contiguous and as a view of a ``(inner, k * width)`` array (both forms are
     used)."""
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(0)
     W = rng.normal(size=(rows, inner)).astype(np.float32)
     X = rng.normal(size=(width, inner, width)).astype(np.float32)
@@ -51,10 +54,11 @@ def _uniform_width(rows: int, inner: int, width: int) -> bool:
     lanes = np.arange(width)
     X[lanes, :, lanes] = col
     flat = np.ascontiguousarray(X.transpose(1, 0, 2)).reshape(inner, width * width)
-    for stack in (X, flat.reshape(inner, width, width).transpose(1, 0, 2)):
-        got = np.matmul(W, stack)[lanes, :, lanes]  # (width, rows): column j of slice j
-        if not (got == got[0]).all():
-            return False
+    with threadpool_limits(limits=1, user_api="blas"):
+        for stack in (X, flat.reshape(inner, width, width).transpose(1, 0, 2)):
+            got = np.matmul(W, stack)[lanes, :, lanes]  # (width, rows): column j of slice j
+            if not (got == got[0]).all():
+                return False
     return True
 
 
