@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from ethoedge.experiment.keys import ModelKey
     from ethoedge.inference import Classifier
 
+    if not (args.run / "results.json").is_file():  # every fold's checkpoint is then finished
+        raise SystemExit(f"{args.run}: no results.json (not a finished ethoedge run)")
     cfg = load_yaml(args.run / "config.yaml")
     w = make_windows(load_dataset(cfg.data), cfg.window)
     if w.X.shape[1] != 3:
@@ -95,11 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 predict = fb.predict
             else:
-                key = ModelKey.parse(m)
-                ckpt = ctx.work_dir / f"{Job(name, key, seed).id}.pt"
-                if not ckpt.is_file():
-                    raise SystemExit(f"{ckpt}: no checkpoint (is the run finished?)")
-                model, _ = train_model(ctx, Job(name, key, seed))
+                job = Job(name, ModelKey.parse(m), seed)
+                if not (ctx.work_dir / f"{job.id}.pt").is_file():
+                    raise SystemExit(f"{args.run}: no checkpoint of {job.id} (a model of the run?)")
+                model, _ = train_model(ctx, job)
                 predict = Classifier(model, fold.normalizer, w.class_names).predict
             for n, R in turns:
                 Xr = np.einsum("ij,njl->nil", R, Xt).astype(np.float32)
