@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -207,3 +209,62 @@ def test_a_checkpoint_of_another_normalisation_or_other_soft_labels_is_not_resum
     _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)
     assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z)[1].resumed_from == CFG.epochs
     assert _train(X, y, norm, checkpoint=ck2, kd=kd, teacher_logits=z + 1.0)[1].resumed_from == 0
+
+
+def test_ema_keeps_the_moving_average_of_every_step_and_resumes_exactly(tmp_path, monkeypatch):
+    """With ``ema_epochs`` the returned weights are the exponential moving average of the
+    weights after every optimiser step (the first step's weights, then
+    ``e = d e + (1 - d) w``, ``d = exp(-1 / (ema_epochs * steps per epoch))``), the trained
+    weights follow the same path as without it, and a killed run resumes onto them exactly."""
+    import math
+
+    X, y, norm = _data()  # 90 windows, batches of 32: 3 steps per epoch (the last has 26)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0, device="cpu",
+                      augment=AugmentConfig(rotate=False, scale=0.0, jitter=0.0),
+                      ema_epochs=0.5)  # fmt: skip
+    steps: list[dict[str, torch.Tensor]] = []
+    real_step = torch.optim.AdamW.step
+    holder: dict[str, torch.nn.Module] = {}
+
+    def spy(self, *a, **kw):
+        out = real_step(self, *a, **kw)
+        steps.append({k: v.detach().clone() for k, v in holder["m"].state_dict().items()})
+        return out
+
+    def train(c, **kw):
+        seed_everything(0)
+        m = GRUStudent(3, StudentConfig(hidden=4))
+        holder["m"] = m
+        fit(m, X, y, norm, c, **kw)
+        return m
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    plain = train(replace(cfg, ema_epochs=0.0))
+    plain_steps, steps[:] = list(steps), []
+    ema = train(cfg)
+    assert len(steps) == len(plain_steps) == 9
+    for a, b in zip(steps, plain_steps, strict=True):  # the average does not steer training
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    d = math.exp(-1 / (0.5 * 3))
+    want = {k: v.double() for k, v in steps[0].items()}
+    for w in steps[1:]:
+        want = {k: d * want[k] + (1 - d) * w[k].double() for k in want}
+    got = ema.state_dict()
+    for k in want:
+        torch.testing.assert_close(got[k].double(), want[k], rtol=0, atol=1e-6)
+    assert not torch.equal(got["out.weight"], plain.state_dict()["out.weight"])
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, rec):
+        if epoch == 2:
+            raise Killed
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    with pytest.raises(Killed):
+        train(cfg, checkpoint=tmp_path / "e.pt", on_epoch=die)
+    resumed = train(cfg, checkpoint=tmp_path / "e.pt")
+    for (k, a), b in zip(got.items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k

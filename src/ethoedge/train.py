@@ -106,6 +106,10 @@ class TrainConfig:
         label_smoothing: label smoothing of the hard-label cross-entropy of plain training
             (0: off; the control a distilled student must beat). Distillation's loss keeps
             its hard-label term unsmoothed.
+        ema_epochs: keep an exponential moving average of the weights (and buffers), updated
+            after every optimiser step, with a time constant of this many epochs (decay
+            ``exp(-1 / (ema_epochs * steps per epoch))``); the averaged weights are the ones
+            scored, kept and returned (0: off, the trained weights themselves).
         seed: seed of the initialisation (via :func:`seed_everything`), shuffling, augmentation.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         augment: augmentation settings.
@@ -118,6 +122,7 @@ class TrainConfig:
     patience: NonNegInt = 6
     monitor: Literal["mcc", "loss"] = "mcc"
     label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    ema_epochs: NonNegFloat = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: Int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -301,7 +306,10 @@ def fit(
         soft = [np.asarray(teacher_logits, np.float32)]
     elif teacher is not None:
         soft = [v.detach().cpu().numpy() for v in teacher.state_dict().values()]
-    parts = [asdict(cfg), kd and asdict(kd), has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
+    settings = asdict(cfg)
+    if not cfg.ema_epochs:
+        del settings["ema_epochs"]  # off: checkpoints made before the option stay valid
+    parts = [settings, kd and asdict(kd), has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
     fp = _fingerprint(model, X, y, parts, soft)
 
     model.to(device)
@@ -320,6 +328,8 @@ def fit(
         teacher.to(device).eval()
 
     augment = cfg.augment.resolved(X)
+    ema = _ema(model, cfg, n)
+    kept = model if ema is None else ema.module  # the weights scored and kept
     start_epoch, best_epoch, bad = 0, 0, 0
     best_score: float | None = None
     best_state = _snapshot(model)
@@ -331,6 +341,8 @@ def fit(
         if state.get("fingerprint") == fp:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optim"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
             best_state = state["best_state"]
             best_score, best_epoch, bad = state["best_score"], state["best_epoch"], state["bad"]
             history = list(state["history"])
@@ -376,22 +388,24 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
             rec: dict[str, float] = {"epoch": epoch, "train_loss": total / max(count, 1)}
             if has_val:
-                vloss, vmcc = _evaluate(model, Xv, yv, 512, device)
+                vloss, vmcc = _evaluate(kept, Xv, yv, 512, device)
                 rec.update(val_loss=vloss, val_mcc=vmcc)
                 score = vmcc if cfg.monitor == "mcc" else -vloss
                 if best_score is None or score > best_score:
                     best_score, best_epoch, bad = score, epoch, 0
-                    best_state = _snapshot(model)
+                    best_state = _snapshot(kept)
                 else:
                     bad += 1
                 done = cfg.patience > 0 and bad >= cfg.patience
             else:
                 best_epoch = epoch
-                best_state = _snapshot(model)
+                best_state = _snapshot(kept)
             done = done or epoch == cfg.epochs
             rec["seconds"] = time.perf_counter() - t0
             history.append(rec)
@@ -408,6 +422,8 @@ def fit(
                     "history": history,
                     "done": done,
                 }
+                if ema is not None:
+                    state["ema"] = ema.state_dict()
                 with atomic_path(ckpt) as tmp:
                     torch.save(state, tmp)
             if on_epoch is not None:
@@ -418,6 +434,18 @@ def fit(
         torch.use_deterministic_algorithms(prev_det)
     model.load_state_dict(best_state)
     return FitResult(best_epoch, len(history), best_score, history, resumed_from)
+
+
+def _ema(model: nn.Module, cfg: TrainConfig, n: int) -> Any:
+    """The moving average (a :class:`torch.optim.swa_utils.AveragedModel`) of ``model``'s
+    weights with ``cfg.ema_epochs`` (None when off), for ``n`` training windows per epoch."""
+    if not cfg.ema_epochs:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    steps = n // cfg.batch_size + (n % cfg.batch_size >= 2)  # a last batch of one is skipped
+    decay = math.exp(-1.0 / (cfg.ema_epochs * max(steps, 1)))
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 @torch.no_grad()
