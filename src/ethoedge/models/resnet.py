@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from ethoedge.configbase import Int, PosInt, config_dataclass
 from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
+from ethoedge.models.window_stats import WindowStatistics, n_stats
 
 
 @config_dataclass(key="teacher")
@@ -33,12 +34,18 @@ class TeacherConfig:
         input: ``raw``, ``dynamic`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
         static_shift: the ``static_dynamic`` low-pass's smoothing factor is
             ``1 - 2**-static_shift``.
+        stats: a wide branch beside the convolutions: hand-made statistics of the normalised
+            window before the input stage (:mod:`ethoedge.models.window_stats`: posture,
+            spread, quantiles, spectral bands), batch-normalised, through a linear layer of
+            ``stats`` units and ReLU, joined to the pooled convolution features before the
+            last layer; 0: none.
     """
 
     filters: tuple[PosInt, ...] = (64, 128, 128)
     kernels: tuple[PosInt, ...] = (8, 5, 3)
     input: InputStage = "raw"
     static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
+    stats: Annotated[Int, Field(ge=0)] = 0
 
 
 class SameConv1d(nn.Conv1d):
@@ -89,15 +96,24 @@ class ResNetTeacher(nn.Module):
             blocks.append(ResidualBlock(c, f, cfg.kernels))
             c = f
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(c, n_classes)
+        self.wide: nn.Module | None = None
+        if cfg.stats:
+            m = n_stats(n_channels)
+            self.wide = nn.Sequential(
+                WindowStatistics(), nn.BatchNorm1d(m), nn.Linear(m, cfg.stats), nn.ReLU()
+            )
+        self.fc = nn.Linear(c + cfg.stats, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(self.front(x))  # (b, F, L)
-        return self.fc(h.mean(dim=2))  # GAP -> (b, C)
+        h = self.blocks(self.front(x)).mean(dim=2)  # (b, F, L) -> GAP (b, F)
+        if self.wide is not None:
+            h = torch.cat([h, self.wide(x)], dim=1)
+        return self.fc(h)  # (b, C)
 
     def macs(self, n_samples: int) -> int:
         """Multiply-accumulates per window: every convolution (incl. shortcuts) and the linear
-        layer. Batch norm, ReLU, additions and pooling are not counted."""
+        layer (and the wide branch's linear layer). Batch norm, ReLU, additions, pooling and the
+        window statistics are not counted."""
         per_sample = 0
         c = input_channels(self.cfg.input, self.n_channels)
         for f in self.cfg.filters:
@@ -107,7 +123,8 @@ class ResNetTeacher(nn.Module):
                 cin = f
             per_sample += c * f  # shortcut 1x1
             c = f
-        return per_sample * n_samples + c * self.n_classes
+        wide = n_stats(self.n_channels) * self.cfg.stats if self.cfg.stats else 0
+        return per_sample * n_samples + wide + (c + self.cfg.stats) * self.n_classes
 
 
 def expected_param_count(
@@ -127,4 +144,7 @@ def expected_param_count(
             cin = f
         total += c * f + f + 2 * f  # shortcut conv + BN
         c = f
-    return total + c * n_classes + n_classes
+    if cfg.stats:
+        m = n_stats(n_channels)
+        total += 2 * m + m * cfg.stats + cfg.stats  # batch norm, linear
+    return total + (c + cfg.stats) * n_classes + n_classes
