@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 _QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
+_BAND_STARTS = (1, 2, 4, 8, 16)  # first FFT bin of each octave band; the last ends at Nyquist
 
 
 def octave_bands(L: int) -> list[tuple[int, int]]:
@@ -42,14 +43,14 @@ def octave_bands(L: int) -> list[tuple[int, int]]:
     [(1, 2), (2, 4), (4, 5), (5, 5), (5, 5)]
     """
     K = L // 2 + 1
-    edges = [min(e, K) for e in (1, 2, 4, 8, 16)] + [K]
-    return [(edges[i], max(edges[i], edges[i + 1])) for i in range(5)]
+    edges = [min(e, K) for e in _BAND_STARTS] + [K]
+    return [(edges[i], max(edges[i], edges[i + 1])) for i in range(len(_BAND_STARTS))]
 
 
 def n_stats(n_channels: int) -> int:
     """How many statistics :class:`WindowStatistics` returns per window of ``n_channels``."""
     pairs = n_channels * (n_channels - 1) // 2
-    return n_channels * (4 + len(_QUANTILES) + 1 + 5) + 3 + pairs
+    return n_channels * (4 + len(_QUANTILES) + 1 + len(_BAND_STARTS)) + 3 + pairs
 
 
 class WindowStatistics(nn.Module):
