@@ -26,6 +26,7 @@ from ethoedge.configbase import (
     AutoBool,
     Bool,
     Int,
+    NonNegFloat,
     NonNegInt,
     PosInt,
     Str,
@@ -38,12 +39,42 @@ from ethoedge.data.windows import WindowConfig
 from ethoedge.distill.config import KDConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_write_text
+from ethoedge.models.frontend import InputStage
 from ethoedge.models.gru_mlp import StudentConfig
 from ethoedge.models.resnet import TeacherConfig
 from ethoedge.quantize.config import QuantConfig
 from ethoedge.train import AugmentConfig, TrainConfig
 
 PRESETS = ("quick", "full")
+
+
+@config_dataclass()
+class StudentRecipe:
+    """One candidate recipe of the students (``RunConfig.student_recipes``): their input
+    stage and the heading augmentation they train with; everything else as configured.
+
+    Attributes:
+        input: the students' input stage (``StudentConfig.input``).
+        yaw_deg: ``student_train.augment.yaw_deg``, the turn about the axis gravity lies
+            along (0: off; 180: any heading).
+    """
+
+    input: InputStage = "static_dynamic"
+    yaw_deg: Annotated[NonNegFloat, Field(le=180)] = 180.0
+
+    @property
+    def name(self) -> str:
+        """``{input}_yaw{yaw_deg}``, e.g. ``static_dynamic_yaw180``."""
+        return f"{self.input}_yaw{self.yaw_deg:g}"
+
+    def apply(self, cfg: RunConfig) -> RunConfig:
+        """``cfg`` with its students trained by this recipe."""
+        st = cfg.student_train
+        return replace(
+            cfg,
+            student=replace(cfg.student, input=self.input),
+            student_train=replace(st, augment=replace(st.augment, yaw_deg=self.yaw_deg)),
+        )
 
 
 @config_dataclass()
@@ -106,6 +137,16 @@ class RunConfig:
             the teacher's convolutions depend on the thread count, so this keeps serial,
             process and Ray runs identical; with 1, small models use cores best as parallel
             jobs).
+        student_recipes: candidate recipes of the students (input stage and heading
+            augmentation, :class:`StudentRecipe`), chosen in each fold by inner animal-wise
+            validation (:mod:`ethoedge.experiment.recipes`): the fold's training animals in
+            ``recipe_groups`` groups; per candidate, one plain headline student per group,
+            trained on the other groups (first seed) and scored on it; the candidate with the
+            best MCC pooled over the groups trains every student of the fold. The deployment
+            bundle's student is chosen likewise among all animals. Empty: ``student`` and
+            ``student_train`` as given, in every fold.
+        recipe_groups: animal groups of that inner validation (at most the number of
+            training animals).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -135,6 +176,8 @@ class RunConfig:
     workers: PosInt = 1
     ray_address: Str | None = None
     job_threads: PosInt = 1
+    student_recipes: tuple[StudentRecipe, ...] = ()
+    recipe_groups: Annotated[Int, Field(ge=2)] = 4
 
     def __post_init__(self) -> None:
         bad = [b for b in self.export_bits if b not in (8, 16)]
@@ -144,6 +187,9 @@ class RunConfig:
             raise ConfigError(f"export_bits has duplicates: {list(self.export_bits)}")
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed")
+        names = [r.name for r in self.student_recipes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"student_recipes has duplicates: {names}")
 
     @property
     def min_animals(self) -> int:
@@ -280,6 +326,7 @@ __all__ = [
     "QuantConfig",
     "RunConfig",
     "StudentConfig",
+    "StudentRecipe",
     "TeacherConfig",
     "TrainConfig",
     "WindowConfig",

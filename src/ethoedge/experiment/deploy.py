@@ -6,7 +6,8 @@
   reference on its test windows; pooled like the float models into ``student_w{W}`` /
   ``student_kd_w{W}``.
 - :func:`train_deployment`: teacher, soft labels and the distilled student on all animals ->
-  :class:`~ethoedge.bundle.Bundle`.
+  :class:`~ethoedge.bundle.Bundle` (the student's recipe chosen among all animals where the
+  run has candidates, :mod:`ethoedge.experiment.recipes`).
 - :func:`export_deployment`: the bundle is quantized at ``cfg.export_bits``
   (``DIR/model/quantized/w{W}.json``), exported to C (``DIR/c/w{W}/``), verified bit for bit
   against the integer reference (host: every window; emulated Cortex-M4/M3:
@@ -32,6 +33,7 @@ from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import all_animals
 from ethoedge.experiment.jobs import Job, JobContext, soft_labels_path, train_model
 from ethoedge.experiment.keys import STUDENT, STUDENT_KD, TEACHER, ModelKey
+from ethoedge.experiment.recipes import choose_recipes
 from ethoedge.inference import Classifier
 
 QUANTIZED_BASES = (STUDENT, STUDENT_KD)
@@ -182,6 +184,12 @@ def train_deployment(
     )
     fold = all_animals(cfg, windows)
     ctx = JobContext(dcfg, windows, {fold.name: fold}, work_dir, threads)
+    choice = choose_recipes(
+        ctx, [fold], executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
+        progress=progress,
+    ).get(fold.name)  # fmt: skip
+    if choice is not None:
+        ctx = replace(ctx, recipes={fold.name: choice.chosen})
     jobs = [Job(fold.name, TEACHER, seed0), Job(fold.name, STUDENT_KD, seed0)]
     execute(ctx, jobs, progress=progress, label="all animals")
     teacher = train_model(ctx, jobs[0])[0].cpu().eval()
@@ -205,6 +213,7 @@ def train_deployment(
             "kd": asdict(cfg.kd),
             "seed": seed0,
             "dataset": dataset_name,
+            **({"student_recipe": choice.to_json()} if choice is not None else {}),
         },
     )
 

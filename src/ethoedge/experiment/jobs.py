@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ethoedge.config import RunConfig
+from ethoedge.config import RunConfig, StudentRecipe
 from ethoedge.data.windows import Windows
 from ethoedge.distill.soft_labels import (
     SoftLabels,
@@ -93,6 +93,13 @@ class JobContext:
     work_dir: Path
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, StudentRecipe] = field(default_factory=dict)  # fold -> its students'
+
+    def config_for(self, fold: str) -> RunConfig:
+        """The config a fold's models train with: ``cfg`` with the fold's student recipe
+        (:mod:`ethoedge.experiment.recipes`) where it has one."""
+        recipe = self.recipes.get(fold)
+        return self.cfg if recipe is None else recipe.apply(self.cfg)
 
 
 def student_sizes(cfg: RunConfig) -> dict[ModelKey, StudentConfig]:
@@ -141,7 +148,7 @@ def train_model(
 
     For a teacher, ``teacher_idx`` replaces the fold's teacher windows and ``name`` the
     checkpoint's file stem (the cross-fitted teachers of a fold)."""
-    cfg, w = ctx.cfg, ctx.windows
+    cfg, w = ctx.config_for(job.fold), ctx.windows
     fold = ctx.folds[job.fold]
     C, channels = len(w.class_names), w.X.shape[1]
     ckpt = ctx.work_dir / f"{name or job.id}.pt"

@@ -195,7 +195,27 @@ def section_data(r: ReportInput) -> str | None:
         f"- students: input `{cfg.student.input}`, plain students' label smoothing "
         f"{cfg.student_train.label_smoothing:g}; teacher input `{cfg.teacher.input}`\n"
         f"- jobs: executor `{info.get('executor', 'serial')}`, {info.get('workers', 1)} "
-        f"worker(s), {info.get('job_threads', 1)} torch thread(s) per job"
+        f"worker(s), {info.get('job_threads', 1)} torch thread(s) per job" + _recipes_line(r)
+    )
+
+
+def _recipes_line(r: ReportInput) -> str:
+    """The students' recipe of each fold, where the run chose it by inner validation."""
+    rec = r.results.info.get("student_recipes")
+    if not rec:
+        return ""
+    names = [c.name for c in r.cfg.student_recipes]
+    per_fold = "; ".join(
+        f"{fold} `{c['chosen']}` ("
+        + ", ".join(_num(c["inner_mcc"].get(n), "{:.3f}") for n in names)
+        + ")"
+        for fold, c in rec.items()
+    )
+    return (
+        f"\n- students' recipe per fold, chosen by inner animal-wise validation "
+        f"({r.cfg.recipe_groups} groups of the fold's training animals; inner MCC of "
+        + ", ".join(f"`{n}`" for n in names)
+        + f"): {per_fold}. The `students: input` above is the configured default."
     )
 
 

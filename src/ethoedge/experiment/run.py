@@ -20,6 +20,7 @@ Output directory::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import torch
 
 from ethoedge import __version__
 from ethoedge.bundle import save_bundle
-from ethoedge.config import RunConfig, save_yaml
+from ethoedge.config import RunConfig, StudentRecipe, save_yaml
 from ethoedge.data.windows import Windows
 from ethoedge.experiment.aggregate import (
     HEADLINE,
@@ -48,6 +49,7 @@ from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import check_config_against_data, fold_windows
 from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
 from ethoedge.experiment.keys import BASELINE, ENSEMBLE, TEACHER, ModelKey
+from ethoedge.experiment.recipes import RecipeChoice, choose_recipes
 from ethoedge.experiment.report import (
     ReportInput,
     csv_text,
@@ -101,6 +103,14 @@ def run_windows(
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = resolve_device(cfg.student_train.device) == "cuda"
     t0 = time.perf_counter()
+    choices = choose_recipes(
+        ctx, folds, executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
+        use_gpu=use_gpu, progress=progress,
+    )  # fmt: skip
+    if choices:
+        ctx = replace(ctx, recipes={f: c.chosen for f, c in choices.items()})
+        timings["recipe_selection_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     outputs = execute(
         ctx,
         plan_jobs(cfg, folds),
@@ -120,8 +130,10 @@ def run_windows(
             predictions[TEACHER], predictions[BASELINE], cfg.kd.baseline_weight
         )
     C, channels = len(windows.class_names), windows.X.shape[1]
+    # The students' size under the recipe most folds chose (parameters differ by input stage).
+    cost_cfg = _most_chosen(choices).apply(cfg) if choices else cfg
     costs = {
-        k: model_cost(_model_for_cost(cfg, k, C, channels), windows.n_samples)
+        k: model_cost(_model_for_cost(cost_cfg, k, C, channels), windows.n_samples)
         for k in predictions
         if k not in (BASELINE, ENSEMBLE)
     }
@@ -147,6 +159,8 @@ def run_windows(
         "workers": cfg.workers,
         "job_threads": cfg.job_threads,
     }
+    if choices:
+        info["student_recipes"] = {f: c.to_json() for f, c in choices.items()}
     results = aggregate(
         info, [f.name for f in folds], windows.y, windows.class_names, predictions, costs, extra
     )
@@ -197,6 +211,11 @@ def run_windows(
     doc = results.to_json()
     check_verified(doc, out)
     return doc
+
+
+def _most_chosen(choices: dict[str, RecipeChoice]) -> StudentRecipe:
+    names = [c.chosen.name for c in choices.values()]
+    return next(c.chosen for c in choices.values() if c.chosen.name == max(names, key=names.count))
 
 
 def _predictions(outputs: Any) -> dict[ModelKey, list[Prediction]]:
