@@ -18,6 +18,7 @@ from ethoedge.experiment.jobs import Job, JobContext, train_model
 from ethoedge.experiment.keys import STUDENT, STUDENT_KD
 from ethoedge.experiment.recipes import choose_recipes, inner_fold_name, inner_folds
 from ethoedge.experiment.run import run_windows
+from ethoedge.models import count_params
 from kdhelpers import separable_windows, tiny_config
 
 # The classes differ only in the static (gravity) part of axis x: the `dynamic` input stage
@@ -127,6 +128,8 @@ def test_every_student_of_a_fold_trains_with_its_choice(tmp_path):
             assert model.cfg.input == "raw"
             assert res.resumed_from == res.epochs_run  # the run's own checkpoint, not retrained
     assert doc["models"]["student"]["mcc"] > 0.3  # a blind student would be at chance
+    # sizes are those of the chosen recipe's students (`raw`: 3 inputs, not 6)
+    assert doc["models"]["student"]["params"] == count_params(model)
     bundle = json.loads((tmp_path / "model" / "bundle.json").read_text())
     assert bundle["student"]["input"] == "raw"
     assert bundle["meta"]["student_recipe"]["chosen"] == "raw_yaw0"

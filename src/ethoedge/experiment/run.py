@@ -20,6 +20,7 @@ Output directory::
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -214,8 +215,8 @@ def run_windows(
 
 
 def _most_chosen(choices: dict[str, RecipeChoice]) -> StudentRecipe:
-    names = [c.chosen.name for c in choices.values()]
-    return next(c.chosen for c in choices.values() if c.chosen.name == max(names, key=names.count))
+    """The recipe most folds chose (the first chosen among equals)."""
+    return Counter(c.chosen for c in choices.values()).most_common(1)[0][0]
 
 
 def _predictions(outputs: Any) -> dict[ModelKey, list[Prediction]]:
