@@ -184,10 +184,7 @@ def train_deployment(
     )
     fold = all_animals(cfg, windows)
     ctx = JobContext(dcfg, windows, {fold.name: fold}, work_dir, threads)
-    choice = choose_recipes(
-        ctx, [fold], executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
-        progress=progress,
-    ).get(fold.name)  # fmt: skip
+    choice = choose_recipes(ctx, [fold], progress=progress).get(fold.name)
     if choice is not None:
         ctx = replace(ctx, recipes={fold.name: choice.chosen})
     jobs = [Job(fold.name, TEACHER, seed0), Job(fold.name, STUDENT_KD, seed0)]

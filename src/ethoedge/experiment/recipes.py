@@ -72,9 +72,10 @@ def inner_folds(
     cfg, w = ctx.cfg, ctx.windows
     animals = w.animal[fold.train]
     groups = animal_groups(animals, cfg.recipe_groups)
+    names = [sorted(str(a) for a in g) for g in groups]
     out: dict[str, tuple[StudentRecipe, FoldWindows]] = {}
     if len(groups) < 2:
-        return [sorted(str(a) for a in g) for g in groups], out
+        return names, out
     for g, members in enumerate(groups):
         rows = np.isin(animals, members)
         train, test = fold.train[~rows], fold.train[rows]
@@ -83,22 +84,19 @@ def inner_folds(
         for recipe in cfg.student_recipes:
             name = inner_fold_name(fold.name, recipe, g)
             out[name] = (recipe, FoldWindows(name, train, train, None, test, norm))
-    return [sorted(str(a) for a in g) for g in groups], out
+    return names, out
 
 
 def choose_recipes(
     ctx: JobContext,
     folds: list[FoldWindows],
     *,
-    executor: str = "serial",
-    workers: int = 1,
-    ray_address: str | None = None,
     use_gpu: bool = False,
     progress: bool = True,
 ) -> dict[str, RecipeChoice]:
     """Each fold's student recipe (see the module docstring); ``{}`` when the run has no
-    candidates. The inner students are jobs of the run's executor, resumable like the
-    others."""
+    candidates. The inner students are jobs of the run's executor (``ctx.cfg.executor``,
+    ``workers``, ``ray_address``), resumable like the others."""
     from ethoedge.evaluate.metrics import classification_metrics
 
     cfg, w = ctx.cfg, ctx.windows
@@ -118,8 +116,9 @@ def choose_recipes(
         recipes={name: r for name, (_, r, _) in plan.items()},
     )
     jobs = [Job(name, STUDENT, cfg.seeds[0]) for name in plan]
-    outputs = execute(ictx, jobs, executor=executor, workers=workers, ray_address=ray_address,
-                      use_gpu=use_gpu, progress=progress, label="student recipes")  # fmt: skip
+    outputs = execute(ictx, jobs, executor=cfg.executor, workers=cfg.workers,
+                      ray_address=cfg.ray_address, use_gpu=use_gpu, progress=progress,
+                      label="student recipes")  # fmt: skip
     choices = {}
     for fold in folds:
         scores: dict[str, float | None] = {}
@@ -134,10 +133,11 @@ def choose_recipes(
             scores[recipe.name] = float(
                 classification_metrics(w.y[idx], pred, w.class_names)["mcc"]
             )
-        best = cfg.student_recipes[0]
-        for recipe in cfg.student_recipes[1:]:
-            s, b = scores[recipe.name], scores[best.name]
-            if s is not None and b is not None and s > b:
-                best = recipe
+        # max keeps the first of equals: a tie (or no score) keeps the first candidate
+        best = max(cfg.student_recipes, key=lambda r: _or_lowest(scores[r.name]))
         choices[fold.name] = RecipeChoice(fold.name, best, scores, groups_of[fold.name])
     return choices
+
+
+def _or_lowest(score: float | None) -> float:
+    return -np.inf if score is None else score

@@ -104,10 +104,7 @@ def run_windows(
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     use_gpu = resolve_device(cfg.student_train.device) == "cuda"
     t0 = time.perf_counter()
-    choices = choose_recipes(
-        ctx, folds, executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
-        use_gpu=use_gpu, progress=progress,
-    )  # fmt: skip
+    choices = choose_recipes(ctx, folds, use_gpu=use_gpu, progress=progress)
     if choices:
         ctx = replace(ctx, recipes={f: c.chosen for f, c in choices.items()})
         timings["recipe_selection_s"] = time.perf_counter() - t0
