@@ -135,6 +135,7 @@ def quantize_folds(
         entry["agreement_with_float"] = float(np.mean([r["agreement"] for r in rs]))
         for pf, r in zip(entry["per_fold"], rs, strict=True):
             pf["method"] = r["method"]
+            pf["train_mcc_loss"] = r["train_mcc_loss"]
             pf["frac_bits"] = r["frac_bits"]
         entries[qkey] = entry
     return QuantizedFolds(entries, preds)

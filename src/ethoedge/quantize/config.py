@@ -38,7 +38,8 @@ class QuantConfig:
             feed the calibration pass of the activations.
         qat: ``False``: post-training quantization only; ``"auto"``: quantization-aware
             fine-tuning when post-training quantization at 8 bits loses more than
-            ``qat_threshold`` MCC against the float student; ``True``: always fine-tune.
+            ``qat_threshold`` MCC against the float student on the training windows (never
+            the test windows); ``True``: always fine-tune.
         qat_epochs: epochs of quantization-aware fine-tuning.
         qat_lr: Adam learning rate of the fine-tuning.
         qat_batch: mini-batch size of the fine-tuning.
