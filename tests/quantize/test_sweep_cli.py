@@ -54,8 +54,11 @@ def test_sweep_without_qat_when_ptq_is_good(trained, small):
     student, norm = trained
     train, test = small
     cfg = QuantConfig(word_bits=(16,), qat="auto", calib_windows=100)
-    (row,) = evaluate_word_lengths(student, norm, train.X, test.X, test.y, cfg, test.class_names)
+    (row,) = evaluate_word_lengths(
+        student, norm, train.X, test.X, test.y, cfg, test.class_names, train_y=train.y
+    )
     assert row["qat"] is None and row["method"] == "ptq"
+    assert row["train_mcc_loss"] <= cfg.qat_threshold  # the rule's figure, on the training set
     assert abs(row["mcc"] - row["float_mcc"]) <= 0.02 and row["agreement"] >= 0.97
 
 

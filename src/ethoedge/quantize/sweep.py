@@ -81,7 +81,8 @@ def evaluate_word_lengths(
     (``"ptq"`` or ``"qat"``: where QAT ran, the one with the higher MCC on ``val`` - never
     chosen on the test windows; without ``val``, QAT), ``train_mcc_loss`` (with
     ``qat="auto"``: the float student's MCC minus PTQ's on the training windows, the figure
-    the threshold applies to; else None), ``float_mcc``, ``qmodel`` (the
+    the threshold applies to; None where the rule did not need it: every word length but 8
+    when 8 bits does not lose, or without ``"auto"``), ``float_mcc``, ``qmodel`` (the
     :class:`QuantizedStudent` used) and ``pred`` (its class ids of the test windows, an
     array). Drop ``qmodel`` and ``pred`` (not JSON) before writing results.
     """
@@ -104,22 +105,29 @@ def evaluate_word_lengths(
         if log:
             log(f"W={w:2d} PTQ: MCC {m['mcc']:.4f} (float {float_metrics['mcc']:.4f})")
 
-    # MCC lost to PTQ on the training windows, per word length (the "auto" rule's figure).
+    # MCC lost to PTQ on the training windows (the "auto" rule's figure): at 8 bits first,
+    # at the other word lengths only where 8 bits loses (the rule then asks for them).
     train_loss: dict[int, float] = {}
     if cfg.qat == "auto":
         if train_y is None:
             raise ValueError('qat="auto" needs train_y (its rule is scored on training windows)')
-        train_y = np.asarray(train_y)
+        y_train = np.asarray(train_y)
         train_float = classification_metrics(
-            train_y, float_predict(student, normalizer, train_X), names
+            y_train, float_predict(student, normalizer, train_X), names
         )["mcc"]
         x_train = quantize_input(train_X, cfg.in_frac)
-        for w, (q, _, _) in ptq.items():
-            pred = reference_logits_batched(q, x_train).argmax(1)
-            mcc = classification_metrics(train_y, pred, names)["mcc"]
-            train_loss[w] = float(train_float - mcc)
+
+        def train_mcc_loss(w: int) -> float:
+            pred = reference_logits_batched(ptq[w][0], x_train).argmax(1)
+            loss = float(train_float - classification_metrics(y_train, pred, names)["mcc"])
             if log:
-                log(f"W={w:2d} PTQ on the training windows: MCC loss {train_loss[w]:+.4f}")
+                log(f"W={w:2d} PTQ on the training windows: MCC loss {loss:+.4f}")
+            return loss
+
+        for w in sorted(ptq, key=lambda w: w != 8):
+            train_loss[w] = train_mcc_loss(w)
+            if w == 8 and train_loss[w] <= cfg.qat_threshold:
+                break
 
     def loses(w: int) -> bool:
         return w not in train_loss or train_loss[w] > cfg.qat_threshold
