@@ -3,6 +3,8 @@ fine-tuned must not depend on the labels of the windows it is then scored on."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,22 @@ def test_auto_rule_needs_training_labels(case):
     student, norm, train_X, test_X, f_test, _ = case
     with pytest.raises(ValueError, match="train_y"):
         sweep.evaluate_word_lengths(student, norm, train_X, test_X, f_test, AUTO, NAMES)
+
+
+def test_auto_rule_scores_at_most_qat_rule_windows(case, monkeypatch):
+    student, norm, train_X, test_X, f_test, _ = case
+    sizes: list[int] = []
+    real = sweep.float_predict
+
+    def spy(student, normalizer, X):
+        sizes.append(len(X))
+        return real(student, normalizer, X)
+
+    monkeypatch.setattr(sweep, "float_predict", spy)
+    cfg = replace(AUTO, word_bits=(8,), qat_rule_windows=40)
+    train_y = np.arange(len(train_X)) % 3
+    (row,) = sweep.evaluate_word_lengths(
+        student, norm, train_X, test_X, f_test, cfg, NAMES, train_y=train_y
+    )
+    assert sizes == [len(test_X), 40]  # the test windows, then the rule's 40 training windows
+    assert row["train_mcc_loss"] is not None

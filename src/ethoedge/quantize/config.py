@@ -44,6 +44,8 @@ class QuantConfig:
         qat_lr: Adam learning rate of the fine-tuning.
         qat_batch: mini-batch size of the fine-tuning.
         qat_threshold: MCC loss at 8 bits that triggers fine-tuning when ``qat="auto"``.
+        qat_rule_windows: at most this many training windows (chosen at random with
+            ``seed``) on which ``qat="auto"`` measures that loss.
         seed: random seed (calibration subset, fine-tuning order).
     """
 
@@ -57,6 +59,7 @@ class QuantConfig:
     qat_lr: PosFloat = 1e-3
     qat_batch: PosInt = 64
     qat_threshold: Float = 0.02
+    qat_rule_windows: PosInt = 4096
     seed: Int = 0
 
     def __post_init__(self) -> None:

@@ -70,8 +70,9 @@ def evaluate_word_lengths(
     ``cfg.qat="auto"``, when PTQ at 8 bits loses more than ``cfg.qat_threshold`` MCC against
     the float student (or 8 bits is not swept) - then for every word length whose PTQ loses
     more than the threshold. That loss is measured on the training windows (``train_X``,
-    ``train_y``), never on the test windows: whether a fold's student is fine-tuned must not
-    depend on the labels it is scored against.
+    ``train_y``; at most ``cfg.qat_rule_windows`` of them, drawn with ``cfg.seed``), never on
+    the test windows: whether a fold's student is fine-tuned must not depend on the labels it
+    is scored against.
 
     Returns one dict per word length with ``word_bits``, ``bytes``, ``frac_bits`` (every
     tensor), ``agreement`` (fraction of test windows whose class equals the float student's),
@@ -111,11 +112,15 @@ def evaluate_word_lengths(
     if cfg.qat == "auto":
         if train_y is None:
             raise ValueError('qat="auto" needs train_y (its rule is scored on training windows)')
-        y_train = np.asarray(train_y)
+        y_train, X_rule = np.asarray(train_y), train_X
+        if len(X_rule) > cfg.qat_rule_windows:
+            rng = np.random.default_rng(cfg.seed)
+            idx = np.sort(rng.choice(len(X_rule), cfg.qat_rule_windows, replace=False))
+            y_train, X_rule = y_train[idx], np.asarray(X_rule)[idx]
         train_float = classification_metrics(
-            y_train, float_predict(student, normalizer, train_X), names
+            y_train, float_predict(student, normalizer, X_rule), names
         )["mcc"]
-        x_train = quantize_input(train_X, cfg.in_frac)
+        x_train = quantize_input(X_rule, cfg.in_frac)
 
         def train_mcc_loss(w: int) -> float:
             pred = reference_logits_batched(ptq[w][0], x_train).argmax(1)
