@@ -149,6 +149,27 @@ def test_config_file_errors_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("content", "text", "row"),
+    [
+        (b"data:\n  path: [unclosed\n", "YAML: while parsing a flow sequence; expected", 3),
+        (b"kd:\n  alpha: 0.5\n temperature: 2\n", "not valid YAML: ", 3),
+        (b"\xff\xfe\x00binary", "cannot read the config file", None),
+    ],
+)
+def test_unreadable_config_files_are_one_line(tmp_path, content, text, row):
+    p = tmp_path / "c.yaml"
+    p.write_bytes(content)
+    with pytest.raises(ConfigError, match=text) as e:
+        load_yaml(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value) and e.value.row == row
+
+
+def test_a_folder_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a config file"):
+        load_yaml(tmp_path)
+
+
+@pytest.mark.parametrize(
     "make, message",
     [
         (

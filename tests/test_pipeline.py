@@ -320,6 +320,17 @@ def test_bad_configs_against_the_data_fail_clearly(tmp_path):
     assert not (tmp_path / "d" / "results.json").exists()
 
 
+def test_an_unwritable_out_fails_before_any_training(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match=r"notes\.txt: cannot write here: it is a file"):
+        run_windows(separable_windows(), tiny_config(), tmp_path / "notes.txt", progress=False)
+    out = tmp_path / "notes.txt" / "run"
+    assert main(["run", "--out", str(out), "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err and f"{out}: cannot write here: {out.parent} is a file" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_yaml_round_trip(tmp_path):
     cfg = replace(preset("full"), data=DataConfig(format="cattle_ufro", label_map={"a": None}))
     assert load_yaml(save_yaml(cfg, tmp_path / "c.yaml")) == cfg

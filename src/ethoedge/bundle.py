@@ -148,13 +148,26 @@ def read_bundle_info(directory: str | Path) -> BundleInfo:
     directory = Path(directory)
     path = directory / "bundle.json"
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError("not a model bundle (no bundle.json)", path=directory) from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"bundle.json is not valid JSON: {e}", path=path) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read bundle.json ({e.strerror or e})", path=path) from None
+    if not isinstance(doc, dict):
+        raise ConfigError("bundle.json is not a bundle description (a JSON object)", path=path)
     if doc.get("format") != BUNDLE_FORMAT:
         raise ConfigError(f"unknown bundle format {doc.get('format')!r}", path=path)
+    try:
+        return _bundle_info(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ConfigError(f"not a complete bundle description ({what})", path=path) from None
+
+
+def _bundle_info(doc: dict[str, Any]) -> BundleInfo:
+    """The description in a parsed ``bundle.json``."""
     norm = doc["normalizer"]
     window, data = dict(doc["window"]), dict(doc.get("data", {}))
     # Bundles written before resampling became a window setting carry data.resample_hz.

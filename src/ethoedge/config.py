@@ -308,11 +308,23 @@ def load_yaml(path: str | Path) -> RunConfig:
     """Read a YAML config; missing keys take the defaults of :class:`RunConfig`."""
     path = Path(path)
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a config file", path=path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the config file ({e})", path=path) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        what = "; ".join(str(x) for x in (e.context, e.problem) if x)
+        if mark is None:
+            raise ConfigError(f"not valid YAML: {what}", path=path) from None
+        raise ConfigError(
+            f"not valid YAML: {what} (column {mark.column + 1})", path=path, row=mark.line + 1
+        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", path=path) from None
+        raise ConfigError(f"not valid YAML: {' '.join(str(e).split())}", path=path) from None
     try:
         return RunConfig.from_dict(d or {})
     except ConfigError as e:

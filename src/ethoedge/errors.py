@@ -39,3 +39,29 @@ class ConfigError(EthoedgeError):
 
 class DataError(EthoedgeError):
     """Unreadable or invalid input data."""
+
+
+def unwritable(path: object, error: OSError, *, folder: bool) -> ConfigError:
+    """The one-line error for an output at ``path`` (a ``folder``, else a file) that cannot be
+    written; ``error`` is what the system said. A file in the way of a folder (or a folder in
+    the way of a file) is named; else the system's reason is given (permission denied, a
+    read-only file system, ...).
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = f.write_text("x")
+    >>> unwritable(f / "out", FileExistsError(17, "File exists"), folder=True).message.endswith(
+    ...     "notes.txt is a file, not a folder")
+    True
+    """
+    from pathlib import Path
+
+    p = Path(str(path))
+    if not folder and p.is_dir():
+        why = "it is a folder; give a file name"
+    elif folder and p.exists() and not p.is_dir():
+        why = "it is a file; give a folder"
+    else:
+        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (error.strerror or str(error))
+    return ConfigError(f"cannot write here: {why}", path=path)

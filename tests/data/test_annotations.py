@@ -92,7 +92,7 @@ def test_iso_times_with_zones_equal_epoch_seconds(tmp_path):
 
 def test_naive_times_need_tz_and_are_read_in_it(tmp_path):
     p = _generic(tmp_path, ["a,2024-05-13 13:33:20,2024-05-13 13:33:30,walk"])
-    with pytest.raises(DataError, match="has no time zone") as ei:
+    with pytest.raises(DataError, match=r"has no time zone.*\(data.labels.tz, --labels-tz\)") as ei:
         read_annotations(p)
     assert ei.value.row == 2 and ei.value.column == "start"
     iv = read_annotations(p, tz="Europe/Berlin").intervals("a")  # CEST, UTC+2 in May
@@ -205,6 +205,11 @@ def test_boris_video_start_table_per_observation(tmp_path):
     with pytest.raises(DataError, match="no video start for observation 'o2'") as ei:
         read_annotations(p, video_start=str(missing))
     assert ei.value.row == 3 and ei.value.column == "observation id"
+    twice = "o1,2024-05-13T11:33:20Z\no2,2024-05-13T11:34:20Z\no1,2024-05-13T11:35:20Z\n"
+    twice = _write(tmp_path, "observation,start\n" + twice, "vs2.csv")
+    with pytest.raises(DataError, match="observation 'o1' has another start in row 2") as ei:
+        read_annotations(p, video_start=str(twice))
+    assert ei.value.row == 4 and ei.value.column == "start" and str(twice) in str(ei.value)
 
 
 @pytest.mark.parametrize(
@@ -275,6 +280,8 @@ def test_bad_boris_input(tmp_path, row, kwargs, text, column):
         (["a,10,20,"], {}, "missing value", 2, "label"),
         (["a,10,,walk"], {}, "missing value", 2, "end"),
         (["a,10,20,walk", "a,x,30,rest"], {}, "cannot parse time 'x'", 3, "start"),
+        (["a,10,20,walk", "a,20,inf,rest"], {}, "not a finite time: inf", 3, "end"),
+        (["a,10,20,walk,"], {}, "ragged row: 5 fields where the header has 4", 2, None),
         (
             ["a,10,20,walk", "a,20,30,trot"],
             {"behaviours": ["walk", "rest"]},
@@ -298,6 +305,12 @@ def test_not_an_annotation_table_and_missing_file(tmp_path):
         read_annotations(p)
     with pytest.raises(DataError, match="annotation file not found"):
         read_annotations(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="is a folder, not an annotation file"):
+        read_annotations(tmp_path)
+    p = _write(tmp_path, "animal,start,end,label,Label\na,1,2,b,c\n")
+    with pytest.raises(DataError, match="two columns named 'label' and 'Label'") as ei:
+        read_annotations(p)
+    assert ei.value.row == 1 and ei.value.column == "label"
 
 
 def test_check_against_recordings(tmp_path):
@@ -365,6 +378,7 @@ def test_samples_outside_every_interval_follow_unlabelled(tmp_path):
     [
         ([f"cow9,{T0},{T0 + 20},walk"], {}, "animal 'cow9', which has no recording", 2),
         ([f"cow1,{T0 + 100},{T0 + 120},walk"], {}, "outside its recording", 2),
+        (["cow1,1e300,1e301,walk"], {}, r"interval \[1e\+300 s, 1e\+301 s\) .* outside", 2),
         (
             [f"cow1,{T0},{T0 + 20},walk", f"cow1,{T0 + 20},{T0 + 30},trot"],
             {"classes": ("walk",)},

@@ -83,6 +83,23 @@ CASES = {
         1,
         None,
     ),
+    "column twice": (
+        lambda ls: [ls[0] + ",AX ", *(ln + ",1" for ln in ls[1:])],
+        {},
+        DataError,
+        "two columns named 'ax' and 'AX '",
+        1,
+        "ax",
+    ),
+    "delimiter at every line end": (
+        # one field more than the header on every row: pandas would shift every column by one
+        lambda ls: [ls[0] + ",note", *(ln + ",x," for ln in ls[1:])],
+        {},
+        DataError,
+        "ragged row: 9 fields where the header has 8",
+        2,
+        None,
+    ),
     "header only": (lambda ls: ls[:1], {}, DataError, "header but no data rows", None, None),
     "empty": (lambda ls: [], {}, DataError, "file is empty", None, None),
     "unknown class": (
@@ -143,6 +160,18 @@ def test_not_gzip_and_not_parquet(tmp_path):
         load_dataset(DataConfig(path=str(tmp_path / "none.csv")))
 
 
+def test_bad_parquet_columns(tmp_path):
+    df = frame(n=20)
+    df.assign(AX=df["ax"]).to_parquet(tmp_path / "twice.parquet", index=False)
+    with pytest.raises(DataError, match="two columns named 'ax' and 'AX'") as ei:
+        load_dataset(DataConfig(path=str(tmp_path / "twice.parquet")))
+    assert ei.value.column == "ax" and ei.value.row is None
+    df.assign(ay=df["ay"] > 0).to_parquet(tmp_path / "flags.parquet", index=False)
+    with pytest.raises(DataError, match="non-numeric value False") as ei:
+        load_dataset(DataConfig(path=str(tmp_path / "flags.parquet")))
+    assert ei.value.column == "ay" and ei.value.row == 1
+
+
 def test_recordings_shorter_than_one_window(tmp_path):
     p = tmp_path / "short.csv"
     frame(n=31).to_csv(p, index=False)
@@ -159,6 +188,13 @@ def test_all_windows_impure(tmp_path):
     )
     with pytest.raises(DataError, match="below min_purity"):
         make_windows(load_dataset(DataConfig(path=str(p))), WindowConfig())
+
+
+def test_timestamps_in_messages_are_plain_numbers(tmp_path):
+    p = tmp_path / "dup.csv"
+    p.write_text("\n".join(set_time(9, 8)(good_lines())) + "\n")
+    with pytest.raises(DataError, match=r"timestamp 1000\.6 duplicates the previous row's 1000\.6"):
+        load_dataset(DataConfig(path=str(p)))
 
 
 def test_fewer_animals_than_folds():

@@ -44,3 +44,18 @@ def test_wrong_delimiter_exit_2_no_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "semicolon-separated" in err and str(p) in err
+
+
+def test_plot_to_a_place_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    (tmp_path / "pics").mkdir()
+    for out, why in (
+        (notes / "p.png", f"cannot write here: {notes} is a file, not a folder"),
+        (tmp_path / "pics", "cannot write here: it is a folder; give a file name"),
+    ):
+        code = main(["data", "plot", "--animal", "1219", "--duration", "30", "-o", str(out)])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and "Traceback" not in err and f"{out}: {why}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "pics"]
+    assert not list((tmp_path / "pics").iterdir())

@@ -132,6 +132,13 @@ def test_bad_rows_name_file_row_and_column(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"row 122, column 'ay': non-numeric value 'x'"):
         list(iter_blocks(path, chunk_rows=100))
+    lines = _recording_frame().iloc[:300].to_csv(index=False).splitlines()
+    path.write_text("\n".join([lines[0], *(ln + "," for ln in lines[1:])]) + "\n")
+    with pytest.raises(DataError, match=r"row 2: ragged row: 8 fields where the header has 7"):
+        list(iter_blocks(path, chunk_rows=100))
+    path.write_text("\n".join([lines[0] + ",AY", *(ln + ",0" for ln in lines[1:])]) + "\n")
+    with pytest.raises(DataError, match=r"row 1, column 'ay': two columns named 'ay' and 'AY'"):
+        list(iter_blocks(path, chunk_rows=100))
 
 
 def test_label_map_and_classes_as_in_whole_file_loading(tmp_path):

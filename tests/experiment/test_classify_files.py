@@ -203,6 +203,54 @@ def test_bad_input_one_line_and_no_partial_output(bundle_dir, tmp_path, capsys):
     assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
 
 
+def test_unwritable_out_one_line_and_no_folders_left_behind(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    (tmp_path / "taken.csv").mkdir()
+    for out, why in (
+        (notes / "answers", f"cannot write here: {notes} is a file, not a folder"),
+        (notes / "pred.csv", f"cannot write here: {notes} is a file, not a folder"),
+        (tmp_path / "taken.csv", "is a folder: give a FILE.csv"),
+    ):
+        code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and "Traceback" not in err and f"{out}: {why}" in err
+    bad = pd.read_csv(logs / "cow_3.csv").astype({"ax": object})
+    bad.loc[5, "ax"] = "oops"
+    bad.to_csv(logs / "cow_3.csv", index=False)
+    out = tmp_path / "new" / "deeper" / "answers"
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"]) == 2
+    assert "cow_3.csv, row 7, column 'ax'" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_bundle_that_is_not_complete_is_one_line(bundle_dir, tmp_path, capsys):
+    import shutil
+
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    broken = {
+        "bundle.json": (b'{"format": "ethoedge.bundle/1"}', "not a complete bundle description"),
+        "student.npz": (b"PK\x03\x04 not a zip", "not a readable student"),
+        "quantized/w8.json": (b"{", "not a readable integer model"),
+    }
+    for k, (name, (content, text)) in enumerate(broken.items()):
+        b = tmp_path / f"bundle_{k}"
+        shutil.copytree(bundle_dir, b)
+        (b / name).parent.mkdir(exist_ok=True)
+        (b / name).write_bytes(content)
+        engine = "int" if name.startswith("quantized") else "float"
+        code = main(["classify", str(b), str(logs), "--out", str(tmp_path / "o"), "--quiet",
+                     "--engine", engine])  # fmt: skip
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and "Traceback" not in err and f"{b / name}: {text}" in err
+    (tmp_path / "notes.txt").write_text("x")
+    out = str(tmp_path / "o")
+    assert main(["classify", str(tmp_path / "notes.txt"), str(logs), "--out", out]) == 2
+    assert "not a model bundle (no bundle.json)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_classify_imports_neither_pytorch_nor_scikit_learn_until_a_model_runs():
     """The parent of classify's worker processes reads bundle.json only: importing PyTorch
     (2 s, 220 MB) or scikit-learn (1 s, 190 MB) there would cost every run."""

@@ -53,8 +53,14 @@ def iso_utc(seconds: float) -> str:
 
     >>> iso_utc(0.5)
     '1970-01-01T00:00:00.500Z'
+    >>> iso_utc(1e300)  # beyond the calendar: as seconds
+    '1e+300 s'
     """
-    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    try:
+        dt = datetime.fromtimestamp(float(seconds), UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{float(seconds):g} s"
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,8 @@ def read_annotations(
     path = Path(path)
     if not path.exists():
         raise DataError("annotation file not found", path=path)
+    if path.is_dir():
+        raise DataError("is a folder, not an annotation file", path=path)
     if tz is not None:
         _check_tz(tz)
     sep = _sniff_sep(path)
@@ -329,7 +337,14 @@ def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | N
         i = int(np.flatnonzero(col.isna().to_numpy())[0])
         raise DataError("missing value", path=path, row=int(lines[i]), column=name)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=np.float64)
+        num = col.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(num)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"not a finite time: {num[i]:g}", path=path, row=int(lines[i]), column=name
+            )
+        return num
     text = [str(v).strip() for v in col.astype(object)]
     return parse_datetimes(text, name, lines, path, tz)
 
@@ -369,7 +384,7 @@ def parse_datetimes(
     if not aware.any() and tz is None:
         raise DataError(
             f"{text[0]!r} has no time zone: add one (2024-05-13T10:04:00+02:00, ...Z) or set"
-            " the annotation time zone (data.labels.tz, --tz)",
+            " the annotation time zone (data.labels.tz, --labels-tz)",
             path=path,
             row=int(lines[0]),
             column=name,
@@ -472,10 +487,19 @@ def _video_origin(
             f"a video_start table needs columns observation and start (found {header})", path=vs
         )
     t, tl = read_table(vs, sep, string_columns=(key, "start"))
-    names = [str(v).strip() for v in t[key].astype(object)]
+    names = _text(t, key, tl, vs)
     starts = _times(t["start"], "start", tl, vs, tz)
     table: dict[str, float] = {}
-    for n, s in zip(names, starts, strict=True):
+    first: dict[str, int] = {}
+    for n, s, line in zip(names, starts, tl, strict=True):
+        if n in first and table[n] != float(s):
+            raise DataError(
+                f"observation {n!r} has another start in row {first[n]}",
+                path=vs,
+                row=int(line),
+                column="start",
+            )
+        first.setdefault(n, int(line))
         table[n] = float(s)
         table.setdefault(Path(n).name, float(s))
     cols = [c for c in BORIS_KEYS if c in df.columns]
@@ -486,8 +510,10 @@ def _video_origin(
             path=path,
         )
     out = np.full(len(df), np.nan)
+    keys: list[list[str]] = []
     for c in cols:
         vals = [("" if pd.isna(v) else str(v).strip()) for v in df[c].astype(object)]
+        keys.append(vals)
         for i, v in enumerate(vals):
             if np.isnan(out[i]):
                 hit = table.get(v, table.get(Path(v).name) if v else None)
@@ -497,7 +523,7 @@ def _video_origin(
     if miss.any():
         i = int(np.flatnonzero(miss)[0])
         raise DataError(
-            f"no video start for observation {df[cols[0]].iloc[i]!r} in {vs}",
+            f"no video start for observation {keys[0][i]!r} in {vs}",
             path=path,
             row=int(lines[i]),
             column=cols[0],

@@ -528,8 +528,9 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
             j = int(np.flatnonzero(step <= 0)[0])
             if cfg.timestamp_policy == "error":
                 what = "duplicates" if step[j] == 0 else "is before"
+                now, before = float(tg[j + 1]), float(tg[j])
                 raise DataError(
-                    f"timestamp {tg[j + 1]!r} {what} the previous row's {tg[j]!r} within animal"
+                    f"timestamp {now!r} {what} the previous row's {before!r} within animal"
                     f" {a!r}, segment {s!r}: timestamps must increase within a segment."
                     " Sort the file or set timestamp_policy='sort'",
                     **where(int(rows[j + 1])),  # type: ignore[arg-type]

@@ -172,7 +172,9 @@ def _bursts(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"sampling frequency must be a positive number, got {df[FREQ].iloc[i]!r}",
+            "missing value (no sampling frequency)"
+            if np.isnan(freq[i])
+            else f"sampling frequency must be a positive number, got {freq[i]:g}",
             path=path,
             row=int(lines[i]),
             column=FREQ,
@@ -194,10 +196,9 @@ def _bursts(
             raise DataError("missing value (an empty burst)", **where, column=BURST)  # type: ignore[arg-type]
         try:
             vals = np.array(text.split(), dtype=np.int64)
-        except ValueError as e:
-            tok = next(s for s in text.split() if not s.lstrip("+-").isdigit())
+        except (ValueError, OverflowError) as e:
             raise DataError(
-                f"non-integer value {tok!r} in the burst",
+                _bad_count(text.split()),
                 **where,  # type: ignore[arg-type]
                 column=BURST,
             ) from e
@@ -226,6 +227,24 @@ def _bursts(
         lines[idx],
         labels[idx] if labels is not None else None,
     )
+
+
+def _bad_count(tokens: list[str]) -> str:
+    """What is wrong with the first value of a burst that is not a 64-bit integer count.
+
+    >>> _bad_count(["2048", "20.5"])
+    "non-integer value '20.5' in the burst"
+    >>> _bad_count(["2048", "9" * 20])
+    'value 99999999999999999999 in the burst is out of range'
+    """
+    for tok in tokens:
+        try:
+            v = int(tok)
+        except ValueError:
+            return f"non-integer value {tok!r} in the burst"
+        if not -(2**63) <= v < 2**63:
+            return f"value {tok} in the burst is out of range"
+    return "the burst is not a list of integer counts"
 
 
 def _axis_order(axes: object) -> list[int] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ethoedge.data.dataset import Dataset
-from ethoedge.errors import ConfigError, DataError
+from ethoedge.errors import ConfigError, DataError, unwritable
 from ethoedge.io import atomic_path
 
 
@@ -92,7 +92,11 @@ def plot_recording(
     ax.legend(loc="upper right", ncols=2, fontsize=8, framealpha=0.8)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    except OSError as e:
+        raise unwritable(path, e, folder=False) from None
+    finally:
+        plt.close(fig)
     return path

@@ -36,6 +36,7 @@ from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
     _CSV_ERRORS,
     STRING_COLUMNS,
+    _check_index,
     _csv_error,
     _drop_blank_rows,
     _factor,
@@ -133,6 +134,7 @@ def _raw_chunks(
         )
         with reader:
             for df in reader:
+                _check_index(path, df, first - 2, first)
                 df.columns = [str(c).strip().lower() for c in df.columns]
                 lines = np.arange(first, first + len(df), dtype=np.int64)
                 first += len(df)
@@ -267,10 +269,10 @@ def iter_blocks(
             off = 0 if prev is not None else 1
             if (steps <= 0).any():
                 j = int(np.flatnonzero(steps <= 0)[0]) + off
-                before = tg[j - 1] if j > 0 else prev
-                what = "duplicates" if tg[j] == before else "is before"
+                now, before = float(tg[j]), float(tg[j - 1] if j > 0 else prev)
+                what = "duplicates" if now == before else "is before"
                 raise DataError(
-                    f"timestamp {tg[j]!r} {what} the previous row's {before!r} within animal"
+                    f"timestamp {now!r} {what} the previous row's {before!r} within animal"
                     f" {a!r}, segment {s!r}: timestamps must increase within a segment."
                     " Sort the file",
                     path=path,

@@ -24,8 +24,13 @@ STRING_COLUMNS = ("animal", "label", "label_group", "segment", "session")
 
 def _kind(path: Path) -> str:
     """``"gzip"``, ``"parquet"`` or ``"text"``, from the file's first bytes."""
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except IsADirectoryError:
+        raise DataError("is a folder, not a data file", path=path) from None
+    except OSError as e:
+        raise DataError(f"cannot read the file ({e.strerror or e})", path=path) from None
     if magic[:2] == b"\x1f\x8b":
         return "gzip"
     if magic == b"PAR1":
@@ -60,7 +65,7 @@ def read_header(path: Path, sep: str = ",") -> list[str]:
             names = pq.read_schema(path).names
         except Exception as e:  # pyarrow raises several types for bad files
             raise DataError(f"not a readable Parquet file ({e})", path=path) from e
-        return [n.strip().lower() for n in names]
+        return _distinct(names, path, None)
     try:
         with _open_text(path, kind) as f:
             line = f.readline()
@@ -78,7 +83,24 @@ def read_header(path: Path, sep: str = ",") -> list[str]:
                     path=path,
                     row=1,
                 )
-    return [c.strip().lower() for c in cols]
+    return _distinct(cols, path, 1)
+
+
+def _distinct(names: list[str], path: Path, row: int | None) -> list[str]:
+    """The column names stripped and lower-cased; two that become one name are an error."""
+    out = [str(c).strip().lower() for c in names]
+    seen: dict[str, str] = {}
+    for raw, name in zip(names, out, strict=True):
+        if name in seen:
+            raise DataError(
+                f"two columns named {seen[name]!r} and {raw!r}: column names must differ after"
+                " stripping blanks and lower-casing",
+                path=path,
+                row=row,
+                column=name,
+            )
+        seen[name] = raw
+    return out
 
 
 def _raw_lines(path: Path, kind: str, wanted: set[int]) -> dict[int, str]:
@@ -131,6 +153,7 @@ def read_table(
         except _CSV_ERRORS as e:
             raise _csv_error(path, kind, e) from e
         first = 2
+        _check_index(path, df, 0, first)
     df.columns = [str(c).strip().lower() for c in df.columns]
     lines = np.arange(first, first + len(df), dtype=np.int64)
     if kind != "parquet" and len(df):
@@ -163,6 +186,17 @@ def _csv_error(path: Path, kind: str, e: BaseException) -> DataError:
             )
         return DataError(f"cannot parse CSV ({e})", path=path)
     return _corrupt(path, kind, e)
+
+
+def _check_index(path: Path, df: pd.DataFrame, start: int, first_line: int) -> None:
+    """A CSV chunk whose first row (file line ``first_line``, record ``start``) has one field
+    more than the header is read by pandas with its first column as the row index, every
+    column shifted by one (a delimiter at the end of each line does that): a ragged row."""
+    if len(df) and not df.index.equals(pd.RangeIndex(start, start + len(df))):
+        n = df.shape[1]
+        raise DataError(
+            f"ragged row: {n + 1} fields where the header has {n}", path=path, row=first_line
+        )
 
 
 def _drop_blank_rows(df: pd.DataFrame, lines: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -232,11 +266,13 @@ def _numeric(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.nda
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     num = pd.to_numeric(col, errors="coerce")
     bad = (num.isna() & col.notna()).to_numpy()
+    if pd.api.types.is_bool_dtype(num):  # True/False are not measurements
+        bad = col.notna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"non-numeric value {col.iloc[i]!r}", path=path, row=int(lines[i]), column=name
-        )
+        v = col.iloc[i]
+        v = v.item() if isinstance(v, np.generic) else v  # True, not np.True_
+        raise DataError(f"non-numeric value {v!r}", path=path, row=int(lines[i]), column=name)
     return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 

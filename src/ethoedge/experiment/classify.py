@@ -14,6 +14,7 @@ file has been classified: nothing half-written on error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ import pandas as pd
 
 from ethoedge.data.config import DataConfig
 from ethoedge.data.stream import DEFAULT_CHUNK_ROWS, SampleLabeller, WindowBlock
-from ethoedge.errors import ConfigError, DataError
+from ethoedge.errors import ConfigError, DataError, unwritable
 from ethoedge.evaluate.metrics import metrics_from_confusion
 from ethoedge.experiment.bouts import (
     BOUT_COLUMNS,
@@ -215,9 +216,17 @@ def classify(
     single = out.suffix.lower() == ".csv"
     if not single and out.exists() and not out.is_dir():
         raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    if single and out.is_dir():
+        raise ConfigError("is a folder: give a FILE.csv, or a folder not named .csv", path=out)
+    # The folders made for ``out`` (innermost first) are removed again if classifying fails.
+    made = [q for q in (out.parent, *out.parent.parents) if not q.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise unwritable(out, e, folder=not single) from None
     plotter = None
+    done = False
     try:
         tasks = [
             _Task(i, f, bundle_dir, replace(data_cfg, path=str(f)).to_dict(), engine, bits,
@@ -285,6 +294,7 @@ def classify(
             final = [out / p.name for p in written]
         for src, dst in zip(written, final, strict=True):
             src.replace(dst)
+        done = True
         if not single:
             bouts_csv, budget_csv = out / "bouts.csv", out / "budget.csv"
             png = [p for p in final if p.suffix == ".png"]
@@ -307,6 +317,9 @@ def classify(
         if plotter is not None:
             plotter.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        for q in [] if done else made:
+            with contextlib.suppress(OSError):  # only while empty
+                q.rmdir()
 
 
 def _plot_process() -> Any:

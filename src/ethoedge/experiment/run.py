@@ -32,6 +32,7 @@ from ethoedge import __version__
 from ethoedge.bundle import save_bundle
 from ethoedge.config import RunConfig, StudentRecipe, save_yaml
 from ethoedge.data.windows import Windows
+from ethoedge.errors import unwritable
 from ethoedge.experiment.aggregate import (
     HEADLINE,
     Prediction,
@@ -93,8 +94,11 @@ def run_windows(
     """The job on ready-made windows (see :func:`run`); returns the ``results.json`` dict."""
     check_config_against_data(cfg, windows)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, out / "config.yaml")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, out / "config.yaml")
+    except OSError as e:
+        raise unwritable(out, e, folder=True) from None
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ethoedge.errors import ConfigError
+
 INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
 _WIDTHS = (64, 32, 16, 8, 4, 2)  # widths tried by lane_width, widest first
 
@@ -141,9 +143,17 @@ class NumpyStudent:
         cls, path: str | Path, cfg: Mapping[str, object], batch_size: int = 512
     ) -> NumpyStudent:
         """From a bundle's ``student.npz`` and its ``student`` configuration."""
-        with np.load(path) as z:
-            state = {k: z[k] for k in z.files}
-        return cls(cfg, state, batch_size=batch_size)
+        import zipfile
+
+        try:
+            with np.load(path) as z:
+                state = {k: z[k] for k in z.files}
+            return cls(cfg, state, batch_size=batch_size)
+        except FileNotFoundError:
+            raise ConfigError("the bundle's student is missing", path=path) from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            what = f"no {e}" if isinstance(e, KeyError) else str(e)
+            raise ConfigError(f"not a readable student ({what})", path=path) from None
 
     def __call__(self, Xn: np.ndarray) -> np.ndarray:
         Xn = np.asarray(Xn, dtype=np.float32)
