@@ -159,6 +159,33 @@ def test_labels_file_naming_an_unknown_behaviour_is_one_line(bundle_dir, tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("row", "why", "executor"),
+    [
+        ("cow_9,1717200100,1717200200,walk", "animal 'cow_9', which has no recording", "serial"),
+        ("cow_1,1717210000,1717210100,walk", "of animal 'cow_1' is outside its recording",
+         "processes"),
+        # cow_3's recording (4,000 samples at 10 Hz) has no samples from T0 + 133.2 to + 140.3
+        ("cow_3,1717200134,1717200140,walk", "covers no sample: it lies in a gap", "serial"),
+    ],
+)  # fmt: skip
+def test_labels_for_no_recording_are_one_line(bundle_dir, tmp_path, capsys, row, why, executor):
+    """As in ``run``: an interval of an animal no file holds, outside its recording or in a
+    gap of it, is an error naming the annotation's row, found after every file was read;
+    nothing written."""
+    logs = _folder(tmp_path, suffix=".csv")
+    ann = tmp_path / "intervals.csv"
+    # cow_1's recording: T0 to about T0 + 307 s; its last interval ends after the last sample
+    ann.write_text(f"animal,start,end,label\ncow_1,1717200100,1717200400,walk\n{row}\n")
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--labels", str(ann), "--executor", executor, "--workers", "2"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "intervals.csv, row 3" in err[0] and why in err[0], err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_chunks_and_parallel_files_give_identical_outputs(bundle_dir, tmp_path):
     logs = _folder(tmp_path, labels=True)
     ref = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "ref", chunk_rows=10**6,

@@ -146,6 +146,31 @@ class Annotations:
             out[ok] = iv.label[idx[ok]]
         return out
 
+    def samples_per_interval(self, animal: str, t: np.ndarray) -> np.ndarray:
+        """How many of the times ``t`` each of ``animal``'s intervals (sorted by start)
+        covers; summed over the chunks of a recording, it feeds :meth:`check_covered`."""
+        iv = self._by_animal.get(str(animal))
+        n = 0 if iv is None else len(iv.start)
+        idx = self.interval_index(animal, t)
+        return np.bincount(idx[idx >= 0], minlength=n)
+
+    def check_covered(self, hits: dict[str, np.ndarray]) -> None:
+        """An interval that covers no sample of its animal (``hits``: per animal, what
+        :meth:`samples_per_interval` counted over all its samples) lies in a gap between its
+        recordings: a :class:`DataError` naming its row."""
+        for a, h in hits.items():
+            iv = self._by_animal.get(str(a))
+            if iv is None or not (np.asarray(h) == 0).any():
+                continue
+            j = int(np.flatnonzero(np.asarray(h) == 0)[0])
+            raise DataError(
+                f"interval [{iso_utc(iv.start[j])}, {iso_utc(iv.end[j])}) of animal {a!r} covers"
+                " no sample: it lies in a gap between its recordings",
+                path=self.source,
+                row=int(iv.row[j]),
+                column=self.start_column,
+            )
+
     def intervals(self, animal: str) -> _Animal | None:
         """The intervals of one animal (sorted by start), or None."""
         return self._by_animal.get(str(animal))

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ethoedge.data.annotations import iso_utc
 from ethoedge.data.config import DataConfig
 from ethoedge.data.dataset import Dataset
 from ethoedge.data.movebank import is_movebank, read_movebank
@@ -355,23 +354,14 @@ def _annotate(
         if len(rows):
             spans[a] = (float(t[rows].min()), float(t[rows].max()))
     ann.check_against(spans)
+    hits = {}
     for k, a in enumerate(anames):
-        iv = ann.intervals(a)
-        if iv is None:
+        if ann.intervals(a) is None:
             continue
         rows = order[bounds[k] : bounds[k + 1]]
-        idx = ann.interval_index(a, t[rows])
         labels[rows] = ann.label_samples(a, t[rows])
-        hits = np.bincount(idx[idx >= 0], minlength=len(iv.start))
-        if (hits == 0).any():
-            j = int(np.flatnonzero(hits == 0)[0])
-            raise DataError(
-                f"interval [{iso_utc(iv.start[j])}, {iso_utc(iv.end[j])}) of animal {a!r} covers"
-                " no sample: it lies in a gap between its recordings",
-                path=ann.source,
-                row=int(iv.row[j]),
-                column=ann.start_column,
-            )
+        hits[a] = ann.samples_per_interval(a, t[rows])
+    ann.check_covered(hits)
     notes = list(ann.notes)
     ignored = sorted({p.label_column for p in parts if p.label_column})
     if ignored:

@@ -121,6 +121,30 @@ class _FileSummary:
     seconds: dict[tuple[str, str, str], float]
     animals: list[str]
     note: str
+    spans: dict[str, tuple[float, float]]  # first and last sample time per animal (labelled)
+    hits: dict[str, np.ndarray]  # samples per annotation interval, per animal (labelled)
+
+
+class _SpanRecorder:
+    """A labeller that also records, per animal, the first and last time it was asked to
+    label and, for annotation intervals, how many samples each interval covers: every sample
+    of the file passes through it, so these are the recording's spans and coverage."""
+
+    def __init__(self, inner: SampleLabeller) -> None:
+        self.inner = inner
+        self.spans: dict[str, tuple[float, float]] = {}
+        self.hits: dict[str, np.ndarray] = {}
+
+    def label_samples(self, animal: str, t: np.ndarray) -> np.ndarray:
+        a = str(animal)
+        if len(t):
+            lo, hi = float(np.min(t)), float(np.max(t))
+            old = self.spans.get(a, (lo, hi))
+            self.spans[a] = (min(old[0], lo), max(old[1], hi))
+        if hasattr(self.inner, "samples_per_interval"):
+            h = self.inner.samples_per_interval(a, t)
+            self.hits[a] = self.hits[a] + h if a in self.hits else h
+        return self.inner.label_samples(animal, t)
 
 
 def classify(
@@ -245,6 +269,18 @@ def classify(
             label="classify",
             describe=lambda t: t.path.name,
         )
+        if labels is not None and hasattr(labels, "check_against"):
+            # annotations of animals with no recording, outside it or in its gaps, as in `run`
+            spans: dict[str, tuple[float, float]] = {}
+            hits: dict[str, np.ndarray] = {}
+            for s in summaries:
+                for a, (lo, hi) in s.spans.items():
+                    old = spans.get(a, (lo, hi))
+                    spans[a] = (min(old[0], lo), max(old[1], hi))
+                for a, h in s.hits.items():
+                    hits[a] = hits[a] + h if a in hits else h
+            labels.check_against(spans)
+            labels.check_covered(hits)
         n_windows = sum(s.n_windows for s in summaries)
         if n_windows == 0:
             raise DataError(
@@ -438,6 +474,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     from ethoedge.data.stream import infer_rate, stream_windows, streamable
     from ethoedge.data.windows import window_geometry
 
+    recorder = _SpanRecorder(task.labeller) if task.labeller is not None else None
+    task = replace(task, labeller=recorder) if recorder is not None else task
     bundle = _bundle(task)
     clf = _classifier(task)
     cfg = DataConfig.from_dict(task.data)
@@ -515,7 +553,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             if pending is not None:
                 finish(*pending)
         emit(builder.flush())
-    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note)
+    spans, hits = (recorder.spans, recorder.hits) if recorder is not None else ({}, {})
+    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, spans, hits)
 
 
 def _trim_heap() -> None:
