@@ -59,3 +59,49 @@ def test_plot_to_a_place_that_cannot_be_written_is_one_line(tmp_path, capsys):
         assert code == 2 and "Traceback" not in err and f"{out}: {why}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "pics"]
     assert not list((tmp_path / "pics").iterdir())
+
+
+def _logger(path, n: int, labels=None):
+    """A 10 Hz generic recording of ``n`` samples (a label column where ``labels`` is given)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"timestamp": 1_717_200_000 + np.arange(n) / 10.0,
+                       "ax": rng.normal(0, 0.2, n), "ay": rng.normal(0, 0.2, n),
+                       "az": 1 + rng.normal(0, 0.2, n)})  # fmt: skip
+    if labels is not None:
+        df["label"] = labels
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_stats_on_an_unlabelled_recording_counts_its_windows(tmp_path):
+    from ethoedge.data import DataConfig, WindowConfig, load_dataset
+    from ethoedge.data.stats import dataset_stats
+
+    p = _logger(tmp_path / "cow_7.csv", 1000)
+    ds = load_dataset(DataConfig(path=str(p), unlabelled="keep"))
+    st = dataset_stats(ds, WindowConfig(length_s=5.0, hop_s=2.5))
+    # 1,000 samples, windows of 50 every 25: (1000 - 50) // 25 + 1 = 39
+    assert st.per_animal.loc["cow_7", "windows"] == 39
+    assert st.per_animal.loc["cow_7", "windows:(unlabelled)"] == 39
+    assert st.per_class.loc["(unlabelled)", "windows"] == 39
+    assert st.per_class.loc["(unlabelled)", "samples"] == 1000
+    assert main(["data", "stats", str(p)]) == 0  # no label column: kept and counted
+
+
+def test_stats_on_a_partly_labelled_recording(tmp_path):
+    from ethoedge.data import DataConfig, WindowConfig, load_dataset
+    from ethoedge.data.stats import dataset_stats
+
+    labels = ["walk"] * 500 + [""] * 500  # the second half not annotated
+    p = _logger(tmp_path / "cow_8.csv", 1000, labels)
+    ds = load_dataset(DataConfig(path=str(p), unlabelled="keep"))
+    st = dataset_stats(ds, WindowConfig(length_s=5.0, hop_s=2.5))
+    # pure windows only: 19 of walking (starts 0..450), 19 unlabelled (starts 500..950);
+    # the window at 475 is half and half (purity 0.5 < 0.8)
+    assert st.per_class.loc["walk", "windows"] == 19
+    assert st.per_class.loc["(unlabelled)", "windows"] == 19
+    assert st.per_animal.loc["cow_8", "windows"] == 38
+    assert main(["data", "stats", str(p), "--unlabelled", "error"]) == 2  # as before, on request

@@ -358,3 +358,22 @@ def test_plots_drawn_in_the_helper_process_are_the_plots_drawn_here(bundle_dir, 
     assert len(here.plots) == 4
     for p in here.plots:
         assert p.read_bytes() == (tmp_path / "helper" / p.name).read_bytes(), p.name
+
+
+def test_nan_policy_option_lets_a_recording_with_nan_through(bundle_dir, tmp_path, capsys):
+    """The NaN error names ``--nan-policy``; with ``drop`` the recording is classified, no
+    window spanning the dropped samples."""
+    df = _frame(3000, 0)
+    df.loc[1200:1210, "ay"] = np.nan
+    p = tmp_path / "cow_1.csv"
+    df.to_csv(p, index=False)
+    out = tmp_path / "w.csv"
+    assert main(["classify", str(bundle_dir), str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "row 1202, column 'ay'" in err and "--nan-policy drop" in err and not out.exists()
+    code = main(["classify", str(bundle_dir), str(p), "--out", str(out), "--quiet",
+                 "--nan-policy", "drop"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    w = pd.read_csv(out)
+    t_nan = df.timestamp[1200:1211]
+    assert len(w) > 0 and not ((w.start <= t_nan.max()) & (w.end > t_nan.min())).any()

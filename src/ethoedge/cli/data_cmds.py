@@ -14,6 +14,7 @@ from ethoedge.cli.options import (
     format_opt,
     labels_opt,
     labels_tz_opt,
+    nan_policy_opt,
     out_opt,
     units_opt,
     unlabelled_opt,
@@ -39,7 +40,10 @@ UNITS_OPT = units_opt()
 def _load(data: Path | None, fmt: str, units: str | None, **labels: str | None):
     from ethoedge.data import DataConfig, load_dataset
 
-    cfg = data_overrides(DataConfig(), path=data, format=fmt, units=units, **labels)
+    # unlabelled samples are kept and counted as "(unlabelled)" unless --unlabelled says else
+    cfg = data_overrides(
+        DataConfig(unlabelled="keep"), path=data, format=fmt, units=units, **labels
+    )
     return load_dataset(cfg)
 
 
@@ -56,9 +60,11 @@ def stats(
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
     labels_tz: str | None = labels_tz_opt(),
-    unlabelled: str | None = unlabelled_opt(),
+    unlabelled: str | None = unlabelled_opt("keep: counted as '(unlabelled)'"),
+    nan_policy: str | None = nan_policy_opt(),
 ) -> None:
-    """Print per-animal and per-class counts, durations and windows per class."""
+    """Print per-animal and per-class counts, durations and windows per class (unlabelled
+    samples and windows as their own class)."""
     from ethoedge.data import WindowConfig
     from ethoedge.data.stats import dataset_stats
 
@@ -70,6 +76,7 @@ def stats(
         video_start=video_start,
         tz=labels_tz,
         unlabelled=unlabelled,
+        nan_policy=nan_policy,
     )
     st = dataset_stats(ds, WindowConfig(length_s=window_s, hop_s=hop_s, target_rate_hz=rate_hz))
     w = st.windows

@@ -68,13 +68,23 @@ def labels_tz_opt() -> Any:
     )
 
 
-def unlabelled_opt() -> Any:
+def unlabelled_opt(default: str = "the config's, error") -> Any:
     """``--unlabelled``: what to do with samples without a label."""
     return typer.Option(
         None,
         "--unlabelled",
         help="Samples without a label (none in the file, or outside every annotation"
-        " interval): error, drop or keep (default: the config's, error).",
+        f" interval): error, drop or keep (default: {default}).",
+    )
+
+
+def nan_policy_opt() -> Any:
+    """``--nan-policy``: what to do with samples whose acceleration is NaN or infinite."""
+    return typer.Option(
+        None,
+        "--nan-policy",
+        help="Samples with NaN/inf acceleration: error, drop (a window never spans the gap) or"
+        " interpolate (reads each file whole). Default: the config's, error.",
     )
 
 
@@ -88,6 +98,7 @@ def data_overrides(
     video_start: str | None = None,
     tz: str | None = None,
     unlabelled: str | None = None,
+    nan_policy: str | None = None,
 ) -> Any:
     """``base`` (a DataConfig) with the command-line data options applied where given."""
     from dataclasses import replace
@@ -103,6 +114,8 @@ def data_overrides(
         changes["units"] = units
     if unlabelled is not None:
         changes["unlabelled"] = unlabelled
+    if nan_policy is not None:
+        changes["nan_policy"] = nan_policy
     lab = base.labels
     if labels is not None:
         lab = LabelsConfig(path=str(labels))

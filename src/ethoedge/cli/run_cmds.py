@@ -16,6 +16,7 @@ from ethoedge.cli.options import (
     format_opt,
     labels_opt,
     labels_tz_opt,
+    nan_policy_opt,
     out_opt,
     quiet_opt,
     units_opt,
@@ -47,6 +48,7 @@ def run_cmd(
     video_start: str | None = video_start_opt(),
     labels_tz: str | None = labels_tz_opt(),
     unlabelled: str | None = unlabelled_opt(),
+    nan_policy: str | None = nan_policy_opt(),
     executor: str | None = typer.Option(
         None,
         "--executor",
@@ -75,6 +77,7 @@ def run_cmd(
         video_start=video_start,
         tz=labels_tz,
         unlabelled=unlabelled,
+        nan_policy=nan_policy,
     )
     cfg = replace(cfg, data=data_cfg)
     if device is not None:
@@ -166,6 +169,7 @@ def classify_cmd(
     labels: Path | None = labels_opt(),
     video_start: str | None = video_start_opt(),
     labels_tz: str | None = labels_tz_opt(),
+    nan_policy: str | None = nan_policy_opt(),
     plots: bool = typer.Option(
         True, "--plots/--no-plots", help="Draw the ethograms and the budget chart (PNG)."
     ),
@@ -178,7 +182,7 @@ def classify_cmd(
 
     cfg = data_overrides(
         DataConfig(unlabelled="keep"), path=data, format=format, units=units, labels=labels,
-        video_start=video_start, tz=labels_tz,
+        video_start=video_start, tz=labels_tz, nan_policy=nan_policy,
     )  # fmt: skip
     res = classify(
         bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,

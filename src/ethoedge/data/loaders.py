@@ -431,7 +431,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
         if cfg.nan_policy == "error":
             raise DataError(
                 f"{n_bad_rows:,} rows have NaN/inf acceleration ({per_axis}); first here."
-                " Set nan_policy to 'drop' or 'interpolate'",
+                " Set nan_policy to 'drop' or 'interpolate' (--nan-policy)",
                 **where(i),  # type: ignore[arg-type]
                 column=col,
             )

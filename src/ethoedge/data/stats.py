@@ -29,8 +29,12 @@ class DataStats:
 
 
 def dataset_stats(dataset: Dataset, cfg: WindowConfig | None = None) -> DataStats:
-    """Count samples, durations, segments and windows per animal and per class."""
-    w = make_windows(dataset, cfg)
+    """Count samples, durations, segments and windows per animal and per class.
+
+    Samples without a label count as the class ``(unlabelled)``, and so do windows cut from
+    them (with the purity rule of labelled windows), so that an unlabelled recording - or
+    the unannotated stretches of a partly annotated one - has its windows counted too."""
+    w = make_windows(_unlabelled_as_a_class(dataset), cfg)
     rows = []
     for r in dataset.recordings:
         labels = np.where(pd.isna(r.labels), UNLABELLED, r.labels).astype(str)
@@ -62,3 +66,16 @@ def dataset_stats(dataset: Dataset, cfg: WindowConfig | None = None) -> DataStat
     per_class["windows"] = wy.value_counts().reindex(order, fill_value=0).astype(int)
     per_class.index.name = "class"
     return DataStats(per_animal=per_animal, per_class=per_class, windows=w)
+
+
+def _unlabelled_as_a_class(dataset: Dataset) -> Dataset:
+    """``dataset`` with its samples without a label labelled ``(unlabelled)`` (a last class)."""
+    from dataclasses import replace
+
+    if not any(pd.isna(r.labels).any() for r in dataset.recordings):
+        return dataset
+    recs = [
+        replace(r, labels=np.where(pd.isna(r.labels), UNLABELLED, r.labels).astype(object))
+        for r in dataset.recordings
+    ]
+    return replace(dataset, recordings=recs, class_names=(*dataset.class_names, UNLABELLED))

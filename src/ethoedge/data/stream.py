@@ -235,7 +235,7 @@ def iter_blocks(
             if cfg.nan_policy == "error":
                 col = AXES[int(np.flatnonzero(nonfinite[i])[0])]
                 raise DataError(
-                    "NaN/inf acceleration. Set nan_policy to 'drop'",
+                    "NaN/inf acceleration. Set nan_policy to 'drop' (--nan-policy drop)",
                     path=path,
                     row=int(lines[i]),
                     column=col,
