@@ -12,7 +12,8 @@ so every element-wise pass is one contiguous sweep; the input stage runs for eve
 once, then each step is one product of the stacked gate weights with ``[a_t; h; 1]`` (the
 working set stays in cache) and a few element-wise passes. The sigmoids are
 ``(1 + tanh(x / 2)) / 2``, with the halving folded into the weights (exact: scaling by a power
-of two), so each step calls ``tanh`` twice.
+of two), so each step calls ``tanh`` twice, computed from ``exp`` (:func:`_tanh`: NumPy's
+float32 ``tanh`` is not vectorised on x86-64, its ``exp`` is).
 
 A window's logits do not depend on the batch it is in, bit for bit. BLAS does not promise
 that: how it splits the columns of a matrix product among its kernels depends on the number
@@ -85,6 +86,27 @@ def static_filter_matrix(length: int, alpha: float) -> np.ndarray:
     W = np.where(lag >= 0, (1.0 - alpha) * alpha ** np.maximum(lag, 0.0), 0.0)
     W[:, 0] = alpha**t
     return W
+
+
+_TWO, _ONE, _MINUS_TWO = np.float32(2.0), np.float32(1.0), np.float32(-2.0)
+
+
+def _tanh(x: np.ndarray) -> np.ndarray:
+    """``tanh`` in place on float32 ``x`` as ``2 / (1 + exp(-2 x)) - 1``: four element-wise
+    passes that NumPy vectorises, about twice as fast as its float32 ``tanh`` on x86-64, within
+    2e-7 of ``tanh`` (``exp`` overflows to inf for x below about -44, giving -1 exactly).
+
+    >>> v = np.array([-100.0, -1.0, 0.0, 0.5, 100.0], np.float32)
+    >>> bool(np.allclose(_tanh(v.copy()), np.tanh(v), rtol=0, atol=2e-7))
+    True
+    """
+    np.multiply(x, _MINUS_TWO, out=x)
+    with np.errstate(over="ignore"):
+        np.exp(x, out=x)
+    x += _ONE
+    np.divide(_TWO, x, out=x)
+    x -= _ONE
+    return x
 
 
 class NumpyStudent:
@@ -231,11 +253,11 @@ class NumpyStudent:
         for a_in in inputs:
             a_s[...] = a_in
             np.matmul(self._gates, buf_s, out=g_s)
-            np.tanh(rz, out=rz)  # r = (1 + t_r) / 2, z = (1 + t_z) / 2
+            _tanh(rz)  # r = (1 + t_r) / 2, z = (1 + t_z) / 2
             np.multiply(t_r, g_hn, out=cand)  # g_hn is half of W_hn h + b_hn
             cand += g_hn
             cand += g_in
-            np.tanh(cand, out=cand)
+            _tanh(cand)
             t_z *= 0.5
             t_z += 0.5
             h -= cand  # h' = n + z (h - n)
