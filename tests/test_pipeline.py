@@ -331,6 +331,13 @@ def test_an_unwritable_out_fails_before_any_training(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_an_out_the_file_system_refuses_leaves_no_new_folders(tmp_path):
+    out = tmp_path / "new" / "deeper" / ("x" * 300)
+    with pytest.raises(ConfigError, match="cannot write here: File name too long"):
+        run_windows(separable_windows(), tiny_config(), out, progress=False)
+    assert not (tmp_path / "new").exists()
+
+
 def test_yaml_round_trip(tmp_path):
     cfg = replace(preset("full"), data=DataConfig(format="cattle_ufro", label_map={"a": None}))
     assert load_yaml(save_yaml(cfg, tmp_path / "c.yaml")) == cfg

@@ -44,8 +44,9 @@ class DataError(EthoedgeError):
 def unwritable(path: object, error: OSError, *, folder: bool) -> ConfigError:
     """The one-line error for an output at ``path`` (a ``folder``, else a file) that cannot be
     written; ``error`` is what the system said. A file in the way of a folder (or a folder in
-    the way of a file) is named; else the system's reason is given (permission denied, a
-    read-only file system, ...).
+    the way of a file, also a folder in ``path`` where a file of the folder goes) is named; else
+    the system's reason is given (permission denied, a read-only file system, a name too
+    long, ...).
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
@@ -56,12 +57,21 @@ def unwritable(path: object, error: OSError, *, folder: bool) -> ConfigError:
     """
     from pathlib import Path
 
+    def kind(q: Path) -> str | None:  # "folder", "file" or None (absent, or cannot tell)
+        try:
+            return "folder" if q.is_dir() else "file" if q.exists() else None
+        except OSError:  # a name too long, ...
+            return None
+
     p = Path(str(path))
-    if not folder and p.is_dir():
+    inner = Path(error.filename) if isinstance(error, IsADirectoryError) and error.filename else p
+    if not folder and kind(p) == "folder":
         why = "it is a folder; give a file name"
-    elif folder and p.exists() and not p.is_dir():
+    elif folder and kind(p) == "file":
         why = "it is a file; give a folder"
+    elif folder and inner.parent == p and kind(inner) == "folder":
+        why = f"{inner} is a folder, not a file"
     else:
-        blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+        blocker = next((q for q in p.parents if kind(q) == "file"), None)
         why = f"{blocker} is a file, not a folder" if blocker else (error.strerror or str(error))
     return ConfigError(f"cannot write here: {why}", path=path)

@@ -1,19 +1,47 @@
 """Atomic writes: a crash never leaves a half-written file or report.
 
 Every artefact is written to a temporary file in the same directory and renamed into place
-(``os.replace`` is atomic on POSIX within one file system).
+(``os.replace`` is atomic on POSIX within one file system). The folders a write creates for its
+file are removed again when the write fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders created, innermost first
+    (for :func:`remove_folders` when what follows fails)."""
+    made = []
+    for q in (folder, *folder.parents):
+        try:
+            if q.exists():
+                break
+        except OSError:  # a name too long, ...: mkdir cannot make it either
+            continue
+        made.append(q)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        remove_folders(made)
+        raise
+    return made
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Remove the folders :func:`make_folders` created, innermost first, where still empty."""
+    for q in made:
+        with contextlib.suppress(OSError):  # not made after all, or no longer empty
+            q.rmdir()
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -25,19 +53,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     b'xyz'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_files(path.parent, {path.name: data})[0]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -57,8 +73,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     For writers that insist on a file name (``torch.save``, ``matplotlib.savefig``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    made = make_folders(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except BaseException:
+        remove_folders(made)
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
@@ -66,6 +86,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        remove_folders(made)
         raise
 
 
@@ -76,8 +97,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     An existing directory at ``path`` is replaced only once the new one is complete.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    made = make_folders(path.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except BaseException:
+        remove_folders(made)
+        raise
     try:
         yield tmp
         if path.exists():
@@ -90,7 +115,51 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_folders(made)
         raise
+
+
+def atomic_write_files(
+    folder: str | os.PathLike[str], files: Mapping[str, str | bytes]
+) -> list[Path]:
+    """Write ``files`` (name -> text, UTF-8, or bytes) into ``folder``, all or none: every file
+    is written to a temporary file first and only then renamed into place. On failure the
+    temporary files and the folders made for them are removed (an existing folder in the way of
+    a file is :class:`IsADirectoryError` naming it). Returns the written paths, in order.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / "b.txt").mkdir()
+    >>> atomic_write_files(d / "new", {"a.txt": "x", "b.txt": "y"})[1].read_text()
+    'y'
+    >>> atomic_write_files(d, {"a.txt": "x", "b.txt": "y"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    IsADirectoryError: [Errno 21] Is a directory: '.../b.txt'
+    >>> sorted(p.name for p in d.iterdir())
+    ['b.txt', 'new']
+    """
+    folder = Path(folder)
+    made = make_folders(folder)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, data in files.items():
+            if (folder / name).is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(folder / name))
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            staged.append((tmp, folder / name))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        remove_folders(made)
+        raise
+    return [path for _, path in staged]
 
 
 def write_csv_rows(f: Any, columns: dict[str, Any]) -> None:

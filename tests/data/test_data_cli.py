@@ -61,6 +61,16 @@ def test_plot_to_a_place_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert not list((tmp_path / "pics").iterdir())
 
 
+def test_plot_that_cannot_be_written_leaves_no_new_folders(tmp_path, capsys):
+    """A file name the file system refuses (too long): one line, and the folders made for the
+    plot are gone again."""
+    out = tmp_path / "new" / "deeper" / ("x" * 300 + ".png")
+    code = main(["data", "plot", "--animal", "1219", "--duration", "30", "-o", str(out)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err and "cannot write here: File name too long" in err
+    assert not (tmp_path / "new").exists()
+
+
 def _logger(path, n: int, labels=None):
     """A 10 Hz generic recording of ``n`` samples (a label column where ``labels`` is given)."""
     import numpy as np

@@ -151,6 +151,7 @@ def _edit(df: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFram
     ("column", "value", "text"),
     [
         ("eobs:acceleration-axes", "XY", "needs the three axes X, Y and Z"),
+        ("eobs:acceleration-axes", "", r"missing value \(no acceleration axes\)$"),
         ("eobs:accelerations-raw", "2048 2050 abc", "non-integer value 'abc'"),
         ("eobs:accelerations-raw", "2048 2050 2051 2052", "4 values does not divide into 3"),
         ("eobs:accelerations-raw", "", "an empty burst"),
@@ -170,6 +171,19 @@ def test_bad_bursts_name_file_row_and_column(tmp_path, column, value, text):
     e = ei.value
     assert e.row == 4 and str(p) in str(e) and "\n" not in str(e)
     assert e.column == column
+
+
+def test_two_bursts_of_one_animal_at_one_time_collide(tmp_path):
+    df, _ = _bursts()
+    p = _write(_edit(df, 2, "timestamp", df.loc[1, "timestamp"]), tmp_path)  # file lines 4, 3
+    with pytest.raises(DataError, match="bursts collide") as ei:
+        load_dataset(DataConfig(path=str(p), unlabelled="keep"))
+    e = ei.value
+    assert (e.row, e.column) == (4, "timestamp") and str(p) in str(e)
+    assert "animal 'stork1' starts at 2024-05-13T10:01:00, as does the burst in row 3" in str(e)
+    assert "before the previous row" not in str(e)
+    ds = load_dataset(DataConfig(path=str(p), unlabelled="keep", timestamp_policy="sort"))
+    assert "dropped 20 duplicate timestamps" in " ".join(ds.notes)
 
 
 def test_missing_movebank_columns(tmp_path):

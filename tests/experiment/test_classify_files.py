@@ -252,6 +252,26 @@ def test_unwritable_out_one_line_and_no_folders_left_behind(bundle_dir, tmp_path
     assert not (tmp_path / "new").exists()
 
 
+def test_out_that_cannot_take_the_answers_is_one_line_and_left_as_it_was(
+    bundle_dir, tmp_path, capsys
+):
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    out = tmp_path / "answers"
+    (out / "budget.csv").mkdir(parents=True)  # a folder where an answer goes
+    long = tmp_path / "new" / ("x" * 300)
+    for o, why in (
+        (out, f"cannot write here: {out / 'budget.csv'} is a folder, not a file"),
+        (long, "cannot write here: File name too long"),
+        (long.with_suffix(".csv"), "cannot write here: File name too long"),
+    ):
+        code = main(["classify", str(bundle_dir), str(logs), "--out", str(o), "--quiet",
+                     "--no-plots"])  # fmt: skip
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and "Traceback" not in err and f"{o}: {why}" in err
+    assert [p.name for p in out.iterdir()] == ["budget.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers", "logs"]
+
+
 def test_bundle_that_is_not_complete_is_one_line(bundle_dir, tmp_path, capsys):
     import shutil
 

@@ -83,6 +83,88 @@ def test_unsupported_width_and_bad_prefix_fail_cleanly(tiny_bundle, tmp_path, ca
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return " ".join(err.split())
+
+
+def test_export_c_broken_bundle_is_one_line_and_writes_nothing(tiny_bundle, tmp_path, capsys):
+    import shutil
+
+    broken = {
+        "bundle.json": (b"{", "bundle.json is not valid JSON"),
+        "quantized/w8.json": (b'{"word_bits": 8}', "w8.json: not a readable integer model (no"),
+    }
+    for k, (name, (content, text)) in enumerate(broken.items()):
+        b = tmp_path / f"bundle_{k}"
+        shutil.copytree(tiny_bundle[0], b)
+        (b / name).write_bytes(content)
+        out = tmp_path / f"c_{k}"
+        assert main(["export-c", str(b), "--bits", "8", "--out", str(out)]) == 2
+        assert text in _one_line_error(capsys)
+        assert not out.exists()
+
+
+def test_export_c_to_an_unwritable_place_is_one_line(tiny_bundle, tmp_path, capsys):
+    b = str(tiny_bundle[0])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    (tmp_path / "fw" / "main.c").mkdir(parents=True)  # a folder where a file of the export goes
+    long = tmp_path / "new" / "deeper" / ("x" * 300)
+    for out, why in (
+        (notes, "cannot write here: it is a file; give a folder"),
+        (notes / "fw", f"cannot write here: {notes} is a file, not a folder"),
+        (
+            tmp_path / "fw",
+            f"cannot write here: {tmp_path / 'fw' / 'main.c'} is a folder, not a file",
+        ),
+        (long, "cannot write here: File name too long"),
+    ):
+        assert main(["export-c", b, "--out", str(out)]) == 2
+        assert f"{out}: {why}" in _one_line_error(capsys)
+    assert [p.name for p in (tmp_path / "fw").iterdir()] == ["main.c"]  # nothing else written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw", "notes.txt"]
+
+
+def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
+    import shutil
+
+    def broken(name: str, edit) -> Path:
+        d = tmp_path / name
+        shutil.copytree(exported[8], d)
+        edit(d)
+        return d
+
+    def meta_edit(key: str, value: object = None):  # None: the key removed
+        def edit(d: Path) -> None:
+            meta = json.loads((d / "export.json").read_text())
+            if value is None:
+                del meta[key]
+            else:
+                meta[key] = value
+            (d / "export.json").write_text(json.dumps(meta))
+
+        return edit
+
+    gone = str(tmp_path / "gone")
+    cases = [
+        (lambda d: (d / "export.json").write_text("{"), "export.json: not readable export"),
+        (meta_edit("model_checksum"), "export.json: not the description of an export (no"),
+        (lambda d: (d / "quantized.json").unlink(), "quantized.json: not found"),
+        (lambda d: (d / "quantized.json").write_text("["), "quantized.json: not a readable"),
+        (meta_edit("bundle", gone), f"export.json: the model bundle it was exported from is no"
+                                    f" longer at {gone}"),
+        (lambda d: (d / "ethoedge_model.c").write_text("int x = ;\n"), "gcc failed (exit 1): "),
+    ]  # fmt: skip
+    for k, (edit, text) in enumerate(cases):
+        d = broken(f"e{k}", edit)
+        assert main(["verify-c", str(d), "--max-windows", "5"]) == 2
+        assert text in _one_line_error(capsys), k
+    assert main(["verify-c", str(exported[8]), "--max-windows", "0"]) == 2
+    assert "--max-windows" in capsys.readouterr().err
+
+
 def test_verify_c_cli_reports_a_difference(exported, tmp_path, capsys):
     """Tamper with one bias in the C: verify-c prints the first difference and exits 1."""
     import shutil

@@ -126,3 +126,38 @@ def test_cli_quantize_user_errors(bundle_dir, small_csv, tmp_path, capsys):
     assert main(["quantize", str(bundle_dir), "--bits", "8,x"]) == 2
     assert main(["quantize", str(tmp_path / "nope")]) == 2
     assert "bundle" in capsys.readouterr().err
+
+
+def test_cli_quantize_broken_student_or_unwritable_models_is_one_line(
+    bundle_dir, small_csv, tmp_path, capsys
+):
+    import shutil
+
+    b = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, b)
+    shutil.rmtree(b / "quantized", ignore_errors=True)
+    student = (b / "student.npz").read_bytes()
+    args = ["quantize", str(b), "--bits", "16,8", "--data", str(small_csv), "-q",
+            "--calib-windows", "64"]  # fmt: skip
+
+    def one_line() -> str:
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1, err
+        return " ".join(err.split())
+
+    (b / "student.npz").write_bytes(b"not an archive")
+    assert main(args) == 2
+    assert f"{b / 'student.npz'}: not a readable student" in one_line()
+    (b / "student.npz").unlink()
+    assert main(args) == 2
+    assert f"{b / 'student.npz'}: the bundle's student is missing" in one_line()
+    (b / "student.npz").write_bytes(student)
+    (b / "quantized" / "w8.json").mkdir(parents=True)  # a folder where a model goes
+    assert main(args) == 2
+    why = f"cannot write here: {b / 'quantized' / 'w8.json'} is a folder, not a file"
+    assert f"{b / 'quantized'}: {why}" in one_line()
+    assert [p.name for p in (b / "quantized").iterdir()] == ["w8.json"]  # not even w16.json
+    shutil.rmtree(b / "quantized")
+    (b / "quantized").write_text("x")
+    assert main(args) == 2
+    assert f"{b / 'quantized'}: cannot write here: it is a file; give a folder" in one_line()

@@ -45,7 +45,7 @@ def verify_c_cmd(
         False, "--qemu", help="Also run on emulated Cortex-M4 (mps2-an386) and Cortex-M3 (an385)."
     ),
     max_windows: int | None = typer.Option(
-        None, "--max-windows", help="Only the first N windows (default: all)."
+        None, "--max-windows", min=1, help="Only the first N windows (default: all)."
     ),
     format: str | None = format_opt(None),
     units: str | None = units_opt(),

@@ -274,7 +274,7 @@ def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
 
 
 def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
-    mb = read_movebank(path, header, cfg.movebank, cfg.label_column)
+    mb = read_movebank(path, header, cfg.movebank, cfg.label_column, cfg.timestamp_policy)
     acodes, auniq = _factor(pd.Series(mb.animal, dtype=object))
     scodes, suniq = _factor(pd.Series(mb.segment, dtype=object))
     codes, uniq = (

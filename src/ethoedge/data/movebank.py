@@ -70,9 +70,16 @@ class MovebankRows:
 
 
 def read_movebank(
-    path: Path, header: list[str], calib: MovebankConfig, label_column: str | None = None
+    path: Path,
+    header: list[str],
+    calib: MovebankConfig,
+    label_column: str | None = None,
+    timestamp_policy: str = "error",
 ) -> MovebankRows:
-    """Read a Movebank accelerometer export (layouts in the module docstring)."""
+    """Read a Movebank accelerometer export (layouts in the module docstring).
+
+    Two bursts of one animal that start at the same time are an error naming both rows, unless
+    ``timestamp_policy`` is ``"sort"`` (the loader then drops the duplicate timestamps)."""
     if BURST in header:
         missing = [c for c in (AXES, FREQ, "timestamp") if c not in header]
         layout = "e-obs bursts"
@@ -132,6 +139,8 @@ def read_movebank(
         )
     )
     if layout == "e-obs bursts":
+        if timestamp_policy == "error":
+            _check_collisions(path, lines, t, animal)
         out = _bursts(path, df, lines, t, animal, labels, calib)
         notes.append(scale_note)
         return MovebankRows(*out, label_column=lab_col, layout=layout, notes=tuple(notes))
@@ -185,6 +194,8 @@ def _bursts(
     for i, (b, ax) in enumerate(zip(bursts, axes, strict=True)):
         where = {"path": path, "row": int(lines[i])}
         order = _axis_order(ax)
+        if pd.isna(ax) or not str(ax).strip():
+            raise DataError("missing value (no acceleration axes)", **where, column=AXES)  # type: ignore[arg-type]
         if order is None:
             raise DataError(
                 f"acceleration axes {ax!r}: ethoedge needs the three axes X, Y and Z",
@@ -226,6 +237,26 @@ def _bursts(
         np.asarray(rates, dtype=np.float64)[idx],
         lines[idx],
         labels[idx] if labels is not None else None,
+    )
+
+
+def _check_collisions(path: Path, lines: np.ndarray, t0: np.ndarray, animal: np.ndarray) -> None:
+    """Two bursts of one animal must not start at the same time (each burst is a segment named
+    by its start): the error names the later row and the row it collides with."""
+    starts = pd.DataFrame({"animal": animal, "t": t0})
+    again = starts.duplicated().to_numpy()
+    if not again.any():
+        return
+    i = int(np.flatnonzero(again)[0])
+    j = int(np.flatnonzero((animal == animal[i]) & (t0 == t0[i]))[0])
+    when = pd.Timestamp(t0[i], unit="s").isoformat()
+    raise DataError(
+        f"bursts collide: this burst of animal {animal[i]!r} starts at {when}, as does the burst"
+        f" in row {int(lines[j])}; remove one of them, or set timestamp_policy='sort' to keep"
+        " one sample per timestamp",
+        path=path,
+        row=int(lines[i]),
+        column="timestamp",
     )
 
 

@@ -14,8 +14,9 @@ file has been classified: nothing half-written on error.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import functools
+import os
 import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +38,7 @@ from ethoedge.experiment.bouts import (
     DailyBudget,
     bouts_frame,
 )
-from ethoedge.io import write_csv_rows
+from ethoedge.io import make_folders, remove_folders, write_csv_rows
 
 __all__ = ["ClassifyResult", "classify"]
 
@@ -238,16 +239,20 @@ def classify(
         chunk_rows = max(1, DEFAULT_CHUNK_ROWS // readers)
     out = Path(out)
     single = out.suffix.lower() == ".csv"
-    if not single and out.exists() and not out.is_dir():
-        raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
-    if single and out.is_dir():
-        raise ConfigError("is a folder: give a FILE.csv, or a folder not named .csv", path=out)
-    # The folders made for ``out`` (innermost first) are removed again if classifying fails.
-    made = [q for q in (out.parent, *out.parent.parents) if not q.exists()]
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        is_dir, is_file = out.is_dir(), out.exists() and not out.is_dir()
+    except OSError as e:  # a name too long, ...
+        raise unwritable(out, e, folder=not single) from None
+    if not single and is_file:
+        raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
+    if single and is_dir:
+        raise ConfigError("is a folder: give a FILE.csv, or a folder not named .csv", path=out)
+    made: list[Path] = []  # folders made for ``out``: removed again if classifying fails
+    try:
+        made = make_folders(out.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as e:
+        remove_folders(made)
         raise unwritable(out, e, folder=not single) from None
     plotter = None
     done = False
@@ -323,13 +328,16 @@ def classify(
                 written.append(p)
                 _draw_all(jobs, plotter)
         # Every output is complete: move them into place.
-        if single:
-            final = [out]
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            final = [out / p.name for p in written]
-        for src, dst in zip(written, final, strict=True):
-            src.replace(dst)
+        final = [out] if single else [out / p.name for p in written]
+        try:
+            if not single:
+                made = make_folders(out) + made
+            if not single and (dirs := [p for p in final if p.is_dir()]):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dirs[0]))
+            for src, dst in zip(written, final, strict=True):
+                src.replace(dst)
+        except OSError as e:
+            raise unwritable(out, e, folder=not single) from None
         done = True
         if not single:
             bouts_csv, budget_csv = out / "bouts.csv", out / "budget.csv"
@@ -353,9 +361,8 @@ def classify(
         if plotter is not None:
             plotter.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        for q in [] if done else made:
-            with contextlib.suppress(OSError):  # only while empty
-                q.rmdir()
+        if not done:
+            remove_folders(made)
 
 
 def _plot_process() -> Any:

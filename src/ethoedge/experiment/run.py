@@ -64,7 +64,7 @@ from ethoedge.experiment.report import (
     write_results_json,
 )
 from ethoedge.inference import Classifier
-from ethoedge.io import atomic_write_text
+from ethoedge.io import atomic_write_text, make_folders, remove_folders
 from ethoedge.models import GRUStudent, ResNetTeacher, model_cost
 from ethoedge.models.device import resolve_device
 
@@ -94,10 +94,12 @@ def run_windows(
     """The job on ready-made windows (see :func:`run`); returns the ``results.json`` dict."""
     check_config_against_data(cfg, windows)
     out = Path(out_dir)
+    made: list[Path] = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        made = make_folders(out)
         save_yaml(cfg, out / "config.yaml")
     except OSError as e:
+        remove_folders(made)
         raise unwritable(out, e, folder=True) from None
     timings: dict[str, float] = {}
     t_start = time.perf_counter()

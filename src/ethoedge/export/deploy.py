@@ -20,6 +20,7 @@ from ethoedge.export.emit import emit_c, write_files
 from ethoedge.export.verify import (
     EXPORT_META,
     VerifyResult,
+    read_export_meta,
     stream_windows,
     verify_c,
     verify_stream,
@@ -34,11 +35,14 @@ def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
     return Path(bundle_dir) / "quantized" / f"w{bits}.json"
 
 
-def _bundle_doc(bundle_dir: Path) -> dict:
-    path = bundle_dir / "bundle.json"
-    if not path.is_file():
-        raise ConfigError("not a model bundle (no bundle.json)", path=bundle_dir)
-    return json.loads(path.read_text())
+def read_quantized(path: Path) -> QuantizedStudent:
+    """The integer model in ``path``; a :class:`ConfigError` naming the file when it cannot be
+    read."""
+    try:
+        return QuantizedStudent.load(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ConfigError(f"not a readable integer model ({what})", path=path) from None
 
 
 def export_bundle(
@@ -56,20 +60,25 @@ def export_bundle(
     """
     if bits not in SUPPORTED_WORD_BITS:
         raise ConfigError(f"--bits {bits} cannot be exported to C (supported: 8, 16)")
+    from ethoedge.bundle import read_bundle_info
+
     bundle_dir = Path(bundle_dir)
-    doc = _bundle_doc(bundle_dir)
+    info = read_bundle_info(bundle_dir)
     q_path = quantized_path(bundle_dir, bits)
     if not q_path.is_file():
         raise EthoedgeError(
             f"no {bits}-bit quantized model at {q_path}: the bundle is not quantized at W={bits}; "
             f"run `ethoedge quantize {bundle_dir} --bits {bits}` first"
         )
+    q = read_quantized(q_path)
+    cfg = ExportConfig(prefix=prefix, word_bits=bits, n_samples=info.n_samples)
+    cfg.validate()
     try:
-        q = QuantizedStudent.load(q_path)
-    except (KeyError, ValueError, TypeError) as e:
-        raise EthoedgeError(f"cannot read the quantized model: {e}", path=q_path) from None
-    cfg = ExportConfig(prefix=prefix, word_bits=bits, n_samples=int(doc["n_samples"]))
-    files = emit_c(q, cfg, command=command)
+        files = emit_c(q, cfg, command=command)
+    except EthoedgeError as e:  # the model in the file does not fit the export
+        if e.path is not None:
+            raise
+        raise type(e)(e.message, path=q_path) from None
     meta = {
         "format": "ethoedge.c_export/1",
         "ethoedge_version": __version__,
@@ -104,16 +113,30 @@ def verify_export(
     from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
     export_dir = Path(export_dir)
+    if max_windows is not None and max_windows < 1:
+        raise ConfigError(f"--max-windows must be at least 1, got {max_windows}")
     meta_path = export_dir / EXPORT_META
+    if export_dir.is_file():
+        raise ConfigError("is a file: give the folder `ethoedge export-c` wrote", path=export_dir)
     if not meta_path.is_file():
         raise EthoedgeError(f"{meta_path} not found: export with `ethoedge export-c` first")
-    meta = json.loads(meta_path.read_text())
-    q = QuantizedStudent.load(export_dir / QUANTIZED_COPY)
+    meta = read_export_meta(export_dir)
+    q_path = export_dir / QUANTIZED_COPY
+    if not q_path.is_file():
+        raise ConfigError("not found: export the model again with `ethoedge export-c`", path=q_path)
+    q = read_quantized(q_path)
     if q.checksum() != meta["model_checksum"]:
         raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
     from ethoedge.bundle import windows_for_bundle
 
-    windows = windows_for_bundle(meta["bundle"], data_path, data_format=data_format, units=units)
+    bundle_dir = Path(str(meta["bundle"]))
+    if not (bundle_dir / "bundle.json").is_file():
+        raise ConfigError(
+            f"the model bundle it was exported from is no longer at {bundle_dir} (no"
+            " bundle.json); its data settings window the data",
+            path=meta_path,
+        )
+    windows = windows_for_bundle(bundle_dir, data_path, data_format=data_format, units=units)
     X = quantize_input(windows.X, q.in_frac)
     if max_windows is not None:
         X = X[:max_windows]

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from ethoedge import __version__
-from ethoedge.errors import ConfigError, EthoedgeError
+from ethoedge.errors import ConfigError, EthoedgeError, unwritable
 from ethoedge.export.cgen import block_comment, c_array, c_enum, storage_type
 from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
-from ethoedge.io import atomic_write_text
+from ethoedge.io import atomic_write_files
 from ethoedge.quantize.fixedpoint import LUT_IN_FRAC, PRE_FRAC, bias_acc
 from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedStudent
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
@@ -792,9 +792,13 @@ def emit_c(
 
 
 def write_files(files: Mapping[str, str], out_dir: str | Path) -> list[Path]:
-    """Write already-built files atomically into ``out_dir`` (each file all or nothing)."""
+    """Write already-built files into ``out_dir``, all or none (a folder that cannot be
+    written is a :class:`~ethoedge.errors.ConfigError` naming it)."""
     out = Path(out_dir)
-    return [atomic_write_text(out / name, text) for name, text in files.items()]
+    try:
+        return atomic_write_files(out, files)
+    except OSError as e:
+        raise unwritable(out, e, folder=True) from None
 
 
 def export_c(

@@ -76,9 +76,20 @@ def run_tool(
     except subprocess.TimeoutExpired as e:
         raise EthoedgeError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from e
     if check and res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip()[-2000:]
-        raise EthoedgeError(f"{Path(cmd[0]).name} failed (exit {res.returncode}): {tail}")
+        why = first_error(res.stderr or res.stdout)
+        raise EthoedgeError(f"{Path(cmd[0]).name} failed (exit {res.returncode}): {why}")
     return res
+
+
+def first_error(output: str) -> str:
+    r"""The line of a tool's ``output`` that says what went wrong, for a one-line message: the
+    first that mentions an error, else the last.
+
+    >>> first_error("a.c: In function 'f':\na.c:3:9: error: expected expression\n    3 | x = ;")
+    'a.c:3:9: error: expected expression'
+    """
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
 
 
 def compile_host(

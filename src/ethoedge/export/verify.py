@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ethoedge.errors import EthoedgeError
+from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.export import toolchain
 
 EXPORT_META = "export.json"
@@ -78,7 +78,21 @@ def read_export_meta(export_dir: str | Path) -> dict:
         raise EthoedgeError(
             f"{path} not found: is this a directory written by `ethoedge export-c`?", path=None
         )
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"not readable export metadata ({e})", path=path) from None
+    need = ("bundle", "model_checksum", "config")
+    missing = [k for k in need if k not in meta] if isinstance(meta, dict) else list(need)
+    if not missing and not (isinstance(meta["config"], dict) and "prefix" in meta["config"]):
+        missing = ["config.prefix"]
+    if missing:
+        raise ConfigError(
+            f"not the description of an export (no {', '.join(missing)}): export the model"
+            " again with `ethoedge export-c`",
+            path=path,
+        )
+    return meta
 
 
 def _prefix_and_shape(export_dir: Path, prefix: str | None) -> tuple[str, int, int]:
@@ -401,7 +415,7 @@ def _run_host(exe: Path, blob: bytes, timeout: float) -> str:
     if res.returncode != 0:
         raise EthoedgeError(
             f"host harness failed (exit {res.returncode}): "
-            + res.stderr.decode(errors="replace")[-2000:]
+            + toolchain.first_error(res.stderr.decode(errors="replace"))
         )
     return res.stdout.decode()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import numpy as np
 import torch
 
 from ethoedge.distill.config import KDConfig
-from ethoedge.errors import ConfigError
-from ethoedge.io import atomic_write_json
+from ethoedge.errors import ConfigError, unwritable
+from ethoedge.io import atomic_write_files
 from ethoedge.quantize.config import QuantConfig
 from ethoedge.quantize.sweep import evaluate_word_lengths
 
@@ -100,8 +101,10 @@ def quantize_bundle(
         q = dataclasses.replace(q, meta={**q.meta, "method": r["method"], **source})
         r["qmodel"] = q
         docs[f"w{r['word_bits']}.json"] = q.to_json()
+    docs["quant_config.json"] = cfg.to_dict()
     out = bundle_dir / "quantized"
-    for name, doc in docs.items():
-        atomic_write_json(out / name, doc)
-    atomic_write_json(out / "quant_config.json", cfg.to_dict())
+    try:
+        atomic_write_files(out, {n: json.dumps(d, indent=2) + "\n" for n, d in docs.items()})
+    except OSError as e:
+        raise unwritable(out, e, folder=True) from None
     return results
