@@ -76,3 +76,21 @@ def test_quantize_bundle_passes_kd_to_qat(seen, tiny, tmp_path):
     w = Windows(X, y, np.full(32, "1"), np.full(32, "0"), t, t + 1.0, ("a", "b"), 10.0)
     quantize_bundle(d, QAT, windows=w, kd=KDConfig(alpha=0.9, temperature=3.0))
     assert seen and set(seen) == {(0.9, 3.0)}
+
+
+def test_quantize_bundle_without_qat_does_not_read_the_teacher(tiny, tmp_path):
+    """Post-training quantization needs the student only: a damaged teacher does not stop it;
+    fine-tuning, which distils from the teacher, still reads it (one clear error)."""
+    from ethoedge.errors import ConfigError
+
+    student, norm, X, y, _ = tiny
+    teacher = ResNetTeacher(2, TeacherConfig(filters=(4, 4, 4))).eval()
+    b = Bundle(student, norm, ("a", "b"), WindowConfig(length=10, hop=10), 10.0, teacher=teacher)
+    d = save_bundle(b, tmp_path / "bundle")
+    (d / "teacher.npz").write_bytes(b"not an archive")
+    t = np.arange(32, dtype=np.float64)
+    w = Windows(X, y, np.full(32, "1"), np.full(32, "0"), t, t + 1.0, ("a", "b"), 10.0)
+    (row,) = quantize_bundle(d, QuantConfig(word_bits=(8,), calib_windows=32), windows=w)
+    assert row["method"] == "ptq" and (d / "quantized" / "w8.json").is_file()
+    with pytest.raises(ConfigError, match=r"teacher\.npz"):
+        quantize_bundle(d, QAT, windows=w)

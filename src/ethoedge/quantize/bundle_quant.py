@@ -48,7 +48,7 @@ def quantize_bundle(
 
     cfg = cfg or QuantConfig()
     bundle_dir = Path(bundle_dir)
-    b = load_bundle(bundle_dir)
+    b = load_bundle(bundle_dir, teacher=bool(cfg.qat))  # the teacher only for fine-tuning
     dcfg = DataConfig.from_dict(b.data) if b.data else DataConfig()
     if data is not None and str(data) != dcfg.path:
         # the training data's annotation file does not label other data
