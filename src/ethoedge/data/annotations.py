@@ -29,7 +29,7 @@ column.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,15 +345,21 @@ def _text(df: pd.DataFrame, name: str, lines: np.ndarray, path: Path) -> np.ndar
     return vals
 
 
-def _relative(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
-    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+def _finite(
+    num: np.ndarray, what: Callable[[int], str], name: str, lines: np.ndarray, path: Path
+) -> np.ndarray:
+    """``num``, or a :class:`DataError` at its first value that is not finite (``what(i)``
+    says what is wrong with the value at ``i``)."""
     bad = ~np.isfinite(num)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"not a number of seconds: {col.iloc[i]!r}", path=path, row=int(lines[i]), column=name
-        )
+        raise DataError(what(i), path=path, row=int(lines[i]), column=name)
     return num
+
+
+def _relative(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    return _finite(num, lambda i: f"not a number of seconds: {col.iloc[i]!r}", name, lines, path)
 
 
 def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | None) -> np.ndarray:
@@ -363,13 +369,7 @@ def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | N
         raise DataError("missing value", path=path, row=int(lines[i]), column=name)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         num = col.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(num)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"not a finite time: {num[i]:g}", path=path, row=int(lines[i]), column=name
-            )
-        return num
+        return _finite(num, lambda i: f"not a finite time: {num[i]:g}", name, lines, path)
     text = [str(v).strip() for v in col.astype(object)]
     return parse_datetimes(text, name, lines, path, tz)
 
