@@ -149,12 +149,7 @@ class Classifier:
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
             classes = read_bundle_info(bundle_dir).class_names
-            try:
-                q = QuantizedStudent.load(q_path)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                what = f"no {e}" if isinstance(e, KeyError) else str(e)
-                raise ConfigError(f"not a readable integer model ({what})", path=q_path) from None
-            return cls(q, class_names=classes, engine=engine)
+            return cls(QuantizedStudent.load(q_path), class_names=classes, engine=engine)
         if bundle_dir is not None:
             from ethoedge.models.device import resolve_device
 

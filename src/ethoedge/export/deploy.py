@@ -35,16 +35,6 @@ def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
     return Path(bundle_dir) / "quantized" / f"w{bits}.json"
 
 
-def read_quantized(path: Path) -> QuantizedStudent:
-    """The integer model in ``path``; a :class:`ConfigError` naming the file when it cannot be
-    read."""
-    try:
-        return QuantizedStudent.load(path)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        what = f"no {e}" if isinstance(e, KeyError) else str(e)
-        raise ConfigError(f"not a readable integer model ({what})", path=path) from None
-
-
 def export_bundle(
     bundle_dir: str | Path,
     bits: int,
@@ -70,7 +60,7 @@ def export_bundle(
             f"no {bits}-bit quantized model at {q_path}: the bundle is not quantized at W={bits}; "
             f"run `ethoedge quantize {bundle_dir} --bits {bits}` first"
         )
-    q = read_quantized(q_path)
+    q = QuantizedStudent.load(q_path)
     cfg = ExportConfig(prefix=prefix, word_bits=bits, n_samples=info.n_samples)
     cfg.validate()
     try:
@@ -124,7 +114,7 @@ def verify_export(
     q_path = export_dir / QUANTIZED_COPY
     if not q_path.is_file():
         raise ConfigError("not found: export the model again with `ethoedge export-c`", path=q_path)
-    q = read_quantized(q_path)
+    q = QuantizedStudent.load(q_path)
     if q.checksum() != meta["model_checksum"]:
         raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
     from ethoedge.bundle import windows_for_bundle

@@ -148,4 +148,12 @@ class QuantizedStudent:
 
     @classmethod
     def load(cls, path: str | Path) -> QuantizedStudent:
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """The integer model saved at ``path``; a :class:`~ethoedge.errors.ConfigError` naming
+        the file when it cannot be read (missing, not JSON, not an integer model)."""
+        from ethoedge.errors import ConfigError
+
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            what = f"no {e}" if isinstance(e, KeyError) else str(e)
+            raise ConfigError(f"not a readable integer model ({what})", path=path) from None
