@@ -112,24 +112,12 @@ def _state_npz(model: torch.nn.Module) -> bytes:
 def _load_state(model: torch.nn.Module, path: Path) -> None:
     """Load ``model``'s weights from ``path``; a :class:`ConfigError` naming the file when it
     is missing, not an ``.npz`` of arrays, or not the weights of this model."""
-    import zipfile
-
     import torch
 
+    from ethoedge.models.student_numpy import read_npz
+
     what = path.stem  # student, teacher
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            state = {k: torch.from_numpy(z[k].copy()) for k in z.files}
-    except FileNotFoundError:
-        raise ConfigError(f"the bundle's {what} is missing", path=path) from None
-    except OSError as e:
-        raise ConfigError(
-            f"cannot read the bundle's {what} ({e.strerror or e})", path=path
-        ) from None
-    except (ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        raise ConfigError(
-            f"not a readable {what} (not a NumPy .npz of arrays)", path=path
-        ) from None
+    state = {k: torch.from_numpy(v.copy()) for k, v in read_npz(path, what).items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:  # missing or unexpected tensors, other shapes

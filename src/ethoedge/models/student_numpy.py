@@ -88,6 +88,27 @@ def static_filter_matrix(length: int, alpha: float) -> np.ndarray:
     return W
 
 
+def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """The arrays of a bundle's ``.npz`` file (``what``: student, teacher); a
+    :class:`~ethoedge.errors.ConfigError` naming the file when it is missing or is not an
+    ``.npz`` of arrays."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ConfigError(f"the bundle's {what} is missing", path=path) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the bundle's {what} ({e.strerror or e})", path=path
+        ) from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise ConfigError(
+            f"not a readable {what} (not a NumPy .npz of arrays)", path=path
+        ) from None
+
+
 _TWO, _ONE, _MINUS_TWO = np.float32(2.0), np.float32(1.0), np.float32(-2.0)
 
 
@@ -165,17 +186,14 @@ class NumpyStudent:
         cls, path: str | Path, cfg: Mapping[str, object], batch_size: int = 512
     ) -> NumpyStudent:
         """From a bundle's ``student.npz`` and its ``student`` configuration."""
-        import zipfile
-
+        state = read_npz(path, "student")
         try:
-            with np.load(path) as z:
-                state = {k: z[k] for k in z.files}
             return cls(cfg, state, batch_size=batch_size)
-        except FileNotFoundError:
-            raise ConfigError("the bundle's student is missing", path=path) from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        except (ValueError, KeyError) as e:  # missing tensors, other shapes
             what = f"no {e}" if isinstance(e, KeyError) else str(e)
-            raise ConfigError(f"not a readable student ({what})", path=path) from None
+            raise ConfigError(
+                f"not the student bundle.json describes ({what})", path=path
+            ) from None
 
     def __call__(self, Xn: np.ndarray) -> np.ndarray:
         Xn = np.asarray(Xn, dtype=np.float32)
