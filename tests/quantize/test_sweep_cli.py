@@ -121,7 +121,7 @@ def test_cli_quantize_writes_models_and_prints_the_table(bundle_dir, small_csv, 
 
 def test_cli_quantize_user_errors(bundle_dir, small_csv, tmp_path, capsys):
     assert main(["quantize", str(bundle_dir), "--bits", "8,32", "--data", str(small_csv)]) == 2
-    assert "4..16" in capsys.readouterr().err
+    assert "--bits: word length must be an integer in 4..16, got 32" in capsys.readouterr().err
     assert not (bundle_dir / "quantized" / "w32.json").exists()
     assert main(["quantize", str(bundle_dir), "--bits", "8,x"]) == 2
     assert main(["quantize", str(tmp_path / "nope")]) == 2
@@ -161,3 +161,9 @@ def test_cli_quantize_broken_student_or_unwritable_models_is_one_line(
     (b / "quantized").write_text("x")
     assert main(args) == 2
     assert f"{b / 'quantized'}: cannot write here: it is a file; give a folder" in one_line()
+
+
+def test_parse_bits_takes_each_word_length_once():
+    from ethoedge.cli.quant_cmds import parse_bits
+
+    assert parse_bits("8, 16,8") == (8, 16)

@@ -14,18 +14,20 @@ from ethoedge.errors import ConfigError
 
 
 def parse_bits(text: str) -> tuple[int, ...]:
-    """``"16,12,8"`` -> ``(16, 12, 8)``.
+    """``"16,12,8"`` -> ``(16, 12, 8)``: each word length once, each in 4..16.
 
-    >>> parse_bits("16, 8")
+    >>> parse_bits("16, 8, 16")
     (16, 8)
     """
     try:
-        bits = tuple(int(t) for t in text.split(",") if t.strip())
+        bits = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
     except ValueError:
         raise ConfigError(f"--bits must be comma-separated integers, got {text!r}") from None
     if not bits:
         raise ConfigError("--bits is empty")
-    return bits
+    from ethoedge.quantize.config import check_word_bits
+
+    return tuple(check_word_bits(b, key="--bits") for b in bits)
 
 
 @app.command("quantize")
