@@ -307,6 +307,16 @@ def test_bad_configs_against_the_data_fail_clearly(tmp_path):
     w = separable_windows(animals="abc")
     with pytest.raises(ConfigError, match="needs at least 5 animals; the data have 3"):
         run_windows(w, tiny_config(protocol="kfold", k=5), tmp_path / "a", progress=False)
+    # Soft labels cross-fitted within a fold's training animals need 2 of them: with 2
+    # animals the run stops before training anything, naming the settings to change.
+    two = separable_windows(animals="ab")
+    for kd in (KDConfig(baseline_weight=0.5), KDConfig(soft_labels="cross_fit")):
+        with pytest.raises(ConfigError, match=r"needs at least 3 animals \(soft labels cross"):
+            cfg = tiny_config(kd=kd, protocol="loao", val_animals=0)
+            run_windows(two, cfg, tmp_path / "x", progress=False)
+        assert not (tmp_path / "x" / "work").exists()
+    assert tiny_config(kd=KDConfig(soft_labels="cross_fit"), protocol="kfold", k=2).min_animals == 4
+    assert tiny_config(protocol="kfold", k=2).min_animals == 2
     # Unknown class, window longer than every recording: rejected before any training.
     bad_class = tiny_config(data=DataConfig(classes=("grazing", "flying")))
     with pytest.raises(EthoedgeError, match="flying"):

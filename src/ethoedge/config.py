@@ -192,13 +192,25 @@ class RunConfig:
             raise ConfigError(f"student_recipes has duplicates: {names}")
 
     @property
+    def cross_fits(self) -> bool:
+        """Whether each fold's soft labels come from models fitted on the fold's *other*
+        training animals (``kd.soft_labels: cross_fit``, or the ensemble teacher's forests,
+        ``kd.baseline_weight > 0``): a fold then needs at least 2 training animals."""
+        return self.kd.soft_labels == "cross_fit" or self.kd.baseline_weight > 0
+
+    @property
     def min_animals(self) -> int:
-        """Fewest animals the protocol can work with."""
+        """Fewest animals the protocol can work with: every fold keeps at least one training
+        animal, two where soft labels are cross-fitted (:attr:`cross_fits`)."""
+        train = 2 if self.cross_fits else 1
         if self.protocol == "loao":
-            return 2  # one test animal, at least one training animal
+            return 1 + train  # one test animal and the training animals
         if self.protocol == "kfold":
-            return self.k
-        return self.val_animals + self.test_animals + 1
+            n = self.k
+            while n - -(-n // self.k) < train:  # the largest test group: ceil(n / k) animals
+                n += 1
+            return n
+        return self.val_animals + self.test_animals + train
 
     def student_configs(self) -> dict[str, StudentConfig]:
         """Suffix -> student size: ``""`` for the headline size, ``"_h{H}"`` for the others."""

@@ -3,7 +3,7 @@ the normaliser fitted on its training windows; plus the data-dependent checks of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,8 +41,16 @@ def check_config_against_data(cfg: RunConfig, windows: Windows, dataset: Any = N
         what = {"loao": "leave-one-animal-out", "kfold": f"{cfg.k}-fold by animal"}.get(
             cfg.protocol, f"a holdout of {cfg.test_animals} test + {cfg.val_animals} val animals"
         )
+        plain = replace(cfg, kd=replace(cfg.kd, soft_labels="in_fold", baseline_weight=0.0))
+        why = ""
+        if cfg.cross_fits and n_animals >= plain.min_animals:  # cross-fitting needs the more
+            why = (
+                " (soft labels cross-fitted within each fold's training animals need 2 of them:"
+                " kd.soft_labels: cross_fit or kd.baseline_weight > 0, as in the presets; use"
+                " kd.soft_labels: in_fold and kd.baseline_weight: 0 for fewer animals)"
+            )
         raise ConfigError(
-            f"{what} needs at least {cfg.min_animals} animals; the data have {n_animals}"
+            f"{what} needs at least {cfg.min_animals} animals{why}; the data have {n_animals}"
         )
     present = np.unique(windows.y)
     if len(present) < 2:
