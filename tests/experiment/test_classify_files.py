@@ -397,3 +397,25 @@ def test_nan_policy_option_lets_a_recording_with_nan_through(bundle_dir, tmp_pat
     w = pd.read_csv(out)
     t_nan = df.timestamp[1200:1211]
     assert len(w) > 0 and not ((w.start <= t_nan.max()) & (w.end > t_nan.min())).any()
+
+
+def test_behaviours_the_model_does_not_know_are_counted_and_left_out(bundle_dir, tmp_path, capsys):
+    """Windows labelled with a behaviour outside the bundle's classes are said, with their
+    count, and kept out of the metrics (the known ones still scored)."""
+    df = _frame(3000, 0, labels=True)
+    df.loc[df.label == "walk", "label"] = "trot"  # not a bundle class
+    p = tmp_path / "cow_1.csv"
+    df.to_csv(p, index=False)
+    res = classify(bundle_dir, DataConfig(path=str(p), unlabelled="keep"), tmp_path / "w.csv",
+                   plots=False, progress=False)  # fmt: skip
+    w = res.predictions
+    lab = df.label.to_numpy(object)
+    assert set(res.unknown) == {"trot"} and res.unknown["trot"] > 0
+    assert res.metrics is not None
+    assert res.metrics["n"] == int((w.true_label.fillna("") != "").sum())
+    assert "trot" not in set(w.true_label.dropna()) and "trot" in set(lab)
+    assert main(["classify", str(bundle_dir), str(p), "--out", str(tmp_path / "x.csv"),
+                 "--quiet"]) == 0  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{res.unknown['trot']:,} windows are labelled with behaviours the model does not" in out
+    assert f"(trot {res.unknown['trot']:,})" in out

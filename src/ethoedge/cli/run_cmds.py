@@ -211,6 +211,13 @@ def classify_cmd(
         for name, row in zip(res.class_names, res.confusion, strict=True):
             cm.add_row(name, *[f"{int(v):,}" for v in row])
         con.print(cm)
+    if res.unknown:
+        names = ", ".join(f"{k} {v:,}" for k, v in res.unknown.items())
+        con.print(
+            f"note: {sum(res.unknown.values()):,} windows are labelled with behaviours the model"
+            f" does not know ({names}): left out of the metrics",
+            highlight=False,
+        )
     what = "windows, bouts, budget" + (", plots" if res.plots else "")
     where = res.out if res.bouts_csv is None else f"{res.out}/ ({what})"
     con.print(f"{res.n_windows:,} windows -> {where}")

@@ -19,6 +19,7 @@ import functools
 import os
 import shutil
 import tempfile
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ethoedge.data.config import DataConfig
+from ethoedge.data.recording import UNLABELLED
 from ethoedge.data.stream import DEFAULT_CHUNK_ROWS, SampleLabeller, WindowBlock
 from ethoedge.errors import ConfigError, DataError, unwritable
 from ethoedge.evaluate.metrics import metrics_from_confusion
@@ -56,6 +58,8 @@ class ClassifyResult:
         daily: the daily budget (animal, date, behaviour, hours, fraction).
         budget: hours per behaviour (columns) per animal (rows), over all days.
         metrics: MCC, macro F1, accuracy and n over labelled windows, or None without labels.
+        unknown: windows labelled with a behaviour the bundle does not know, per behaviour
+            (left out of the metrics and the confusion matrix).
         confusion: the confusion matrix of those windows (rows true, columns predicted).
         class_names: the bundle's classes (confusion order).
         n_windows: windows classified.
@@ -76,6 +80,7 @@ class ClassifyResult:
     n_windows: int
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unknown: dict[str, int] = field(default_factory=dict)
 
     @property
     def out_csv(self) -> Path:
@@ -124,6 +129,7 @@ class _FileSummary:
     note: str
     spans: dict[str, tuple[float, float]]  # first and last sample time per animal (labelled)
     hits: dict[str, np.ndarray]  # samples per annotation interval, per animal (labelled)
+    unknown: dict[str, int]  # windows per label that is not a bundle class
 
 
 class _SpanRecorder:
@@ -294,6 +300,9 @@ def classify(
             )
         classes = bundle.class_names
         confusion = sum((s.confusion for s in summaries), np.zeros((len(classes),) * 2, int))
+        unknown: Counter[str] = Counter()
+        for s in summaries:
+            unknown.update(s.unknown)
         budget = DailyBudget(tz)
         for s in summaries:
             budget.merge(s.seconds)
@@ -356,6 +365,7 @@ def classify(
             n_windows=n_windows,
             files=files,
             notes=[s.note for s in summaries],
+            unknown=dict(sorted(unknown.items())),
         )
     finally:
         if plotter is not None:
@@ -520,6 +530,7 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     builder = BoutBuilder(step_s, smooth=task.smooth, min_bout_s=task.min_bout_s)
     budget = DailyBudget(task.tz)
     animals: list[str] = []
+    unknown: dict[str, int] = {}
     n = 0
     with (
         open(task.part_dir / f"w{task.index}.part", "wb") as wf,
@@ -537,6 +548,9 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             pred, probs = scored.result()
             codes, uniq = pd.factorize(wb.label, use_na_sentinel=True)  # None: -1
             y = np.array([*(lut.get(str(u), -1) for u in uniq), -1], np.int64)[codes]
+            for k, u in enumerate(uniq):
+                if str(u) not in lut and str(u) != UNLABELLED:
+                    unknown[str(u)] = unknown.get(str(u), 0) + int(np.sum(codes == k))
             ok = y >= 0
             np.add.at(confusion, (y[ok], pred[ok]), 1)
             write_csv_rows(wf, _window_rows(wb, pred, probs, names, y))
@@ -561,7 +575,9 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
                 finish(*pending)
         emit(builder.flush())
     spans, hits = (recorder.spans, recorder.hits) if recorder is not None else ({}, {})
-    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, spans, hits)
+    return _FileSummary(
+        task.index, n, confusion, budget.seconds, animals, note, spans, hits, unknown
+    )
 
 
 def _trim_heap() -> None:
