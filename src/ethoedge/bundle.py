@@ -158,7 +158,10 @@ def read_bundle_info(directory: str | Path) -> BundleInfo:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError("not a model bundle (no bundle.json)", path=directory) from None
+        # a run's folder given for its bundle: name the bundle inside it
+        inside = directory / "model"
+        hint = f"; the run's bundle is {inside}" if (inside / "bundle.json").is_file() else ""
+        raise ConfigError(f"not a model bundle (no bundle.json){hint}", path=directory) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"bundle.json is not valid JSON: {e}", path=path) from None
     except OSError as e:

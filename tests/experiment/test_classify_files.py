@@ -419,3 +419,15 @@ def test_behaviours_the_model_does_not_know_are_counted_and_left_out(bundle_dir,
     out = " ".join(capsys.readouterr().out.split())
     assert f"{res.unknown['trot']:,} windows are labelled with behaviours the model does not" in out
     assert f"(trot {res.unknown['trot']:,})" in out
+
+
+def test_a_run_folder_given_for_its_bundle_names_the_bundle(bundle_dir, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(bundle_dir, run_dir / "model")
+    logs = _folder(tmp_path)
+    assert main(["classify", str(run_dir), str(logs), "--out", str(tmp_path / "o")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{run_dir}: not a model bundle (no bundle.json); the run's bundle is" in err
+    assert str(run_dir / "model") in err and not (tmp_path / "o").exists()
