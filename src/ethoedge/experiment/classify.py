@@ -127,30 +127,44 @@ class _FileSummary:
     seconds: dict[tuple[str, str, str], float]
     animals: list[str]
     note: str
-    spans: dict[str, tuple[float, float]]  # first and last sample time per animal (labelled)
-    hits: dict[str, np.ndarray]  # samples per annotation interval, per animal (labelled)
+    coverage: _Coverage  # of the annotation intervals by the file's samples (labelled)
     unknown: dict[str, int]  # windows per label that is not a bundle class
 
 
+@dataclass
+class _Coverage:
+    """Per animal, the first and last sample time (``spans``) and, for annotation intervals,
+    the samples each interval covers (``hits``): what the interval checks of
+    :class:`~ethoedge.data.annotations.Annotations` need, summed over chunks and files."""
+
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    hits: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, animal: str, lo: float, hi: float, hits: np.ndarray | None) -> None:
+        old = self.spans.get(animal, (lo, hi))
+        self.spans[animal] = (min(old[0], lo), max(old[1], hi))
+        if hits is not None:
+            self.hits[animal] = self.hits[animal] + hits if animal in self.hits else hits
+
+    def merge(self, other: _Coverage) -> None:
+        for a, (lo, hi) in other.spans.items():
+            self.add(a, lo, hi, other.hits.get(a))
+
+
 class _SpanRecorder:
-    """A labeller that also records, per animal, the first and last time it was asked to
-    label and, for annotation intervals, how many samples each interval covers: every sample
-    of the file passes through it, so these are the recording's spans and coverage."""
+    """A labeller that also records the :class:`_Coverage` of what it labels: every sample of
+    the file passes through it."""
 
     def __init__(self, inner: SampleLabeller) -> None:
         self.inner = inner
-        self.spans: dict[str, tuple[float, float]] = {}
-        self.hits: dict[str, np.ndarray] = {}
+        self.coverage = _Coverage()
 
     def label_samples(self, animal: str, t: np.ndarray) -> np.ndarray:
-        a = str(animal)
         if len(t):
-            lo, hi = float(np.min(t)), float(np.max(t))
-            old = self.spans.get(a, (lo, hi))
-            self.spans[a] = (min(old[0], lo), max(old[1], hi))
-        if hasattr(self.inner, "samples_per_interval"):
-            h = self.inner.samples_per_interval(a, t)
-            self.hits[a] = self.hits[a] + h if a in self.hits else h
+            a = str(animal)
+            counts = getattr(self.inner, "samples_per_interval", None)
+            hits = counts(a, t) if counts is not None else None
+            self.coverage.add(a, float(np.min(t)), float(np.max(t)), hits)
         return self.inner.label_samples(animal, t)
 
 
@@ -282,16 +296,11 @@ def classify(
         )
         if labels is not None and hasattr(labels, "check_against"):
             # annotations of animals with no recording, outside it or in its gaps, as in `run`
-            spans: dict[str, tuple[float, float]] = {}
-            hits: dict[str, np.ndarray] = {}
+            coverage = _Coverage()
             for s in summaries:
-                for a, (lo, hi) in s.spans.items():
-                    old = spans.get(a, (lo, hi))
-                    spans[a] = (min(old[0], lo), max(old[1], hi))
-                for a, h in s.hits.items():
-                    hits[a] = hits[a] + h if a in hits else h
-            labels.check_against(spans)
-            labels.check_covered(hits)
+                coverage.merge(s.coverage)
+            labels.check_against(coverage.spans)
+            labels.check_covered(coverage.hits)
         n_windows = sum(s.n_windows for s in summaries)
         if n_windows == 0:
             raise DataError(
@@ -574,10 +583,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             if pending is not None:
                 finish(*pending)
         emit(builder.flush())
-    spans, hits = (recorder.spans, recorder.hits) if recorder is not None else ({}, {})
-    return _FileSummary(
-        task.index, n, confusion, budget.seconds, animals, note, spans, hits, unknown
-    )
+    coverage = recorder.coverage if recorder is not None else _Coverage()
+    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, coverage, unknown)
 
 
 def _trim_heap() -> None:
