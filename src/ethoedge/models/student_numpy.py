@@ -9,11 +9,12 @@ float32 rounding only (about 1e-6; the tests bound it on the bundled windows).
 
 Speed: arrays are batch-minor (a row of a batch's windows per channel, gate or state unit),
 so every element-wise pass is one contiguous sweep; the input stage runs for every step at
-once, then each step is one product of the stacked gate weights with ``[a_t; h; 1]`` (the
-working set stays in cache) and a few element-wise passes. The sigmoids are
-``(1 + tanh(x / 2)) / 2``, with the halving folded into the weights (exact: scaling by a power
-of two), so each step calls ``tanh`` twice, computed from ``exp`` (:func:`_tanh`: NumPy's
-float32 ``tanh`` is not vectorised on x86-64, its ``exp`` is).
+once, then each step is one product of the stacked gate weights with ``[a_t; h + 1; 1]`` (the
+working set stays in cache) and eleven element-wise passes. Every non-linearity is built on
+NumPy's float32 ``exp`` (vectorised on x86-64, its float32 ``tanh`` is not): the sigmoids as
+``1 / (1 + exp(-x))`` and ``n + 1`` as ``2 / (1 + exp(-2 x))``, with the signs and factors
+folded into the weights (exact: powers of two), and the state kept as ``h + 1`` so that no
+pass subtracts the one again (the recurrent weights' row sums move into the biases).
 
 A window's logits do not depend on the batch it is in, bit for bit. BLAS does not promise
 that: how it splits the columns of a matrix product among its kernels depends on the number
@@ -109,25 +110,7 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         ) from None
 
 
-_TWO, _ONE, _MINUS_TWO = np.float32(2.0), np.float32(1.0), np.float32(-2.0)
-
-
-def _tanh(x: np.ndarray) -> np.ndarray:
-    """``tanh`` in place on float32 ``x`` as ``2 / (1 + exp(-2 x)) - 1``: four element-wise
-    passes that NumPy vectorises, about twice as fast as its float32 ``tanh`` on x86-64, within
-    2e-7 of ``tanh`` (``exp`` overflows to inf for x below about -44, giving -1 exactly).
-
-    >>> v = np.array([-100.0, -1.0, 0.0, 0.5, 100.0], np.float32)
-    >>> bool(np.allclose(_tanh(v.copy()), np.tanh(v), rtol=0, atol=2e-7))
-    True
-    """
-    np.multiply(x, _MINUS_TWO, out=x)
-    with np.errstate(over="ignore"):
-        np.exp(x, out=x)
-    x += _ONE
-    np.divide(_TWO, x, out=x)
-    x -= _ONE
-    return x
+_TWO, _ONE = np.float32(2.0), np.float32(1.0)
 
 
 class NumpyStudent:
@@ -155,27 +138,33 @@ class NumpyStudent:
         self.n_classes = int(f32["out.weight"].shape[0])
         self.n_channels = int(f32["inp.weight"].shape[1]) // (2 if stage == "static_dynamic" else 1)
         self.batch_size = int(batch_size)
-        # Per step, one product of stacked weights with [a_t; h; 1], where a_t is the input
-        # stage's output: rows [r/2; z/2] (input and recurrent parts summed, both biases
-        # folded in), [n input part + b_in], [half of W_hn h + b_hn]. The halvings give the
-        # tanh form of the sigmoids (r and z) and r * (W_hn h + b_hn) as (1 + t_r) times half
-        # of it (n); they are exact (powers of two).
+        # The state is kept as u = h + 1 (in [0, 2]); a step is one product of stacked
+        # weights with [a_t; u; 1] (a_t: the input stage's output), every bias folded into
+        # the last column, the recurrent weights' part of h = u - 1 (minus their row sums)
+        # with it. Rows: [-(r); -(z)] pre-activations (input and recurrent parts summed), so
+        # that a sigmoid is 1 / (1 + exp(row)); then -2 (W_in a + b_in) and -2 (W_hn h + b_hn),
+        # so that n + 1 = 2 / (1 + exp(-2 (W_in a + b_in) + r * -2 (W_hn h + b_hn))). And
+        # u' = h' + 1 = (n + 1) + z (u - (n + 1)). The scalings are powers of two: exact.
         w_ih, b_ih = f32["gru.weight_ih_l0"], f32["gru.bias_ih_l0"]
         w_hh, b_hh = f32["gru.weight_hh_l0"], f32["gru.bias_hh_l0"]
         D = int(w_ih.shape[1])
-        gates = np.zeros((4 * H, D + H + 1), dtype=np.float32)
-        gates[: 2 * H, :D] = 0.5 * w_ih[: 2 * H]
-        gates[: 2 * H, D : D + H] = 0.5 * w_hh[: 2 * H]
-        gates[: 2 * H, D + H] = 0.5 * (b_ih[: 2 * H] + b_hh[: 2 * H])
-        gates[2 * H : 3 * H, :D] = w_ih[2 * H :]
-        gates[2 * H : 3 * H, D + H] = b_ih[2 * H :]
-        gates[3 * H :, D : D + H] = 0.5 * w_hh[2 * H :]
-        gates[3 * H :, D + H] = 0.5 * b_hh[2 * H :]
+        row_sums = w_hh.astype(np.float64).sum(axis=1)  # W_hh 1: h = u - 1
+        gates = np.zeros((4 * H, D + H + 1), dtype=np.float64)
+        gates[: 2 * H, :D] = -w_ih[: 2 * H]
+        gates[: 2 * H, D : D + H] = -w_hh[: 2 * H]
+        gates[: 2 * H, D + H] = -(b_ih[: 2 * H].astype(np.float64) + b_hh[: 2 * H]
+                                  - row_sums[: 2 * H])  # fmt: skip
+        gates[2 * H : 3 * H, :D] = -2.0 * w_ih[2 * H :]
+        gates[2 * H : 3 * H, D + H] = -2.0 * b_ih[2 * H :]
+        gates[3 * H :, D : D + H] = -2.0 * w_hh[2 * H :]
+        gates[3 * H :, D + H] = -2.0 * (b_hh[2 * H :].astype(np.float64) - row_sums[2 * H :])
+        gates = gates.astype(np.float32)
         self._gates = gates
         # The input stage on [x_t; 1] (its bias as the last column).
         self._inp_w = np.concatenate([f32["inp.weight"], f32["inp.bias"][:, None]], axis=1)
         self._mlp_w = np.ascontiguousarray(f32["mlp.weight"])
-        self._mlp_b = f32["mlp.bias"][:, None]
+        mlp_b = f32["mlp.bias"].astype(np.float64) - f32["mlp.weight"].astype(np.float64).sum(1)
+        self._mlp_b = mlp_b.astype(np.float32)[:, None]  # mlp(h) = W u + (b - W 1)
         self._out_w = np.ascontiguousarray(f32["out.weight"])
         self._out_b = f32["out.bias"][:, None]
         self._filters: dict[int, np.ndarray] = {}
@@ -258,30 +247,32 @@ class NumpyStudent:
         def stack(a: np.ndarray) -> np.ndarray:  # (rows, n) -> (blocks, rows, width) view
             return a.reshape(a.shape[0], blocks, width).transpose(1, 0, 2)
 
-        buf = np.zeros((D + H + 1, n), dtype=np.float32)  # [a_t; h; 1]
-        buf[D + H] = 1.0
-        a_t, h = buf[:D], buf[D : D + H]
+        buf = np.zeros((D + H + 1, n), dtype=np.float32)  # [a_t; u; 1]
+        buf[D:] = 1.0  # u = h + 1 = 1 at the start, and the ones
+        a_t, u = buf[:D], buf[D : D + H]
         g = np.empty((4 * H, n), dtype=np.float32)
-        rz, t_r, t_z = g[: 2 * H], g[:H], g[H : 2 * H]
+        rz, r, z = g[: 2 * H], g[:H], g[H : 2 * H]
         g_in, g_hn = g[2 * H : 3 * H], g[3 * H :]
         cand = np.empty((H, n), dtype=np.float32)
         buf_s, g_s, a_s = stack(buf), stack(g), stack(a_t)
         inputs = np.matmul(self._inp_w, steps)  # (L, blocks, D, width): every step at once
         np.maximum(inputs, 0.0, out=inputs)
-        for a_in in inputs:
-            a_s[...] = a_in
-            np.matmul(self._gates, buf_s, out=g_s)
-            _tanh(rz)  # r = (1 + t_r) / 2, z = (1 + t_z) / 2
-            np.multiply(t_r, g_hn, out=cand)  # g_hn is half of W_hn h + b_hn
-            cand += g_hn
-            cand += g_in
-            _tanh(cand)
-            t_z *= 0.5
-            t_z += 0.5
-            h -= cand  # h' = n + z (h - n)
-            h *= t_z
-            h += cand
-        m = np.matmul(self._mlp_w, stack(h))
+        with np.errstate(over="ignore"):  # exp to inf: a sigmoid of 0, n + 1 of 0
+            for a_in in inputs:
+                a_s[...] = a_in
+                np.matmul(self._gates, buf_s, out=g_s)
+                np.exp(rz, out=rz)  # r, z = 1 / (1 + exp(-pre-activation))
+                rz += _ONE
+                np.divide(_ONE, rz, out=rz)
+                np.multiply(r, g_hn, out=cand)
+                cand += g_in
+                np.exp(cand, out=cand)  # n + 1 = 2 / (1 + exp(-2 (...)))
+                cand += _ONE
+                np.divide(_TWO, cand, out=cand)
+                u -= cand  # u' = (n + 1) + z (u - (n + 1))
+                u *= z
+                u += cand
+        m = np.matmul(self._mlp_w, stack(u))
         m += self._mlp_b
         np.maximum(m, 0.0, out=m)
         z = np.matmul(self._out_w, m)
