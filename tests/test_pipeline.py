@@ -380,3 +380,24 @@ def test_baseline_predictions_are_reused_only_for_the_same_training_windows(tmp_
     (tmp_path / "fresh").mkdir()
     assert np.array_equal(p4, baseline_probs(4, tmp_path / "fresh"))  # as from an empty folder
     assert not np.array_equal(p4, p1)
+
+
+def test_calibrated_run_bundle_and_classify_agree(tmp_path):
+    """A run on orientation-calibrated windows: its report says so, its bundle keeps the
+    setting, and classify turns the windows as the run did (the same predictions)."""
+    window = WindowConfig(calibrate="gravity", gravity_axis="-z")
+    cfg = tiny_config(train_stride=8, window=window, quantize=False, export_bits=())
+    save_yaml(cfg, tmp_path / "cal.yaml")
+    run_dir = tmp_path / "run"
+    assert main(["run", "--config", str(tmp_path / "cal.yaml"), "--out", str(run_dir),
+                 "--quiet"]) == 0  # fmt: skip
+    assert "orientation calibrated per animal" in (run_dir / "report.md").read_text()
+    bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
+    assert bundle["window"]["calibrate"] == "gravity"
+    res = classify(run_dir / "model", DataConfig(), tmp_path / "pred.csv")
+    ref = pd.read_csv(run_dir / "model_predictions.csv", dtype={"animal": str, "segment": str})
+    got = res.predictions.astype({"animal": str, "segment": str})
+    merged = ref.merge(got, on=["animal", "segment", "start"], suffixes=("_run", "_cls"))
+    assert len(merged) == len(ref)
+    np.testing.assert_allclose(merged.score_grazing_run, merged.score_grazing_cls, atol=2e-6)
+    assert (merged.label_run == merged.label_cls).all()

@@ -8,7 +8,7 @@ model pipeline and folded into the first layer by the quantizer).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,12 @@ class WindowConfig:
         drop_impure: drop windows below ``min_purity`` (else keep them with the majority label).
         max_gap_factor: a step between timestamps larger than this many sample periods is a
             gap; no window crosses it.
+        calibrate: ``"gravity"``: turn each animal's windows so that its mean gravity
+            direction (the mean of its windows' means) lies along ``gravity_axis``
+            (:mod:`ethoedge.data.calibrate`: a collar that sits otherwise on one animal no
+            longer moves its postures); ``"none"``: windows as recorded.
+        gravity_axis: the sensor axis every animal's mean gravity is turned onto (``x``, ``y``,
+            ``z``, ``-x``, ``-y``, ``-z``).
     """
 
     length_s: Float = 5.0
@@ -51,6 +57,8 @@ class WindowConfig:
     min_purity: UnitFloat = 0.8
     drop_impure: Bool = True
     max_gap_factor: Annotated[Float, Field(gt=1)] = 1.5
+    calibrate: Literal["none", "gravity"] = "none"
+    gravity_axis: Literal["x", "y", "z", "-x", "-y", "-z"] = "-z"
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,9 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     dropped when ``drop_impure`` (else kept with the majority label); windows with no labelled
     sample are always dropped.
 
+    With ``calibrate="gravity"`` every animal's kept windows are then turned onto
+    ``gravity_axis`` (:func:`ethoedge.data.calibrate.calibrate_windows`).
+
     Raises :class:`DataError` if no window fits (naming the window length and the longest
     gap-free stretch) or if every window is too impure.
     """
@@ -239,6 +250,10 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     X = np.ascontiguousarray(view[starts], dtype=np.float32)  # (n, 3, L)
     animal = np.repeat(np.asarray(run_animal, dtype=str), per_run)[keep]
     segment = np.repeat(np.asarray(run_segment, dtype=str), per_run)[keep]
+    if cfg.calibrate == "gravity":
+        from ethoedge.data.calibrate import calibrate_windows
+
+        X, _ = calibrate_windows(X, animal, cfg.gravity_axis)
     return Windows(
         X=X,
         y=y[keep],

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -117,6 +118,7 @@ class _Task:
     tz: str
     part_dir: Path
     labeller: Any
+    rotations: dict[str, np.ndarray] | None = None  # per animal, for calibrated bundles
 
 
 @dataclass
@@ -282,6 +284,8 @@ def classify(
                   device, chunk_rows, smooth, min_bout_s, tz, tmp, labels)
             for i, f in enumerate(files)
         ]  # fmt: skip
+        if bundle.window.calibrate != "none":
+            tasks = _with_rotations(tasks, bundle, executor, workers, ray_address, progress)
         # The plots' helper process imports matplotlib while the windows are classified.
         plotter = _plot_process() if plots and not single and executor == "serial" else None
         summaries: list[_FileSummary] = map_tasks(
@@ -382,6 +386,26 @@ def classify(
         shutil.rmtree(tmp, ignore_errors=True)
         if not done:
             remove_folders(made)
+
+
+def _with_rotations(
+    tasks: list[_Task], bundle: Any, executor: str, workers: int, ray_address: str | None,
+    progress: bool,
+) -> list[_Task]:  # fmt: skip
+    """The tasks with the bundle's orientation calibration: a first pass over every file
+    sums each animal's windows' means (over all its files), then each animal's rotation."""
+    from ethoedge.data.calibrate import GravitySums
+    from ethoedge.experiment.pool import map_tasks
+
+    sums = GravitySums()
+    parts = map_tasks(
+        _gravity_sums, tasks, executor=executor, workers=workers, ray_address=ray_address,
+        progress=progress, label="orientation", describe=lambda t: t.path.name,
+    )  # fmt: skip
+    for part in parts:
+        sums.merge(part)
+    rotations = sums.rotations(bundle.window.gravity_axis)
+    return [replace(t, rotations=rotations) for t in tasks]
 
 
 def _plot_process() -> Any:
@@ -497,7 +521,6 @@ def _classifier(task: _Task) -> Any:
 
 def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     """Classify one file: windows and bouts to part files; budget seconds and confusion back."""
-    from ethoedge.data.stream import infer_rate, stream_windows, streamable
     from ethoedge.data.windows import window_geometry
 
     recorder = _SpanRecorder(task.labeller) if task.labeller is not None else None
@@ -513,26 +536,12 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             path=task.path,
         )
     step_s = min(hop, length) / bundle.rate_hz
-    why = streamable(task.path, cfg)
-    if why is None:
-        rate = infer_rate(task.path, cfg)
-        if abs(rate - bundle.rate_hz) > 1e-9:
-            why = f"{rate:g} Hz, resampled to the model's {bundle.rate_hz:g} Hz"
-    if why is None:
-        blocks = stream_windows(
-            task.path,
-            cfg,
-            length=length,
-            hop=hop,
-            rate_hz=bundle.rate_hz,
-            max_gap_factor=bundle.window.max_gap_factor,
-            chunk_rows=task.chunk_rows,
-            labeller=task.labeller,
-        )
-        note = f"{task.path.name}: streamed"
-    else:
-        blocks = _whole_file_blocks(task, cfg, bundle)
-        note = f"{task.path.name}: read whole ({why})"
+    blocks, note = _blocks(task, cfg, bundle, length, hop)
+    if task.rotations is not None:  # the bundle's orientation calibration, per animal
+        from ethoedge.data.calibrate import rotate
+
+        rots = task.rotations
+        blocks = (replace(wb, X=rotate(wb.X, rots[wb.animal])) for wb in blocks)
     lut = {c: i for i, c in enumerate(classes)}
     names = np.asarray(classes, dtype=object)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -585,6 +594,51 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
         emit(builder.flush())
     coverage = recorder.coverage if recorder is not None else _Coverage()
     return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, coverage, unknown)
+
+
+def _blocks(
+    task: _Task, cfg: DataConfig, bundle: Any, length: int, hop: int
+) -> tuple[Iterable[WindowBlock], str]:
+    """The file's window blocks, as recorded (a calibrated bundle's rotations are applied by
+    the caller), and a note on how it was read: streamed, or read whole."""
+    from ethoedge.data.stream import infer_rate, stream_windows, streamable
+
+    why = streamable(task.path, cfg)
+    if why is None:
+        rate = infer_rate(task.path, cfg)
+        if abs(rate - bundle.rate_hz) > 1e-9:
+            why = f"{rate:g} Hz, resampled to the model's {bundle.rate_hz:g} Hz"
+    if why is None:
+        blocks: Iterable[WindowBlock] = stream_windows(
+            task.path,
+            cfg,
+            length=length,
+            hop=hop,
+            rate_hz=bundle.rate_hz,
+            max_gap_factor=bundle.window.max_gap_factor,
+            chunk_rows=task.chunk_rows,
+            labeller=task.labeller,
+        )
+        return blocks, f"{task.path.name}: streamed"
+    as_recorded = replace(bundle, window=replace(bundle.window, calibrate="none"))
+    return _whole_file_blocks(task, cfg, as_recorded), f"{task.path.name}: read whole ({why})"
+
+
+def _gravity_sums(task: _Task, tick: Any = None) -> Any:
+    """The first pass over a file for a calibrated bundle: per animal, the sum of its
+    windows' means (:class:`~ethoedge.data.calibrate.GravitySums`)."""
+    from ethoedge.data.calibrate import GravitySums
+    from ethoedge.data.windows import window_geometry
+
+    bundle = _bundle(task)
+    cfg = DataConfig.from_dict(task.data)
+    length, hop = window_geometry(bundle.window, bundle.rate_hz)
+    sums = GravitySums()
+    blocks, _ = _blocks(replace(task, labeller=None), cfg, bundle, length, hop)
+    for wb in blocks:
+        sums.add(wb.animal, wb.X)
+        _trim_heap()
+    return sums
 
 
 def _trim_heap() -> None:

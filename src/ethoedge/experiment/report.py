@@ -173,6 +173,16 @@ def _epoch_rule(cfg: RunConfig) -> str:
     )
 
 
+def _orientation_line(cfg: RunConfig) -> str:
+    if cfg.window.calibrate == "none":
+        return ""
+    return (
+        f"- orientation calibrated per animal: each animal's windows turned so that its mean "
+        f"gravity lies along `{cfg.window.gravity_axis}` (`window.calibrate: "
+        f"{cfg.window.calibrate}`)\n"
+    )
+
+
 def section_data(r: ReportInput) -> str | None:
     cfg, w, info = r.cfg, r.windows, r.results.info
     folds = r.results.folds
@@ -180,7 +190,8 @@ def section_data(r: ReportInput) -> str | None:
         f"- data: `{info.get('dataset', '')}` ({info.get('source') or 'windows'})\n"
         f"- {len(w):,} windows of {w.n_samples} samples at {w.rate_hz:g} Hz from "
         f"{len(np.unique(w.animal))} animals; classes: {', '.join(w.class_names)}\n"
-        f"- protocol: **{cfg.protocol}**, {len(folds)} fold(s): {', '.join(folds)}; seeds "
+        + _orientation_line(cfg)
+        + f"- protocol: **{cfg.protocol}**, {len(folds)} fold(s): {', '.join(folds)}; seeds "
         f"{list(cfg.seeds)}; training windows stride {cfg.train_stride} (teacher "
         f"{cfg.teacher_stride or cfg.train_stride})\n"
         f"- weights kept: {_epoch_rule(cfg)}\n"

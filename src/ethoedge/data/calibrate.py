@@ -1,0 +1,121 @@
+"""Orientation calibration per animal: each animal's windows turned so that its mean gravity
+direction lies along one sensor axis.
+
+A collar turned on the neck, or a logger box mounted at another angle, turns every sample of
+that animal by one fixed rotation, so the same posture (lying, standing, head down) gives
+another gravity direction in the sensor frame, and a model of single windows cannot tell the
+mounting from one window. ``window.calibrate: gravity`` removes most of it: for every animal,
+the mean of its windows' means (its average gravity direction, no labels used) is turned by
+the smallest rotation onto ``window.gravity_axis``; every window of the animal is turned by
+that rotation. Postures then differ from the animal's own average the same way on every
+animal. The turn about the gravity axis itself (the heading of the box) is not fixed by
+this; the students' heading augmentation (``augment.yaw_deg``) covers it.
+
+The estimate comes from the windows given: in training, the animal's labelled windows; in
+``classify``, every window of the animal in the data classified (all files). An animal
+recorded or labelled in one behaviour only (e.g. only grazing) gets that behaviour's posture
+as its average, and calibrating it then moves its postures away from the other animals'.
+``docs/results.md`` measures both effects.
+
+>>> R = rotation_onto(np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0]))
+>>> np.round(R @ [0.0, 1.0, 0.0], 12).tolist()
+[0.0, 0.0, -1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+CALIBRATIONS = ("none", "gravity")
+AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def axis_vector(name: str) -> np.ndarray:
+    """The unit vector of ``"x"``, ``"-z"``, ... (float64)."""
+    sign = -1.0 if name.startswith("-") else 1.0
+    key = name.lstrip("+-")
+    if key not in AXES:
+        raise ValueError(f"unknown axis {name!r} (x, y, z, -x, -y or -z)")
+    v = np.zeros(3)
+    v[AXES[key]] = sign
+    return v
+
+
+def rotation_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation ``R`` (3 x 3, float64) with ``R a`` along ``b`` (about the axis
+    normal to both); for opposite directions, half a turn about an axis normal to ``a``.
+    A zero ``a`` (no direction) gives the identity."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0.0 or nb == 0.0:
+        return np.eye(3)
+    a, b = a / na, b / nb
+    v, c = np.cross(a, b), float(a @ b)
+    if np.linalg.norm(v) < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        p = np.eye(3)[int(np.argmin(np.abs(a)))]
+        k = np.cross(a, p)
+        k /= np.linalg.norm(k)
+        return 2.0 * np.outer(k, k) - np.eye(3)
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+class GravitySums:
+    """Per animal, the sum of its windows' means and their number: merged over blocks,
+    files and processes, in any order (float64 sums; the same windows give the same
+    directions up to the last bits of the summation order)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, animal: str, X: np.ndarray) -> None:
+        """Add windows ``X (n, 3, L)`` of ``animal``."""
+        if len(X) == 0:
+            return
+        a = str(animal)
+        s = np.asarray(X, dtype=np.float64).mean(axis=2).sum(axis=0)
+        self.sums[a] = self.sums.get(a, np.zeros(3)) + s
+        self.counts[a] = self.counts.get(a, 0) + len(X)
+
+    def merge(self, other: GravitySums) -> None:
+        for a, s in other.sums.items():
+            self.sums[a] = self.sums.get(a, np.zeros(3)) + s
+            self.counts[a] = self.counts.get(a, 0) + other.counts[a]
+
+    def directions(self) -> dict[str, np.ndarray]:
+        """Each animal's mean gravity direction (the mean of its windows' means)."""
+        return {a: s / self.counts[a] for a, s in self.sums.items()}
+
+    def rotations(self, axis: str) -> dict[str, np.ndarray]:
+        """Each animal's calibrating rotation onto ``axis``."""
+        target = axis_vector(axis)
+        return {a: rotation_onto(d, target) for a, d in self.directions().items()}
+
+
+def rotate(X: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Windows ``X (n, 3, L)`` turned by ``R``: float32, computed in float64."""
+    return np.einsum("ij,njl->nil", R, np.asarray(X, dtype=np.float64)).astype(np.float32)
+
+
+def calibrate_windows(
+    X: np.ndarray, animals: Iterable[str], axis: str
+) -> tuple[np.ndarray, Mapping[str, np.ndarray]]:
+    """Every animal's windows of ``X (n, 3, L)`` turned onto ``axis`` (see the module
+    docstring); returns the turned windows (float32) and the rotation of each animal."""
+    animals = np.asarray(list(animals)).astype(str)
+    sums = GravitySums()
+    names = list(dict.fromkeys(animals.tolist()))
+    for a in names:
+        sums.add(a, X[animals == a])
+    rots = sums.rotations(axis)
+    out = np.empty(X.shape, dtype=np.float32)
+    for a in names:
+        m = animals == a
+        out[m] = rotate(X[m], rots[a])
+    return out, rots

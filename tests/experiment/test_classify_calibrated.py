@@ -1,0 +1,84 @@
+"""``classify`` with a bundle trained on orientation-calibrated windows: every animal's
+windows are turned as training turned them, from all of that animal's files, streamed or
+not, whatever the chunking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ethoedge.bundle import Bundle, read_bundle_info, save_bundle, window_like_bundle
+from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset
+from ethoedge.experiment import classify
+from ethoedge.inference import Classifier
+from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
+
+CLASSES = ("graze", "rest", "walk")
+T0 = 1_717_200_000.0
+
+
+@pytest.fixture(scope="module")
+def calibrated_bundle(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    student = GRUStudent(len(CLASSES), StudentConfig(hidden=8, input="static_dynamic")).eval()
+    with torch.no_grad():  # weights that make the gravity direction matter
+        for p in student.parameters():
+            p.mul_(3.0)
+    d = tmp_path_factory.mktemp("calibrated")
+    window = WindowConfig(calibrate="gravity", gravity_axis="-z")
+    save_bundle(Bundle(student, Normalizer((0.0, 0.0, -1.0), (0.3, 0.3, 0.3)), CLASSES,
+                       window, 10.0), d)  # fmt: skip
+    return d
+
+
+def _files(folder: Path, suffix: str) -> Path:
+    """Two animals with collars at different angles; animal "a" in two files."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    tilt = {"a": (0.5, -0.3, -0.8), "b": (-0.6, 0.2, -0.75)}
+    parts = [("a", 0.0, 1200), ("a", 3600.0, 900), ("b", 0.0, 1500)]
+    for k, (animal, t_off, n) in enumerate(parts):
+        t = T0 + t_off + np.arange(n) / 10.0
+        slow = np.sin(np.arange(n) / 80.0)[:, None] * np.array([0.3, 0.4, 0.1])
+        acc = np.asarray(tilt[animal]) + slow + rng.normal(scale=0.15, size=(n, 3))
+        df = pd.DataFrame({"animal": animal, "timestamp": t, "ax": acc[:, 0],
+                           "ay": acc[:, 1], "az": acc[:, 2]})  # fmt: skip
+        p = folder / f"part{k}{suffix}"
+        df.to_parquet(p) if suffix == ".parquet" else df.to_csv(p, index=False)
+    return folder
+
+
+@pytest.mark.parametrize("suffix,chunk_rows", [(".parquet", None), (".parquet", 333),
+                                               (".csv", 500)])  # fmt: skip
+def test_windows_turned_as_training_turns_them(calibrated_bundle, tmp_path, suffix, chunk_rows):
+    logs = _files(tmp_path / "logs", suffix)
+    res = classify(calibrated_bundle, DataConfig(path=str(logs), unlabelled="keep"),
+                   tmp_path / "out", chunk_rows=chunk_rows, plots=False)  # fmt: skip
+    got = pd.read_csv(res.windows_csv, dtype={"animal": str})
+    # What training does: the whole data set windowed at once, each animal calibrated over
+    # all its windows (both of animal a's files).
+    info = read_bundle_info(calibrated_bundle)
+    ds = load_dataset(DataConfig(path=str(logs), unlabelled="keep"))
+    w = window_like_bundle(info, ds, every_stretch=True)
+    clf = Classifier.from_bundle(calibrated_bundle, "float")
+    want = pd.DataFrame({"animal": w.animal.astype(str), "start": w.start})
+    scores = [f"score_{c}" for c in CLASSES]
+    want[scores] = clf.predict_proba(w.X).round(6)
+    merged = got.merge(want, on=["animal", "start"], suffixes=("", "_want"), validate="1:1")
+    assert len(merged) == len(got) == len(want) > 0
+    for s in scores:
+        np.testing.assert_allclose(merged[s], merged[f"{s}_want"], atol=2e-6)
+    # ... and not what the windows as recorded give.
+    plain = window_like_bundle(_as_recorded(info), ds, every_stretch=True)
+    as_recorded = clf.predict_proba(plain.X).round(6)
+    assert np.abs(as_recorded - want[scores].to_numpy()).max() > 0.05
+
+
+def _as_recorded(info):
+    """The bundle description with its windows uncalibrated."""
+    return replace(info, window=replace(info.window, calibrate="none"))
