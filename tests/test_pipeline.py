@@ -385,12 +385,12 @@ def test_baseline_predictions_are_reused_only_for_the_same_training_windows(tmp_
 def test_calibrated_run_bundle_and_classify_agree(tmp_path):
     """A run on orientation-calibrated windows: its report says so, its bundle keeps the
     setting, and classify turns the windows as the run did (the same predictions)."""
-    window = WindowConfig(calibrate="gravity", gravity_axis="-z")
-    cfg = tiny_config(train_stride=8, window=window, quantize=False, export_bits=())
+    cfg = tiny_config(train_stride=8, quantize=False, export_bits=())
     save_yaml(cfg, tmp_path / "cal.yaml")
     run_dir = tmp_path / "run"
     assert main(["run", "--config", str(tmp_path / "cal.yaml"), "--out", str(run_dir),
-                 "--quiet"]) == 0  # fmt: skip
+                 "--calibrate", "gravity", "--quiet"]) == 0  # fmt: skip
+    assert load_yaml(run_dir / "config.yaml").window.calibrate == "gravity"
     assert "orientation calibrated per animal" in (run_dir / "report.md").read_text()
     bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
     assert bundle["window"]["calibrate"] == "gravity"

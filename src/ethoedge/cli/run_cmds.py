@@ -61,6 +61,12 @@ def run_cmd(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Address of a running Ray cluster (default: start one here)."
     ),
+    calibrate: str | None = typer.Option(
+        None,
+        "--calibrate",
+        help="Orientation calibration per animal: gravity (turn each animal's windows so that "
+        "its mean gravity lies along window.gravity_axis) or none. Default: the config's.",
+    ),
     quiet: bool = quiet_opt(),
 ) -> None:
     """Train and evaluate teacher, student and student+KD by animal; write report and bundle."""
@@ -80,6 +86,8 @@ def run_cmd(
         nan_policy=nan_policy,
     )
     cfg = replace(cfg, data=data_cfg)
+    if calibrate is not None:
+        cfg = replace(cfg, window=replace(cfg.window, calibrate=calibrate))
     if device is not None:
         cfg = replace(
             cfg,
