@@ -133,7 +133,10 @@ class Classifier:
         """The bundle's student: float, or its ``quantized/w{bits}.json`` integer model
         (``int``: the NumPy reference; ``c``: compiled C). The float student of a bundle
         directory runs as a :class:`~ethoedge.models.student_numpy.NumpyStudent` where
-        ``device`` resolves to the CPU (PyTorch is then not imported), else in PyTorch."""
+        ``device`` resolves to the CPU (PyTorch is then not imported), else in PyTorch.
+        It classifies windows as given: for a bundle trained on orientation-calibrated
+        windows (``window.calibrate``), cut them with :func:`window_like_bundle` (or
+        :func:`windows_for_bundle`), which turns each animal's windows as training did."""
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)

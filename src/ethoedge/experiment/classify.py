@@ -221,6 +221,11 @@ def classify(
     read with :func:`~ethoedge.data.annotations.read_annotations`). Where windows carry a
     bundle class, the result has MCC, macro F1, accuracy and the confusion matrix; other
     labels count as unlabelled.
+
+    A bundle trained on orientation-calibrated windows (``window.calibrate: gravity``,
+    :mod:`ethoedge.data.calibrate`) gets its windows turned alike: a first pass over every file
+    sums each animal's windows' means over all of its files, the second classifies each
+    animal's windows turned by its rotation.
     """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
