@@ -115,3 +115,25 @@ def test_stats_on_a_partly_labelled_recording(tmp_path):
     assert st.per_class.loc["(unlabelled)", "windows"] == 19
     assert st.per_animal.loc["cow_8", "windows"] == 38
     assert main(["data", "stats", str(p), "--unlabelled", "error"]) == 2  # as before, on request
+
+
+def test_stats_give_each_animals_mean_gravity(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from ethoedge.data import DataConfig, load_dataset
+    from ethoedge.data.stats import dataset_stats
+
+    d = tmp_path / "logs"
+    d.mkdir()
+    for name, g in (("cow_a", (0.0, 0.0, -1.0)), ("cow_b", (0.6, 0.0, -0.8))):
+        p = _logger(d / f"{name}.csv", 600)
+        df = pd.read_csv(p)
+        df[["ax", "ay", "az"]] = np.asarray(g) + 0.05 * np.sin(np.arange(600))[:, None]
+        df.to_csv(p, index=False)
+    st = dataset_stats(load_dataset(DataConfig(path=str(d), unlabelled="keep")))
+    mean = st.per_animal[["gravity_x", "gravity_y", "gravity_z"]]
+    np.testing.assert_allclose(mean.loc["cow_a"], [0.0, 0.0, -1.0], atol=0.01)
+    np.testing.assert_allclose(mean.loc["cow_b"], [0.6, 0.0, -0.8], atol=0.01)
+    assert main(["data", "stats", str(d)]) == 0
+    assert "+0.60 +0.00 -0.80" in capsys.readouterr().out

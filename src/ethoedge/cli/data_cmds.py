@@ -94,7 +94,8 @@ def stats(
     for note in ds.notes:
         con.print(f"note: {note}", highlight=False)
     ta = Table(title="per animal")
-    for col in ("animal", "segments", "samples", "duration", "windows", *w.class_names):
+    for col in ("animal", "segments", "samples", "duration", "windows", *w.class_names,
+                "mean g (x, y, z)"):  # fmt: skip
         ta.add_column(col, justify="left" if col == "animal" else "right")
     pa = st.per_animal
     for animal, row in pa.iterrows():
@@ -105,6 +106,7 @@ def stats(
             _dur(row["duration_s"]),
             f"{int(row['windows']):,}",
             *(f"{int(row[f'windows:{c}']):,}" for c in w.class_names),
+            " ".join(f"{row[f'gravity_{a}']:+.2f}" for a in "xyz"),
         )
     ta.add_row(
         "total",
@@ -113,6 +115,7 @@ def stats(
         _dur(pa["duration_s"].sum()),
         f"{pa['windows'].sum():,}",
         *(f"{pa[f'windows:{c}'].sum():,}" for c in w.class_names),
+        "",
         style="bold",
     )
     con.print(ta)

@@ -17,8 +17,10 @@ class DataStats:
     """Summary tables of one data set and its windows.
 
     Attributes:
-        per_animal: index animal; columns ``segments, samples, duration_s, windows`` and one
-            ``windows:<class>`` column per class.
+        per_animal: index animal; columns ``segments, samples, duration_s, windows``, one
+            ``windows:<class>`` column per class, and ``gravity_x, gravity_y, gravity_z``: the
+            mean acceleration of the animal's samples in g (the direction gravity lies along on
+            average; collars that sit otherwise differ here, see ``window.calibrate``).
         per_class: index class; columns ``samples, duration_s, animals, segments, windows``.
         windows: the windows the counts come from.
     """
@@ -36,7 +38,11 @@ def dataset_stats(dataset: Dataset, cfg: WindowConfig | None = None) -> DataStat
     the unannotated stretches of a partly annotated one - has its windows counted too."""
     w = make_windows(_unlabelled_as_a_class(dataset), cfg)
     rows = []
+    acc_sum: dict[str, np.ndarray] = {}
     for r in dataset.recordings:
+        acc_sum[r.animal] = acc_sum.get(r.animal, np.zeros(3)) + np.asarray(
+            r.acc, dtype=np.float64
+        ).sum(axis=0)
         labels = np.where(pd.isna(r.labels), UNLABELLED, r.labels).astype(str)
         for lab, n in zip(*np.unique(labels, return_counts=True), strict=True):
             rows.append((r.animal, f"{r.animal}/{r.segment}", str(lab), int(n), n / r.rate_hz))
@@ -52,6 +58,12 @@ def dataset_stats(dataset: Dataset, cfg: WindowConfig | None = None) -> DataStat
     per_animal["windows"] = wa.sum(axis=1)
     for c in w.class_names:
         per_animal[f"windows:{c}"] = wa[c]
+    mean = (
+        np.stack([acc_sum[str(a)] for a in per_animal.index])
+        / np.maximum(per_animal["samples"].to_numpy(dtype=np.float64), 1.0)[:, None]
+    )
+    for k, axis in enumerate("xyz"):
+        per_animal[f"gravity_{axis}"] = mean[:, k]
     order = [*dataset.class_names, *([UNLABELLED] if UNLABELLED in set(s["label"]) else [])]
     per_class = (
         s.groupby("label")
