@@ -382,7 +382,7 @@ def test_baseline_predictions_are_reused_only_for_the_same_training_windows(tmp_
     assert not np.array_equal(p4, p1)
 
 
-def test_calibrated_run_bundle_and_classify_agree(tmp_path):
+def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     """A run on orientation-calibrated windows: its report says so, its bundle keeps the
     setting, and classify turns the windows as the run did (the same predictions)."""
     cfg = tiny_config(train_stride=8, quantize=False, export_bits=())
@@ -401,3 +401,12 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path):
     assert len(merged) == len(ref)
     np.testing.assert_allclose(merged.score_grazing_run, merged.score_grazing_cls, atol=2e-6)
     assert (merged.label_run == merged.label_cls).all()
+    # Exported, the C says how its input must be turned, and computes on windows turned as
+    # training turned them what the integer reference computes.
+    model, c_dir = run_dir / "model", tmp_path / "c"
+    assert main(["quantize", str(model), "--bits", "8"]) == 0
+    assert main(["export-c", str(model), "--bits", "8", "--out", str(c_dir)]) == 0
+    assert "note: input: each animal's samples turned" in capsys.readouterr().out
+    meta = json.loads((c_dir / "export.json").read_text())
+    assert "window.calibrate: gravity" in meta["input_orientation"]
+    assert main(["verify-c", str(c_dir)]) == 0

@@ -25,9 +25,15 @@ def export_c_cmd(
     from ethoedge.export.deploy import export_bundle
 
     command = "ethoedge " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "ethoedge export-c"
+    from ethoedge.bundle import read_bundle_info
+    from ethoedge.export.deploy import input_orientation
+
     paths = export_bundle(bundle, bits, out, prefix=prefix, command=command)
     for p in paths:
         typer.echo(f"wrote {p}")
+    window = read_bundle_info(bundle).window
+    if window.calibrate != "none":
+        typer.echo(f"note: input: {input_orientation(window)}")
 
 
 @app.command("verify-c")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +28,27 @@ from ethoedge.export.verify import (
 )
 from ethoedge.quantize.qmodel import QuantizedStudent
 
+if TYPE_CHECKING:
+    from ethoedge.data.windows import WindowConfig
+
 QUANTIZED_COPY = "quantized.json"
 
 
 def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
     """Where ``ethoedge quantize`` writes the W-bit model of a bundle."""
     return Path(bundle_dir) / "quantized" / f"w{bits}.json"
+
+
+def input_orientation(window: WindowConfig) -> str:
+    """How the exported model's input samples must be oriented: as recorded, or turned by the
+    animal's orientation calibration (``window.calibrate``), which the C does not compute."""
+    if window.calibrate == "none":
+        return "as recorded"
+    return (
+        f"each animal's samples turned by the smallest rotation that takes its mean gravity "
+        f"direction onto {window.gravity_axis} (window.calibrate: {window.calibrate}); the "
+        f"firmware applies that rotation before the model"
+    )
 
 
 def export_bundle(
@@ -76,6 +92,7 @@ def export_bundle(
         "bundle": str(bundle_dir.resolve()),
         "word_bits": bits,
         "n_samples": cfg.n_samples,
+        "input_orientation": input_orientation(info.window),
         "class_names": list(q.class_names),
         "config": cfg.to_json(),
         "config_hash": cfg.hash(),
