@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-CALIBRATIONS = ("none", "gravity")
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
@@ -78,15 +77,15 @@ class GravitySums:
         """Add windows ``X (n, 3, L)`` of ``animal``."""
         if len(X) == 0:
             return
-        a = str(animal)
-        s = np.asarray(X, dtype=np.float64).mean(axis=2).sum(axis=0)
-        self.sums[a] = self.sums.get(a, np.zeros(3)) + s
-        self.counts[a] = self.counts.get(a, 0) + len(X)
+        self._put(str(animal), np.asarray(X, dtype=np.float64).mean(axis=2).sum(axis=0), len(X))
 
     def merge(self, other: GravitySums) -> None:
         for a, s in other.sums.items():
-            self.sums[a] = self.sums.get(a, np.zeros(3)) + s
-            self.counts[a] = self.counts.get(a, 0) + other.counts[a]
+            self._put(a, s, other.counts[a])
+
+    def _put(self, animal: str, total: np.ndarray, n: int) -> None:
+        self.sums[animal] = self.sums.get(animal, np.zeros(3)) + total
+        self.counts[animal] = self.counts.get(animal, 0) + n
 
     def directions(self) -> dict[str, np.ndarray]:
         """Each animal's mean gravity direction (the mean of its windows' means)."""
