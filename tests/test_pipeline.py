@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -385,7 +386,7 @@ def test_baseline_predictions_are_reused_only_for_the_same_training_windows(tmp_
 def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     """A run on orientation-calibrated windows: its report says so, its bundle keeps the
     setting, and classify turns the windows as the run did (the same predictions)."""
-    cfg = tiny_config(train_stride=8, quantize=False, export_bits=())
+    cfg = tiny_config(train_stride=8, quantize=False, export_bits=(8,), qemu=False)
     save_yaml(cfg, tmp_path / "cal.yaml")
     run_dir = tmp_path / "run"
     assert main(["run", "--config", str(tmp_path / "cal.yaml"), "--out", str(run_dir),
@@ -394,6 +395,10 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     assert "orientation calibrated per animal" in (run_dir / "report.md").read_text()
     bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
     assert bundle["window"]["calibrate"] == "gravity"
+    # the run's C check turns the windows as recorded itself, as the firmware does
+    verify = json.loads((run_dir / "results.json").read_text())["deployment"]["widths"]["w8"]
+    turned = verify["verify"]["host window, samples turned in C"]
+    assert turned["identical"] == turned["windows"] == verify["verify"]["host"]["windows"] > 0
     res = classify(run_dir / "model", DataConfig(), tmp_path / "pred.csv")
     ref = pd.read_csv(run_dir / "model_predictions.csv", dtype={"animal": str, "segment": str})
     got = res.predictions.astype({"animal": str, "segment": str})
@@ -409,4 +414,12 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     assert "note: input: each animal's samples turned" in capsys.readouterr().out
     meta = json.loads((c_dir / "export.json").read_text())
     assert "window.calibrate: gravity" in meta["input_orientation"]
+    header = (c_dir / "ethoedge_model.h").read_text()
+    assert "#define ETHOEDGE_MODEL_GRAVITY_AXIS 2" in header
+    assert "#define ETHOEDGE_MODEL_GRAVITY_SIGN -1" in header
+    # verify-c gives the C the samples as recorded and each animal's mean: the C turns them
     assert main(["verify-c", str(c_dir)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "samples turned in C" in ln)
+    n, total = re.search(r"(\d+)/(\d+) windows identical", line).groups()  # type: ignore[union-attr]
+    assert n == total and int(n) == verify["verify"]["host"]["windows"]

@@ -291,7 +291,7 @@ def _has_missing(labels: np.ndarray) -> bool:
 
 
 def windows_for_bundle(
-    bundle: Bundle | str | Path,
+    bundle: Bundle | BundleInfo | str | Path,
     data_path: str | Path | None = None,
     *,
     data_format: str | None = None,
@@ -305,7 +305,7 @@ def windows_for_bundle(
     from ethoedge.data import load_dataset
     from ethoedge.data.config import DataConfig
 
-    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    b = bundle if isinstance(bundle, Bundle | BundleInfo) else load_bundle(bundle)
     d = dict(b.data)
     d["path"] = None if data_path is None else str(data_path)
     if d["path"] != b.data.get("path"):

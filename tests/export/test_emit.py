@@ -129,15 +129,20 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     q = make_qmodel(8, hidden=32, n_classes=4, n_samples=50)
     export_c(q, tmp_path)
     flash, ram = {}, 0
+    orient = (".text.ethoedge_orientation", ".text.ethoedge_orient")
     for name in ("ethoedge_model.c", "ethoedge_kernels.c"):
         obj = compile_object(tmp_path / name, tmp_path / f"{name}.o", target=target)
         sizes = section_sizes(obj)
-        flash[name] = sum(v for k, v in sizes.items() if k.startswith((".text", ".rodata")))
+        flash[name] = sum(v for k, v in sizes.items()
+                          if k.startswith((".text", ".rodata")) and k not in orient)  # fmt: skip
         ram += sum(v for k, v in sizes.items() if k.startswith((".data", ".bss")))
+        if name == "ethoedge_kernels.c":  # the orientation calibration, for calibrated models
+            flash["orientation"] = sum(sizes.get(k, 0) for k in orient)
     # weights 7.4 kB at W=8, int32 biases 1 kB, the API; every kernel of the library with both
     # tables (a firmware keeps only the kernels its models use: see test_cost.py)
     assert 0 < flash["ethoedge_model.c"] < 9 * 1024
     assert 0 < flash["ethoedge_kernels.c"] < 10 * 1024
+    assert 0 < flash["orientation"] < 1280
     assert ram == 0  # the model has no static state: the caller owns it
 
 

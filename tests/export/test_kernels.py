@@ -416,3 +416,69 @@ def test_kernels_refuse_a_logical_right_shift():
     text = kernel_files()["ethoedge_kernels.h"]
     assert "((-1) >> 1) == -1 ? 1 : -1" in text
     assert shutil.which("gcc")
+
+
+# means: random ones of about 1 g (2^11) and of every size, the int16 extremes, zero, exactly
+# along and opposite every axis, a unit off the opposite direction, and squared norms just
+# under a half (r^2 + r: the square root rounds down)
+def _orientation_means(rng: np.random.Generator) -> list[list[int]]:
+    means = [[0, 0, 0], [-32768, -32768, -32768], [32767, -32768, 32767], [1, 0, 0],
+             [0, 0, -1], [3, -2048, 1],
+             [32, 32, -2048], [2048, 32, 32]]  # fmt: skip
+    for k in range(3):
+        for s in (-1, 1):
+            e = [0, 0, 0]
+            e[k] = s * 2048
+            means.append(e)
+            near = list(e)
+            near[(k + 1) % 3] = 1
+            means.append(near)
+    for scale in (2048, 2048, 300, 20000):
+        for _ in range(6):
+            v = rng.normal(size=3)
+            means.append(np.round(v / np.linalg.norm(v) * scale).astype(int).tolist())
+    return means
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_orientation_and_orient(tmp_path: Path, target: str):
+    """``ethoedge_orientation`` on every axis and ``ethoedge_orient`` (in place too) against
+    :mod:`ethoedge.quantize.orient`, on random and extreme means and samples."""
+    from ethoedge.quantize.orient import orient_q, orientation_q
+
+    rng = np.random.default_rng(11)
+    means = _orientation_means(rng)
+    samples = rng.integers(-(1 << 15), 1 << 15, size=(40, 3))
+    samples[:8] = [[-32768] * 3, [32767] * 3, [32767, -32768, 32767], [0, 0, 0],
+                   [-32768, 0, 0], [0, 32767, 0], [2048, 0, -2048], [-1, 1, -1]]  # fmt: skip
+    axes = ["x", "y", "z", "-x", "-y", "-z"]
+    arrays = [_arr("means", "int16_t", np.array(means)),
+              _arr("samples", "int16_t", samples)]  # fmt: skip
+    body = f"""    int i, a, j, t;
+    for (i = 0; i < {len(means)}; ++i) {{
+        for (a = 0; a < 6; ++a) {{
+            int16_t rot[9];
+            ethoedge_orientation(means + 3 * i, a % 3, a < 3 ? 1 : -1, rot);
+            for (j = 0; j < 9; ++j) put(rot[j]);
+            if (i % 4 == 0) {{
+                for (t = 0; t < {len(samples)}; ++t) {{
+                    int16_t out[3], io[3];
+                    memcpy(io, samples + 3 * t, sizeof io);
+                    ethoedge_orient(rot, samples + 3 * t, out);
+                    ethoedge_orient(rot, io, io); /* in place */
+                    for (j = 0; j < 3; ++j) put(out[j]);
+                    for (j = 0; j < 3; ++j) put(io[j]);
+                }}
+            }}
+        }}
+    }}"""
+    expected = []
+    for i, m in enumerate(means):
+        for ax in axes:
+            rot = orientation_q(m, ax)
+            expected.append(rot.ravel())
+            if i % 4 == 0:
+                out = orient_q(samples, rot)
+                expected.append(np.concatenate([out, out], axis=1).ravel())
+    got = run_program(tmp_path, body, arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))

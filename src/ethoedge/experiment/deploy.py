@@ -227,9 +227,15 @@ class Deployment:
 
 
 def export_deployment(
-    cfg: RunConfig, windows: Windows, bundle_dir: Path, c_dir: Path
+    cfg: RunConfig,
+    windows: Windows,
+    bundle_dir: Path,
+    c_dir: Path,
+    *,
+    recorded_X: np.ndarray | None = None,
 ) -> Deployment | None:
-    """Quantize the deployment bundle at ``cfg.export_bits``, export C, verify it, cost it."""
+    """Quantize the deployment bundle at ``cfg.export_bits``, export C, verify it, cost it
+    (``recorded_X``: calibrated windows as recorded, which the C is also verified turning)."""
     from ethoedge.export.deploy import export_verify_cost
     from ethoedge.quantize.bundle_quant import quantize_bundle
 
@@ -250,6 +256,7 @@ def export_deployment(
         c = export_verify_cost(
             bundle_dir, W, c_dir / f"w{W}", windows.X, qemu=qemu,
             qemu_windows=cfg.qemu_windows, command="ethoedge run",
+            recorded=None if recorded_X is None else (recorded_X, windows.animal),
         )  # fmt: skip
         c.update(
             {

@@ -90,8 +90,12 @@ def run_windows(
     dataset_name: str = "windows",
     source: str = "",
     progress: bool = True,
+    recorded_X: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The job on ready-made windows (see :func:`run`); returns the ``results.json`` dict."""
+    """The job on ready-made windows (see :func:`run`); returns the ``results.json`` dict.
+
+    ``recorded_X``: for windows calibrated by ``cfg.window.calibrate``, the same windows as
+    recorded (before the turn): the exported C is then also verified turning them itself."""
     check_config_against_data(cfg, windows)
     out = Path(out_dir)
     made: list[Path] = []
@@ -198,7 +202,7 @@ def run_windows(
         atomic_write_text(out / "model_predictions.csv", csv_text(df))
         timings["deployment_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        dep = export_deployment(cfg, windows, out / "model", out / "c")
+        dep = export_deployment(cfg, windows, out / "model", out / "c", recorded_X=recorded_X)
         if dep is not None:
             results.deployment = dep.entry
             add_deployment_costs(results.models, dep.entry)
@@ -250,7 +254,16 @@ def run(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True) -> dict[s
 
     t0 = time.perf_counter()
     dataset = load_dataset(cfg.data)
-    windows = make_windows(dataset, cfg.window)
+    recorded_X = None
+    if cfg.window.calibrate == "none":
+        windows = make_windows(dataset, cfg.window)
+    else:  # as make_windows calibrates, keeping the windows as recorded for the C check
+        from ethoedge.data.calibrate import calibrate_windows
+
+        windows = make_windows(dataset, replace(cfg.window, calibrate="none"))
+        recorded_X = windows.X
+        X, _ = calibrate_windows(recorded_X, windows.animal, cfg.window.gravity_axis)
+        windows = replace(windows, X=X)
     check_config_against_data(cfg, windows, dataset)
     load_s = time.perf_counter() - t0
     doc = run_windows(
@@ -260,6 +273,7 @@ def run(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True) -> dict[s
         dataset_name=dataset.name,
         source=str(dataset.source),
         progress=progress,
+        recorded_X=recorded_X,
     )
     doc["timings_s"]["load_and_window_s"] = load_s
     from ethoedge.io import atomic_write_json

@@ -18,6 +18,7 @@ _C_KEYWORDS = frozenset(
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 SUPPORTED_WORD_BITS = (8, 16)
+GRAVITY_AXES = ("x", "y", "z", "-x", "-y", "-z")
 
 
 def is_c_identifier(name: str) -> bool:
@@ -52,6 +53,12 @@ class ExportConfig:
             takes the window length (windows do not overlap). It must divide the window
             length L: the device then keeps L / hop staggered GRU states and emits a
             classification every hop samples, as ``make_windows`` with that hop does.
+        gravity_axis: the axis (``"-z"``, ...) each animal's samples are turned onto when the
+            model was trained with ``window.calibrate: gravity`` (the bundle's
+            ``window.gravity_axis``): the header then names it (``<PREFIX>_GRAVITY_AXIS``,
+            ``<PREFIX>_GRAVITY_SIGN``) for the kernel library's ``ethoedge_orientation`` and
+            ``ethoedge_orient``, which the firmware calls before the model. None: samples as
+            recorded.
     """
 
     prefix: Str = "ethoedge_model"
@@ -60,6 +67,7 @@ class ExportConfig:
     use_dsp: Bool = True
     example_main: Bool = True
     hop: Int | None = None
+    gravity_axis: Str | None = None
 
     def validate(self) -> None:
         """Raise :class:`~ethoedge.errors.ConfigError` on an invalid value."""
@@ -76,6 +84,17 @@ class ExportConfig:
             raise ConfigError(f"n_samples must be in 1..65535, got {self.n_samples}")
         if self.hop is not None and not 1 <= self.hop <= 65535:
             raise ConfigError(f"hop must be in 1..65535 samples, got {self.hop}")
+        if self.gravity_axis is not None and self.gravity_axis not in GRAVITY_AXES:
+            raise ConfigError(
+                f"gravity_axis {self.gravity_axis!r} is not one of {', '.join(GRAVITY_AXES)}"
+            )
+
+    def gravity(self) -> tuple[int, int] | None:
+        """``(axis index, sign)`` of :attr:`gravity_axis` (``"-z"``: ``(2, -1)``), or None."""
+        if self.gravity_axis is None:
+            return None
+        key = self.gravity_axis.lstrip("+-")
+        return "xyz".index(key), -1 if self.gravity_axis.startswith("-") else 1
 
     def to_json(self) -> dict[str, Any]:
         return to_plain(self)

@@ -41,13 +41,15 @@ def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
 
 def input_orientation(window: WindowConfig) -> str:
     """How the exported model's input samples must be oriented: as recorded, or turned by the
-    animal's orientation calibration (``window.calibrate``), which the C does not compute."""
+    animal's orientation calibration (``window.calibrate``), which the firmware computes with
+    the kernel library's orientation functions."""
     if window.calibrate == "none":
         return "as recorded"
     return (
         f"each animal's samples turned by the smallest rotation that takes its mean gravity "
-        f"direction onto {window.gravity_axis} (window.calibrate: {window.calibrate}); the "
-        f"firmware applies that rotation before the model"
+        f"direction onto {window.gravity_axis} (window.calibrate: {window.calibrate}): the "
+        f"firmware turns them before the model with ethoedge_orientation and ethoedge_orient "
+        f"(ethoedge_kernels.h; the model header's GRAVITY_AXIS and GRAVITY_SIGN)"
     )
 
 
@@ -77,7 +79,10 @@ def export_bundle(
             f"run `ethoedge quantize {bundle_dir} --bits {bits}` first"
         )
     q = QuantizedStudent.load(q_path)
-    cfg = ExportConfig(prefix=prefix, word_bits=bits, n_samples=info.n_samples)
+    cfg = ExportConfig(
+        prefix=prefix, word_bits=bits, n_samples=info.n_samples,
+        gravity_axis=None if info.window.calibrate == "none" else info.window.gravity_axis,
+    )  # fmt: skip
     cfg.validate()
     try:
         files = emit_c(q, cfg, command=command)
@@ -143,14 +148,30 @@ def verify_export(
             " bundle.json); its data settings window the data",
             path=meta_path,
         )
-    windows = windows_for_bundle(bundle_dir, data_path, data_format=data_format, units=units)
-    X = quantize_input(windows.X, q.in_frac)
+    cfg = ExportConfig.from_json(meta["config"])
+    if cfg.gravity_axis is None:
+        windows = windows_for_bundle(bundle_dir, data_path, data_format=data_format, units=units)
+        X = quantize_input(windows.X, q.in_frac)
+        raw, means = X, None
+    else:  # the samples as recorded, turned in C as the firmware turns them
+        from dataclasses import replace
+
+        from ethoedge.bundle import read_bundle_info
+        from ethoedge.quantize.orient import turn_like_firmware
+
+        b = read_bundle_info(bundle_dir)
+        b = replace(b, window=replace(b.window, calibrate="none"))
+        windows = windows_for_bundle(b, data_path, data_format=data_format, units=units)
+        raw, means, X = turn_like_firmware(windows.X, windows.animal, cfg.gravity_axis,
+                                           q.in_frac)  # fmt: skip
     if max_windows is not None:
-        X = X[:max_windows]
+        X, raw = X[:max_windows], raw[:max_windows]
+        means = None if means is None else means[:max_windows]
     expected = reference_logits_batched(q, X)
-    prefix = meta["config"]["prefix"]
-    results = [verify_c(export_dir, X, expected, t, prefix=prefix) for t in targets]
-    return results + verify_half_hop(q, ExportConfig.from_json(meta["config"]), X, targets)
+    prefix = cfg.prefix
+    results = [verify_c(export_dir, raw, expected, t, prefix=prefix, means=means)
+               for t in targets]  # fmt: skip
+    return results + verify_half_hop(q, cfg, X, targets)
 
 
 def verify_half_hop(
@@ -191,6 +212,7 @@ def export_verify_cost(
     qemu: bool | None = None,
     qemu_windows: int = 500,
     command: str | None = None,
+    recorded: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """One call for the pipeline: export the bundle's W-bit student, verify it on the raw
     windows ``X_g`` (n, 3, L) in g (host: all of them; Cortex-M4 and M3 on QEMU: the first
@@ -198,7 +220,11 @@ def export_verify_cost(
 
     ``qemu=None`` runs the QEMU checks and the cost only where the Arm toolchain is installed.
     The streaming API is also checked with hop = L / 2 (host: every window; QEMU: half the
-    ``qemu_windows``). The Cortex-M3 cost figures are the same keys prefixed ``m3_``.
+    ``qemu_windows``). For a bundle trained on calibrated windows, ``recorded`` (the windows
+    as recorded in g and their animals) adds the window API with the samples turned in C as
+    the firmware turns them, against the reference on the same integer turn
+    (:func:`ethoedge.quantize.orient.turn_like_firmware`). The Cortex-M3 cost figures are the
+    same keys prefixed ``m3_``.
     Returns a JSON-ready dict: ``verify`` (per target: windows, identical, first_diff),
     ``verified`` (all identical), and, with QEMU, the cost keys of
     :func:`ethoedge.export.cost.measure_cost` (``flash_bytes``, ``ram_bytes``,
@@ -214,11 +240,24 @@ def export_verify_cost(
     use_qemu = toolchain.have_arm() if qemu is None else qemu
     results = [verify_c(out_dir, X, expected, "host")]
     cfg = ExportConfig.from_json(json.loads((out_dir / EXPORT_META).read_text())["config"])
+    turned = None
+    if cfg.gravity_axis is not None and recorded is not None:
+        from ethoedge.quantize.orient import turn_like_firmware
+        from ethoedge.quantize.reference import reference_logits_batched
+
+        raw, means, X_t = turn_like_firmware(recorded[0], recorded[1], cfg.gravity_axis,
+                                             q.in_frac)  # fmt: skip
+        turned = (raw, means, reference_logits_batched(q, X_t))
+        results.append(verify_c(out_dir, raw, turned[2], "host", means=means))
     results += verify_half_hop(q, cfg, X, ("host",))
     if use_qemu:
         k = min(qemu_windows, len(X))
         cores = ("cortex-m4", "cortex-m3")
         results += [verify_c(out_dir, X[:k], expected[:k], t) for t in cores]
+        if turned is not None:
+            raw, means, exp_t = turned
+            results += [verify_c(out_dir, raw[:k], exp_t[:k], t, means=means[:k])
+                        for t in cores]  # fmt: skip
         results += verify_half_hop(q, cfg, X[: max(1, k // 2)], cores)
     out: dict = {
         "dir": str(out_dir),

@@ -304,7 +304,10 @@ def _header(q: QuantizedStudent, cfg: ExportConfig, fname: str, command: str | N
             f"GRU-MLP student in {q.word_bits}-bit dynamic fixed point: H={q.hidden}, "
             f"M={q.mlp_hidden}, C={q.n_classes}, L={n_samples_of(q, cfg)} samples per window.",
             f"classes: {names}",
-            f"input: int16 acceleration in g at {q.in_frac} fraction bits, (x, y, z) per sample.",
+            f"input: int16 acceleration in g at {q.in_frac} fraction bits, (x, y, z) per sample"
+            + (
+                ", turned per animal (orientation calibration, below)." if cfg.gravity_axis else "."
+            ),
             "Integer semantics: docs/fixedpoint.md of ethoedge. No malloc, no recursion,",
             "no libm, no stdio; every buffer size is a compile-time constant.",
         ]
@@ -441,7 +444,7 @@ def _emit_h(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
 #define {pu}_WORD_BITS {q.word_bits}    /* W */
 #define {pu}_IN_FRAC {q.in_frac}      /* input: int16 g * 2^IN_FRAC */
 #define {pu}_LOGITS_FRAC {q.frac("logits")}  /* scores: int32 logits * 2^LOGITS_FRAC */
-
+{_orientation_note(cfg, pu)}
 /* Streaming state, owned by the caller (no allocation inside): about {state_bytes} bytes.
    Windows start every HOP samples (at samples 0, HOP, 2 HOP, ... of the stream), each is
    L samples long and has its own GRU state, reset when its window starts; state i serves the
@@ -474,6 +477,26 @@ int {p}_classify(const int16_t x[{pu}_N_SAMPLES][{pu}_N_CHANNELS],
 {" " * (len(p) + 14)}int32_t scores[{pu}_N_CLASSES]);
 
 #endif /* {pu}_H */
+"""
+
+
+def _orientation_note(cfg: ExportConfig, pu: str) -> str:
+    """The header's orientation macros and how to use them (a model trained on calibrated
+    windows); nothing for samples as recorded."""
+    g = cfg.gravity()
+    if g is None:
+        return ""
+    axis, sign = g
+    return f"""
+/* Orientation calibration: the model was trained on each animal's samples turned by the
+   smallest rotation that takes the animal's mean gravity direction onto the axis below. Turn
+   every sample before {cfg.prefix}_push / _classify, with the kernel library
+   (ethoedge_kernels.h): once per animal, from the mean of its samples over hours (int16,
+   g * 2^IN_FRAC),
+       ethoedge_orientation(mean, {pu}_GRAVITY_AXIS, {pu}_GRAVITY_SIGN, rot);
+   then for each sample ethoedge_orient(rot, sample, sample). */
+#define {pu}_GRAVITY_AXIS {axis}     /* {cfg.gravity_axis}: 0, 1, 2 for x, y, z */
+#define {pu}_GRAVITY_SIGN {sign}
 """
 
 

@@ -149,10 +149,32 @@ def c_sources(export_dir: str | Path) -> list[Path]:
     return sorted(p for p in export_dir.glob("*.c") if p.name != "main.c")
 
 
-def _harness(prefix: str, from_file: bool) -> str:
+def _harness(prefix: str, from_file: bool, orient: bool = False) -> str:
     """Harness source: windows from stdin (host) or from ``vectors.bin`` in the current
-    directory through semihosting ``fopen`` (QEMU)."""
+    directory through semihosting ``fopen`` (QEMU). ``orient``: each window comes after its
+    animal's mean sample, and its samples are turned as the firmware turns them
+    (``ethoedge_orientation`` on the mean with the header's gravity axis, then
+    ``ethoedge_orient`` on each sample) before the model."""
     pu = prefix.upper()
+    if orient:
+        turn_decl = (
+            f"static int16_t raw[{pu}_N_SAMPLES][{pu}_N_CHANNELS];\n"
+            "static int16_t mean[3], rot[9];\n"
+        )
+        read_win = (
+            "        if (fread(mean, sizeof mean, 1, in) != 1\n"
+            "            || fread(raw, sizeof raw, 1, in) != 1) {\n"
+            "            return 3;\n        }\n"
+            f"        ethoedge_orientation(mean, {pu}_GRAVITY_AXIS, {pu}_GRAVITY_SIGN, rot);\n"
+            f"        for (t = 0; t < {pu}_N_SAMPLES; ++t) {{\n"
+            "            ethoedge_orient(rot, raw[t], win[t]);\n        }\n"
+        )
+        include = '#include "ethoedge_kernels.h"\n'
+    else:
+        turn_decl = include = ""
+        read_win = (
+            "        if (fread(win, sizeof win, 1, in) != 1) {\n            return 3;\n        }\n"
+        )
     if from_file:
         open_in = (
             '    FILE *in = fopen("vectors.bin", "rb");\n'
@@ -165,13 +187,13 @@ def _harness(prefix: str, from_file: bool) -> str:
 #include <stdio.h>
 
 #include "{prefix}.h"
-
+{include}
 #ifndef {pu}_HOP
 #define {pu}_HOP {pu}_N_SAMPLES
 #endif
 
 static int16_t win[{pu}_N_SAMPLES][{pu}_N_CHANNELS];
-
+{turn_decl}
 int main(void)
 {{
     static {prefix}_state_t st;
@@ -186,10 +208,7 @@ int main(void)
     for (i = 0; i < n; ++i) {{
         int cls1, cls2, same = 1;
         const int16_t(*w)[3] = (const int16_t(*)[3])win;
-        if (fread(win, sizeof win, 1, in) != 1) {{
-            return 3;
-        }}
-        cls1 = {prefix}_classify(w, s1);
+{read_win}        cls1 = {prefix}_classify(w, s1);
         for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
             int done = {prefix}_push(&st, w[t]);
             /* the window ends at its last sample; overlapping ones (HOP < N_SAMPLES) between */
@@ -340,10 +359,15 @@ def run_c(
     prefix: str | None = None,
     sanitize: bool = False,
     timeout: float = 300.0,
+    means: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the exported C on every window: ``(scores (n, C) int64, stream_same (n,))``.
 
     ``X_int16``: (n, 3, L) int16 model input (``quantize_input`` of raw windows in g).
+    ``means``: (n, 3) int16, each window's animal's mean sample, for a model trained on
+    calibrated windows: the C then turns each window's samples as the firmware does
+    (:func:`ethoedge.quantize.orient.orientation_q` from the mean onto the header's gravity
+    axis) before classifying them; ``X_int16`` are the samples as recorded.
     ``sanitize`` builds the host harness with AddressSanitizer and UBSan (any report fails).
     Every ``.c`` of the export but ``main.c`` is compiled (model(s) and kernel library).
     """
@@ -351,8 +375,15 @@ def run_c(
     prefix, n_samples, n_classes = _prefix_and_shape(export_dir, prefix)
     Xs = _to_samples_major(X_int16, n_samples)
     n = int(Xs.shape[0])
-    blob = np.int32(n).tobytes() + Xs.astype("<i2").tobytes()
-    harness = _harness(prefix, from_file=target != "host")
+    if means is None:
+        blob = np.int32(n).tobytes() + Xs.astype("<i2").tobytes()
+    else:
+        m = np.asarray(means)
+        if m.shape != (n, 3) or m.dtype != np.int16:
+            raise EthoedgeError(f"expected int16 means ({n}, 3), got {m.dtype} {m.shape}")
+        per = np.concatenate([m.astype("<i2"), Xs.astype("<i2").reshape(n, -1)], axis=1)
+        blob = np.int32(n).tobytes() + np.ascontiguousarray(per).tobytes()
+    harness = _harness(prefix, from_file=target != "host", orient=means is not None)
     out = _build_and_run(
         export_dir, harness, blob, target=target, sanitize=sanitize, timeout=timeout
     )
@@ -428,10 +459,15 @@ def verify_c(
     *,
     prefix: str | None = None,
     sanitize: bool = False,
+    means: np.ndarray | None = None,
 ) -> VerifyResult:
-    """Compare the exported C's scores with ``expected_logits`` (n, C) on every window."""
-    scores, same = run_c(export_dir, X_int16, target=target, prefix=prefix, sanitize=sanitize)
-    return _compare(scores, expected_logits, target, same=same)
+    """Compare the exported C's scores with ``expected_logits`` (n, C) on every window
+    (``means``: the samples are turned in C first, see :func:`run_c`)."""
+    scores, same = run_c(
+        export_dir, X_int16, target=target, prefix=prefix, sanitize=sanitize, means=means
+    )
+    api = "window" if means is None else "window, samples turned in C"
+    return _compare(scores, expected_logits, target, same=same, api=api)
 
 
 def _compare(

@@ -1136,3 +1136,100 @@ int ethoedge_argmax(const int32_t *v, int n)
     }
     return best;
 }
+
+/* ---- orientation calibration (ethoedge.quantize.orient) ---- */
+
+/* round(sqrt(v)), halves up: the bit-by-bit integer square root, then one up where
+   v > r^2 + r (sqrt(v) >= r + 1/2) */
+static uint32_t isqrt_round(uint32_t v)
+{
+    uint32_t r = 0, bit = (uint32_t)1 << 30;
+    while (bit > v) {
+        bit >>= 2;
+    }
+    while (bit) {
+        if (v >= r + bit) {
+            v -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return v > r ? r + 1 : r; /* v is now the remainder v0 - r^2 */
+}
+
+/* num / den rounded to nearest, halves away from zero (den > 0) */
+static int64_t div_round(int64_t num, int64_t den)
+{
+    return num >= 0 ? (num + den / 2) / den : -((-num + den / 2) / den);
+}
+
+void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot[9])
+{
+    const int64_t one = (int64_t)1 << ETHOEDGE_ORIENT_FRAC;
+    const int64_t m[3] = {mean[0], mean[1], mean[2]};
+    const uint32_t s2 = (uint32_t)(m[0] * m[0]) + (uint32_t)(m[1] * m[1]) +
+                        (uint32_t)(m[2] * m[2]);
+    const int k = axis, k1 = (axis + 1) % 3, k2 = (axis + 2) % 3;
+    const int64_t s = sign < 0 ? -1 : 1;
+    int64_t w[3], n, p, ww, cross[9];
+    int i, j;
+    for (i = 0; i < 9; ++i) {
+        rot[i] = (int16_t)(i % 4 == 0 ? one : 0); /* the identity */
+    }
+    if (s2 == 0) {
+        return;
+    }
+    /* a = mean / n, b = s e_k: R = c I + [v]x + v v^T / (1 + c) with v = a x b, c = a . b;
+       w = mean x b = n v, p = mean . b = n c */
+    n = (int64_t)isqrt_round(s2);
+    p = s * m[k];
+    w[k] = 0;
+    w[k1] = s * m[k2];
+    w[k2] = -s * m[k1];
+    ww = w[k1] * w[k1] + w[k2] * w[k2];
+    if (p < 0 && ww == 0) { /* opposite: half a turn about e_r, r = 2 (r = 1 for k = 2), as
+                               the float calibration turns */
+        const int r = k == 2 ? 1 : 2;
+        for (i = 0; i < 3; ++i) {
+            rot[4 * i] = (int16_t)(i == r ? one : -one);
+        }
+        return;
+    }
+    cross[0] = 0;
+    cross[1] = -w[2];
+    cross[2] = w[1];
+    cross[3] = w[2];
+    cross[4] = 0;
+    cross[5] = -w[0];
+    cross[6] = -w[1];
+    cross[7] = w[0];
+    cross[8] = 0;
+    for (i = 0; i < 3; ++i) {
+        for (j = 0; j < 3; ++j) {
+            const int64_t x = i == j ? p : cross[3 * i + j];
+            int64_t v;
+            /* c >= 0: 1 / (n (n + p)); else the same, n + p = |w|^2 / (n - p), kept exact
+               where mean points away from the axis */
+            if (p >= 0) {
+                v = div_round((x * (n + p) + w[i] * w[j]) * one, n * (n + p));
+            } else {
+                v = div_round((x * ww + w[i] * w[j] * (n - p)) * one, n * ww);
+            }
+            rot[3 * i + j] = (int16_t)(v > one ? one : v < -one ? -one : v);
+        }
+    }
+}
+
+void ethoedge_orient(const int16_t rot[9], const int16_t in[3], int16_t out[3])
+{
+    int32_t a[3];
+    int i;
+    for (i = 0; i < 3; ++i) {
+        a[i] = rot[3 * i] * in[0] + rot[3 * i + 1] * in[1] + rot[3 * i + 2] * in[2];
+    }
+    for (i = 0; i < 3; ++i) { /* |a| <= 3 2^29: no overflow */
+        out[i] = (int16_t)sat16((a[i] + (1 << (ETHOEDGE_ORIENT_FRAC - 1))) >> ETHOEDGE_ORIENT_FRAC);
+    }
+}

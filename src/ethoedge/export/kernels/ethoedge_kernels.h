@@ -221,4 +221,18 @@ void ethoedge_head(const ethoedge_model_t *m, const int16_t *h, int32_t *logits,
 /* Index of the first maximum of v (n >= 1). */
 int ethoedge_argmax(const int32_t *v, int n);
 
+/* Orientation calibration (a bundle trained with window.calibrate: gravity): the firmware
+   turns every sample by one rotation per animal before the model, as training turned each
+   animal's windows. ethoedge_orientation writes that rotation, rot (3 x 3, row-major, at
+   ETHOEDGE_ORIENT_FRAC fraction bits, entries within +-2^14), from the animal's mean
+   acceleration mean (x, y, z) in the model's input units (int16 g * 2^IN_FRAC; any mean over
+   hours of the animal's samples): the smallest rotation that takes mean onto the gravity axis
+   (axis 0, 1, 2 for x, y, z; sign +1 or -1), half a turn about an axis normal to mean when it
+   points the opposite way, the identity for a zero mean. ethoedge_orient turns one sample:
+   out[i] = sat16(round_shift(sum_j rot[i][j] in[j], ETHOEDGE_ORIENT_FRAC)). Integer
+   semantics: ethoedge.quantize.orient (the same integers); int64 division inside. */
+#define ETHOEDGE_ORIENT_FRAC 14
+void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot[9]);
+void ethoedge_orient(const int16_t rot[9], const int16_t in[3], int16_t out[3]);
+
 #endif /* ETHOEDGE_KERNELS_H */
