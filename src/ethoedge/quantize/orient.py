@@ -22,7 +22,9 @@ A sample is turned as ``sat16(round_shift(R x, ORIENT_FRAC))`` (int32 sums: ``|R
 The integer rotation differs from the float one (:func:`ethoedge.data.calibrate.rotation_onto`
 of the same mean) by the rounding of ``n`` and of its entries: measured on random means of
 about 1 g (2^11 at 11 fraction bits), by at most 8 units of 2^-14 in any entry (more for
-smaller means: 21 at 0.3 to 0.5 g), under one input unit on a 1 g sample.
+smaller means: 21 at 0.3 to 0.5 g), under one input unit on a 1 g sample. With the rounding
+of the samples before the turn, a turned sample is within two units of the one turned in float
+and then quantized.
 """
 
 from __future__ import annotations
