@@ -61,10 +61,12 @@ def default_models():
 
 
 def bundle_models(path: Path):
-    """A bundle's student, normaliser, its quantized W=8/16 models and window length."""
+    """A bundle's student, normaliser, its quantized W=8/16 models, window length and gravity
+    axis (None: windows as recorded)."""
     b = load_bundle(path)
     qs = {bits: QuantizedStudent.load(path / "quantized" / f"w{bits}.json") for bits in (8, 16)}
-    return b.student, b.normalizer, qs, b.n_samples
+    axis = None if b.window.calibrate == "none" else b.window.gravity_axis
+    return b.student, b.normalizer, qs, b.n_samples, axis
 
 
 def firmware_row(qs: dict[int, QuantizedStudent], L: int, target: str) -> dict:
@@ -81,18 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=None, help="a model bundle (RUN/model)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    axis = None
     if args.bundle is not None:
-        student, norm, qs, L = bundle_models(args.bundle)
+        student, norm, qs, L, axis = bundle_models(args.bundle)
         source = str(args.bundle)
+        if axis is not None:
+            source += f"; calibrated: each window's samples turned in C onto {axis}"
     else:
         student, norm, qs, L = default_models()
         source = "default student, seeded weights, bundled cattle data"
     mcu = McuAssumptions()
     cores = ("cortex-m4", "cortex-m3")
     rows = [
-        (f"int W={bits}", {t: measure_cost(qs[bits], L, mcu=mcu, target=t) for t in cores})
+        (f"int W={bits}",
+         {t: measure_cost(qs[bits], L, mcu=mcu, target=t, gravity_axis=axis) for t in cores})
         for bits in (8, 16)
-    ]
+    ]  # fmt: skip
     macs = student.macs(L)
     no_float = ""
     if student.cfg.input == "raw":  # the float C variant has the raw input stage only

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not toolchain.have_arm():
         print(toolchain.missing_arm_message(), file=sys.stderr)
         return 2
-    _, _, qs, n_samples = bundle_models(args.bundle) if args.bundle else default_models()
+    _, _, qs, n_samples = bundle_models(args.bundle)[:4] if args.bundle else default_models()
     with tempfile.TemporaryDirectory(prefix="ethoedge_profile_") as tmp:
         d = Path(tmp)
         export_c(qs[args.bits], d, ExportConfig(n_samples=n_samples))

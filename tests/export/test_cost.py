@@ -80,3 +80,17 @@ def test_two_models_share_one_kernel_library(tmp_path):
         assert kernels >= alone[p]["flash_kernels_bytes"]  # the union of what both use...
     # ...counted once: less than one copy per model
     assert kernels < sum(a["flash_kernels_bytes"] for a in alone.values())
+
+
+def test_a_calibrated_model_counts_its_orientation():
+    """A model trained on calibrated windows: its cost includes the orientation code in the
+    kernels' flash and the turn of its window's samples in the instructions (the rotation
+    itself is computed before the markers: once per animal)."""
+    q = make_qmodel(8, hidden=8, n_classes=4, n_samples=20)
+    plain = measure_cost(q)
+    turned = measure_cost(q, gravity_axis="-z")
+    extra_flash = turned["flash_kernels_bytes"] - plain["flash_kernels_bytes"]
+    assert turned["flash_model_bytes"] == plain["flash_model_bytes"]
+    assert 0 < extra_flash < 1280
+    per_sample = (turned["instructions"] - plain["instructions"]) / 20
+    assert 10 < per_sample < 120  # 9 multiply-adds and 3 saturations per sample, and a call

@@ -47,8 +47,13 @@ class McuAssumptions:
 
 
 def _cost_main(prefixes: list[str], *, is_float: bool) -> str:
-    """One classification per model between markers (after an empty marker pair)."""
+    """One classification per model between markers (after an empty marker pair). A model
+    trained on calibrated windows (its header defines ``<PREFIX>_GRAVITY_AXIS``) also turns
+    its window's samples between the markers (``ethoedge_orient``, the firmware's per-sample
+    work), with the rotation computed before them (once per animal on a collar)."""
     heads = "\n".join(f'#include "{p}.h"' for p in prefixes)
+    if not is_float:
+        heads = '#include "ethoedge_kernels.h"\n' + heads
     decls, calls = [], []
     for i, p in enumerate(prefixes):
         pu = p.upper()
@@ -65,6 +70,22 @@ def _cost_main(prefixes: list[str], *, is_float: bool) -> str:
             )
             fill = f"x{i}[t][c] = (int16_t)((int32_t)(seed >> 16) - 32768);"
             call = f"{p}_classify((const int16_t(*)[3])x{i}, s{i})"
+        rot, turn = "", ""
+        if not is_float:
+            rot = f"""
+#ifdef {pu}_GRAVITY_AXIS
+    {{
+        static const int16_t mean[3] = {{600, -800, -1800}}; /* a tilted collar, ~1 g */
+        ethoedge_orientation(mean, {pu}_GRAVITY_AXIS, {pu}_GRAVITY_SIGN, rot{i});
+    }}
+#endif"""
+            turn = f"""
+#ifdef {pu}_GRAVITY_AXIS
+    for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
+        ethoedge_orient(rot{i}, x{i}[t], x{i}[t]);
+    }}
+#endif"""
+            decls.append(f"#ifdef {pu}_GRAVITY_AXIS\n    int16_t rot{i}[9];\n#endif")
         calls.append(
             f"""    seed = 12345u;
     for (t = 0; t < {pu}_N_SAMPLES; ++t) {{
@@ -72,8 +93,8 @@ def _cost_main(prefixes: list[str], *, is_float: bool) -> str:
             seed = seed * 1664525u + 1013904223u;
             {fill}
         }}
-    }}
-    bench_begin();
+    }}{rot}
+    bench_begin();{turn}
     cls = {call};
     bench_end();
     printf("class %d\\n", cls);"""
@@ -256,16 +277,19 @@ def measure_cost(
     prefix: str | None = None,
     mcu: McuAssumptions | None = None,
     target: str = "cortex-m4",
+    gravity_axis: str | None = None,
 ) -> dict[str, float | int | str]:
     """Flash, RAM, stack, instructions (per classification and per MAC), estimated time and
     energy of one classification on the emulated ``target`` (``cortex-m4`` or ``cortex-m3``).
 
-    ``model`` is a quantized student (exported to a temporary directory first) or a
-    directory written by :func:`ethoedge.export.export_c` (its ``export.json`` or the
-    single ``*.h`` gives the prefix).
+    ``model`` is a quantized student (exported to a temporary directory first, with
+    ``gravity_axis`` for a model trained on calibrated windows: its window's samples are then
+    turned in C too, and the orientation code counts in its flash) or a directory written by
+    :func:`ethoedge.export.export_c` (its ``export.json`` or the single ``*.h`` gives the
+    prefix).
     """
     if isinstance(model, QuantizedStudent):
-        cfg = ExportConfig(n_samples=n_samples, example_main=False)
+        cfg = ExportConfig(n_samples=n_samples, example_main=False, gravity_axis=gravity_axis)
         L = n_samples_of(model, cfg)
         with tempfile.TemporaryDirectory(prefix="ethoedge_export_") as tmp:
             write_files(emit_c(model, cfg), tmp)

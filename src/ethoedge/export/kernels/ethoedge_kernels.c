@@ -1141,7 +1141,7 @@ int ethoedge_argmax(const int32_t *v, int n)
 
 /* round(sqrt(v)), halves up: the bit-by-bit integer square root, then one up where
    v > r^2 + r (sqrt(v) >= r + 1/2) */
-static uint32_t isqrt_round(uint32_t v)
+static COLD uint32_t isqrt_round(uint32_t v)
 {
     uint32_t r = 0, bit = (uint32_t)1 << 30;
     while (bit > v) {
@@ -1159,21 +1159,33 @@ static uint32_t isqrt_round(uint32_t v)
     return v > r ? r + 1 : r; /* v is now the remainder v0 - r^2 */
 }
 
-/* num / den rounded to nearest, halves away from zero (den > 0) */
-static int64_t div_round(int64_t num, int64_t den)
+/* num / den rounded to nearest, halves away from zero, for 0 < den < 2^62 and a quotient
+   below 2^17 (|num| < 2^62): shift and subtract, no library division */
+static COLD int32_t div_round(int64_t num, int64_t den)
 {
-    return num >= 0 ? (num + den / 2) / den : -((-num + den / 2) / den);
+    const uint64_t d = (uint64_t)den;
+    uint64_t r = (uint64_t)(num < 0 ? -num : num) + (d >> 1);
+    int32_t q = 0;
+    int b;
+    for (b = 16; b >= 0; --b) {
+        if ((r >> b) >= d) { /* r >= d 2^b */
+            r -= d << b;
+            q |= (int32_t)1 << b;
+        }
+    }
+    return num < 0 ? -q : q;
 }
 
-void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot[9])
+COLD void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot[9])
 {
-    const int64_t one = (int64_t)1 << ETHOEDGE_ORIENT_FRAC;
-    const int64_t m[3] = {mean[0], mean[1], mean[2]};
+    const int32_t one = (int32_t)1 << ETHOEDGE_ORIENT_FRAC;
+    const int32_t m[3] = {mean[0], mean[1], mean[2]};
     const uint32_t s2 = (uint32_t)(m[0] * m[0]) + (uint32_t)(m[1] * m[1]) +
                         (uint32_t)(m[2] * m[2]);
     const int k = axis, k1 = (axis + 1) % 3, k2 = (axis + 2) % 3;
-    const int64_t s = sign < 0 ? -1 : 1;
-    int64_t w[3], n, p, ww, cross[9];
+    const int32_t s = sign < 0 ? -1 : 1;
+    int32_t w[3], n, p, x, v;
+    int64_t ww, a, b;
     int i, j;
     for (i = 0; i < 9; ++i) {
         rot[i] = (int16_t)(i % 4 == 0 ? one : 0); /* the identity */
@@ -1182,13 +1194,13 @@ void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot
         return;
     }
     /* a = mean / n, b = s e_k: R = c I + [v]x + v v^T / (1 + c) with v = a x b, c = a . b;
-       w = mean x b = n v, p = mean . b = n c */
-    n = (int64_t)isqrt_round(s2);
+       w = mean x b = n v, p = mean . b = n c: R = (p I + [w]x) / n + w w^T / (n (n + p)) */
+    n = (int32_t)isqrt_round(s2);
     p = s * m[k];
     w[k] = 0;
     w[k1] = s * m[k2];
     w[k2] = -s * m[k1];
-    ww = w[k1] * w[k1] + w[k2] * w[k2];
+    ww = (int64_t)w[k1] * w[k1] + (int64_t)w[k2] * w[k2];
     if (p < 0 && ww == 0) { /* opposite: half a turn about e_r, r = 2 (r = 1 for k = 2), as
                                the float calibration turns */
         const int r = k == 2 ? 1 : 2;
@@ -1197,26 +1209,16 @@ void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot
         }
         return;
     }
-    cross[0] = 0;
-    cross[1] = -w[2];
-    cross[2] = w[1];
-    cross[3] = w[2];
-    cross[4] = 0;
-    cross[5] = -w[0];
-    cross[6] = -w[1];
-    cross[7] = w[0];
-    cross[8] = 0;
+    /* entry (i, j) = (x a + w_i w_j b) / (n a), x = p (i = j) or [w]x (i, j): a = n + p,
+       b = 1 where p >= 0; where p < 0, n + p = |w|^2 / (n - p) kept exact: a = |w|^2,
+       b = n - p */
+    a = p >= 0 ? (int64_t)n + p : ww;
+    b = p >= 0 ? 1 : (int64_t)n - p;
     for (i = 0; i < 3; ++i) {
         for (j = 0; j < 3; ++j) {
-            const int64_t x = i == j ? p : cross[3 * i + j];
-            int64_t v;
-            /* c >= 0: 1 / (n (n + p)); else the same, n + p = |w|^2 / (n - p), kept exact
-               where mean points away from the axis */
-            if (p >= 0) {
-                v = div_round((x * (n + p) + w[i] * w[j]) * one, n * (n + p));
-            } else {
-                v = div_round((x * ww + w[i] * w[j] * (n - p)) * one, n * ww);
-            }
+            const int d = (j - i + 3) % 3; /* [w]x: (i, i+1) = -w_{i+2}, (i, i+2) = w_{i+1} */
+            x = d == 0 ? p : d == 1 ? -w[(i + 2) % 3] : w[(i + 1) % 3];
+            v = div_round((x * a + (int64_t)w[i] * w[j] * b) * one, n * a);
             rot[3 * i + j] = (int16_t)(v > one ? one : v < -one ? -one : v);
         }
     }
