@@ -63,3 +63,25 @@ def test_a_forked_child_classifies_with_threads_of_its_own():
     """The child inherits the engine's thread pool without its threads; it must not wait on
     them forever."""
     subprocess.run([sys.executable, "-c", FORK_SCRIPT], check=True, timeout=120)
+
+
+def test_gravity_turns_windows_as_recorded_like_turned_windows():
+    """A classifier of a calibrated model given windows as recorded and their animal's mean
+    acceleration computes what it computes on the windows turned as training turns them; a
+    model without a gravity axis refuses the mean."""
+    from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
+    from ethoedge.errors import ConfigError
+
+    torch.manual_seed(0)
+    model = GRUStudent(4, StudentConfig(hidden=8))
+    norm = Normalizer((0.0, 0.0, -1.0), (0.3, 0.3, 0.3))
+    rng = np.random.default_rng(2)
+    X = np.array([0.5, 0.3, -0.8])[None, :, None] + 0.2 * rng.normal(size=(40, 3, 50))
+    X = X.astype(np.float32)
+    g = X.mean(axis=(0, 2)).astype(np.float64)
+    turned = rotate(X, rotation_onto(g, axis_vector("-z")))
+    cal = Classifier(model, norm, list("abcd"), gravity_axis="-z")
+    np.testing.assert_array_equal(cal.decision_function(X, g), cal.decision_function(turned))
+    plain = Classifier(model, norm, list("abcd"))
+    with pytest.raises(ConfigError, match="not trained on calibrated windows"):
+        plain.decision_function(X, g)

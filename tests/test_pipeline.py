@@ -423,3 +423,25 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     line = next(ln for ln in out.splitlines() if "samples turned in C" in ln)
     n, total = re.search(r"(\d+)/(\d+) windows identical", line).groups()  # type: ignore[union-attr]
     assert n == total and int(n) == verify["verify"]["host"]["windows"]
+    # classify's integer engines turn the samples as the firmware does: the reference on the
+    # integer turn, and the C engine the same
+    from ethoedge.bundle import read_bundle_info, windows_for_bundle
+    from ethoedge.quantize.orient import turn_like_firmware
+    from ethoedge.quantize.qmodel import QuantizedStudent
+    from ethoedge.quantize.reference import reference_logits_batched
+
+    info = read_bundle_info(model)
+    raw = windows_for_bundle(replace(info, window=replace(info.window, calibrate="none")))
+    q = QuantizedStudent.load(model / "quantized" / "w8.json")
+    _, _, turned = turn_like_firmware(raw.X, raw.animal, "-z", q.in_frac)
+    want = reference_logits_batched(q, turned).argmax(axis=1)
+    key = pd.DataFrame({"animal": raw.animal, "segment": raw.segment, "start": raw.start,
+                        "want": want})  # fmt: skip
+    for engine in ("int", "c"):
+        res = classify(model, DataConfig(), tmp_path / f"{engine}.csv", engine=engine, bits=8)
+        got = res.predictions.astype({"animal": str, "segment": str}).merge(
+            key, on=["animal", "segment", "start"]
+        )
+        assert len(got) == len(raw)
+        names = np.asarray(res.class_names, dtype=object)
+        assert (got["label"].to_numpy() == names[got["want"].to_numpy()]).all()

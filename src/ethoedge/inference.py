@@ -76,6 +76,12 @@ class Classifier:
         threads: threads of every engine on the CPU (default
             :func:`~ethoedge.models.device.cpu_threads`: PyTorch's intra-op count where
             PyTorch is loaded).
+        gravity_axis: for a model trained on orientation-calibrated windows
+            (``window.calibrate: gravity``; :meth:`from_bundle` sets it), the axis each
+            animal's windows were turned onto: the predictions then take the windows as
+            recorded and the animal's mean acceleration (``gravity=``) and turn them as
+            training did (float engine) or as the firmware does (integer engines:
+            :mod:`ethoedge.quantize.orient`, the same integers as the C).
 
     Attributes:
         classes_: the class names as an array (index = class id).
@@ -92,8 +98,10 @@ class Classifier:
         batch_size: int = 256,
         engine: str | None = None,
         threads: int | None = None,
+        gravity_axis: str | None = None,
     ) -> None:
         self.model = model
+        self.gravity_axis = gravity_axis
         quantized = isinstance(model, QuantizedStudent)
         if engine is None:
             engine = "int" if quantized else "float"
@@ -134,9 +142,10 @@ class Classifier:
         (``int``: the NumPy reference; ``c``: compiled C). The float student of a bundle
         directory runs as a :class:`~ethoedge.models.student_numpy.NumpyStudent` where
         ``device`` resolves to the CPU (PyTorch is then not imported), else in PyTorch.
-        It classifies windows as given: for a bundle trained on orientation-calibrated
-        windows (``window.calibrate``), cut them with :func:`window_like_bundle` (or
-        :func:`windows_for_bundle`), which turns each animal's windows as training did."""
+        For a bundle trained on orientation-calibrated windows (``window.calibrate``) it
+        has the bundle's ``gravity_axis``: give it windows as recorded with their animal's
+        mean acceleration (``gravity=``), or windows already turned (cut with
+        :func:`window_like_bundle` or :func:`windows_for_bundle`) without."""
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)
@@ -151,32 +160,52 @@ class Classifier:
                     f"no {bits}-bit integer model at {q_path}: run "
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
-            classes = read_bundle_info(bundle_dir).class_names
-            return cls(QuantizedStudent.load(q_path), class_names=classes, engine=engine)
+            info = read_bundle_info(bundle_dir)
+            return cls(QuantizedStudent.load(q_path), class_names=info.class_names,
+                       engine=engine, gravity_axis=_gravity_axis(info.window))  # fmt: skip
         if bundle_dir is not None:
             from ethoedge.models.device import resolve_device
 
             if resolve_device(device) == "cpu":
                 info = read_bundle_info(bundle_dir)
                 student = NumpyStudent.from_npz(bundle_dir / "student.npz", info.student)
-                return cls(student, info.normalizer, info.class_names)
+                return cls(student, info.normalizer, info.class_names,
+                           gravity_axis=_gravity_axis(info.window))  # fmt: skip
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, teacher=False)
-        return cls(b.student, b.normalizer, b.class_names, device=device)
+        return cls(b.student, b.normalizer, b.class_names, device=device,
+                   gravity_axis=_gravity_axis(b.window))  # fmt: skip
 
     # ------------------------------------------------------------------ predictions
 
-    def decision_function(self, X_g: np.ndarray) -> np.ndarray:
-        """Logits ``(n, C)``: float32 from the float engine, int64 from the integer engines."""
+    def decision_function(self, X_g: np.ndarray, gravity: np.ndarray | None = None) -> np.ndarray:
+        """Logits ``(n, C)``: float32 from the float engine, int64 from the integer engines.
+
+        ``gravity``: the windows' animal's mean acceleration (g, x, y, z), for a model with a
+        :attr:`gravity_axis`: ``X_g`` are then the windows as recorded, turned here."""
         X_g = np.asarray(X_g, dtype=np.float32)
         if X_g.ndim != 3:
             raise ConfigError(f"windows must be (n, channels, L), got shape {X_g.shape}")
+        if gravity is not None and self.gravity_axis is None:
+            raise ConfigError("gravity given, but the model was not trained on calibrated windows")
         if self.engine == "float":
+            if gravity is not None:
+                from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
+
+                assert self.gravity_axis is not None
+                R = rotation_onto(np.asarray(gravity, np.float64), axis_vector(self.gravity_axis))
+                X_g = rotate(X_g, R)
             return self._float_logits(X_g)
         from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
         q = self.model
         assert isinstance(q, QuantizedStudent)
         X_int = quantize_input(X_g, q.in_frac)
+        if gravity is not None:  # as the firmware turns the samples
+            from ethoedge.quantize.orient import mean_q, orient_q, orientation_q
+
+            assert self.gravity_axis is not None
+            rot = orientation_q(mean_q(gravity, q.in_frac), self.gravity_axis)
+            X_int = orient_q(X_int, rot)
         if self.engine == "c":
             from ethoedge.export.host_engine import host_library
 
@@ -185,17 +214,20 @@ class Classifier:
 
         return reference_logits_batched(q, X_int, threads=self.threads or cpu_threads())
 
-    def predict_proba(self, X_g: np.ndarray) -> np.ndarray:
-        """Class scores ``(n, C)`` (float64 rows summing to 1)."""
-        return self._proba(self.decision_function(X_g))
+    def predict_proba(self, X_g: np.ndarray, gravity: np.ndarray | None = None) -> np.ndarray:
+        """Class scores ``(n, C)`` (float64 rows summing to 1); ``gravity`` as in
+        :meth:`decision_function`."""
+        return self._proba(self.decision_function(X_g, gravity))
 
-    def predict(self, X_g: np.ndarray) -> np.ndarray:
+    def predict(self, X_g: np.ndarray, gravity: np.ndarray | None = None) -> np.ndarray:
         """Class ids ``(n,)``: the first index of the largest score."""
-        return np.asarray(self.decision_function(X_g)).argmax(axis=1)
+        return np.asarray(self.decision_function(X_g, gravity)).argmax(axis=1)
 
-    def predict_with_proba(self, X_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_proba(
+        self, X_g: np.ndarray, gravity: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(predict(X_g), predict_proba(X_g))`` from one pass over the windows."""
-        z = self.decision_function(X_g)
+        z = self.decision_function(X_g, gravity)
         return np.asarray(z).argmax(axis=1), self._proba(z)
 
     def _proba(self, z: np.ndarray) -> np.ndarray:
@@ -278,6 +310,10 @@ class Classifier:
         state = dict(self.__dict__)
         state.pop("_pool", None)  # threads do not pickle; a copy starts its own
         return state
+
+
+def _gravity_axis(window: Any) -> str | None:
+    return None if window.calibrate == "none" else str(window.gravity_axis)
 
 
 # A forked child inherits the pools without their threads: work sent to one would wait

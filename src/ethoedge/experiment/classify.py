@@ -118,7 +118,7 @@ class _Task:
     tz: str
     part_dir: Path
     labeller: Any
-    rotations: dict[str, np.ndarray] | None = None  # per animal, for calibrated bundles
+    gravity: dict[str, np.ndarray] | None = None  # per animal, for calibrated bundles
 
 
 @dataclass
@@ -290,7 +290,7 @@ def classify(
             for i, f in enumerate(files)
         ]  # fmt: skip
         if bundle.window.calibrate != "none":
-            tasks = _with_rotations(tasks, bundle, executor, workers, ray_address, progress)
+            tasks = _with_gravity(tasks, executor, workers, ray_address, progress)
         # The plots' helper process imports matplotlib while the windows are classified.
         plotter = _plot_process() if plots and not single and executor == "serial" else None
         summaries: list[_FileSummary] = map_tasks(
@@ -393,12 +393,11 @@ def classify(
             remove_folders(made)
 
 
-def _with_rotations(
-    tasks: list[_Task], bundle: Any, executor: str, workers: int, ray_address: str | None,
-    progress: bool,
-) -> list[_Task]:  # fmt: skip
-    """The tasks with the bundle's orientation calibration: a first pass over every file
-    sums each animal's windows' means (over all its files), then each animal's rotation."""
+def _with_gravity(
+    tasks: list[_Task], executor: str, workers: int, ray_address: str | None, progress: bool
+) -> list[_Task]:
+    """The tasks with each animal's mean acceleration, for a calibrated bundle's turn: a
+    first pass over every file sums each animal's windows' means (over all its files)."""
     from ethoedge.data.calibrate import GravitySums
     from ethoedge.experiment.pool import map_tasks
 
@@ -409,8 +408,8 @@ def _with_rotations(
     )  # fmt: skip
     for part in parts:
         sums.merge(part)
-    rotations = sums.rotations(bundle.window.gravity_axis)
-    return [replace(t, rotations=rotations) for t in tasks]
+    gravity = sums.directions()
+    return [replace(t, gravity=gravity) for t in tasks]
 
 
 def _plot_process() -> Any:
@@ -542,11 +541,6 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
         )
     step_s = min(hop, length) / bundle.rate_hz
     blocks, note = _blocks(task, cfg, bundle, length, hop)
-    if task.rotations is not None:  # the bundle's orientation calibration, per animal
-        from ethoedge.data.calibrate import rotate
-
-        rots = task.rotations
-        blocks = (replace(wb, X=rotate(wb.X, rots[wb.animal])) for wb in blocks)
     lut = {c: i for i, c in enumerate(classes)}
     names = np.asarray(classes, dtype=object)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -590,7 +584,10 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             for wb in blocks:
                 if wb.animal not in animals:
                     animals.append(wb.animal)
-                scored = scorer.submit(clf.predict_with_proba, wb.X)
+                # a calibrated bundle's turn, per animal: in float for the float engine, in
+                # integers as the firmware turns the samples for the integer engines
+                g = None if task.gravity is None else task.gravity[wb.animal]
+                scored = scorer.submit(clf.predict_with_proba, wb.X, g)
                 if pending is not None:
                     finish(*pending)
                 pending = (wb, scored)
@@ -604,8 +601,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
 def _blocks(
     task: _Task, cfg: DataConfig, bundle: Any, length: int, hop: int
 ) -> tuple[Iterable[WindowBlock], str]:
-    """The file's window blocks, as recorded (a calibrated bundle's rotations are applied by
-    the caller), and a note on how it was read: streamed, or read whole."""
+    """The file's window blocks, as recorded (a calibrated bundle's turn is the classifier's,
+    from the animal's mean acceleration), and a note on how it was read: streamed, or read whole."""
     from ethoedge.data.stream import infer_rate, stream_windows, streamable
 
     why = streamable(task.path, cfg)
