@@ -445,3 +445,8 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
         assert len(got) == len(raw)
         names = np.asarray(res.class_names, dtype=object)
         assert (got["label"].to_numpy() == names[got["want"].to_numpy()]).all()
+    # and the run's own 8-bit predictions are those of the same integer turn
+    w8 = pd.read_csv(run_dir / "model_predictions_w8.csv", dtype={"animal": str, "segment": str})
+    w8 = w8.merge(key, on=["animal", "segment", "start"])
+    assert len(w8) == len(raw)
+    assert (w8["label"].to_numpy() == names[w8["want"].to_numpy()]).all()

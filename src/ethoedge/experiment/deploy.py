@@ -250,9 +250,8 @@ def export_deployment(
     for r in qrows:
         W = int(r["word_bits"])
         q = r["qmodel"]
-        clf = Classifier(q, class_names=windows.class_names)
-        int_probs[W] = clf.predict_proba(windows.X)
-        int_pred[W] = clf.predict(windows.X)
+        int_probs[W] = _int_probs(q, windows, recorded_X, cfg.window.gravity_axis)
+        int_pred[W] = int_probs[W].argmax(axis=1)
         c = export_verify_cost(
             bundle_dir, W, c_dir / f"w{W}", windows.X, qemu=qemu,
             qemu_windows=cfg.qemu_windows, command="ethoedge run",
@@ -269,6 +268,25 @@ def export_deployment(
         dep["widths"][f"w{W}"] = c
     dep["verified"] = all(c["verified"] for c in dep["widths"].values())
     return Deployment(dep, int_probs, int_pred)
+
+
+def _int_probs(q: Any, windows: Windows, recorded_X: np.ndarray | None, axis: str) -> np.ndarray:
+    """The integer model's class scores on every window: for calibrated windows given as
+    recorded, each animal's samples turned in integers as the firmware turns them (what
+    ``classify --engine int`` computes), else on the windows as given."""
+    if recorded_X is None:
+        return Classifier(q, class_names=windows.class_names).predict_proba(windows.X)
+    from ethoedge.data.calibrate import GravitySums
+
+    clf = Classifier(q, class_names=windows.class_names, gravity_axis=axis)
+    sums = GravitySums()
+    for a in dict.fromkeys(windows.animal.tolist()):
+        sums.add(a, recorded_X[windows.animal == a])
+    probs = np.zeros((len(windows), len(windows.class_names)))
+    for a, g in sums.directions().items():
+        sel = windows.animal == a
+        probs[sel] = clf.predict_proba(recorded_X[sel], gravity=g)
+    return probs
 
 
 def add_deployment_costs(
