@@ -236,7 +236,7 @@ def preset(name: str) -> RunConfig:
     chosen per fold: no validation animal (``val_animals: 0``), every model trained on all of a
     fold's training animals for a fixed epoch budget with a cosine learning-rate schedule and
     its last epoch kept; the deployment bundle is trained the same way on every animal. The
-    teachers see the ``dynamic`` input stage (a causal first-order high-pass per axis,
+    ``full`` teacher sees the ``dynamic`` input stage (a causal first-order high-pass per axis,
     smoothing shift 3, :mod:`ethoedge.models.frontend`), chosen by leave-one-animal-out on the
     bundled data against ``raw`` and ``static_dynamic`` (``docs/results.md``). The students
     of both presets see ``static_dynamic`` (the dynamic part and the low-passed static part,
@@ -248,12 +248,13 @@ def preset(name: str) -> RunConfig:
     (``window.calibrate: gravity``: collars that sit otherwise on the neck), a half-width
     teacher (32/64/64 filters, 132 k parameters: the published 64/128/128 costs 4x more) on
     the static and dynamic parts with every heading, trained on every 4th window, students on
-    every window, the ensemble teacher of ``full``, short budgets, two worker processes: the
+    every window, distilled from the teacher's soft labels of the very view each student batch
+    sees (``kd.soft_labels: consistent``: on calibrated windows the stored soft labels of the
+    unturned windows no longer fit the turned views), short budgets, two worker processes: the
     README's main command (``make demo``), a few minutes on 2 CPU cores on the bundled data.
-    The ensemble's per-group forests have 100 trees (the baseline row keeps 300). The student
-    stride, the ensemble, the students' input with that augmentation, the calibration and the
-    teacher's input were chosen by leave-one-animal-out on the bundled cows, the deployment
-    bundle's training animals (``docs/results.md``, sections 0c and 0k). Calibration is for
+    The student stride, the students' input with that augmentation, the calibration, the
+    teacher's input and the soft labels were chosen by leave-one-animal-out on the bundled
+    cows, the deployment bundle's training animals (``docs/results.md``, sections 0c and 0k). Calibration is for
     collars and ear tags; on tags whose orientation is part of the behaviour (the seals) it
     loses accuracy: ``--calibrate none``.
     ``full``: leave one animal out, the published teacher, 3 seeds, students
@@ -288,7 +289,7 @@ def preset(name: str) -> RunConfig:
             seeds=(0,),
             train_stride=1,
             teacher_stride=4,
-            kd=KDConfig(baseline_weight=0.5, baseline_trees=100),
+            kd=KDConfig(soft_labels="consistent"),
             quant=QuantConfig(word_bits=(16, 8)),
             executor="processes",
             workers=2,
