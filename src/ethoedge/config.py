@@ -254,9 +254,9 @@ def preset(name: str) -> RunConfig:
     README's main command (``make demo``), a few minutes on 2 CPU cores on the bundled data.
     The student stride, the students' input with that augmentation, the calibration, the
     teacher's input and the soft labels were chosen by leave-one-animal-out on the bundled
-    cows, the deployment bundle's training animals (``docs/results.md``, sections 0c and 0k). Calibration is for
-    collars and ear tags; on tags whose orientation is part of the behaviour (the seals) it
-    loses accuracy: ``--calibrate none``.
+    cows, the deployment bundle's training animals (``docs/results.md``, sections 0c and 0k).
+    Calibration is for collars and ear tags; on tags whose orientation is part of the
+    behaviour (the seals) it loses accuracy: ``--calibrate none``.
     ``full``: leave one animal out, the published teacher, 3 seeds, students
     H = 32, 16 and 8, non-overlapping training windows, an ensemble teacher for distillation
     (``kd.baseline_weight`` 0.5: the ResNet's probabilities averaged with the feature
