@@ -471,6 +471,11 @@ def test_orientation_and_orient(tmp_path: Path, target: str):
                 }}
             }}
         }}
+    }}
+    {{ /* no such axis: the identity */
+        int16_t rot[9];
+        ethoedge_orientation(means + 3 * 6, 3, 1, rot);
+        for (j = 0; j < 9; ++j) put(rot[j]);
     }}"""
     expected = []
     for i, m in enumerate(means):
@@ -480,5 +485,6 @@ def test_orientation_and_orient(tmp_path: Path, target: str):
             if i % 4 == 0:
                 out = orient_q(samples, rot)
                 expected.append(np.concatenate([out, out], axis=1).ravel())
+    expected.append(np.eye(3, dtype=np.int64).ravel() << 14)
     got = run_program(tmp_path, body, arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))

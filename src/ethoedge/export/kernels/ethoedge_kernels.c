@@ -1190,7 +1190,7 @@ COLD void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_
     for (i = 0; i < 9; ++i) {
         rot[i] = (int16_t)(i % 4 == 0 ? one : 0); /* the identity */
     }
-    if (s2 == 0) {
+    if (s2 == 0 || axis < 0 || axis > 2) { /* no direction, or no such axis: the identity */
         return;
     }
     /* a = mean / n, b = s e_k: R = c I + [v]x + v v^T / (1 + c) with v = a x b, c = a . b;

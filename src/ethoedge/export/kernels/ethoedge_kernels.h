@@ -228,9 +228,11 @@ int ethoedge_argmax(const int32_t *v, int n);
    acceleration mean (x, y, z) in the model's input units (int16 g * 2^IN_FRAC; any mean over
    hours of the animal's samples): the smallest rotation that takes mean onto the gravity axis
    (axis 0, 1, 2 for x, y, z; sign +1 or -1), half a turn about an axis normal to mean when it
-   points the opposite way, the identity for a zero mean. ethoedge_orient turns one sample:
+   points the opposite way, the identity for a zero mean (or an axis outside 0..2).
+   ethoedge_orient turns one sample (in may be out):
    out[i] = sat16(round_shift(sum_j rot[i][j] in[j], ETHOEDGE_ORIENT_FRAC)). Integer
-   semantics: ethoedge.quantize.orient (the same integers); int64 division inside. */
+   semantics: ethoedge.quantize.orient (the same integers); int64 arithmetic, division by
+   shift and subtract (no library call). */
 #define ETHOEDGE_ORIENT_FRAC 14
 void ethoedge_orientation(const int16_t mean[3], int axis, int sign, int16_t rot[9]);
 void ethoedge_orient(const int16_t rot[9], const int16_t in[3], int16_t out[3]);
