@@ -223,8 +223,9 @@ def export_verify_cost(
     ``qemu_windows``). For a bundle trained on calibrated windows, ``recorded`` (the windows
     as recorded in g and their animals) adds the window API with the samples turned in C as
     the firmware turns them, against the reference on the same integer turn
-    (:func:`ethoedge.quantize.orient.turn_like_firmware`). The Cortex-M3 cost figures are the
-    same keys prefixed ``m3_``.
+    (:func:`ethoedge.quantize.orient.turn_like_firmware`); on QEMU it replaces the window API
+    check on the windows turned in float (the same model code, with the turn in front). The
+    Cortex-M3 cost figures are the same keys prefixed ``m3_``.
     Returns a JSON-ready dict: ``verify`` (per target: windows, identical, first_diff),
     ``verified`` (all identical), and, with QEMU, the cost keys of
     :func:`ethoedge.export.cost.measure_cost` (``flash_bytes``, ``ram_bytes``,
@@ -253,8 +254,9 @@ def export_verify_cost(
     if use_qemu:
         k = min(qemu_windows, len(X))
         cores = ("cortex-m4", "cortex-m3")
-        results += [verify_c(out_dir, X[:k], expected[:k], t) for t in cores]
-        if turned is not None:
+        if turned is None:
+            results += [verify_c(out_dir, X[:k], expected[:k], t) for t in cores]
+        else:  # the same model code, with the firmware's turn in front of it
             raw, means, exp_t = turned
             results += [verify_c(out_dir, raw[:k], exp_t[:k], t, means=means[:k])
                         for t in cores]  # fmt: skip
