@@ -387,7 +387,9 @@ def classify(
         )
     finally:
         if plotter is not None:
-            plotter.shutdown(wait=False, cancel_futures=True)
+            # wait for the helper to exit: an executor left running at interpreter exit can
+            # fail to wake its manager thread (OSError: bad file descriptor on stderr)
+            plotter.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
         if not done:
             remove_folders(made)
