@@ -31,14 +31,19 @@ import numpy as np
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
-def axis_vector(name: str) -> np.ndarray:
-    """The unit vector of ``"x"``, ``"-z"``, ... (float64)."""
-    sign = -1.0 if name.startswith("-") else 1.0
+def parse_axis(name: str) -> tuple[int, int]:
+    """``(index, sign)`` of an axis name: ``"-z"`` -> ``(2, -1)``."""
     key = name.lstrip("+-")
     if key not in AXES:
         raise ValueError(f"unknown axis {name!r} (x, y, z, -x, -y or -z)")
+    return AXES[key], -1 if name.startswith("-") else 1
+
+
+def axis_vector(name: str) -> np.ndarray:
+    """The unit vector of ``"x"``, ``"-z"``, ... (float64)."""
+    k, sign = parse_axis(name)
     v = np.zeros(3)
-    v[AXES[key]] = sign
+    v[k] = sign
     return v
 
 
@@ -72,6 +77,15 @@ class GravitySums:
     def __init__(self) -> None:
         self.sums: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
+
+    @classmethod
+    def of_windows(cls, X: np.ndarray, animals: Iterable[str]) -> GravitySums:
+        """The sums of windows ``X (n, 3, L)`` of ``animals`` (one id per window)."""
+        animals = np.asarray(list(animals)).astype(str)
+        sums = cls()
+        for a in dict.fromkeys(animals.tolist()):
+            sums.add(a, X[animals == a])
+        return sums
 
     def add(self, animal: str, X: np.ndarray) -> None:
         """Add windows ``X (n, 3, L)`` of ``animal``."""
@@ -108,13 +122,9 @@ def calibrate_windows(
     """Every animal's windows of ``X (n, 3, L)`` turned onto ``axis`` (see the module
     docstring); returns the turned windows (float32) and the rotation of each animal."""
     animals = np.asarray(list(animals)).astype(str)
-    sums = GravitySums()
-    names = list(dict.fromkeys(animals.tolist()))
-    for a in names:
-        sums.add(a, X[animals == a])
-    rots = sums.rotations(axis)
+    rots = GravitySums.of_windows(X, animals).rotations(axis)
     out = np.empty(X.shape, dtype=np.float32)
-    for a in names:
+    for a, R in rots.items():
         m = animals == a
-        out[m] = rotate(X[m], rots[a])
+        out[m] = rotate(X[m], R)
     return out, rots

@@ -279,11 +279,8 @@ def _int_probs(q: Any, windows: Windows, recorded_X: np.ndarray | None, axis: st
     from ethoedge.data.calibrate import GravitySums
 
     clf = Classifier(q, class_names=windows.class_names, gravity_axis=axis)
-    sums = GravitySums()
-    for a in dict.fromkeys(windows.animal.tolist()):
-        sums.add(a, recorded_X[windows.animal == a])
     probs = np.zeros((len(windows), len(windows.class_names)))
-    for a, g in sums.directions().items():
+    for a, g in GravitySums.of_windows(recorded_X, windows.animal).directions().items():
         sel = windows.animal == a
         probs[sel] = clf.predict_proba(recorded_X[sel], gravity=g)
     return probs

@@ -93,8 +93,9 @@ class ExportConfig:
         """``(axis index, sign)`` of :attr:`gravity_axis` (``"-z"``: ``(2, -1)``), or None."""
         if self.gravity_axis is None:
             return None
-        key = self.gravity_axis.lstrip("+-")
-        return "xyz".index(key), -1 if self.gravity_axis.startswith("-") else 1
+        from ethoedge.data.calibrate import parse_axis
+
+        return parse_axis(self.gravity_axis)
 
     def to_json(self) -> dict[str, Any]:
         return to_plain(self)

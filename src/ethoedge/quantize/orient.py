@@ -34,19 +34,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ethoedge.data.calibrate import AXES
+from ethoedge.data.calibrate import parse_axis
 from ethoedge.quantize.fixedpoint import round_shift, saturate
 
 ORIENT_FRAC = 14  # fraction bits of the rotation's entries (ETHOEDGE_ORIENT_FRAC)
 _ONE = 1 << ORIENT_FRAC
-
-
-def parse_axis(name: str) -> tuple[int, int]:
-    """``(k, s)`` of an axis name: ``"-z"`` -> ``(2, -1)``."""
-    key = name.lstrip("+-")
-    if key not in AXES:
-        raise ValueError(f"unknown axis {name!r} (x, y, z, -x, -y or -z)")
-    return AXES[key], -1 if name.startswith("-") else 1
 
 
 def _isqrt_round(v: int) -> int:
@@ -130,16 +122,11 @@ def turn_like_firmware(
 
     animals = np.asarray(list(animals)).astype(str)
     X_q = quantize_input(X_g, in_frac)
-    sums = GravitySums()
-    names = list(dict.fromkeys(animals.tolist()))
-    for a in names:
-        sums.add(a, X_g[animals == a])
-    directions = sums.directions()
     means = np.zeros((len(X_q), 3), dtype=np.int16)
     turned = np.empty_like(X_q)
-    for a in names:
+    for a, g in GravitySums.of_windows(X_g, animals).directions().items():
         sel = animals == a
-        m = mean_q(directions[a], in_frac)
+        m = mean_q(g, in_frac)
         means[sel] = m
         turned[sel] = orient_q(X_q[sel], orientation_q(m, axis))
     return X_q, means, turned
