@@ -119,3 +119,41 @@ def test_processes_start_workers_only_for_more_than_one_item():
     assert one == [(7, os.getpid())]  # one item: run here, no worker start-up
     two = map_tasks(_pid, [1, 2], executor="processes", workers=2, progress=False)
     assert [i for i, _ in two] == [1, 2] and all(pid != os.getpid() for _, pid in two)
+
+
+def test_a_local_pool_takes_the_longest_ready_jobs_first(tmp_path):
+    """With worker slots, no more jobs are in flight than workers, and a free worker takes the
+    ready job of the highest priority: teachers, distilled students, plain students,
+    baselines; so the feature baselines (seconds each) fill the end, not the long students."""
+    import ethoedge.experiment.executor as ex
+    from ethoedge.experiment.jobs import JobOutput
+
+    ctx, folds = _context(tmp_path)
+    jobs = plan_jobs(ctx.cfg, folds)
+    started: list[Job] = []
+    in_flight: list[Job] = []
+    peak = 0
+
+    def submit(job, soft):
+        nonlocal peak
+        assert soft is not None or not job.key.kd
+        started.append(job)
+        in_flight.append(job)
+        peak = max(peak, len(in_flight))
+        return job
+
+    def wait_any(handles):
+        first = next(j for j in in_flight if j in handles)  # the oldest finishes first
+        in_flight.remove(first)
+        return {first}, set(handles) - {first}
+
+    def result(job):
+        soft = np.zeros((1, 3), np.float32) if job.key == TEACHER else None
+        return JobOutput(job, np.arange(0), np.zeros((0, 3)), 0, 0, soft_logits=soft)
+
+    with ex._Tracker(False, len(jobs), "jobs") as tracker:
+        ex._schedule(ctx, jobs, submit, wait_any, result, tracker, slots=2)
+    assert peak == 2 and len(started) == len(jobs) and set(started) == set(jobs)
+    rank = [ex._priority(j) for j in started]
+    assert rank == sorted(rank)  # every teacher is done before the first student needs one
+    assert [j.key.name for j in started[-3:]] == ["baseline"] * 3

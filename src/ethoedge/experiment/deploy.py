@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,37 @@ def deployment_epochs(
     )
 
 
+def deployment_config(cfg: RunConfig, predictions: dict[ModelKey, list[Prediction]]) -> RunConfig:
+    """``cfg`` as the deployment models train with it: each for :func:`deployment_epochs`,
+    without early stopping (no animal is left to stop on)."""
+    t_ep, s_ep = deployment_epochs(cfg, predictions)
+    return replace(
+        cfg,
+        teacher_train=replace(cfg.teacher_train, epochs=t_ep, patience=0),
+        student_train=replace(cfg.student_train, epochs=s_ep, patience=0),
+    )
+
+
+def deployment_jobs(cfg: RunConfig, fold: str) -> list[Job]:
+    """The deployment's jobs on the all-animals ``fold``: the teacher, then the distilled
+    student."""
+    return [Job(fold, TEACHER, cfg.seeds[0]), Job(fold, STUDENT_KD, cfg.seeds[0])]
+
+
+def deploy_with_cross_validation(cfg: RunConfig) -> bool:
+    """Whether the deployment models can train beside the cross-validation, in the same job
+    pool: when nothing they need comes from it, i.e. their config does not depend on the
+    cross-validated best epochs (``val_animals: 0``) and equals the run's own (no early
+    stopping to switch off), and there is no recipe to choose on all animals first.
+    :func:`train_deployment` then resumes them from their finished checkpoints."""
+    return (
+        cfg.deploy
+        and cfg.val_animals == 0
+        and not cfg.student_recipes
+        and deployment_config(cfg, {}) == cfg
+    )
+
+
 def train_deployment(
     cfg: RunConfig,
     windows: Windows,
@@ -174,21 +206,18 @@ def train_deployment(
     """Teacher, soft labels and the distilled student on ALL animals -> :class:`Bundle`.
 
     No animal is left for early stopping, so each model trains for
-    :func:`deployment_epochs`.
+    :func:`deployment_epochs`. Jobs already trained (:func:`deploy_with_cross_validation`)
+    are resumed from their checkpoints.
     """
-    t_ep, s_ep = deployment_epochs(cfg, predictions)
+    dcfg = deployment_config(cfg, predictions)
+    t_ep, s_ep = dcfg.teacher_train.epochs, dcfg.student_train.epochs
     seed0 = cfg.seeds[0]
-    dcfg = replace(
-        cfg,
-        teacher_train=replace(cfg.teacher_train, epochs=t_ep, patience=0),
-        student_train=replace(cfg.student_train, epochs=s_ep, patience=0),
-    )
     fold = all_animals(cfg, windows)
     ctx = JobContext(dcfg, windows, {fold.name: fold}, work_dir, threads)
     choice = choose_recipes(ctx, [fold], progress=progress).get(fold.name)
     if choice is not None:
         ctx = replace(ctx, recipes={fold.name: choice.chosen})
-    jobs = [Job(fold.name, TEACHER, seed0), Job(fold.name, STUDENT_KD, seed0)]
+    jobs = deployment_jobs(cfg, fold.name)
     execute(ctx, jobs, progress=progress, label="all animals")
     teacher = train_model(ctx, jobs[0])[0].cpu().eval()
     student = train_model(ctx, jobs[1])[0].cpu().eval()
@@ -246,12 +275,10 @@ def export_deployment(
     qrows = quantize_bundle(bundle_dir, qcfg, windows=windows, kd=cfg.kd)
     qemu = None if cfg.qemu == "auto" else bool(cfg.qemu)
     dep: dict[str, Any] = {"qemu": cfg.qemu, "qemu_windows": cfg.qemu_windows, "widths": {}}
-    int_probs, int_pred = {}, {}
-    for r in qrows:
-        W = int(r["word_bits"])
-        q = r["qmodel"]
-        int_probs[W] = _int_probs(q, windows, recorded_X, cfg.window.gravity_axis)
-        int_pred[W] = int_probs[W].argmax(axis=1)
+
+    def one_width(r: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        W, q = int(r["word_bits"]), r["qmodel"]
+        probs = _int_probs(q, windows, recorded_X, cfg.window.gravity_axis)
         c = export_verify_cost(
             bundle_dir, W, c_dir / f"w{W}", windows.X, qemu=qemu,
             qemu_windows=cfg.qemu_windows, command="ethoedge run",
@@ -265,6 +292,16 @@ def export_deployment(
                 "frac_bits": r["frac_bits"],
             }
         )
+        return probs, c
+
+    # The widths at once, one thread each: most of the time is spent in the compilers, the
+    # compiled harnesses and QEMU (subprocesses), so two widths take little more than one.
+    with ThreadPoolExecutor(max_workers=len(qrows)) as pool:
+        done = list(pool.map(one_width, qrows))
+    int_probs, int_pred = {}, {}
+    for r, (probs, c) in zip(qrows, done, strict=True):
+        W = int(r["word_bits"])
+        int_probs[W], int_pred[W] = probs, probs.argmax(axis=1)
         dep["widths"][f"w{W}"] = c
     dep["verified"] = all(c["verified"] for c in dep["widths"].values())
     return Deployment(dep, int_probs, int_pred)

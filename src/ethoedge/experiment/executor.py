@@ -21,7 +21,7 @@ import numpy as np
 
 from ethoedge.errors import ConfigError
 from ethoedge.experiment.jobs import Job, JobContext, JobOutput, run_job
-from ethoedge.experiment.keys import TEACHER
+from ethoedge.experiment.keys import BASELINE, TEACHER
 from ethoedge.experiment.pool import EXECUTORS, ray_session, spawn_pool
 
 
@@ -103,6 +103,17 @@ def _teacher_of(job: Job, ctx: JobContext) -> Job:
     return Job(job.fold, TEACHER, ctx.cfg.seeds[0])
 
 
+def _priority(job: Job) -> int:
+    """Which ready job a free worker takes first: teachers (distilled students wait for them),
+    then distilled students (the longest: the teacher runs on every batch they see), plain
+    students, and the feature baselines (seconds each) last, to fill the end."""
+    if job.key == TEACHER:
+        return 0
+    if job.key == BASELINE:
+        return 3
+    return 1 if job.key.kd else 2
+
+
 def _schedule(
     ctx: JobContext,
     jobs: list[Job],
@@ -110,16 +121,23 @@ def _schedule(
     wait_any: Callable[[set[Any]], tuple[set[Any], set[Any]]],
     result: Callable[[Any], JobOutput],
     tracker: _Tracker,
+    slots: int | None = None,
 ) -> dict[Job, JobOutput]:
-    """Submit every job whose teacher is done (teachers first), collect as they finish."""
+    """Submit jobs whose teacher is done, collect them as they finish. With ``slots`` (a
+    local pool of that many workers) a job is submitted only when a worker is free, the
+    first ready job by :func:`_priority` (then in the given order), so that the long jobs
+    do not wait at the end of a queue; without, every ready job is submitted at once
+    (teachers first) and the cluster schedules them."""
     done: dict[Job, JobOutput] = {}
-    waiting = sorted(jobs, key=lambda j: (j.key != TEACHER, jobs.index(j)))
+    order = {j: i for i, j in enumerate(jobs)}
+    waiting = sorted(jobs, key=lambda j: (_priority(j) if slots else j.key != TEACHER, order[j]))
     in_flight: dict[Any, Job] = {}
     while waiting or in_flight:
         still = []
         for job in waiting:
             teacher = _teacher_of(job, ctx)
-            if not job.needs_teacher or teacher in done:
+            free = slots is None or len(in_flight) < slots
+            if free and (not job.needs_teacher or teacher in done):
                 soft = done[teacher].soft_logits if job.needs_teacher else None
                 in_flight[submit(job, soft)] = job
                 tracker.started()
@@ -185,6 +203,7 @@ def _processes(
             wait_any,
             lambda f: f.result(),
             tracker,
+            slots=workers,
         )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

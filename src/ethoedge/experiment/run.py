@@ -43,12 +43,14 @@ from ethoedge.experiment.aggregate import (
 from ethoedge.experiment.deploy import (
     add_deployment_costs,
     check_verified,
+    deploy_with_cross_validation,
+    deployment_jobs,
     export_deployment,
     quantize_folds,
     train_deployment,
 )
 from ethoedge.experiment.executor import execute
-from ethoedge.experiment.folds import check_config_against_data, fold_windows
+from ethoedge.experiment.folds import all_animals, check_config_against_data, fold_windows
 from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
 from ethoedge.experiment.keys import BASELINE, ENSEMBLE, TEACHER, ModelKey
 from ethoedge.experiment.recipes import RecipeChoice, choose_recipes
@@ -119,17 +121,26 @@ def run_windows(
         ctx = replace(ctx, recipes={f: c.chosen for f, c in choices.items()})
         timings["recipe_selection_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    jobs = plan_jobs(cfg, folds)
+    deploy_early = deploy_with_cross_validation(cfg)
+    if deploy_early:  # in the same pool, first: the longest jobs (every animal's windows)
+        dep_fold = all_animals(cfg, windows)
+        ctx = replace(ctx, folds={**ctx.folds, dep_fold.name: dep_fold})
+        jobs = deployment_jobs(cfg, dep_fold.name) + jobs
     outputs = execute(
         ctx,
-        plan_jobs(cfg, folds),
+        jobs,
         executor=cfg.executor,
         workers=cfg.workers,
         ray_address=cfg.ray_address,
         use_gpu=use_gpu,
         progress=progress,
-        label="cross-validation jobs",
+        label="cross-validation jobs" + (" and deployment models" if deploy_early else ""),
     )
-    timings["cross_validation_s"] = time.perf_counter() - t0
+    if deploy_early:
+        outputs = {j: o for j, o in outputs.items() if j.fold != dep_fold.name}
+    stage = "cross_validation_and_deployment_models_s" if deploy_early else "cross_validation_s"
+    timings[stage] = time.perf_counter() - t0
 
     # aggregate
     predictions = _predictions(outputs.values())

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,12 +155,13 @@ def compile_arm(
         objs.append(str(obj))
     for name in support:
         key = (target, name, opt)
-        obj = _SUPPORT_OBJECTS.get(key)
-        if obj is None or not obj.is_file():
-            obj = _cache_dir() / f"{target}.{opt.lstrip('-')}.{Path(name).stem}.o"
-            cmd = [*base, "-std=gnu99", "-Wall", "-Wextra", "-Werror", f"-I{TEMPLATES}"]
-            run_tool([*cmd, "-c", str(TEMPLATES / name), "-o", str(obj)], timeout=timeout)
-            _SUPPORT_OBJECTS[key] = obj
+        with _LOCK:  # built once, also when several threads verify at once
+            obj = _SUPPORT_OBJECTS.get(key)
+            if obj is None or not obj.is_file():
+                obj = _cache_dir() / f"{target}.{opt.lstrip('-')}.{Path(name).stem}.o"
+                cmd = [*base, "-std=gnu99", "-Wall", "-Wextra", "-Werror", f"-I{TEMPLATES}"]
+                run_tool([*cmd, "-c", str(TEMPLATES / name), "-o", str(obj)], timeout=timeout)
+                _SUPPORT_OBJECTS[key] = obj
         objs.append(str(obj))
     link = [*base, "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles"]
     link += ["-T", str(TEMPLATES / "mps2.ld"), "-Wl,--gc-sections", *objs, *libs, "-o", str(out)]
@@ -211,21 +213,24 @@ def section_sizes(obj: Path) -> dict[str, int]:
 
 def build_plugin() -> Path:
     """The instruction-counting TCG plugin, built once per process with the host gcc."""
-    out = _cache_dir() / "libinsn_count.so"
-    if not out.is_file():
-        src = TEMPLATES / "insn_count_plugin.c"
-        cmd = ["gcc", "-O2", "-shared", "-fPIC", "-fvisibility=hidden", str(src), "-o", str(out)]
-        run_tool(cmd, timeout=60)
-    return out
+    with _LOCK:
+        out = _cache_dir() / "libinsn_count.so"
+        if not out.is_file():
+            src = TEMPLATES / "insn_count_plugin.c"
+            cmd = ["gcc", "-O2", "-shared", "-fPIC", "-fvisibility=hidden", str(src)]
+            run_tool([*cmd, "-o", str(out)], timeout=60)
+        return out
 
 
 # Startup/benchmark objects and the plugin do not depend on the model: build them once per
-# process into a private temporary directory (removed at exit).
+# process into a private temporary directory (removed at exit), under one lock (threads).
 _SUPPORT_OBJECTS: dict[tuple[str, str, str], Path] = {}
 _CACHE: list[tempfile.TemporaryDirectory[str]] = []
+_LOCK = threading.RLock()
 
 
 def _cache_dir() -> Path:
-    if not _CACHE:
-        _CACHE.append(tempfile.TemporaryDirectory(prefix="ethoedge_toolchain_"))
-    return Path(_CACHE[0].name)
+    with _LOCK:
+        if not _CACHE:
+            _CACHE.append(tempfile.TemporaryDirectory(prefix="ethoedge_toolchain_"))
+        return Path(_CACHE[0].name)
