@@ -186,6 +186,33 @@ def test_two_bursts_of_one_animal_at_one_time_collide(tmp_path):
     assert "dropped 20 duplicate timestamps" in " ".join(ds.notes)
 
 
+def test_overlapping_bursts_of_one_animal_are_an_error(tmp_path):
+    """A burst that starts before another burst of its animal has ended would record the
+    same time twice; back-to-back bursts (the next starts where the last ends) are fine."""
+    df, _ = _bursts(n_bursts=3, n=20, freq=10.0, every_s=2.0)  # 2 s bursts, back to back
+    assert len(load_dataset(DataConfig(path=str(_write(df, tmp_path)), unlabelled="keep"))
+               .recordings) == 6  # fmt: skip
+    # stork1's third burst (file line 4) moved to 1.5 s after its second began (line 3)
+    late = pd.Timestamp(T0 + 2.0 + 1.5, unit="s").strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    p = _write(_edit(df, 2, "timestamp", late), tmp_path, "overlap.csv")
+    with pytest.raises(DataError, match="bursts overlap") as ei:
+        load_dataset(DataConfig(path=str(p), unlabelled="keep"))
+    e = ei.value
+    assert (e.row, e.column) == (4, "timestamp") and str(p) in str(e) and "\n" not in str(e)
+    assert "animal 'stork1' starts at 2024-05-13T10:00:03.500000, before the burst in row 3" \
+        " ends (2024-05-13T10:00:04)" in str(e)  # fmt: skip
+    # bursts are compared within an animal: stork1's at the same times as stork2's are
+    # fine, the error names stork2's own overlap
+    other = _edit(df, 5, "timestamp", late)  # stork2's third burst
+    other = other[other["individual-local-identifier"] == "stork2"]
+    both = pd.concat([df[df["individual-local-identifier"] == "stork1"], other])
+    ok = _write(both, tmp_path, "other_animal.csv")
+    with pytest.raises(DataError, match="animal 'stork2'"):
+        load_dataset(DataConfig(path=str(ok), unlabelled="keep"))
+    assert load_dataset(DataConfig(path=str(p), unlabelled="keep",
+                                   timestamp_policy="sort")).recordings  # fmt: skip
+
+
 def test_missing_movebank_columns(tmp_path):
     df, _ = _bursts()
     p = _write(df.drop(columns=["eobs:acceleration-axes"]), tmp_path)

@@ -141,7 +141,8 @@ def read_movebank(
     if layout == "e-obs bursts":
         if timestamp_policy == "error":
             _check_collisions(path, lines, t, animal)
-        out = _bursts(path, df, lines, t, animal, labels, calib)
+        out = _bursts(path, df, lines, t, animal, labels, calib,
+                      check_overlaps=timestamp_policy == "error")  # fmt: skip
         notes.append(scale_note)
         return MovebankRows(*out, label_column=lab_col, layout=layout, notes=tuple(notes))
     cols = RAW_XYZ if set(RAW_XYZ) <= set(df.columns) else TILT_XYZ
@@ -172,10 +173,14 @@ def _bursts(
     animal: np.ndarray,
     labels: np.ndarray | None,
     calib: MovebankConfig,
+    *,
+    check_overlaps: bool = True,
 ) -> tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None
 ]:
-    """Expand one burst per row into samples; every burst is its own segment."""
+    """Expand one burst per row into samples; every burst is its own segment. With
+    ``check_overlaps``, a burst that starts before another burst of its animal has ended is
+    an error (:func:`_check_overlaps`)."""
     freq = _numeric(df[FREQ], FREQ, lines, path)
     bad = ~np.isfinite(freq) | (freq <= 0)
     if bad.any():
@@ -225,6 +230,9 @@ def _bursts(
         rows.append(np.full(n, i, dtype=np.int64))
         segs.append(str(pd.Timestamp(t0[i], unit="s").isoformat()))
         rates.append(freq[i])
+    if check_overlaps:
+        n_samples = np.asarray([len(a) for a in accs], dtype=np.float64)
+        _check_overlaps(path, lines, t0, n_samples, freq, animal)
     idx = np.concatenate(rows)
     counts = np.concatenate(accs).astype(np.float64)
     acc = (counts - calib.zero) * calib.g_per_count
@@ -254,6 +262,44 @@ def _check_collisions(path: Path, lines: np.ndarray, t0: np.ndarray, animal: np.
         f"bursts collide: this burst of animal {animal[i]!r} starts at {when}, as does the burst"
         f" in row {int(lines[j])}; remove one of them, or set timestamp_policy='sort' to keep"
         " one sample per timestamp",
+        path=path,
+        row=int(lines[i]),
+        column="timestamp",
+    )
+
+
+def _check_overlaps(
+    path: Path,
+    lines: np.ndarray,
+    start: np.ndarray,
+    n_samples: np.ndarray,
+    freq: np.ndarray,
+    animal: np.ndarray,
+) -> None:
+    """No burst of an animal may start before an earlier-starting burst of the animal has
+    ended (its last sample + one sampling interval; half an interval of slack for rounded
+    timestamps): the two would record the same time twice, in two segments. The error names
+    the later-starting row and the row it overlaps."""
+    end = start + n_samples / freq
+    slack = 0.5 / freq
+    bursts = pd.DataFrame({"animal": animal.astype(str), "start": start, "end": end - slack})
+    bursts = bursts.sort_values(["animal", "start"], kind="stable")
+    reach = bursts.groupby("animal", sort=False)["end"].cummax()
+    before = reach.groupby(bursts["animal"], sort=False).shift(1)  # the earlier bursts' reach
+    bad = (bursts["start"] < before).to_numpy()
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad)[0])
+    i = int(bursts.index[k])
+    mine = bursts.iloc[:k]
+    mine = mine[mine["animal"] == bursts["animal"].iloc[k]]
+    j = int(mine["end"].idxmax())  # the earlier burst that reaches furthest
+    when = pd.Timestamp(start[i], unit="s").isoformat()
+    until = pd.Timestamp(end[j], unit="s").isoformat()
+    raise DataError(
+        f"bursts overlap: this burst of animal {animal[i]!r} starts at {when}, before the"
+        f" burst in row {int(lines[j])} ends ({until}); remove one of them, or set"
+        " timestamp_policy='sort' to keep one sample per timestamp",
         path=path,
         row=int(lines[i]),
         column="timestamp",
