@@ -16,7 +16,7 @@ from ethoedge.data.calibrate import (
     rotate,
     rotation_onto,
 )
-from ethoedge.errors import ConfigError
+from ethoedge.errors import ConfigError, DataError
 
 
 def _turn(axis: int, deg: float) -> np.ndarray:
@@ -92,19 +92,37 @@ def test_make_windows_calibrates_each_animal(default_dataset, default_windows):
         )  # fmt: skip
 
 
-def test_gravity_sums_merge_in_any_order(default_windows):
+def test_gravity_sums_are_exact_however_the_windows_are_split(default_windows):
+    """The directions do not depend on how the windows were split into blocks (chunks,
+    files, worker processes) or in which order the parts were merged: bit for bit, so that
+    every executor and chunk size turns the windows alike."""
     w = default_windows
-    whole, parts = GravitySums(), [GravitySums(), GravitySums()]
-    for a in np.unique(w.animal):
-        X = w.X[w.animal == a]
-        whole.add(a, X)
-        parts[0].add(a, X[: len(X) // 3])
-        parts[1].add(a, X[len(X) // 3 :])
-    merged = GravitySums()
-    merged.merge(parts[1])
-    merged.merge(parts[0])
-    for a, d in whole.directions().items():
-        np.testing.assert_allclose(merged.directions()[a], d, rtol=1e-12)
+    whole = GravitySums.of_windows(w.X, w.animal)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        parts = []
+        for a in np.unique(w.animal):
+            X = w.X[w.animal == a]
+            cuts = np.sort(rng.choice(np.arange(1, len(X)), size=6, replace=False))
+            for block in np.split(X, cuts):
+                part = GravitySums()
+                part.add(a, block)
+                parts.append(part)
+        merged = GravitySums()
+        for i in rng.permutation(len(parts)):
+            merged.merge(parts[i])
+        for a, d in whole.directions().items():
+            assert np.array_equal(merged.directions()[a], d), a
+    for a, d in whole.directions().items():  # the mean of the windows' means
+        mean = w.X[w.animal == a].astype(np.float64).mean(axis=2).mean(axis=0)
+        np.testing.assert_allclose(d, mean, rtol=0, atol=1e-9)
+
+
+def test_gravity_sums_refuse_non_finite_windows():
+    X = np.zeros((2, 3, 4), np.float32)
+    X[1, 2, 3] = np.nan
+    with pytest.raises(DataError, match=r"animal 'a'.*NaN"):
+        GravitySums().add("a", X)
 
 
 def test_calibrate_setting_is_checked():

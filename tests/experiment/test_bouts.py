@@ -118,3 +118,19 @@ def test_unsmoothed_bouts_are_runs_of_one_label_whatever_the_pushes(seed):
     assert one != want
     for chunk in (7, n):
         assert _bouts(labels, starts=starts, runs=runs, min_bout_s=6.0, chunk=chunk) == one
+
+
+@pytest.mark.parametrize(
+    "tz", ["UTC", "Europe/Berlin", "America/St_Johns", "Asia/Kolkata", "Pacific/Chatham"]
+)
+def test_local_start_is_strftimes_iso_time(tz):
+    """bouts.csv's local_start, built array-wise, is what pandas' strftime writes: whole
+    seconds (fractions dropped, also before 1970), daylight saving and odd offsets (+0530,
+    -0230, +1345, and the +HHMMSS of 19th-century local mean times)."""
+    from ethoedge.experiment.bouts import iso_local
+
+    rng = np.random.default_rng(1)
+    t = np.concatenate([rng.uniform(-3e9, 4e9, 3000), rng.uniform(1.7e9, 1.8e9, 3000),
+                        [0.0, -0.5, 1e9 - 0.25]])  # fmt: skip
+    want = pd.to_datetime(t, unit="s", utc=True).tz_convert(tz).strftime("%Y-%m-%dT%H:%M:%S%z")
+    assert iso_local(t, tz).tolist() == list(want)

@@ -373,7 +373,7 @@ def test_plots_drawn_in_the_helper_process_are_the_plots_drawn_here(bundle_dir, 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
     assert out.split() == ["4", "False"]  # 3 ethograms and the budget; matplotlib elsewhere
-    monkeypatch.setattr(cl, "_plot_process", lambda: None)
+    monkeypatch.setattr(cl, "_plot_process", lambda n_files: None)
     here = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "here")
     assert len(here.plots) == 4
     for p in here.plots:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ethoedge.errors import DataError
+
 AXES = {"x": 0, "y": 1, "z": 2}
 
 
@@ -70,12 +72,15 @@ def rotation_onto(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class GravitySums:
-    """Per animal, the sum of its windows' means and their number: merged over blocks,
-    files and processes, in any order (float64 sums; the same windows give the same
-    directions up to the last bits of the summation order)."""
+    """Per animal, the sum of its windows' means and their number, merged over blocks, files
+    and processes. Exact whatever the order: each window's mean (float64) is counted in
+    units of 2^-32 g, as an integer, so the same windows give the same directions bit for
+    bit however they were split into blocks (chunks, files, workers)."""
+
+    SCALE = 2.0**32  # units per g of the integer sums (2.3e-10 g: far below any sensor)
 
     def __init__(self) -> None:
-        self.sums: dict[str, np.ndarray] = {}
+        self.sums: dict[str, list[int]] = {}
         self.counts: dict[str, int] = {}
 
     @classmethod
@@ -91,19 +96,35 @@ class GravitySums:
         """Add windows ``X (n, 3, L)`` of ``animal``."""
         if len(X) == 0:
             return
-        self._put(str(animal), np.asarray(X, dtype=np.float64).mean(axis=2).sum(axis=0), len(X))
+        means = np.asarray(X, dtype=np.float64).mean(axis=2)
+        if not np.isfinite(means).all():
+            raise DataError(
+                f"animal {animal!r}: windows with NaN or infinite samples have no mean"
+                " direction to calibrate by"
+            )
+        units = np.rint(means * self.SCALE)
+        if np.abs(units).max() * len(units) < 2.0**62:  # int64 sums cannot overflow
+            total = [int(v) for v in units.astype(np.int64).sum(axis=0)]
+        else:  # absurd values: Python integers
+            total = [sum(int(v) for v in col) for col in units.T]
+        self._put(str(animal), total, len(X))
 
     def merge(self, other: GravitySums) -> None:
         for a, s in other.sums.items():
             self._put(a, s, other.counts[a])
 
-    def _put(self, animal: str, total: np.ndarray, n: int) -> None:
-        self.sums[animal] = self.sums.get(animal, np.zeros(3)) + total
+    def _put(self, animal: str, total: list[int], n: int) -> None:
+        old = self.sums.get(animal, [0, 0, 0])
+        self.sums[animal] = [x + y for x, y in zip(old, total, strict=True)]
         self.counts[animal] = self.counts.get(animal, 0) + n
 
     def directions(self) -> dict[str, np.ndarray]:
         """Each animal's mean gravity direction (the mean of its windows' means)."""
-        return {a: s / self.counts[a] for a, s in self.sums.items()}
+        return {
+            # an integer over an integer is rounded once; the scale is a power of two
+            a: np.array([v / self.counts[a] / self.SCALE for v in s])
+            for a, s in self.sums.items()
+        }
 
     def rotations(self, axis: str) -> dict[str, np.ndarray]:
         """Each animal's calibrating rotation onto ``axis``."""

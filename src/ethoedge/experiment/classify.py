@@ -292,7 +292,9 @@ def classify(
         if bundle.window.calibrate != "none":
             tasks = _with_gravity(tasks, executor, workers, ray_address, progress)
         # The plots' helper process imports matplotlib while the windows are classified.
-        plotter = _plot_process() if plots and not single and executor == "serial" else None
+        plotter = (
+            _plot_process(len(tasks)) if plots and not single and executor == "serial" else None
+        )
         summaries: list[_FileSummary] = map_tasks(
             _classify_file,
             tasks,
@@ -404,20 +406,31 @@ def _with_gravity(
     from ethoedge.experiment.pool import map_tasks
 
     sums = GravitySums()
-    parts = map_tasks(
-        _gravity_sums, tasks, executor=executor, workers=workers, ray_address=ray_address,
-        progress=progress, label="orientation", describe=lambda t: t.path.name,
-    )  # fmt: skip
+    threads = min(len(tasks), os.cpu_count() or 1)
+    if executor == "serial" and threads > 1:
+        # the files on threads of this process (the reading is mostly in pyarrow and NumPy,
+        # which release the GIL), the rows in memory split between them as between worker
+        # processes (the sums are exact: the same directions however the rows are chunked)
+        split = [replace(t, chunk_rows=max(1, t.chunk_rows // threads)) for t in tasks]
+        with ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-gravity") as pool:
+            parts = list(pool.map(_gravity_sums, split))
+    else:
+        parts = map_tasks(
+            _gravity_sums, tasks, executor=executor, workers=workers, ray_address=ray_address,
+            progress=progress, label="orientation", describe=lambda t: t.path.name,
+        )  # fmt: skip
     for part in parts:
         sums.merge(part)
     gravity = sums.directions()
     return [replace(t, gravity=gravity) for t in tasks]
 
 
-def _plot_process() -> Any:
-    """A helper process for the plots, forked now so that it imports matplotlib on the other
-    core while this one classifies; None where forking is not safe or not available (another
-    thread running, or no ``fork``): the plots are then drawn here."""
+def _plot_process(n_files: int) -> Any:
+    """Helper processes for the plots, forked now so that they import matplotlib while this
+    process classifies: two for several files where there are two cores (an ethogram per
+    animal and the budget chart, drawn side by side; for one file a second helper's import
+    costs the classifying more than it saves), else one. None where forking is not safe or
+    not available (another thread running, or no ``fork``): the plots are then drawn here."""
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -427,8 +440,10 @@ def _plot_process() -> Any:
     if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     ctx = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=import_matplotlib)
-    pool.submit(int)  # the process starts on its first task
+    n = 2 if n_files > 1 and (os.cpu_count() or 1) > 1 else 1
+    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=import_matplotlib)
+    for _ in range(n):
+        pool.submit(int)  # a process starts for each task that finds none idle
     return pool
 
 
