@@ -121,6 +121,26 @@ def test_processes_start_workers_only_for_more_than_one_item():
     assert [i for i, _ in two] == [1, 2] and all(pid != os.getpid() for _, pid in two)
 
 
+def test_a_task_pool_keeps_its_workers_for_several_maps():
+    """classify's two passes over the files (orientation, then classification) share one set
+    of worker processes: started by the first map that needs them, closed on leaving."""
+    import os
+
+    from ethoedge.experiment.pool import task_pool
+
+    with task_pool("processes", workers=2) as pool:
+        assert pool.map(_pid, [5], progress=False) == [(5, os.getpid())]  # no workers yet
+        first = pool.map(_pid, [1, 2, 3, 4], progress=False)
+        second = pool.map(_pid, [1, 2, 3, 4], progress=False)
+        workers = pool._pool
+        assert [i for i, _ in second] == [1, 2, 3, 4]
+        pids = {pid for _, pid in first + second}
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert pool._pool is None
+    with pytest.raises(RuntimeError):  # the workers were shut down
+        workers.submit(int)
+
+
 def test_a_local_pool_takes_the_longest_ready_jobs_first(tmp_path):
     """With worker slots, no more jobs are in flight than workers, and a free worker takes the
     ready job of the highest priority: teachers, distilled students, plain students,

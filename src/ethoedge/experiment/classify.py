@@ -232,7 +232,7 @@ def classify(
     from ethoedge.bundle import read_bundle_info
     from ethoedge.data.loaders import resolve_path
     from ethoedge.data.sources import data_files
-    from ethoedge.experiment.pool import map_tasks
+    from ethoedge.experiment.pool import task_pool
     from ethoedge.inference import ENGINES
 
     try:
@@ -289,22 +289,16 @@ def classify(
                   device, chunk_rows, smooth, min_bout_s, tz, tmp, labels)
             for i, f in enumerate(files)
         ]  # fmt: skip
-        if bundle.window.calibrate != "none":
-            tasks = _with_gravity(tasks, executor, workers, ray_address, progress)
-        # The plots' helper process imports matplotlib while the windows are classified.
-        plotter = (
-            _plot_process(len(tasks)) if plots and not single and executor == "serial" else None
-        )
-        summaries: list[_FileSummary] = map_tasks(
-            _classify_file,
-            tasks,
-            executor=executor,
-            workers=workers,
-            ray_address=ray_address,
-            progress=progress,
-            label="classify",
-            describe=lambda t: t.path.name,
-        )
+        # The plots' helper processes fork first (before any thread or worker starts) and
+        # import matplotlib while the windows are classified.
+        plotter = _plot_process(len(tasks)) if plots and not single else None
+        with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both
+            if bundle.window.calibrate != "none":
+                tasks = _with_gravity(tasks, pool, progress)
+            summaries: list[_FileSummary] = pool.map(
+                _classify_file, tasks, progress=progress, label="classify",
+                describe=lambda t: t.path.name,
+            )  # fmt: skip
         if labels is not None and hasattr(labels, "check_against"):
             # annotations of animals with no recording, outside it or in its gaps, as in `run`
             coverage = _Coverage()
@@ -397,28 +391,24 @@ def classify(
             remove_folders(made)
 
 
-def _with_gravity(
-    tasks: list[_Task], executor: str, workers: int, ray_address: str | None, progress: bool
-) -> list[_Task]:
+def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     """The tasks with each animal's mean acceleration, for a calibrated bundle's turn: a
-    first pass over every file sums each animal's windows' means (over all its files)."""
+    first pass over every file (on ``pool``, a :class:`~ethoedge.experiment.pool.TaskPool`)
+    sums each animal's windows' means (over all its files)."""
     from ethoedge.data.calibrate import GravitySums
-    from ethoedge.experiment.pool import map_tasks
 
     sums = GravitySums()
     threads = min(len(tasks), os.cpu_count() or 1)
-    if executor == "serial" and threads > 1:
+    if pool.executor == "serial" and threads > 1:
         # the files on threads of this process (the reading is mostly in pyarrow and NumPy,
         # which release the GIL), the rows in memory split between them as between worker
         # processes (the sums are exact: the same directions however the rows are chunked)
         split = [replace(t, chunk_rows=max(1, t.chunk_rows // threads)) for t in tasks]
-        with ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-gravity") as pool:
-            parts = list(pool.map(_gravity_sums, split))
+        with ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-gravity") as threaded:
+            parts = list(threaded.map(_gravity_sums, split))
     else:
-        parts = map_tasks(
-            _gravity_sums, tasks, executor=executor, workers=workers, ray_address=ray_address,
-            progress=progress, label="orientation", describe=lambda t: t.path.name,
-        )  # fmt: skip
+        parts = pool.map(_gravity_sums, tasks, progress=progress, label="orientation",
+                         describe=lambda t: t.path.name)  # fmt: skip
     for part in parts:
         sums.merge(part)
     gravity = sums.directions()

@@ -1,7 +1,8 @@
 """Independent tasks on one of three executors: in this process (``serial``), on local
 worker processes (``processes``) or on a Ray cluster (``ray``).
 
-:func:`map_tasks` maps a function over items (``classify``'s files); :func:`ray_session`
+:func:`map_tasks` maps a function over items (``classify``'s files; :func:`task_pool` keeps
+its workers for several calls); :func:`ray_session`
 connects to Ray. Both are free of the training stages, so that classifying new recordings
 imports neither them nor scikit-learn; :mod:`ethoedge.experiment.executor` schedules training
 jobs on the same executors.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ethoedge.errors import ConfigError
@@ -62,6 +63,112 @@ def _map_init(threads: int) -> None:
     set_cpu_threads(threads)
 
 
+class TaskPool:
+    """Independent tasks on one executor, for several :meth:`map` calls in a row: the worker
+    processes (or the Ray session) start at the first call that needs them and serve every
+    later one, until :meth:`close` (:func:`task_pool` closes it on leaving)."""
+
+    def __init__(self, executor: str = "serial", workers: int = 1,
+                 ray_address: str | None = None) -> None:  # fmt: skip
+        if executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
+        self.executor, self.workers, self.ray_address = executor, workers, ray_address
+        self._pool: Any = None
+        self._stack = ExitStack()
+
+    def _processes(self) -> Any:
+        if self._pool is None:
+            threads = max(1, (multiprocessing.cpu_count() or 1) // self.workers)
+            self._pool = spawn_pool(self.workers, _map_init, (threads,))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._stack.close()
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[Any],
+        *,
+        progress: bool = True,
+        label: str = "tasks",
+        describe: Callable[[Any], str] = str,
+    ) -> list[Any]:
+        """``[fn(item) for item in items]`` on the pool's executor (see :func:`map_tasks`)."""
+        items = list(items)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[last]}"),
+            disable=not progress,
+        )
+        out: list[Any] = [None] * len(items)
+        executor = self.executor
+        with bar:
+            task = bar.add_task(label, total=len(items), last="")
+            # One item gains nothing from a worker process but its start-up: it runs here
+            # (the same result; a Ray cluster is still used as asked).
+            if executor == "serial" or (executor == "processes" and len(items) <= 1):
+                for i, item in enumerate(items):
+                    name = describe(item)
+
+                    def tick(msg: str, name: str = name) -> None:
+                        bar.update(task, last=f"{name}: {msg}")
+
+                    out[i] = fn(item, tick=tick)
+                    bar.update(task, advance=1, last=name)
+                return out
+            if executor == "processes":
+                pool = self._processes()
+                futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
+                pending = set(futs)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        out[futs[f]] = f.result()
+                        bar.update(task, advance=1, last=describe(items[futs[f]]))
+                return out
+            if self._pool is None:
+                self._pool = self._stack.enter_context(ray_session(self.workers, self.ray_address))
+            ray = self._pool
+            remote = ray.remote(num_cpus=1)(fn)
+            refs = {remote.remote(item): i for i, item in enumerate(items)}
+            pending_refs = list(refs)
+            while pending_refs:
+                ready, pending_refs = ray.wait(pending_refs, num_returns=1)
+                for r in ready:
+                    out[refs[r]] = ray.get(r)
+                    bar.update(task, advance=1, last=describe(items[refs[r]]))
+        return out
+
+
+@contextmanager
+def task_pool(
+    executor: str = "serial", workers: int = 1, ray_address: str | None = None
+) -> Iterator[TaskPool]:
+    """A :class:`TaskPool`, closed on leaving."""
+    pool = TaskPool(executor, workers, ray_address)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 def map_tasks(
     fn: Callable[..., Any],
     items: Sequence[Any],
@@ -79,58 +186,7 @@ def map_tasks(
     ``processes`` with a single item) it is also given a ``tick`` keyword: a callable that
     shows progress within an item. A worker process uses
     ``cpu_count // workers`` threads for its models (PyTorch's and the NumPy float
-    engine's); a single item runs in this process. One progress bar counts finished items."""
-    items = list(items)
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-        disable=not progress,
-    )
-    out: list[Any] = [None] * len(items)
-    with bar:
-        task = bar.add_task(label, total=len(items), last="")
-        # One item gains nothing from a worker process but its start-up: it runs here (the
-        # same result; a Ray cluster is still used as asked).
-        if executor == "serial" or (executor == "processes" and len(items) <= 1):
-            for i, item in enumerate(items):
-                name = describe(item)
-
-                def tick(msg: str, name: str = name) -> None:
-                    bar.update(task, last=f"{name}: {msg}")
-
-                out[i] = fn(item, tick=tick)
-                bar.update(task, advance=1, last=name)
-            return out
-        threads = max(1, (multiprocessing.cpu_count() or 1) // workers)
-        if executor == "processes":
-            pool = spawn_pool(workers, _map_init, (threads,))
-            try:
-                futs = {pool.submit(fn, item): i for i, item in enumerate(items)}
-                pending = set(futs)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        out[futs[f]] = f.result()
-                        bar.update(task, advance=1, last=describe(items[futs[f]]))
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-            return out
-        with ray_session(workers, ray_address) as ray:
-            remote = ray.remote(num_cpus=1)(fn)
-            refs = {remote.remote(item): i for i, item in enumerate(items)}
-            pending_refs = list(refs)
-            while pending_refs:
-                ready, pending_refs = ray.wait(pending_refs, num_returns=1)
-                for r in ready:
-                    out[refs[r]] = ray.get(r)
-                    bar.update(task, advance=1, last=describe(items[refs[r]]))
-        return out
+    engine's); a single item runs in this process. One progress bar counts finished items.
+    Several calls in a row can share their workers: :func:`task_pool`."""
+    with task_pool(executor, workers, ray_address) as pool:
+        return pool.map(fn, items, progress=progress, label=label, describe=describe)
