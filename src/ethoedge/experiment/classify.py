@@ -289,9 +289,12 @@ def classify(
                   device, chunk_rows, smooth, min_bout_s, tz, tmp, labels)
             for i, f in enumerate(files)
         ]  # fmt: skip
-        # The plots' helper processes fork first (before any thread or worker starts) and
-        # import matplotlib while the windows are classified.
-        plotter = _plot_process(len(tasks)) if plots and not single else None
+        # The plots' helper processes fork first (before any thread starts) and import
+        # matplotlib while the windows are classified: serially only, where the workers'
+        # memory is not beside them (with two workers the process tree would pass 600 MB).
+        plotter = (
+            _plot_process(len(tasks)) if plots and not single and executor == "serial" else None
+        )
         with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both
             if bundle.window.calibrate != "none":
                 tasks = _with_gravity(tasks, pool, progress)
