@@ -290,11 +290,11 @@ def classify(
             for i, f in enumerate(files)
         ]  # fmt: skip
         # The plots' helper processes fork first (before any thread starts) and import
-        # matplotlib while the windows are classified: serially only, where the workers'
-        # memory is not beside them (with two workers the process tree would pass 600 MB).
-        plotter = (
-            _plot_process(len(tasks)) if plots and not single and executor == "serial" else None
-        )
+        # matplotlib while the windows are classified: where the files are classified in
+        # this process (serially, or one file), not beside worker processes (with two
+        # workers the process tree would pass 600 MB).
+        here = executor == "serial" or (executor == "processes" and len(tasks) <= 1)
+        plotter = _plot_process(len(tasks)) if plots and not single and here else None
         with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both
             if bundle.window.calibrate != "none":
                 tasks = _with_gravity(tasks, pool, progress)
