@@ -78,8 +78,9 @@ def read_movebank(
 ) -> MovebankRows:
     """Read a Movebank accelerometer export (layouts in the module docstring).
 
-    Two bursts of one animal that start at the same time are an error naming both rows, unless
-    ``timestamp_policy`` is ``"sort"`` (the loader then drops the duplicate timestamps)."""
+    Two bursts of one animal that start at the same time, or one that starts before another
+    has ended, are an error naming both rows, unless ``timestamp_policy`` is ``"sort"`` (the
+    loader then drops the duplicate timestamps)."""
     if BURST in header:
         missing = [c for c in (AXES, FREQ, "timestamp") if c not in header]
         layout = "e-obs bursts"
@@ -139,8 +140,6 @@ def read_movebank(
         )
     )
     if layout == "e-obs bursts":
-        if timestamp_policy == "error":
-            _check_collisions(path, lines, t, animal)
         out = _bursts(path, df, lines, t, animal, labels, calib,
                       check_overlaps=timestamp_policy == "error")  # fmt: skip
         notes.append(scale_note)
@@ -248,26 +247,6 @@ def _bursts(
     )
 
 
-def _check_collisions(path: Path, lines: np.ndarray, t0: np.ndarray, animal: np.ndarray) -> None:
-    """Two bursts of one animal must not start at the same time (each burst is a segment named
-    by its start): the error names the later row and the row it collides with."""
-    starts = pd.DataFrame({"animal": animal, "t": t0})
-    again = starts.duplicated().to_numpy()
-    if not again.any():
-        return
-    i = int(np.flatnonzero(again)[0])
-    j = int(np.flatnonzero((animal == animal[i]) & (t0 == t0[i]))[0])
-    when = pd.Timestamp(t0[i], unit="s").isoformat()
-    raise DataError(
-        f"bursts collide: this burst of animal {animal[i]!r} starts at {when}, as does the burst"
-        f" in row {int(lines[j])}; remove one of them, or set timestamp_policy='sort' to keep"
-        " one sample per timestamp",
-        path=path,
-        row=int(lines[i]),
-        column="timestamp",
-    )
-
-
 def _check_overlaps(
     path: Path,
     lines: np.ndarray,
@@ -278,8 +257,9 @@ def _check_overlaps(
 ) -> None:
     """No burst of an animal may start before an earlier-starting burst of the animal has
     ended (its last sample + one sampling interval; half an interval of slack for rounded
-    timestamps): the two would record the same time twice, in two segments. The error names
-    the later-starting row and the row it overlaps."""
+    timestamps), nor at the same time as another (each burst is a segment named by its
+    start): the two would record the same time twice. The error names the later row and the
+    row it collides with or overlaps."""
     end = start + n_samples / freq
     slack = 0.5 / freq
     bursts = pd.DataFrame({"animal": animal.astype(str), "start": start, "end": end - slack})
@@ -293,13 +273,19 @@ def _check_overlaps(
     i = int(bursts.index[k])
     mine = bursts.iloc[:k]
     mine = mine[mine["animal"] == bursts["animal"].iloc[k]]
-    j = int(mine["end"].idxmax())  # the earlier burst that reaches furthest
+    same = mine.index[mine["start"] == start[i]]
+    j = int(same[0]) if len(same) else int(mine["end"].idxmax())  # the one it runs into
     when = pd.Timestamp(start[i], unit="s").isoformat()
-    until = pd.Timestamp(end[j], unit="s").isoformat()
+    if len(same):
+        what = f"bursts collide: this burst of animal {animal[i]!r} starts at {when}, as does"
+        what += f" the burst in row {int(lines[j])}"
+    else:
+        until = pd.Timestamp(end[j], unit="s").isoformat()
+        what = f"bursts overlap: this burst of animal {animal[i]!r} starts at {when}, before"
+        what += f" the burst in row {int(lines[j])} ends ({until})"
     raise DataError(
-        f"bursts overlap: this burst of animal {animal[i]!r} starts at {when}, before the"
-        f" burst in row {int(lines[j])} ends ({until}); remove one of them, or set"
-        " timestamp_policy='sort' to keep one sample per timestamp",
+        what + "; remove one of them, or set timestamp_policy='sort' to keep one sample per"
+        " timestamp",
         path=path,
         row=int(lines[i]),
         column="timestamp",

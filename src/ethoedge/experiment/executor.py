@@ -22,36 +22,14 @@ import numpy as np
 from ethoedge.errors import ConfigError
 from ethoedge.experiment.jobs import Job, JobContext, JobOutput, run_job
 from ethoedge.experiment.keys import BASELINE, TEACHER
-from ethoedge.experiment.pool import EXECUTORS, ray_session, spawn_pool
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("finished, {task.fields[running]} running"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-        disable=not enabled,
-        transient=False,
-    )
-    return bar
+from ethoedge.experiment.pool import EXECUTORS, progress_bar, ray_session, spawn_pool
 
 
 class _Tracker(AbstractContextManager["_Tracker"]):
     """The one bar over jobs."""
 
     def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.bar = _progress(enabled)
+        self.bar = progress_bar(enabled, running=True)
         self.total = total
         self.label = label
         self.running = 0

@@ -63,6 +63,30 @@ def _map_init(threads: int) -> None:
     set_cpu_threads(threads)
 
 
+def progress_bar(enabled: bool, *, running: bool = False) -> Any:
+    """The one progress bar of a set of tasks or jobs: description, bar, finished of total
+    (and, with ``running``, how many are running: field ``running``), elapsed time and the
+    last one finished (field ``last``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    count = [TextColumn("finished, {task.fields[running]} running")] if running else []
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *count,
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        disable=not enabled,
+    )
+
+
 class TaskPool:
     """Independent tasks on one executor, for several :meth:`map` calls in a row: the worker
     processes (or the Ray session) start at the first call that needs them and serve every
@@ -101,22 +125,7 @@ class TaskPool:
     ) -> list[Any]:
         """``[fn(item) for item in items]`` on the pool's executor (see :func:`map_tasks`)."""
         items = list(items)
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}"),
-            disable=not progress,
-        )
+        bar = progress_bar(progress)
         out: list[Any] = [None] * len(items)
         executor = self.executor
         with bar:
