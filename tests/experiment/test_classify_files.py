@@ -373,7 +373,7 @@ def test_plots_drawn_in_the_helper_process_are_the_plots_drawn_here(bundle_dir, 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
     assert out.split() == ["4", "False"]  # 3 ethograms and the budget; matplotlib elsewhere
-    monkeypatch.setattr(cl, "_plot_process", lambda n_files: None)
+    monkeypatch.setattr(cl, "_plot_process", lambda several: None)
     here = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "here")
     assert len(here.plots) == 4
     for p in here.plots:
@@ -431,3 +431,28 @@ def test_a_run_folder_given_for_its_bundle_names_the_bundle(bundle_dir, tmp_path
     err = " ".join(capsys.readouterr().err.split())
     assert f"{run_dir}: not a model bundle (no bundle.json); the run's bundle is" in err
     assert str(run_dir / "model") in err and not (tmp_path / "o").exists()
+
+
+def test_two_plot_helpers_only_where_several_animals_are_likely(bundle_dir, tmp_path):
+    """A second plot helper pays for its matplotlib import only with several ethograms:
+    several files, a file with an animal column, or a layout read whole; one generic file
+    without an animal column is one animal (the file stem)."""
+    import importlib
+
+    cl = importlib.import_module("ethoedge.experiment.classify")  # the module
+    logs = _folder(tmp_path)
+
+    def tasks(*paths):
+        return [cl._Task(i, Path(p), bundle_dir, DataConfig(path=str(p)).to_dict(), "float", 8,
+                         "cpu", 1000, 1, 0.0, "UTC", tmp_path, None)
+                for i, p in enumerate(paths)]  # fmt: skip
+
+    one = logs / "cow_1.parquet"
+    assert not cl._several_animals(tasks(one))
+    assert cl._several_animals(tasks(one, logs / "cow_2.parquet"))
+    named = tmp_path / "named.parquet"
+    pd.read_parquet(one).assign(animal="a").to_parquet(named)
+    assert cl._several_animals(tasks(named))
+    default = Path(cl.__file__).parents[1] / "datasets" / "default"
+    assert cl._several_animals(tasks(next(default.glob("*.csv.gz"))))  # a layout read whole
+    assert cl._several_animals(tasks(tmp_path / "missing.csv"))  # classifying will say why

@@ -294,7 +294,7 @@ def classify(
         # this process (serially, or one file), not beside worker processes (with two
         # workers the process tree would pass 600 MB).
         here = executor == "serial" or (executor == "processes" and len(tasks) <= 1)
-        plotter = _plot_process(len(tasks)) if plots and not single and here else None
+        plotter = _plot_process(_several_animals(tasks)) if plots and not single and here else None
         with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both
             if bundle.window.calibrate != "none":
                 tasks = _with_gravity(tasks, pool, progress)
@@ -418,12 +418,30 @@ def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     return [replace(t, gravity=gravity) for t in tasks]
 
 
-def _plot_process(n_files: int) -> Any:
+def _several_animals(tasks: list[_Task]) -> bool:
+    """Whether the files are likely to hold several animals, so several ethograms: several
+    files, or one whose layout names animals (an ``animal`` column, or a layout read whole,
+    such as the published data sets')."""
+    if len(tasks) != 1:
+        return True
+    from ethoedge.data.stream import streamable
+    from ethoedge.data.tables import read_header
+
+    task = tasks[0]
+    try:
+        cfg = DataConfig.from_dict(task.data)
+        return streamable(task.path, cfg) is not None or "animal" in read_header(task.path)
+    except (ConfigError, DataError, OSError):  # the classifying says what is wrong
+        return True
+
+
+def _plot_process(several: bool) -> Any:
     """Helper processes for the plots, forked now so that they import matplotlib while this
-    process classifies: two for several files where there are two cores (an ethogram per
-    animal and the budget chart, drawn side by side; for one file a second helper's import
-    costs the classifying more than it saves), else one. None where forking is not safe or
-    not available (another thread running, or no ``fork``): the plots are then drawn here."""
+    process classifies: two for several animals where there are two cores (the ethograms
+    and the budget chart drawn side by side; for one animal's ethogram and the budget a
+    second helper's import costs the classifying more than it saves), else one. None where
+    forking is not safe or not available (another thread running, or no ``fork``): the plots
+    are then drawn here."""
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
@@ -433,7 +451,7 @@ def _plot_process(n_files: int) -> Any:
     if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     ctx = multiprocessing.get_context("fork")
-    n = 2 if n_files > 1 and (os.cpu_count() or 1) > 1 else 1
+    n = 2 if several and (os.cpu_count() or 1) > 1 else 1
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=import_matplotlib)
     for _ in range(n):
         pool.submit(int)  # a process starts for each task that finds none idle
