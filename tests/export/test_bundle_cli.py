@@ -63,6 +63,40 @@ def test_w16_every_bundled_window(exported, tiny_bundle):
     assert res.ok and res.n_windows == len(X), res.summary()
 
 
+def test_two_models_in_one_folder_are_each_verified(tiny_bundle, tmp_path, capsys):
+    """Several models go into one folder (one firmware) with different prefixes; export.json
+    describes the latest, and an earlier model keeps its metadata under its prefix's names:
+    `verify-c --prefix` checks either; a prefix not exported there is one clear line."""
+    bundle, d = str(tiny_bundle[0]), tmp_path / "fw"
+    n = len(tiny_bundle[1])
+    for prefix, bits in (("walk8", "8"), ("rest16", "16")):
+        assert main(["export-c", bundle, "--bits", bits, "--out", str(d), "--prefix", prefix]) == 0
+    names = {p.name for p in d.iterdir()}
+    assert {"export.json", "quantized.json", "walk8.export.json", "walk8.quantized.json",
+            "walk8.c", "rest16.c"} <= names and "rest16.export.json" not in names  # fmt: skip
+    assert json.loads((d / "export.json").read_text())["config"]["prefix"] == "rest16"
+    assert json.loads((d / "walk8.export.json").read_text())["word_bits"] == 8
+    capsys.readouterr()
+    for prefix in ("walk8", "rest16", None):
+        args = ["verify-c", str(d), "--max-windows", "40"] + (
+            ["--prefix", prefix] if prefix else []
+        )
+        assert main(args) == 0, prefix
+        assert "host (window): 40/40 windows identical" in capsys.readouterr().out, prefix
+    assert main(["verify-c", str(d), "--prefix", "graze"]) != 0
+    err = capsys.readouterr().err
+    assert (
+        "no model with prefix 'graze'" in err and "rest16, walk8" in err and "\n" not in err.strip()
+    )
+    # walk8 exported again (now at W=16): it is the latest, its kept copy is not stale, and
+    # rest16 keeps its own
+    assert main(["export-c", bundle, "--bits", "16", "--out", str(d), "--prefix", "walk8"]) == 0
+    assert (d / "walk8.export.json").read_text() == (d / "export.json").read_text()
+    assert json.loads((d / "rest16.export.json").read_text())["config"]["prefix"] == "rest16"
+    assert main(["verify-c", str(d), "--prefix", "rest16", "--max-windows", "40"]) == 0
+    assert n > 40
+
+
 def test_missing_quantized_model_says_how_to_make_it(tiny_bundle, tmp_path, capsys):
     bundle_dir = tmp_path / "unquantized"
     bundle_dir.mkdir()

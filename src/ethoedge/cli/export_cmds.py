@@ -55,6 +55,13 @@ def verify_c_cmd(
     ),
     format: str | None = format_opt(None),
     units: str | None = units_opt(),
+    prefix: str | None = typer.Option(
+        None,
+        "--prefix",
+        help="Which model of a folder holding several (exported with different --prefix);"
+        " default: the latest export.",
+        show_default=False,
+    ),
 ) -> None:
     """Compile the exported C, run it on every window of DATA and compare its scores with the
     integer reference (exit 1 on any difference): the window API, and the streaming API with
@@ -63,8 +70,9 @@ def verify_c_cmd(
 
     targets = ("host", "cortex-m4", "cortex-m3") if qemu else ("host",)
     results = verify_export(
-        export_dir, data, targets=targets, max_windows=max_windows, data_format=format, units=units
-    )
+        export_dir, data, targets=targets, max_windows=max_windows, data_format=format,
+        units=units, prefix=prefix,
+    )  # fmt: skip
     failed = False
     for r in results:
         typer.echo(f"{r.target} ({r.api}): {r.n_identical}/{r.n_windows} windows identical")

@@ -106,7 +106,57 @@ def export_bundle(
     }
     files[QUANTIZED_COPY] = json.dumps(q.to_json()) + "\n"
     files[EXPORT_META] = json.dumps(meta, indent=2) + "\n"
+    files.update(_kept_metadata(Path(out_dir), prefix, files))
     return write_files(files, out_dir)
+
+
+def metadata_names(prefix: str | None = None) -> tuple[str, str]:
+    """The export metadata and quantized-model file names: of the folder's latest export
+    (``prefix`` None: ``export.json``, ``quantized.json``), or of the model ``prefix`` kept
+    beside a later export of another prefix (``<prefix>.export.json``, ...)."""
+    if prefix is None:
+        return EXPORT_META, QUANTIZED_COPY
+    return f"{prefix}.{EXPORT_META}", f"{prefix}.{QUANTIZED_COPY}"
+
+
+def _kept_metadata(out_dir: Path, prefix: str, new: dict[str, str]) -> dict[str, str]:
+    """Several models go into one folder (one firmware) with different prefixes, and
+    ``export.json`` describes the latest: a previous export of another prefix keeps its
+    metadata under its own names, so that ``verify-c --prefix`` can still check it. A kept
+    copy of ``prefix`` itself is replaced by the new metadata (never stale)."""
+    kept: dict[str, str] = {}
+    if (out_dir / EXPORT_META).is_file() and (out_dir / QUANTIZED_COPY).is_file():
+        try:
+            old = read_export_meta(out_dir)["config"]["prefix"]
+        except EthoedgeError:  # not an export's description: overwritten as before
+            old = prefix
+        if old != prefix:
+            m, q = metadata_names(old)
+            kept[m] = (out_dir / EXPORT_META).read_text(encoding="utf-8")
+            kept[q] = (out_dir / QUANTIZED_COPY).read_text(encoding="utf-8")
+    m, q = metadata_names(prefix)
+    if (out_dir / m).exists() or (out_dir / q).exists():
+        kept[m], kept[q] = new[EXPORT_META], new[QUANTIZED_COPY]
+    return kept
+
+
+def _metadata_of(export_dir: Path, prefix: str | None) -> tuple[str, str]:
+    """The metadata names of the model ``prefix`` in ``export_dir`` (None: the latest)."""
+    if prefix is None:
+        return metadata_names()
+    latest = export_dir / EXPORT_META
+    if latest.is_file() and read_export_meta(export_dir)["config"]["prefix"] == prefix:
+        return metadata_names()
+    if (export_dir / metadata_names(prefix)[0]).is_file():
+        return metadata_names(prefix)
+    found = sorted(
+        {p.name.removesuffix(f".{EXPORT_META}") for p in export_dir.glob(f"*.{EXPORT_META}")}
+        | ({read_export_meta(export_dir)["config"]["prefix"]} if latest.is_file() else set())
+    )
+    raise ConfigError(
+        f"no model with prefix {prefix!r} exported here (found: {', '.join(found) or 'none'})",
+        path=export_dir,
+    )
 
 
 def verify_export(
@@ -117,28 +167,32 @@ def verify_export(
     max_windows: int | None = None,
     data_format: str | None = None,
     units: str | None = None,
+    prefix: str | None = None,
 ) -> list[VerifyResult]:
     """Run the exported C on every window of ``data_path`` (read with the bundle's data
     settings, ``data_format`` and ``units`` replacing its format and units where given) and
     compare with the integer reference, on each target (``host``, ``cortex-m4``,
-    ``cortex-m3``)."""
+    ``cortex-m3``). ``prefix``: which model of a folder holding several (default: the latest
+    export)."""
     from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
     export_dir = Path(export_dir)
     if max_windows is not None and max_windows < 1:
         raise ConfigError(f"--max-windows must be at least 1, got {max_windows}")
-    meta_path = export_dir / EXPORT_META
     if export_dir.is_file():
         raise ConfigError("is a file: give the folder `ethoedge export-c` wrote", path=export_dir)
-    if not meta_path.is_file():
-        raise EthoedgeError(f"{meta_path} not found: export with `ethoedge export-c` first")
-    meta = read_export_meta(export_dir)
-    q_path = export_dir / QUANTIZED_COPY
+    if not (export_dir / EXPORT_META).is_file():
+        latest = export_dir / EXPORT_META
+        raise EthoedgeError(f"{latest} not found: export with `ethoedge export-c` first")
+    meta_name, q_name = _metadata_of(export_dir, prefix)
+    meta_path = export_dir / meta_name
+    meta = read_export_meta(export_dir, meta_name)
+    q_path = export_dir / q_name
     if not q_path.is_file():
         raise ConfigError("not found: export the model again with `ethoedge export-c`", path=q_path)
     q = QuantizedStudent.load(q_path)
     if q.checksum() != meta["model_checksum"]:
-        raise EthoedgeError(f"{export_dir / QUANTIZED_COPY} does not match export.json")
+        raise EthoedgeError(f"{q_path} does not match {meta_name}")
     from ethoedge.bundle import windows_for_bundle
 
     bundle_dir = Path(str(meta["bundle"]))

@@ -71,9 +71,10 @@ class VerifyResult:
         return s
 
 
-def read_export_meta(export_dir: str | Path) -> dict:
-    """The ``export.json`` written next to the C by :func:`ethoedge.export.export_bundle`."""
-    path = Path(export_dir) / EXPORT_META
+def read_export_meta(export_dir: str | Path, name: str = EXPORT_META) -> dict:
+    """The ``export.json`` written next to the C by :func:`ethoedge.export.export_bundle` (or
+    the metadata file ``name``: a model kept beside a later export, ``<prefix>.export.json``)."""
+    path = Path(export_dir) / name
     if not path.is_file():
         raise EthoedgeError(
             f"{path} not found: is this a directory written by `ethoedge export-c`?", path=None
