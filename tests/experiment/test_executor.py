@@ -141,6 +141,22 @@ def test_a_task_pool_keeps_its_workers_for_several_maps():
         workers.submit(int)
 
 
+def test_map_tasks_on_ray_keeps_the_order_and_shuts_ray_down():
+    """classify's files on a local Ray instance: results in item order, and the instance the
+    pool started is shut down when it closes."""
+    pytest.importorskip("ray")
+    import ray
+
+    from ethoedge.data.calibrate import parse_axis  # importable on Ray's workers
+    from ethoedge.experiment.pool import task_pool
+
+    with task_pool("ray", workers=2) as pool:
+        first = pool.map(parse_axis, ["-z", "x", "y"], progress=False)
+        second = pool.map(parse_axis, ["-x", "z"], progress=False)  # the same session
+    assert first + second == [(2, -1), (0, 1), (1, 1), (0, -1), (2, 1)]
+    assert not ray.is_initialized()
+
+
 def test_a_local_pool_takes_the_longest_ready_jobs_first(tmp_path):
     """With worker slots, no more jobs are in flight than workers, and a free worker takes the
     ready job of the highest priority: teachers, distilled students, plain students,

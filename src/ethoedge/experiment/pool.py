@@ -99,7 +99,8 @@ class TaskPool:
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.executor, self.workers, self.ray_address = executor, workers, ray_address
-        self._pool: Any = None
+        self._pool: Any = None  # the local worker processes
+        self._ray: Any = None  # the ray module, connected (its session left by _stack)
         self._stack = ExitStack()
 
     def _processes(self) -> Any:
@@ -108,10 +109,16 @@ class TaskPool:
             self._pool = spawn_pool(self.workers, _map_init, (threads,))
         return self._pool
 
+    def _ray_module(self) -> Any:
+        if self._ray is None:
+            self._ray = self._stack.enter_context(ray_session(self.workers, self.ray_address))
+        return self._ray
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._ray = None
         self._stack.close()
 
     def map(
@@ -152,9 +159,7 @@ class TaskPool:
                         out[futs[f]] = f.result()
                         bar.update(task, advance=1, last=describe(items[futs[f]]))
                 return out
-            if self._pool is None:
-                self._pool = self._stack.enter_context(ray_session(self.workers, self.ray_address))
-            ray = self._pool
+            ray = self._ray_module()
             remote = ray.remote(num_cpus=1)(fn)
             refs = {remote.remote(item): i for i, item in enumerate(items)}
             pending_refs = list(refs)
