@@ -162,7 +162,7 @@ class Classifier:
                 )
             info = read_bundle_info(bundle_dir)
             return cls(QuantizedStudent.load(q_path), class_names=info.class_names,
-                       engine=engine, gravity_axis=_gravity_axis(info.window))  # fmt: skip
+                       engine=engine, gravity_axis=info.window.turned_onto)  # fmt: skip
         if bundle_dir is not None:
             from ethoedge.models.device import resolve_device
 
@@ -170,10 +170,10 @@ class Classifier:
                 info = read_bundle_info(bundle_dir)
                 student = NumpyStudent.from_npz(bundle_dir / "student.npz", info.student)
                 return cls(student, info.normalizer, info.class_names,
-                           gravity_axis=_gravity_axis(info.window))  # fmt: skip
+                           gravity_axis=info.window.turned_onto)  # fmt: skip
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, teacher=False)
         return cls(b.student, b.normalizer, b.class_names, device=device,
-                   gravity_axis=_gravity_axis(b.window))  # fmt: skip
+                   gravity_axis=b.window.turned_onto)  # fmt: skip
 
     # ------------------------------------------------------------------ predictions
 
@@ -310,10 +310,6 @@ class Classifier:
         state = dict(self.__dict__)
         state.pop("_pool", None)  # threads do not pickle; a copy starts its own
         return state
-
-
-def _gravity_axis(window: Any) -> str | None:
-    return None if window.calibrate == "none" else str(window.gravity_axis)
 
 
 # A forked child inherits the pools without their threads: work sent to one would wait

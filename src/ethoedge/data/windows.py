@@ -60,6 +60,11 @@ class WindowConfig:
     calibrate: Literal["none", "gravity"] = "none"
     gravity_axis: Literal["x", "y", "z", "-x", "-y", "-z"] = "-z"
 
+    @property
+    def turned_onto(self) -> str | None:
+        """The axis each animal's windows are turned onto (None: not calibrated)."""
+        return None if self.calibrate == "none" else str(self.gravity_axis)
+
 
 @dataclass(frozen=True)
 class Windows:

@@ -81,7 +81,7 @@ def export_bundle(
     q = QuantizedStudent.load(q_path)
     cfg = ExportConfig(
         prefix=prefix, word_bits=bits, n_samples=info.n_samples,
-        gravity_axis=None if info.window.calibrate == "none" else info.window.gravity_axis,
+        gravity_axis=info.window.turned_onto,
     )  # fmt: skip
     cfg.validate()
     try:
