@@ -8,8 +8,8 @@ exported as C (into a temporary folder), compiled with the host gcc and run on e
 in the window API, the streaming API (hop = L) and the streaming API with overlapping windows
 (hop = L / 2, exported afresh; every overlapping window of the joined stream against the
 reference), and the ``c`` engine (the batch kernels as a host library, with and without their
-AVX2 versions) on every window. The student has the presets' ``dynamic`` input stage unless
-``--input`` says otherwise. With ``--qemu N`` the first N windows also run on the
+AVX2 versions) on every window. The student has the presets' ``static_dynamic`` input stage
+unless ``--input`` says otherwise. With ``--qemu N`` the first N windows also run on the
 emulated Cortex-M4 (``mps2-an386``) and Cortex-M3 (``mps2-an385``).
 
 Usage::
@@ -20,8 +20,9 @@ Usage::
     python benchmarks/c_bitexact_shared.py --dataset cattle --qemu 200
 
 Output: per word length and target, ``N/N windows identical; streaming mismatches K``, then
-the wall time; exit status 1 on any difference. The output of the last runs (cattle and
-seals, ``--qemu 200``) is in ``benchmarks/results/c_bitexact_shared.txt``.
+the wall time; exit status 1 on any difference. The output of the last runs (the bundled
+subset with ``--qemu 3073``, cattle and seals with ``--qemu 2000``) is in
+``benchmarks/results/c_bitexact_shared.txt``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--input",
         choices=("raw", "dynamic", "static_dynamic"),
-        default="dynamic",
+        default="static_dynamic",
         help="the student's input stage",
     )
     ap.add_argument("--qemu", type=int, default=0, help="windows to run on QEMU M4/M3 (0: none)")

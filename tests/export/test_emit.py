@@ -165,8 +165,9 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
     sh = shifts(q)
     assert sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0 and min(sh["SH_A"], sh["SH_M"]) > 0
-    layer, requant, update = kernel_ops(q, ExportConfig())
+    layer, requant, update, layer_in = kernel_ops(q, ExportConfig())
     assert layer == "ethoedge_layer_s8_tiles"
+    assert layer_in == f"ethoedge_layer_s8_in{q.n_inputs}"  # the 3- or 6-column input tiles
     assert requant == ("ethoedge_requant_32_rshift" if sh["SH_LOGITS"] > 0
                        else "ethoedge_requant_32")  # fmt: skip
     right = sh["SH_GX"] >= 0 and sh["SH_GH"] >= 0
@@ -176,6 +177,7 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
         "ethoedge_layer_s8"
     )
     assert kernel_ops(q, ExportConfig(use_dsp=False))[0] == "ethoedge_layer_s8"
+    assert kernel_ops(q, ExportConfig(use_dsp=False))[3] == "ethoedge_layer_s8"
     # logits with more fraction bits than their accumulator: a left shift, the general requant
     more = dataclasses.replace(q, act_frac={**q.act_frac, "logits": 40})
     assert shifts(more)["SH_LOGITS"] < 0
@@ -199,6 +201,7 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
         "ethoedge_layer_s16",
         "ethoedge_requant_64_rshift",
         "ethoedge_update_64_rshift",
+        "ethoedge_layer_s16",
     )
     # r * (W_hn h + b_hn) with fewer fraction bits than the gates (sh_rn < 32), or a hidden
     # state with more fraction bits than the gates (sh_n_to_h < 0): the general update

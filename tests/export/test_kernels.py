@@ -110,9 +110,11 @@ def _rand_w(rng: np.random.Generator, shape: tuple[int, int], bits: int) -> np.n
 
 # rows x cols: tiles with and without column tails, a row tail, a single column; (9, 16): the
 # back-to-back SMLAD/SMLALD tiles followed by a row tail; (24, 32), (9, 16): at W=16 the
-# 16-column assembly loop; (5, 24): its 8-column twin; 3 and 6 columns: the W=16 input layers
+# 16-column assembly loop; (5, 24): its 8-column twin; 3 and 6 columns: the W=16 input layers;
+# at W=8 (24, 32), (9, 16) and (5, 24) take the assembly tiles of an even number of column
+# groups, (6, 4) and (8, 20) an odd number; (12, 3) and (8, 6): the input layers' tiles
 SIZES = [(13, 7), (24, 32), (7, 13), (6, 4), (4, 1), (39, 13), (9, 16), (5, 24), (13, 3),
-         (8, 6), (7, 6)]  # fmt: skip
+         (8, 6), (7, 6), (8, 20), (12, 3)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -160,6 +162,18 @@ def test_matvec_every_tail(tmp_path: Path, target: str, bits: int):
         for (j = 0; j < {rows}; ++j) put(o[j]);
     }}""")
                     expected.append(exact + b)
+                if rows % 4 == 0 and cols in (3, 6) and use_dsp:  # the input layers' tiles
+                    xs = [f"x{i}"] + (["xu + 1"] if cols == 3 else [])  # 3: any address
+                    for xa in xs:
+                        body.append(f"""    {{
+        int32_t o[{rows}];
+        int16_t xu[{cols + 2}];
+        int j;
+        memcpy(xu + 1, x{i}, sizeof(int16_t) * {cols});
+        ethoedge_layer_s8_in{cols}(w{i}, b{i}, {xa}, {rows}, {cols}, o, 0, 1);
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+    }}""")
+                        expected.append(exact + b)
             else:
                 body.append(f"""    {{
         int64_t o[{rows}];
@@ -220,9 +234,11 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
 
 # (sgx, sgh, srn, snh): right shifts only (the fast pass); left-shifted gate accumulators with
 # right shifts elsewhere (the fast pass after a saturating pre-shift, at W=8 int32; by 31 and
-# by 33, past the 32-bit shifter); left shifts everywhere (the general pass)
+# by 33, past the 32-bit shifter); left shifts everywhere (the general pass). At W=8 the DSP
+# pass rounds r * n by one SMMULR for 8 <= srn <= 32: both edges and 7 and 33 beside them.
 SHIFTS = [(3, 5, 9, 0), (0, 1, 0, 0), (12, 14, 20, 1), (17, 19, 34, 0), (-2, 3, 9, 0),
-          (-1, -2, 8, 1), (2, -3, 0, 0), (-2, 3, -1, -1), (-33, -31, 9, 0)]  # fmt: skip
+          (-1, -2, 8, 1), (2, -3, 0, 0), (-2, 3, -1, -1), (-33, -31, 9, 0), (4, 6, 32, 0),
+          (1, 2, 7, 0), (5, 3, 33, 2)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -259,8 +275,9 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
             fns.append("ethoedge_update_32_fast")
             if sgx >= 0 and sgh >= 0:
                 fns.append("ethoedge_update_32_rshift")
-        if bits == 16 and 0 < sgx < 32 and 0 < sgh < 32 and 32 <= srn < 64 and snh >= 0:
-            fns.append("ethoedge_update_64_rshift")  # |gx|, |gh| < 2^40: no saturation
+        if bits == 16 and 10 <= sgx < 32 and 10 <= sgh < 32 and 32 <= srn < 64 and snh >= 0:
+            # |gx|, |gh| <= 2^40: no align() saturates with shifts of 10 or more
+            fns.append("ethoedge_update_64_rshift")
         calls = "\n".join(
             f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
             f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
@@ -337,6 +354,68 @@ def test_update_64_rshift(tmp_path: Path, target: str):
     }}""")
         ref = _gru_reference(gx, gh, h, 16, sgx, sgh, srn, snh)
         expected += [ref, ref]
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+# (sgx, sgh, srn, snh) at W=8 with gate values inside the tables: the default student's
+# shifts (1, 4, 11, 0); the SMMULR rounding of r * n at srn 8 and 32 and the general form at
+# 7 and 33; snh > 0; a left shift of gx (the fast pass after its pre-shift)
+IN_RANGE8 = [(1, 4, 11, 0), (0, 2, 9, 1), (3, 5, 8, 0), (2, 2, 7, 0), (6, 6, 32, 0),
+             (4, 1, 33, 1), (-2, 2, 9, 0)]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_update_32_on_table_values(tmp_path: Path, target: str):
+    """The W=8 int32 updates on gate values whose activations land inside the tables and whose
+    r * n products fall on every rounding fraction (random gates saturate and hide both)."""
+    rng = np.random.default_rng(8)
+    u, rounds = 8, 6
+    arrays, body, expected = [], [], []
+    for i, (sgx, sgh, srn, snh) in enumerate(IN_RANGE8):
+        n = rounds * u
+
+        def pre(s: int, size: int) -> np.ndarray:  # (g + 2^(s-1)) >> s within +-40,000
+            v = rng.integers(-40_000, 40_001, size=size)
+            return v << s if s > 0 else v >> -s
+
+        gx = np.concatenate([pre(sgx, 3 * u) for _ in range(rounds)])
+        gh = np.concatenate([pre(sgh, 3 * u) for _ in range(rounds)])
+        gh = gh.reshape(rounds, 3, u)
+        lim = min((1 << (15 + srn)) >> 7, (1 << 31) - 1)  # |r n| >> srn within the tables
+        gh[:, 2, :] = rng.integers(-lim, lim, size=(rounds, u), endpoint=True)
+        gh = gh.ravel()
+        h = rng.integers(-128, 128, size=n)
+        arrays += [_arr(f"gx{i}", "int32_t", gx), _arr(f"gh{i}", "int32_t", gh),
+                   _arr(f"h{i}", "int16_t", h)]  # fmt: skip
+        fns = ["ethoedge_gru_update32", "ethoedge_update_32_fast"]
+        if sgx >= 0 and sgh >= 0:
+            fns.append("ethoedge_update_32_rshift")
+        calls = "\n".join(
+            f"""        for (k = 0; k < {rounds}; ++k) {{
+            {f}(&m, gx{i} + k * {3 * u}, gh{i} + k * {3 * u}, {u}, h{i} + k * {u}, hn);
+            for (j = 0; j < {u}; ++j) put(hn[j]);
+        }}"""
+            for f in fns
+        )
+        body.append(f"""    {{
+        ethoedge_model_t m;
+        int16_t hn[{u}];
+        int j, k;
+        memset(&m, 0, sizeof m);
+        m.word_bits = 8;
+        m.sh_gx = {sgx};
+        m.sh_gh = {sgh};
+        m.sh_rn = {srn};
+        m.sh_n_to_h = {snh};
+{calls}
+    }}""")
+        ref = np.concatenate([
+            _gru_reference(gx[k * 3 * u : (k + 1) * 3 * u], gh[k * 3 * u : (k + 1) * 3 * u],
+                           h[k * u : (k + 1) * u], 8, sgx, sgh, srn, snh)
+            for k in range(rounds)
+        ])  # fmt: skip
+        expected += [ref] * len(fns)
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
 

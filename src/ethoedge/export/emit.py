@@ -41,7 +41,7 @@ from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedSt
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
-KERNELS_VERSION = 3  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+KERNELS_VERSION = 4  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
 GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
 # the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
 assert PRE_FRAC == LUT_IN_FRAC
@@ -500,12 +500,13 @@ def _orientation_note(cfg: ExportConfig, pu: str) -> str:
 """
 
 
-def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, str]:
+def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, str, str]:
     """The kernels a model names: a general set of the library (``ethoedge_ops_s16``,
     ``ethoedge_ops_s8_wide``) or, at W=8 with int32 accumulators, its own set of the op
-    functions its sizes and shifts allow (layer, requantise, GRU update), each giving the same
-    integers as the general one there, with less code for the linker to keep: SMLAD tiles
-    only when every layer has a multiple of 4 rows and the DSP path is on; a requantisation
+    functions its sizes and shifts allow (layer, requantise, GRU update, input layer), each
+    giving the same integers as the general one there, with less code for the linker to keep:
+    SMLAD tiles only when every layer has a multiple of 4 rows and the DSP path is on (the
+    input layer then the assembly tiles of its 3 or 6 columns); a requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
     without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative. At W=16, its
@@ -520,12 +521,14 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
         update = "ethoedge_update_64_rshift" if update64_rshift_ok(q) else "ethoedge_update_64"
         if (requant, update) == ("ethoedge_requant_64", "ethoedge_update_64"):
             return "ethoedge_ops_s16"
-        return "ethoedge_layer_s16", requant, update
+        return "ethoedge_layer_s16", requant, update, "ethoedge_layer_s16"
     if acc_t == "int64_t":
         return "ethoedge_ops_s8_wide"
     sh = shifts(q)
     rows4 = all(n % 4 == 0 for n in (q.hidden, q.mlp_hidden, q.n_classes))
     layer = "ethoedge_layer_s8_tiles" if cfg.use_dsp and rows4 else "ethoedge_layer_s8"
+    tiles_in = layer == "ethoedge_layer_s8_tiles" and q.n_inputs in (3, 6)
+    layer_in = f"ethoedge_layer_s8_in{q.n_inputs}" if tiles_in else layer
     rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
     requant = "ethoedge_requant_32_rshift" if rshift else "ethoedge_requant_32"
     if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
@@ -533,7 +536,7 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
         update = "ethoedge_update_32_rshift" if gates_right else "ethoedge_update_32_fast"
     else:
         update = "ethoedge_update_32"
-    return layer, requant, update
+    return layer, requant, update, layer_in
 
 
 def student_macs_per_sample(q: QuantizedStudent) -> int:

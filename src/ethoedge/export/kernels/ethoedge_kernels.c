@@ -99,6 +99,32 @@ static inline uint32_t load32(const void *p)
     memcpy(&v, p, 4);
     return v;
 }
+
+/* The activation table's interpolation before its floor, plus c: with u = sat16(pre),
+   t0 = T[(u >> 8) + 128], t1 the next entry and r = u & 255, t0 + ((t1 - t0) r + 128) >> 8
+   is (t0 (256 - r) + t1 r + 128) >> 8: one SMLAD of the table pair (one 32-bit load, which
+   Armv7-M allows at a halfword address) and the halfword pair (256 - r, r). |.| < 2^24 + c.
+   tm = T + 128, the entry of 0. */
+static inline int32_t interp256(int32_t u, const int16_t *tm, int32_t c)
+{
+    const uint32_t r = (uint32_t)u & 255u;
+    __asm__("" : "+r"(tm)); /* tm in a register: the load indexes it by u >> 8 directly */
+    return __smlad((int32_t)load32(tm + (u >> 8)), (int32_t)((r << 16) - r + 256u), c);
+}
+
+/* act() at W = 8 (tm = T + 128): the interpolation's floor and the output rounding by 2^8
+   fold into one floor, (t0 (256 - r) + t1 r + 128 + 2^15) >> 16, and the result needs only
+   the top clamp, which SSAT to 8 bits gives (tables >= -32767 keep it >= -128) */
+static inline int32_t act8_dsp(int32_t pre, const int16_t *tm)
+{
+    return __ssat(interp256(__ssat(pre, 16), tm, 128 + 32768) >> 16, 8);
+}
+
+/* act() at W = 16 (no output rounding) */
+static inline int32_t act16_dsp(int32_t pre, const int16_t *tm)
+{
+    return interp256(__ssat(pre, 16), tm, 128) >> 8;
+}
 #endif
 
 #if ETHOEDGE_DSP
@@ -170,6 +196,14 @@ static inline int32_t sat16(int32_t v)
    sums stay within int32 (|T[i+1] - T[i]| * 255 < 2^24). */
 static inline int32_t act(int32_t pre, const int16_t *t, int w)
 {
+#if ETHOEDGE_DSP
+    if (w == 8) { /* the forms the gate updates use */
+        return act8_dsp(pre, t + 128);
+    }
+    if (w == 16) {
+        return act16_dsp(pre, t + 128);
+    }
+#endif
     const int sh = 15 - (w - 1);
     const int32_t u = sat16(pre);
     const int32_t i = (u >> 8) + 128, r = u & 255;
@@ -238,10 +272,194 @@ static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, 
     return a;
 }
 
+#if ETHOEDGE_UMLAL
+/* Every tile of 4 rows with biases, for an even number of groups of 4 columns (>= 2) and
+   ntiles >= 1; w, x, bias and out word-aligned. All 14 free registers hold the inner loop:
+   the pointers to the weights and x, the end of x, 4 accumulators, the x pairs (LDRD), one
+   group of the 4 rows' weights (LDM) and a temporary (each weight word's second SXTB16 is
+   written over the word): per 2 groups (32 MACs) 2 LDRD, 2 LDM, 16 SXTB16, 16 SMLAD, CMP and
+   BNE, 38 instructions; per tile 8 more (biases by LDM, sums by STM). The tile's bias
+   pointer, x and the output pointer and its end wait on the stack. */
+#define ARG __attribute__((unused)) /* read from r0-r3 and the stack */
+__attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
+                                                           ARG const int32_t *bias,
+                                                           ARG const int16_t *x, ARG int ntiles,
+                                                           ARG int groups, ARG int32_t *out)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #16\n\t"
+        "ldr r4, [sp, #52]\n\t" /* groups */
+        "ldr r5, [sp, #56]\n\t" /* out */
+        "str r1, [sp]\n\t"
+        "str r2, [sp, #4]\n\t"
+        "str r5, [sp, #8]\n\t"
+        "add r6, r5, r3, lsl #4\n\t" /* the end of out */
+        "str r6, [sp, #12]\n\t"
+        "add r1, r2, r4, lsl #3\n\t" /* the end of x */
+        "0:\n\t"
+        "ldrd ip, r2, [sp]\n\t"
+        "ldmia ip!, {r3, r4, r5, r6}\n\t"
+        "str ip, [sp]\n\t"
+        "1:\n\t"
+        "ldrd r7, r8, [r2], #8\n\t"
+        "ldmia r0!, {r9, r10, r11, lr}\n\t"
+        "sxtb16 ip, r9\n\t"
+        "smlad r3, ip, r7, r3\n\t"
+        "sxtb16 r9, r9, ror #8\n\t"
+        "smlad r3, r9, r8, r3\n\t"
+        "sxtb16 ip, r10\n\t"
+        "smlad r4, ip, r7, r4\n\t"
+        "sxtb16 r10, r10, ror #8\n\t"
+        "smlad r4, r10, r8, r4\n\t"
+        "sxtb16 ip, r11\n\t"
+        "smlad r5, ip, r7, r5\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlad r5, r11, r8, r5\n\t"
+        "sxtb16 ip, lr\n\t"
+        "smlad r6, ip, r7, r6\n\t"
+        "sxtb16 lr, lr, ror #8\n\t"
+        "smlad r6, lr, r8, r6\n\t"
+        "ldrd r7, r8, [r2], #8\n\t"
+        "ldmia r0!, {r9, r10, r11, lr}\n\t"
+        "sxtb16 ip, r9\n\t"
+        "smlad r3, ip, r7, r3\n\t"
+        "sxtb16 r9, r9, ror #8\n\t"
+        "smlad r3, r9, r8, r3\n\t"
+        "sxtb16 ip, r10\n\t"
+        "smlad r4, ip, r7, r4\n\t"
+        "sxtb16 r10, r10, ror #8\n\t"
+        "smlad r4, r10, r8, r4\n\t"
+        "sxtb16 ip, r11\n\t"
+        "smlad r5, ip, r7, r5\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlad r5, r11, r8, r5\n\t"
+        "sxtb16 ip, lr\n\t"
+        "smlad r6, ip, r7, r6\n\t"
+        "sxtb16 lr, lr, ror #8\n\t"
+        "smlad r6, lr, r8, r6\n\t"
+        "cmp r2, r1\n\t"
+        "bne 1b\n\t"
+        "ldrd ip, r7, [sp, #8]\n\t"
+        "stmia ip!, {r3, r4, r5, r6}\n\t"
+        "str ip, [sp, #8]\n\t"
+        "cmp ip, r7\n\t"
+        "bne 0b\n\t"
+        "add sp, sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+
+/* Every tile of 4 rows of a 6-column layer (the static/dynamic input layer) with biases,
+   ntiles >= 1, w, x, bias and out word-aligned: x in three registers for all tiles; per tile
+   the biases by LDM, the group of columns 0-3 as in tiles_s8_even, the tails (columns 4 and 5
+   of the 4 rows, row by row) by LDRD, SXTB16 (rows 0 and 1 of a column) and
+   SMLABB/SMLATB/SMLABT/SMLATT, the sums by STM: 35 instructions per 24 MACs. */
+__attribute__((naked, noinline)) static void tiles_s8_cols6(ARG const int8_t *w,
+                                                            ARG const int32_t *bias,
+                                                            ARG const int16_t *x, ARG int ntiles,
+                                                            ARG int32_t *out)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr ip, [sp, #36]\n\t" /* out */
+        "ldrd r4, r5, [r2]\n\t" /* x0 x1, x2 x3 */
+        "ldr r6, [r2, #8]\n\t"  /* x4 x5 */
+        "mov r2, ip\n\t"
+        "0:\n\t"
+        "ldmia r1!, {r7, r8, r9, r10}\n\t"
+        "ldrd r11, ip, [r0], #8\n\t"
+        "sxtb16 lr, r11\n\t"
+        "smlad r7, lr, r4, r7\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlad r7, r11, r5, r7\n\t"
+        "sxtb16 lr, ip\n\t"
+        "smlad r8, lr, r4, r8\n\t"
+        "sxtb16 ip, ip, ror #8\n\t"
+        "smlad r8, ip, r5, r8\n\t"
+        "ldrd r11, ip, [r0], #8\n\t"
+        "sxtb16 lr, r11\n\t"
+        "smlad r9, lr, r4, r9\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlad r9, r11, r5, r9\n\t"
+        "sxtb16 lr, ip\n\t"
+        "smlad r10, lr, r4, r10\n\t"
+        "sxtb16 ip, ip, ror #8\n\t"
+        "smlad r10, ip, r5, r10\n\t"
+        "ldrd r11, ip, [r0], #8\n\t" /* the tails of rows 0, 1 and of rows 2, 3 */
+        "sxtb16 lr, r11\n\t"
+        "smlabb r7, lr, r6, r7\n\t"
+        "smlatb r8, lr, r6, r8\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlabt r7, r11, r6, r7\n\t"
+        "smlatt r8, r11, r6, r8\n\t"
+        "sxtb16 lr, ip\n\t"
+        "smlabb r9, lr, r6, r9\n\t"
+        "smlatb r10, lr, r6, r10\n\t"
+        "sxtb16 ip, ip, ror #8\n\t"
+        "smlabt r9, ip, r6, r9\n\t"
+        "smlatt r10, ip, r6, r10\n\t"
+        "stmia r2!, {r7, r8, r9, r10}\n\t"
+        "subs r3, r3, #1\n\t"
+        "bne 0b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+
+/* Every tile of 4 rows of a 3-column layer (the raw or dynamic input layer) with biases,
+   ntiles >= 1, w, bias and out word-aligned, x any int16 address: (x0, x1) and (x0, x2) as
+   halfword pairs in two registers for all tiles. A tile's 12 weights, row by row, are three
+   words (LDM); SXTB16 and SXTB16 ROR 8 of each give pairs of bytes 0, 2 and 1, 3, which SMLAD
+   (two of them pair with (x0, x2)) and SMLABB/SMLABT/SMLATB/SMLATT take: with the biases by
+   LDM and the sums by STM, 21 instructions per 12 MACs. */
+__attribute__((naked, noinline)) static void tiles_s8_cols3(ARG const int8_t *w,
+                                                            ARG const int32_t *bias,
+                                                            ARG const int16_t *x, ARG int ntiles,
+                                                            ARG int32_t *out)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldrh r4, [r2]\n\t"
+        "ldrh ip, [r2, #2]\n\t"
+        "ldrh lr, [r2, #4]\n\t"
+        "orr r5, r4, lr, lsl #16\n\t" /* (x0, x2) */
+        "orr r4, r4, ip, lsl #16\n\t" /* (x0, x1) */
+        "ldr r2, [sp, #36]\n\t"       /* out */
+        "0:\n\t"
+        "ldmia r1!, {r6, r7, r8, r9}\n\t"
+        "ldmia r0!, {r10, r11, ip}\n\t"
+        "sxtb16 lr, r10\n\t"           /* (w00, w02) */
+        "smlad r6, lr, r5, r6\n\t"
+        "sxtb16 r10, r10, ror #8\n\t"  /* (w01, w10) */
+        "smlabt r6, r10, r4, r6\n\t"
+        "smlatb r7, r10, r4, r7\n\t"
+        "sxtb16 lr, r11\n\t"           /* (w11, w20) */
+        "smlabt r7, lr, r4, r7\n\t"
+        "smlatb r8, lr, r4, r8\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"  /* (w12, w21) */
+        "smlabt r7, r11, r5, r7\n\t"
+        "smlatt r8, r11, r4, r8\n\t"
+        "sxtb16 lr, ip\n\t"            /* (w22, w31) */
+        "smlabt r8, lr, r5, r8\n\t"
+        "smlatt r9, lr, r4, r9\n\t"
+        "sxtb16 ip, ip, ror #8\n\t"    /* (w30, w32) */
+        "smlad r9, ip, r5, r9\n\t"
+        "stmia r2!, {r6, r7, r8, r9}\n\t"
+        "subs r3, r3, #1\n\t"
+        "bne 0b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#undef ARG
+#endif
+
 /* every complete tile of 4 rows when cols is a multiple of 4 and w, x are word-aligned */
 static void tiles_s8_dsp(const int8_t *w, const int32_t *bias, const int16_t *x, int ntiles,
                          int groups, int32_t *out)
 {
+#if ETHOEDGE_UMLAL
+    if (bias && ntiles > 0 && groups % 2 == 0 && (((uintptr_t)bias | (uintptr_t)out) & 3) == 0) {
+        tiles_s8_even(w, bias, x, ntiles, groups, out);
+        return;
+    }
+#endif
     for (; ntiles > 0; --ntiles) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         if (bias) {
@@ -681,6 +899,14 @@ static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, 
     const int32_t lo = relu ? 0 : -top - 1;
     const int32_t rnd = (int32_t)1 << (s - 1);
     int i;
+#if ETHOEDGE_DSP
+    if (w == 8 && relu && out16) { /* the layers before a GRU or a head: one USAT */
+        for (i = 0; i < n; ++i) {
+            out16[i] = (int16_t)__usat((acc[i] + rnd) >> s, 7);
+        }
+        return;
+    }
+#endif
     for (i = 0; i < n; ++i) {
         int32_t v = (acc[i] + rnd) >> s;
         v = v > top ? top : v < lo ? lo : v;
@@ -755,7 +981,7 @@ static void requant64_rshift(const int64_t *acc, int n, int s, int w, int relu,
 /* ---- GRU gate update: requantise, activations, state update, one pass ---- */
 
 /* act() for a constant W (8 or 16 after inlining): the output rounding and saturation fold
-   to constants (SSAT on the M4). */
+   to constants. */
 ALWAYS_INLINE int32_t act_w(int32_t pre, const int16_t *t, const int w)
 {
     const int sh = 15 - (w - 1);
@@ -792,9 +1018,79 @@ static COLD int16_t unit_generic(const ethoedge_model_t *m, const int64_t g[6], 
    |align(n)|, |h| <= 2^(W-1), the state update (2^(W-1) - z) n + z h is a convex combination
    scaled by 2^(W-1): |.| <= 2^(2W-2) <= 2^30, exact in int32; the rounded result is within
    the W-bit range, so it needs no saturation. */
+#if ETHOEDGE_DSP
+/* (a b + 2^31) >> 32: SMMULR */
+static inline int32_t smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* The DSP form of update32_fast at W = 8 (u <= ETHOEDGE_GRU_BLOCK), in passes with few live
+   values each. Pass 1, called for the rows r (shl = 32 - srn where srn >= 8, see state8_dsp)
+   and z (shl = 0), the first 2u of gx and gh: n sigmoid gates, shifted left by shl, into g. */
+static NOINLINE void gates8_dsp(const int32_t *gx, const int32_t *gh, int n, int32_t *g, int sgx,
+                                int sgh, int shl)
+{
+    const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
+    const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
+    const int16_t *sig_m = ethoedge_sigmoid_q15 + 128;
+    int32_t *const end = g + n;
+    for (; g < end; ++g) {
+        *g = act8_dsp(__qadd((*gx++ + rgx) >> sgx, (*gh++ + rgh) >> sgh), sig_m) << shl;
+    }
+}
+
+/* Pass 2: n and the state. rn = r * (W_hn h + b_hn) rounded by srn: for 8 <= srn <= 32
+   (fast = 1) the gate pass stored r 2^(32-srn), below 2^31 as 0 <= r <= 127, and
+   (r 2^(32-srn) v + 2^31) >> 32 is exactly (r v + 2^(srn-1)) >> srn: one SMMULR, never
+   saturating; else the general form on r. The state update ((2^7 - z) nn + z h + 2^6) >> 7
+   is nn + ((z (h - nn) + 2^6) >> 7), nn = align(n, snh). */
+ALWAYS_INLINE void state8_dsp(const int32_t *g, const int32_t *gxn, const int32_t *ghn, int u,
+                              const int16_t *h, int16_t *hn, int sgx, int srn, int snh,
+                              const int fast)
+{
+    const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
+    const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
+    const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
+    const int16_t *tanh_m = ethoedge_tanh_q15 + 128;
+    const int32_t *gz = g + u;
+    int16_t *const end = hn + u;
+    for (; hn < end; ++hn) {
+        const int32_t z = *gz++;
+        const int32_t rn = fast ? smmulr(*g++, *ghn++)
+                                : ethoedge_sat32(((int64_t)*g++ * *ghn++ + rrn) >> srn);
+        const int32_t n = act8_dsp(__qadd((*gxn++ + rgx) >> sgx, rn), tanh_m);
+        const int32_t nn = (n + rnh) >> snh;
+        *hn = (int16_t)(nn + ((z * (*h++ - nn) + 64) >> 7));
+    }
+}
+
+static NOINLINE void update8_dsp(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
+                                 int16_t *hn, int sgx, int sgh, int srn, int snh)
+{
+    int32_t g[2 * ETHOEDGE_GRU_BLOCK]; /* r of the units, then z */
+    const int fast = srn >= 8 && srn <= 32;
+    gates8_dsp(gx, gh, u, g, sgx, sgh, fast ? 32 - srn : 0);
+    gates8_dsp(gx + u, gh + u, u, g + u, sgx, sgh, 0);
+    gx += 2 * u;
+    gh += 2 * u;
+    if (fast) {
+        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 1);
+    } else {
+        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 0);
+    }
+}
+#endif
+
 ALWAYS_INLINE void update32_fast(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
                                  int16_t *hn, int sgx, int sgh, int srn, int snh, const int w)
 {
+#if ETHOEDGE_DSP
+    (void)w; /* 8: every caller's */
+    update8_dsp(gx, gh, u, h, hn, sgx, sgh, srn, snh);
+#else
     const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
     const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
     const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
@@ -812,6 +1108,7 @@ ALWAYS_INLINE void update32_fast(const int32_t *gx, const int32_t *gh, int u, co
         const int32_t hs = (one - z) * ((n + rnh) >> snh) + z * h[j];
         hn[j] = (int16_t)((hs + half) >> (w - 1));
     }
+#endif
 }
 
 ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, const int16_t *h,
@@ -842,10 +1139,14 @@ ALWAYS_INLINE void update64_fast(const int64_t *gx, const int64_t *gh, int u, co
 /* act() at W = 16 (no output rounding): tm = table + 128, the entry of 0 */
 ALWAYS_INLINE int32_t act16(int32_t pre, const int16_t *tm)
 {
+#if ETHOEDGE_DSP
+    return act16_dsp(pre, tm);
+#else
     const int32_t u = sat16(pre);
     const int16_t *e = tm + (u >> 8);
     const int32_t t0 = e[0];
     return t0 + (((e[1] - t0) * (u & 255) + 128) >> 8);
+#endif
 }
 
 /* n and the state of u units (the second loop of update64_rshift); snh constant 0 or not */
@@ -985,6 +1286,34 @@ void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int
 #endif
 }
 
+/* The input layers of 3 and 6 columns: their assembly tiles in a DSP build (a separate op,
+   so that a firmware links only the one its models use), the tiles layer elsewhere */
+void ethoedge_layer_s8_in3(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                           void *out, int32_t *dot, int use_dsp)
+{
+#if ETHOEDGE_DSP && ETHOEDGE_UMLAL
+    (void)cols;
+    (void)dot;
+    (void)use_dsp;
+    tiles_s8_cols3((const int8_t *)w, (const int32_t *)b, x, rows >> 2, (int32_t *)out);
+#else
+    ethoedge_layer_s8_tiles(w, b, x, rows, cols, out, dot, use_dsp);
+#endif
+}
+
+void ethoedge_layer_s8_in6(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                           void *out, int32_t *dot, int use_dsp)
+{
+#if ETHOEDGE_DSP && ETHOEDGE_UMLAL
+    (void)cols;
+    (void)dot;
+    (void)use_dsp;
+    tiles_s8_cols6((const int8_t *)w, (const int32_t *)b, x, rows >> 2, (int32_t *)out);
+#else
+    ethoedge_layer_s8_tiles(w, b, x, rows, cols, out, dot, use_dsp);
+#endif
+}
+
 void ethoedge_layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
                             void *out, int32_t *dot, int use_dsp)
 {
@@ -1057,11 +1386,11 @@ void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const 
 }
 
 const ethoedge_ops_t ethoedge_ops_s8 = {ethoedge_layer_s8, ethoedge_requant_32,
-                                        ethoedge_update_32};
+                                        ethoedge_update_32, ethoedge_layer_s8};
 const ethoedge_ops_t ethoedge_ops_s8_wide = {ethoedge_layer_s8_wide, ethoedge_requant_64,
-                                             ethoedge_update_64};
+                                             ethoedge_update_64, ethoedge_layer_s8_wide};
 const ethoedge_ops_t ethoedge_ops_s16 = {ethoedge_layer_s16, ethoedge_requant_64,
-                                         ethoedge_update_64};
+                                         ethoedge_update_64, ethoedge_layer_s16};
 
 void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first,
                    const int16_t x[3], const ethoedge_work_t *work)
@@ -1070,7 +1399,7 @@ void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first
     const int hid = m->hidden, w = m->word_bits;
     const int esz = w == 16 ? 2 : 1;              /* bytes per weight */
     const int asz = m->acc64 ? 8 : 4;             /* bytes per accumulator */
-    int16_t xin[6];
+    int16_t xin[6] ETHOEDGE_ALIGN4; /* the 6-input layer loads x by words */
     const int16_t *in = x;
     int j0, c;
     if (m->input_stage != 0) {
@@ -1094,7 +1423,7 @@ void ethoedge_step(const ethoedge_model_t *m, int16_t *h, int16_t *lp, int first
         in = xin;
     }
     /* a = relu(W_in' x + b_in') */
-    ops->layer(m->w_inp, m->b_inp, in, hid, m->n_inputs, work->acc, work->dot, m->use_dsp);
+    ops->layer_in(m->w_inp, m->b_inp, in, hid, m->n_inputs, work->acc, work->dot, m->use_dsp);
     ops->requant(work->acc, hid, m->sh_a, w, 1, work->a, 0);
     /* GRU, ETHOEDGE_GRU_BLOCK units at a time: gate accumulators of the block (int32 or
        int64 buffer), then one element-wise pass */

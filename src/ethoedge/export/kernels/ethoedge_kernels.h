@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define ETHOEDGE_KERNELS_VERSION 3
+#define ETHOEDGE_KERNELS_VERSION 4
 #define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
 
 /* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
@@ -50,6 +50,9 @@ typedef struct {
                     int32_t *out32);
     void (*update)(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                    const int16_t *h, int16_t *hn);
+    /* the input layer's out = W x + b (as layer; a kernel for its 3 or 6 columns) */
+    void (*layer_in)(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                     void *out, int32_t *dot, int use_dsp);
 } ethoedge_ops_t;
 
 extern const ethoedge_ops_t ethoedge_ops_s8;      /* W = 8, int32 accumulators */
@@ -76,8 +79,11 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
    - layer_s8_tiles: rows a multiple of 4, w and x word-aligned (exported arrays and the
      generated buffers are), use_dsp = 1 (SMLAD tiles only, whatever use_dsp says, in a DSP
      build; the general layer elsewhere);
+   - layer_s8_in3, layer_s8_in6 (input layers of 3 and 6 columns): the same with a bias and
+     cols = 3 (x any int16 address) or 6 (x word-aligned, as ethoedge_step's is);
    - requant_32_rshift: s > 0;
-   - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign);
+   - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
+     u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
    - update_32_rshift: the same with sh_gx >= 0 and sh_gh >= 0;
    and the specialised int64 ones (W = 16):
    - requant_64_rshift: 0 < s < 32 and (v + 2^(s-1)) >> s within int32 for every
@@ -89,6 +95,10 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      exporter proves it from W, H and the biases). */
 void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int rows, int cols,
                              void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_in3(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                           void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_in6(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                           void *out, int32_t *dot, int use_dsp);
 void ethoedge_requant_32_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
                                 int32_t *out32);
 void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
