@@ -232,6 +232,25 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
     return saturate(round_shift(hs, w - 1), w)
 
 
+def _update_block(bits: int, u: int, shifts: tuple[int, int, int, int], calls: str) -> str:
+    """A C block with a model of word length ``bits`` and gate-update ``shifts`` (sgx, sgh,
+    srn, snh), an int16 hn[u], ints j and k, then ``calls``."""
+    sgx, sgh, srn, snh = shifts
+    return f"""    {{
+        ethoedge_model_t m;
+        int16_t hn[{u}];
+        int j, k;
+        (void)k;
+        memset(&m, 0, sizeof m);
+        m.word_bits = {bits};
+        m.sh_gx = {sgx};
+        m.sh_gh = {sgh};
+        m.sh_rn = {srn};
+        m.sh_n_to_h = {snh};
+{calls}
+    }}"""
+
+
 # (sgx, sgh, srn, snh): right shifts only (the fast pass); left-shifted gate accumulators with
 # right shifts elsewhere (the fast pass after a saturating pre-shift, at W=8 int32; by 31 and
 # by 33, past the 32-bit shifter); left shifts everywhere (the general pass). At W=8 the DSP
@@ -283,18 +302,7 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
             f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
             for f in fns
         )
-        body.append(f"""    {{
-        ethoedge_model_t m;
-        int16_t hn[{u}];
-        int j;
-        memset(&m, 0, sizeof m);
-        m.word_bits = {bits};
-        m.sh_gx = {sgx};
-        m.sh_gh = {sgh};
-        m.sh_rn = {srn};
-        m.sh_n_to_h = {snh};
-{calls}
-    }}""")
+        body.append(_update_block(bits, u, (sgx, sgh, srn, snh), calls))
         expected += [ref] * len(fns)
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
@@ -337,21 +345,12 @@ def test_update_64_rshift(tmp_path: Path, target: str):
         h[0] = -(1 << 15)
         arrays += [_arr(f"gx{i}", "int64_t", gx), _arr(f"gh{i}", "int64_t", gh),
                    _arr(f"h{i}", "int16_t", h)]  # fmt: skip
-        body.append(f"""    {{
-        ethoedge_model_t m;
-        int16_t hn[{u}];
-        int j;
-        memset(&m, 0, sizeof m);
-        m.word_bits = 16;
-        m.sh_gx = {sgx};
-        m.sh_gh = {sgh};
-        m.sh_rn = {srn};
-        m.sh_n_to_h = {snh};
-        ethoedge_update_64_rshift(&m, gx{i}, gh{i}, {u}, h{i}, hn);
-        for (j = 0; j < {u}; ++j) put(hn[j]);
-        ethoedge_gru_update64(&m, gx{i}, gh{i}, {u}, h{i}, hn);
-        for (j = 0; j < {u}; ++j) put(hn[j]);
-    }}""")
+        calls = "\n".join(
+            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
+            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
+            for f in ("ethoedge_update_64_rshift", "ethoedge_gru_update64")
+        )
+        body.append(_update_block(16, u, (sgx, sgh, srn, snh), calls))
         ref = _gru_reference(gx, gh, h, 16, sgx, sgh, srn, snh)
         expected += [ref, ref]
     got = run_program(tmp_path, "\n".join(body), arrays, target)
@@ -398,18 +397,7 @@ def test_update_32_on_table_values(tmp_path: Path, target: str):
         }}"""
             for f in fns
         )
-        body.append(f"""    {{
-        ethoedge_model_t m;
-        int16_t hn[{u}];
-        int j, k;
-        memset(&m, 0, sizeof m);
-        m.word_bits = 8;
-        m.sh_gx = {sgx};
-        m.sh_gh = {sgh};
-        m.sh_rn = {srn};
-        m.sh_n_to_h = {snh};
-{calls}
-    }}""")
+        body.append(_update_block(8, u, (sgx, sgh, srn, snh), calls))
         ref = np.concatenate([
             _gru_reference(gx[k * 3 * u : (k + 1) * 3 * u], gh[k * 3 * u : (k + 1) * 3 * u],
                            h[k * u : (k + 1) * u], 8, sgx, sgh, srn, snh)

@@ -273,6 +273,28 @@ static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, 
 }
 
 #if ETHOEDGE_UMLAL
+/* Assembler macros of the tiles below, defined and purged inside each function's assembly.
+   word4 acc, w, xa, xb: acc += bytes 0 and 2 of w (int8) times the halfword pair xa and bytes
+   1 and 3 times xb (the tile layout's column order 0, 2, 1, 3), SXTB16 into ip, then over w.
+   tail2 acc0, acc1, w, x: w holds columns c, c+1 of two rows (row by row); acc0 += row 0
+   times the pair x, acc1 += row 1 times x (SXTB16 pairs the rows; SMLAxy picks the halves). */
+#define ETHOEDGE_ASM_MACROS                                                                    \
+    ".macro word4 acc, w, xa, xb\n\t"                                                          \
+    "sxtb16 ip, \\w\n\t"                                                                       \
+    "smlad \\acc, ip, \\xa, \\acc\n\t"                                                         \
+    "sxtb16 \\w, \\w, ror #8\n\t"                                                              \
+    "smlad \\acc, \\w, \\xb, \\acc\n\t"                                                        \
+    ".endm\n\t"                                                                                \
+    ".macro tail2 acc0, acc1, w, x\n\t"                                                        \
+    "sxtb16 ip, \\w\n\t"                                                                       \
+    "smlabb \\acc0, ip, \\x, \\acc0\n\t"                                                       \
+    "smlatb \\acc1, ip, \\x, \\acc1\n\t"                                                       \
+    "sxtb16 \\w, \\w, ror #8\n\t"                                                              \
+    "smlabt \\acc0, \\w, \\x, \\acc0\n\t"                                                      \
+    "smlatt \\acc1, \\w, \\x, \\acc1\n\t"                                                      \
+    ".endm\n\t"
+#define ETHOEDGE_ASM_PURGE ".purgem word4\n\t.purgem tail2\n\t"
+
 /* Every tile of 4 rows with biases, for an even number of groups of 4 columns (>= 2) and
    ntiles >= 1; w, x, bias and out word-aligned. All 14 free registers hold the inner loop:
    the pointers to the weights and x, the end of x, 4 accumulators, the x pairs (LDRD), one
@@ -287,6 +309,15 @@ __attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
                                                            ARG int groups, ARG int32_t *out)
 {
     __asm__ volatile(
+        ETHOEDGE_ASM_MACROS
+        ".macro group\n\t" /* the 4 rows' weights of 4 columns, the x pairs */
+        "ldrd r7, r8, [r2], #8\n\t"
+        "ldmia r0!, {r9, r10, r11, lr}\n\t"
+        "word4 r3, r9, r7, r8\n\t"
+        "word4 r4, r10, r7, r8\n\t"
+        "word4 r5, r11, r7, r8\n\t"
+        "word4 r6, lr, r7, r8\n\t"
+        ".endm\n\t"
         "push {r4-r11, lr}\n\t"
         "sub sp, sp, #16\n\t"
         "ldr r4, [sp, #52]\n\t" /* groups */
@@ -298,46 +329,12 @@ __attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
         "str r6, [sp, #12]\n\t"
         "add r1, r2, r4, lsl #3\n\t" /* the end of x */
         "0:\n\t"
-        "ldrd ip, r2, [sp]\n\t"
+        "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */
         "ldmia ip!, {r3, r4, r5, r6}\n\t"
         "str ip, [sp]\n\t"
         "1:\n\t"
-        "ldrd r7, r8, [r2], #8\n\t"
-        "ldmia r0!, {r9, r10, r11, lr}\n\t"
-        "sxtb16 ip, r9\n\t"
-        "smlad r3, ip, r7, r3\n\t"
-        "sxtb16 r9, r9, ror #8\n\t"
-        "smlad r3, r9, r8, r3\n\t"
-        "sxtb16 ip, r10\n\t"
-        "smlad r4, ip, r7, r4\n\t"
-        "sxtb16 r10, r10, ror #8\n\t"
-        "smlad r4, r10, r8, r4\n\t"
-        "sxtb16 ip, r11\n\t"
-        "smlad r5, ip, r7, r5\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlad r5, r11, r8, r5\n\t"
-        "sxtb16 ip, lr\n\t"
-        "smlad r6, ip, r7, r6\n\t"
-        "sxtb16 lr, lr, ror #8\n\t"
-        "smlad r6, lr, r8, r6\n\t"
-        "ldrd r7, r8, [r2], #8\n\t"
-        "ldmia r0!, {r9, r10, r11, lr}\n\t"
-        "sxtb16 ip, r9\n\t"
-        "smlad r3, ip, r7, r3\n\t"
-        "sxtb16 r9, r9, ror #8\n\t"
-        "smlad r3, r9, r8, r3\n\t"
-        "sxtb16 ip, r10\n\t"
-        "smlad r4, ip, r7, r4\n\t"
-        "sxtb16 r10, r10, ror #8\n\t"
-        "smlad r4, r10, r8, r4\n\t"
-        "sxtb16 ip, r11\n\t"
-        "smlad r5, ip, r7, r5\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlad r5, r11, r8, r5\n\t"
-        "sxtb16 ip, lr\n\t"
-        "smlad r6, ip, r7, r6\n\t"
-        "sxtb16 lr, lr, ror #8\n\t"
-        "smlad r6, lr, r8, r6\n\t"
+        "group\n\t"
+        "group\n\t"
         "cmp r2, r1\n\t"
         "bne 1b\n\t"
         "ldrd ip, r7, [sp, #8]\n\t"
@@ -346,20 +343,23 @@ __attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
         "cmp ip, r7\n\t"
         "bne 0b\n\t"
         "add sp, sp, #16\n\t"
-        "pop {r4-r11, pc}\n\t");
+        "pop {r4-r11, pc}\n\t"
+        ".purgem group\n\t"
+        ETHOEDGE_ASM_PURGE);
 }
 
 /* Every tile of 4 rows of a 6-column layer (the static/dynamic input layer) with biases,
    ntiles >= 1, w, x, bias and out word-aligned: x in three registers for all tiles; per tile
    the biases by LDM, the group of columns 0-3 as in tiles_s8_even, the tails (columns 4 and 5
-   of the 4 rows, row by row) by LDRD, SXTB16 (rows 0 and 1 of a column) and
-   SMLABB/SMLATB/SMLABT/SMLATT, the sums by STM: 35 instructions per 24 MACs. */
+   of the 4 rows, row by row) by LDRD and tail2, the sums by STM: 35 instructions per 24
+   MACs. */
 __attribute__((naked, noinline)) static void tiles_s8_cols6(ARG const int8_t *w,
                                                             ARG const int32_t *bias,
                                                             ARG const int16_t *x, ARG int ntiles,
                                                             ARG int32_t *out)
 {
     __asm__ volatile(
+        ETHOEDGE_ASM_MACROS
         "push {r4-r11, lr}\n\t"
         "ldr ip, [sp, #36]\n\t" /* out */
         "ldrd r4, r5, [r2]\n\t" /* x0 x1, x2 x3 */
@@ -367,41 +367,20 @@ __attribute__((naked, noinline)) static void tiles_s8_cols6(ARG const int8_t *w,
         "mov r2, ip\n\t"
         "0:\n\t"
         "ldmia r1!, {r7, r8, r9, r10}\n\t"
-        "ldrd r11, ip, [r0], #8\n\t"
-        "sxtb16 lr, r11\n\t"
-        "smlad r7, lr, r4, r7\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlad r7, r11, r5, r7\n\t"
-        "sxtb16 lr, ip\n\t"
-        "smlad r8, lr, r4, r8\n\t"
-        "sxtb16 ip, ip, ror #8\n\t"
-        "smlad r8, ip, r5, r8\n\t"
-        "ldrd r11, ip, [r0], #8\n\t"
-        "sxtb16 lr, r11\n\t"
-        "smlad r9, lr, r4, r9\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlad r9, r11, r5, r9\n\t"
-        "sxtb16 lr, ip\n\t"
-        "smlad r10, lr, r4, r10\n\t"
-        "sxtb16 ip, ip, ror #8\n\t"
-        "smlad r10, ip, r5, r10\n\t"
-        "ldrd r11, ip, [r0], #8\n\t" /* the tails of rows 0, 1 and of rows 2, 3 */
-        "sxtb16 lr, r11\n\t"
-        "smlabb r7, lr, r6, r7\n\t"
-        "smlatb r8, lr, r6, r8\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlabt r7, r11, r6, r7\n\t"
-        "smlatt r8, r11, r6, r8\n\t"
-        "sxtb16 lr, ip\n\t"
-        "smlabb r9, lr, r6, r9\n\t"
-        "smlatb r10, lr, r6, r10\n\t"
-        "sxtb16 ip, ip, ror #8\n\t"
-        "smlabt r9, ip, r6, r9\n\t"
-        "smlatt r10, ip, r6, r10\n\t"
+        "ldrd r11, lr, [r0], #8\n\t"
+        "word4 r7, r11, r4, r5\n\t"
+        "word4 r8, lr, r4, r5\n\t"
+        "ldrd r11, lr, [r0], #8\n\t"
+        "word4 r9, r11, r4, r5\n\t"
+        "word4 r10, lr, r4, r5\n\t"
+        "ldrd r11, lr, [r0], #8\n\t" /* the tails of rows 0, 1 and of rows 2, 3 */
+        "tail2 r7, r8, r11, r6\n\t"
+        "tail2 r9, r10, lr, r6\n\t"
         "stmia r2!, {r7, r8, r9, r10}\n\t"
         "subs r3, r3, #1\n\t"
         "bne 0b\n\t"
-        "pop {r4-r11, pc}\n\t");
+        "pop {r4-r11, pc}\n\t"
+        ETHOEDGE_ASM_PURGE);
 }
 
 /* Every tile of 4 rows of a 3-column layer (the raw or dynamic input layer) with biases,
