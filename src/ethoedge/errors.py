@@ -6,6 +6,8 @@ exiting with status 2. Messages name the file, and the row and column where ther
 
 from __future__ import annotations
 
+import re
+
 
 class EthoedgeError(Exception):
     """A problem with the user's input or configuration, explained in one message."""
@@ -29,6 +31,7 @@ class EthoedgeError(Exception):
         if column is not None:
             where.append(f"column '{column}'")
         prefix = (", ".join(where) + ": ") if where else ""
+        message = re.sub(r"\s*\n\s*", " ", message).strip()  # one line, whatever a library said
         super().__init__(prefix + message)
         self.message = prefix + message
 

@@ -17,6 +17,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+# Files written through a temporary file get the mode a plain open() would give them
+# (mkstemp makes them private to the owner): 0o666 less the process's umask, read once here.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def make_folders(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; return the folders created, innermost first
@@ -81,6 +87,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     os.close(fd)
     try:
+        os.chmod(tmp, _FILE_MODE)
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -147,6 +154,7 @@ def atomic_write_files(
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(folder / name))
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
             staged.append((tmp, folder / name))
+            os.fchmod(fd, _FILE_MODE)
             with os.fdopen(fd, "wb") as f:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
                 f.flush()

@@ -169,3 +169,30 @@ def test_cli_video_start_needs_labels(tmp_path, capsys):
     folder = _folder(tmp_path)
     assert main(["data", "stats", str(folder), "--labels-tz", "UTC"]) == 2
     assert "need --labels" in _one_line_error(capsys)
+
+
+def test_a_folder_lists_only_its_data_files_and_names_a_broken_link(tmp_path):
+    """Notes beside the loggers' files (README.txt, a .tsv export) are not data; a link to a
+    file that is gone is named, not skipped without a word."""
+    folder = _folder(tmp_path)
+    (folder / "README.txt").write_text("collars fitted on 2024-05-12\n")
+    (folder / "notes.tsv").write_text("a\tb\n")
+    assert load_dataset(DataConfig(path=str(folder))).animals == ("cow_1", "cow_2")
+    (folder / "cow_3.csv").symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(DataError, match=r"cow_3\.csv: a link to a file that does not exist"):
+        load_dataset(DataConfig(path=str(folder)))
+
+
+def test_numeric_looking_ids_stay_text_in_data_and_labels(tmp_path):
+    """Animal ids such as 007 are text everywhere: in an animal column, in a file stem and in
+    an annotation file, so that the three agree."""
+    df = frame(animals=("007", "010"), n=80)
+    p = write(df, tmp_path / "herd.csv")
+    assert load_dataset(DataConfig(path=str(p))).animals == ("007", "010")
+    folder = tmp_path / "loggers"
+    folder.mkdir()
+    write(df[df.animal == "007"].drop(columns=["animal"]), folder / "007.csv")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("animal,start,end,label\n007,1000,1008,walk\n")
+    ds = load_dataset(DataConfig(path=str(folder), labels=str(labels), unlabelled="drop"))
+    assert ds.animals == ("007",)

@@ -456,3 +456,62 @@ def test_two_plot_helpers_only_where_several_animals_are_likely(bundle_dir, tmp_
     default = Path(cl.__file__).parents[1] / "datasets" / "default"
     assert cl._several_animals(tasks(next(default.glob("*.csv.gz"))))  # a layout read whole
     assert cl._several_animals(tasks(tmp_path / "missing.csv"))  # classifying will say why
+
+
+def _classify_fails(bundle_dir, logs, tmp_path, capsys) -> str:
+    """classify ``logs`` expecting the one-line error: its text (blanks joined)."""
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name[0] == "."]
+    return " ".join(err.split())
+
+
+def test_timestamps_in_milliseconds_are_one_line_naming_the_row(bundle_dir, tmp_path, capsys):
+    """Unix milliseconds read as seconds lie past the year 2262, where no clock time (bouts,
+    days) exists: one line naming the row, not a crash in the bouts."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    ms = pd.read_csv(logs / "cow_2.csv")
+    ms["timestamp"] = (ms["timestamp"] * 1000).round()
+    ms.to_csv(logs / "cow_2.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_2.csv, row 2, column 'timestamp'" in err and "milliseconds?" in err
+
+
+def test_acceleration_beyond_float32_is_not_let_through(bundle_dir, tmp_path, capsys):
+    """1e300 is finite as a float64 but inf as the models' float32: an error as for inf, not
+    windows with NaN scores."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    big = pd.read_csv(logs / "cow_1.csv")
+    big.loc[99, "ax"] = 1e300
+    big.to_csv(logs / "cow_1.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_1.csv, row 101, column 'ax': NaN/inf acceleration" in err
+
+
+def test_files_of_mixed_layouts_are_refused_as_in_data_stats(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    with_id = pd.read_csv(logs / "cow_3.csv").assign(animal="cow_3")
+    with_id.to_csv(logs / "cow_3.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_3.csv: mixed layouts" in err
+    assert main(["data", "stats", str(logs)]) == 2
+    assert "cow_3.csv: mixed layouts" in " ".join(capsys.readouterr().err.split())
+
+
+def test_numeric_looking_animal_ids_stay_text(bundle_dir, tmp_path):
+    """An animal column of ``007`` and ``010`` (read whole and streamed in chunks) names the
+    animals 007 and 010, as the file stem ``007`` would, not 7 and 10."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pd.concat([_frame(900, 0).assign(animal="007"), _frame(900, 1).assign(animal="010")]).to_csv(
+        logs / "herd.csv", index=False
+    )
+    res = classify(bundle_dir, DataConfig(path=str(logs / "herd.csv")), tmp_path / "a",
+                   chunk_rows=500)  # fmt: skip
+    assert sorted(res.budget.index) == ["007", "010"]
+    written = pd.read_csv(res.windows_csv, dtype={"animal": str})
+    assert sorted(set(written["animal"])) == ["007", "010"]
+    assert sorted(p.name for p in res.plots if p.name.startswith("ethogram")) == [
+        "ethogram_007.png", "ethogram_010.png"]  # fmt: skip

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ethoedge.data.config import DataConfig
 from ethoedge.data.dataset import Dataset
-from ethoedge.data.movebank import is_movebank, read_movebank
+from ethoedge.data.movebank import header_layout, is_movebank, read_movebank
 from ethoedge.data.recording import Recording
 from ethoedge.data.resample import resample
 from ethoedge.data.sources import data_files, file_stem, folder_files
@@ -40,6 +40,7 @@ from ethoedge.data.tables import (
     _factor,
     _numeric,
     _parse_timestamps,
+    not_finite,
     read_header,
     read_table,
 )
@@ -248,10 +249,6 @@ def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
         if preset.rate_column
         else None
     )
-    layout = (
-        f"{fmt} layout, {'with' if has_animal else 'without'} an animal column,"
-        f" {'with' if seg_col else 'without'} a segment column"
-    )
     return _Part(
         path=path,
         fmt=fmt,
@@ -268,7 +265,7 @@ def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
         label_names=uniq,
         label_column=label_col,
         rate=rate,
-        layout=layout,
+        layout=_layout(fmt, has_animal, seg_col is not None),
         notes=notes,
     )
 
@@ -296,7 +293,7 @@ def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
         label_names=uniq,
         label_column=mb.label_column,
         rate=mb.rate,
-        layout=f"movebank layout ({mb.layout})",
+        layout=f"movebank layout ({mb.layout})",  # as file_layout says
         notes=list(mb.notes),
     )
 
@@ -370,6 +367,37 @@ def _annotate(
     return codes.astype(np.int64), [str(u) for u in uniq], notes
 
 
+def _layout(fmt: str, has_animal: bool, has_segment: bool) -> str:
+    return (
+        f"{fmt} layout, {'with' if has_animal else 'without'} an animal column,"
+        f" {'with' if has_segment else 'without'} a segment column"
+    )
+
+
+def file_layout(path: Path, cfg: DataConfig) -> str:
+    """What must agree between the files of one data set, from the file's header: its format
+    and whether it has an animal and a segment column (a Movebank export: which of its two
+    layouts)."""
+    header = read_header(path)
+    fmt = cfg.format if cfg.format != "auto" else detect_format(header, path)
+    if fmt == "movebank":
+        return f"movebank layout ({header_layout(header)})"
+    preset = PRESETS[fmt]
+    seg = preset.segment_column or next((c for c in ("segment", "session") if c in header), None)
+    return _layout(fmt, "animal" in header, seg is not None)
+
+
+def check_one_layout(paths: list[Path], layouts: list[str]) -> None:
+    """Raise a DataError naming the first file whose layout differs from the first file's."""
+    for p, lay in zip(paths[1:], layouts[1:], strict=True):
+        if lay != layouts[0]:
+            raise DataError(
+                f"mixed layouts: this file has the {lay}, {paths[0].name} the"
+                f" {layouts[0]}; all files of one data set must share one layout",
+                path=p,
+            )
+
+
 def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     """Read, check and convert data files into recordings in g with mapped labels.
 
@@ -386,13 +414,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     annotated = cfg.labels is not None
     parts = [_read_part(p, cfg, annotated) for p in files]
     first = parts[0]
-    for p in parts[1:]:
-        if p.layout != first.layout:
-            raise DataError(
-                f"mixed layouts: this file has the {p.layout}, {first.path.name} the"
-                f" {first.layout}; all files of one data set must share one layout",
-                path=p.path,
-            )
+    check_one_layout([p.path for p in parts], [p.layout for p in parts])
     fmt, preset = first.fmt, first.preset
     notes: list[str] = [n for p in parts for n in p.notes]
     fidx = np.repeat(np.arange(len(parts)), [len(p.t) for p in parts])
@@ -420,7 +442,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
 
     keep = np.ones(len(t), dtype=bool)
     # NaN / inf acceleration.
-    nonfinite = ~np.isfinite(acc)
+    nonfinite = not_finite(acc)
     n_bad_rows = int(nonfinite.any(axis=1).sum())
     if n_bad_rows:
         i = int(np.flatnonzero(nonfinite.any(axis=1))[0])

@@ -41,6 +41,16 @@ LABEL_COLUMN = "behavioural-classification"
 _TEXT = (BURST, AXES, *ANIMAL_COLUMNS, LABEL_COLUMN, "sensor-type")
 
 
+def header_layout(header: list[str]) -> str:
+    """Which Movebank layout a header has: ``"e-obs bursts"``, ``"one sample per row"`` or
+    ``"?"``."""
+    if BURST in header:
+        return "e-obs bursts"
+    if set(RAW_XYZ) <= set(header) or set(TILT_XYZ) <= set(header):
+        return "one sample per row"
+    return "?"
+
+
 def is_movebank(columns: list[str]) -> bool:
     """Whether the columns are those of a Movebank accelerometer export.
 
@@ -81,15 +91,13 @@ def read_movebank(
     Two bursts of one animal that start at the same time, or one that starts before another
     has ended, are an error naming both rows, unless ``timestamp_policy`` is ``"sort"`` (the
     loader then drops the duplicate timestamps)."""
-    if BURST in header:
+    layout = header_layout(header)
+    if layout == "e-obs bursts":
         missing = [c for c in (AXES, FREQ, "timestamp") if c not in header]
-        layout = "e-obs bursts"
-    elif set(RAW_XYZ) <= set(header) or set(TILT_XYZ) <= set(header):
+    elif layout == "one sample per row":
         missing = [c for c in ("timestamp",) if c not in header]
-        layout = "one sample per row"
     else:
         missing = [BURST, AXES, FREQ]
-        layout = "?"
     if missing:
         raise DataError(
             f"missing column(s) {missing} for the movebank layout (found {header})", path=path

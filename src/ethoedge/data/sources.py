@@ -13,6 +13,8 @@ from pathlib import Path
 from ethoedge.errors import DataError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".parquet", ".pq", ".txt", ".tsv")
+# what a folder lists (a README.txt or notes beside the loggers' files are not data)
+FOLDER_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _STRIP = (".csv.gz", ".parquet", ".csv", ".gz", ".pq", ".txt", ".tsv")
 
 
@@ -32,10 +34,21 @@ def file_stem(name: str | Path) -> str:
 
 
 def folder_files(folder: Path) -> list[Path]:
-    """The data files directly inside ``folder``, sorted by name (hidden files skipped)."""
-    return sorted(
-        q for q in folder.iterdir() if q.is_file() and is_data_name(q.name) and q.name[0] != "."
+    """The data files (``.csv``, ``.csv.gz``, ``.parquet``) directly inside ``folder``, sorted
+    by name (hidden files skipped).
+
+    Raises:
+        DataError: one of them is a link to nothing.
+    """
+    found = sorted(
+        q
+        for q in folder.iterdir()
+        if q.name.lower().endswith(FOLDER_SUFFIXES) and q.name[0] != "." and not q.is_dir()
     )
+    for q in found:
+        if not q.is_file():
+            raise DataError("a link to a file that does not exist", path=q)
+    return found
 
 
 def data_files(spec: str | Path) -> list[Path]:
@@ -49,7 +62,7 @@ def data_files(spec: str | Path) -> list[Path]:
     if p.is_dir():
         files = folder_files(p)
         if not files:
-            raise DataError(f"folder holds no data files ({', '.join(DATA_SUFFIXES)})", path=p)
+            raise DataError(f"folder holds no data files ({', '.join(FOLDER_SUFFIXES)})", path=p)
         return files
     if p.exists():
         return [p]

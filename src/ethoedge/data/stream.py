@@ -44,7 +44,10 @@ from ethoedge.data.tables import (
     _numeric,
     _parse_timestamps,
     _raw_header,
+    as_categories,
+    not_finite,
     read_header,
+    text_dtypes,
 )
 from ethoedge.errors import ConfigError, DataError
 
@@ -121,7 +124,7 @@ def _raw_chunks(
             raise DataError(f"not a readable Parquet file ({e})", path=path) from e
         return
     raw_names = _raw_header(path, kind)
-    dtype = {n: "category" for n in raw_names if n.strip().lower() in STRING_COLUMNS}
+    dtype = text_dtypes(raw_names, STRING_COLUMNS)
     first = 2
     try:
         reader = pd.read_csv(
@@ -134,6 +137,7 @@ def _raw_chunks(
         )
         with reader:
             for df in reader:
+                as_categories(df, dtype)
                 _check_index(path, df, first - 2, first)
                 df.columns = [str(c).strip().lower() for c in df.columns]
                 lines = np.arange(first, first + len(df), dtype=np.int64)
@@ -229,7 +233,7 @@ def iter_blocks(
             )
         acc = np.stack([_numeric(df[c], c, lines, path) for c in AXES], axis=1)
         keep = np.ones(n, dtype=bool)
-        nonfinite = ~np.isfinite(acc)
+        nonfinite = not_finite(acc)
         if nonfinite.any():
             i = int(np.flatnonzero(nonfinite.any(axis=1))[0])
             if cfg.nan_policy == "error":

@@ -137,9 +137,8 @@ def read_table(
         first = 1
     else:
         # Read every column (not usecols): only then does the parser catch over-long rows.
-        # Id and label columns as categoricals: the parser factorizes them, no per-row strings.
         raw_names = _raw_header(path, kind, sep)
-        dtype = {n: "category" for n in raw_names if n.strip().lower() in string_columns}
+        dtype = text_dtypes(raw_names, string_columns)
         try:
             df = pd.read_csv(
                 path,
@@ -152,6 +151,7 @@ def read_table(
             )
         except _CSV_ERRORS as e:
             raise _csv_error(path, kind, e) from e
+        as_categories(df, dtype)
         first = 2
         _check_index(path, df, 0, first)
     df.columns = [str(c).strip().lower() for c in df.columns]
@@ -161,6 +161,29 @@ def read_table(
     if len(df) == 0:
         raise DataError("the file has a header but no data rows", path=path)
     return df, lines
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def not_finite(acc: np.ndarray) -> np.ndarray:
+    """Values that are NaN or inf, or become inf as float32 (e.g. 1e300): the models and
+    windows hold float32 acceleration."""
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(acc) | (np.abs(acc) > _F32_MAX)
+
+
+def text_dtypes(raw_names: list[str], string_columns: tuple[str, ...]) -> dict[str, type]:
+    """The CSV parser's dtypes of the id and label columns: text as written (a category dtype
+    would let the parser read ``007`` as the number 7)."""
+    return {n: str for n in raw_names if n.strip().lower() in string_columns}
+
+
+def as_categories(df: pd.DataFrame, dtype: dict[str, type]) -> None:
+    """The text columns as categoricals (codes and distinct values, no per-row strings kept)."""
+    for n in dtype:
+        if n in df.columns:
+            df[n] = df[n].astype("category")
 
 
 _CSV_ERRORS = (
@@ -233,6 +256,26 @@ def _check_ragged(path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.n
             )
 
 
+# Numeric timestamps are seconds; beyond this (the year 2262 as Unix time) no clock time can
+# be given to them (bouts, days): milliseconds or microseconds, most likely.
+MAX_SECONDS = 9.2e9
+
+
+def _in_seconds(t: np.ndarray, lines: np.ndarray, path: Path) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        far = np.isfinite(t) & (np.abs(t) > MAX_SECONDS)  # inf: named as non-finite later
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise DataError(
+            f"timestamp {t[i]:.6g} is past the year 2262 as seconds: timestamps are seconds"
+            " (milliseconds? divide by 1000)",
+            path=path,
+            row=int(lines[i]),
+            column="timestamp",
+        )
+    return t
+
+
 def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarray:
     """Seconds (float64) from numbers, datetimes (Parquet) or ISO 8601 strings."""
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
@@ -240,11 +283,11 @@ def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarr
         secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         return secs.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(dtype=np.float64)
+        return _in_seconds(col.to_numpy(dtype=np.float64), lines, path)
     num = pd.to_numeric(col, errors="coerce")
     not_num = (num.isna() & col.notna()).to_numpy()
     if not not_num.any():
-        return num.to_numpy(dtype=np.float64)
+        return _in_seconds(num.to_numpy(dtype=np.float64), lines, path)
     dt = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
     bad = (dt.isna() & col.notna()).to_numpy()
     if not_num.sum() < bad.sum():  # mostly numbers: the odd ones out are the bad values

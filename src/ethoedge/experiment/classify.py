@@ -230,7 +230,7 @@ def classify(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from ethoedge.bundle import read_bundle_info
-    from ethoedge.data.loaders import resolve_path
+    from ethoedge.data.loaders import check_one_layout, file_layout, resolve_path
     from ethoedge.data.sources import data_files
     from ethoedge.experiment.pool import task_pool
     from ethoedge.inference import ENGINES
@@ -261,6 +261,8 @@ def classify(
             )
         data_cfg = replace(data_cfg, labels=None)
     files = data_files(data_cfg.path) if data_cfg.path is not None else [resolve_path(None)]
+    if len(files) > 1:  # as loading a data set checks, from the headers alone
+        check_one_layout(files, [file_layout(f, data_cfg) for f in files])
     if chunk_rows is None:  # one budget of rows in memory, whatever the number of readers
         readers = min(workers, len(files)) if executor != "serial" and len(files) > 1 else 1
         chunk_rows = max(1, DEFAULT_CHUNK_ROWS // readers)
