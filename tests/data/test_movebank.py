@@ -220,6 +220,17 @@ def test_missing_movebank_columns(tmp_path):
         load_dataset(DataConfig(path=str(p), unlabelled="keep"))
 
 
+@pytest.mark.parametrize("axes", ["acceleration-raw-{}", "tilt-{}"])
+def test_a_sample_per_row_export_missing_an_axis_names_it(tmp_path, axes):
+    """Without its z column a one-sample-per-row export is still read as Movebank's, and the
+    error names the column it lacks (not the generic layout's ax, ay, az)."""
+    t = pd.to_datetime(T0 + np.arange(40) / 20.0, unit="s").strftime("%Y-%m-%d %H:%M:%S.%f")
+    df = pd.DataFrame({"timestamp": t.str[:-3], axes.format("x"): 1.0, axes.format("y"): 2.0,
+                       "individual-local-identifier": "goat7"})  # fmt: skip
+    with pytest.raises(DataError, match=rf"missing column\(s\) \['{axes.format('z')}'\]"):
+        load_dataset(DataConfig(path=str(_write(df, tmp_path)), unlabelled="keep"))
+
+
 def test_bursts_labelled_by_annotation_intervals(tmp_path):
     df, _ = _bursts(n_bursts=2, animals=("s",))
     ann = tmp_path / "ann.csv"

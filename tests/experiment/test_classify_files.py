@@ -515,3 +515,30 @@ def test_numeric_looking_animal_ids_stay_text(bundle_dir, tmp_path):
     assert sorted(set(written["animal"])) == ["007", "010"]
     assert sorted(p.name for p in res.plots if p.name.startswith("ethogram")) == [
         "ethogram_007.png", "ethogram_010.png"]  # fmt: skip
+
+
+def test_a_short_row_is_named_as_short_when_streamed(bundle_dir, tmp_path, capsys):
+    """A row cut short reads as missing values to the parser; streamed as read whole, the
+    message says the row is short, not that its acceleration is NaN."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    lines = (logs / "cow_2.csv").read_text().splitlines()
+    lines[100] = ",".join(lines[100].split(",")[:3])
+    (logs / "cow_2.csv").write_text("\n".join(lines) + "\n")
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_2.csv, row 101: ragged row: 3 fields where the header has 4" in err
+
+
+def test_an_earlier_runs_plots_are_not_left_beside_this_runs(bundle_dir, tmp_path, capsys):
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    out = tmp_path / "answers"
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"]) == 0
+    assert (out / "ethogram_cow_3.png").is_file()
+    (out / "my_notes.txt").write_text("keep me\n")
+    (logs / "cow_3.csv").unlink()
+    capsys.readouterr()
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "note: removed 1 plot(s) of an earlier run" in said and "ethogram_cow_3.png" in said
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bouts.csv", "budget.csv", "budget.png", "ethogram_cow_1.png", "ethogram_cow_2.png",
+        "my_notes.txt", "windows.csv"]  # fmt: skip

@@ -226,6 +226,13 @@ def classify_cmd(
             f" does not know ({names}): left out of the metrics",
             highlight=False,
         )
+    if res.removed:
+        con.print(
+            f"note: removed {len(res.removed)} plot(s) of an earlier run in {res.out} that this"
+            f" run did not draw ({', '.join(q.name for q in res.removed[:3])}"
+            f"{', ...' if len(res.removed) > 3 else ''})",
+            highlight=False,
+        )
     what = "windows, bouts, budget" + (", plots" if res.plots else "")
     where = res.out if res.bouts_csv is None else f"{res.out}/ ({what})"
     con.print(f"{res.n_windows:,} windows -> {where}")

@@ -58,9 +58,12 @@ def is_movebank(columns: list[str]) -> bool:
     True
     >>> is_movebank(["animal", "timestamp", "ax", "ay", "az"])
     False
+
+    Any of Movebank's accelerometer columns is enough (an export missing one of the others is
+    then named for the column it lacks).
     """
     cols = set(columns)
-    return BURST in cols or set(RAW_XYZ) <= cols or set(TILT_XYZ) <= cols
+    return BURST in cols or bool(cols & {AXES, FREQ, *RAW_XYZ, *TILT_XYZ})
 
 
 @dataclass
@@ -96,8 +99,13 @@ def read_movebank(
         missing = [c for c in (AXES, FREQ, "timestamp") if c not in header]
     elif layout == "one sample per row":
         missing = [c for c in ("timestamp",) if c not in header]
-    else:
-        missing = [BURST, AXES, FREQ]
+    else:  # some of Movebank's columns: name the ones missing from the nearest layout
+        raw, tilt = set(RAW_XYZ) & set(header), set(TILT_XYZ) & set(header)
+        if raw or tilt:
+            near = RAW_XYZ if len(raw) >= len(tilt) else TILT_XYZ
+            missing = [c for c in near if c not in header]
+        else:
+            missing = [BURST, AXES, FREQ]
     if missing:
         raise DataError(
             f"missing column(s) {missing} for the movebank layout (found {header})", path=path

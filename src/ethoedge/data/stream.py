@@ -37,6 +37,7 @@ from ethoedge.data.tables import (
     _CSV_ERRORS,
     STRING_COLUMNS,
     _check_index,
+    _check_ragged,
     _csv_error,
     _drop_blank_rows,
     _factor,
@@ -223,6 +224,7 @@ def iter_blocks(
         ts = df["timestamp"]
         if ts.isna().any():
             i = int(np.flatnonzero(ts.isna().to_numpy())[0])
+            _check_ragged(path, df, lines[i : i + 1], np.ones(1, dtype=bool))  # a short row?
             raise DataError("missing value", path=path, row=int(lines[i]), column="timestamp")
         t = _parse_timestamps(ts, lines, path)
         bad_t = ~np.isfinite(t)
@@ -237,6 +239,7 @@ def iter_blocks(
         if nonfinite.any():
             i = int(np.flatnonzero(nonfinite.any(axis=1))[0])
             if cfg.nan_policy == "error":
+                _check_ragged(path, df, lines[i : i + 1], np.ones(1, dtype=bool))  # a short row?
                 col = AXES[int(np.flatnonzero(nonfinite[i])[0])]
                 raise DataError(
                     "NaN/inf acceleration. Set nan_policy to 'drop' (--nan-policy drop)",

@@ -176,7 +176,8 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     rates = sorted({float(r.rate_hz) for r in recs})
     if cfg.target_rate_hz is None and len(rates) > 1:
         raise ConfigError(
-            f"recordings have different sampling rates {rates} Hz; set window.target_rate_hz",
+            f"recordings have different sampling rates {rates} Hz; set window.target_rate_hz"
+            " (ethoedge data stats: --rate)",
             path=dataset.source,
         )
     rate = float(cfg.target_rate_hz) if cfg.target_rate_hz is not None else rates[0]

@@ -66,6 +66,9 @@ class ClassifyResult:
         n_windows: windows classified.
         files: the data files, in the order of the outputs.
         notes: per file, how it was read (streamed or whole, and why).
+        removed: plots of an earlier run in the same folder that this run did not draw again
+            (ethograms of animals not in this run; the budget chart when plots are off),
+            removed so that the folder holds one run's answers.
     """
 
     out: Path
@@ -82,6 +85,7 @@ class ClassifyResult:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unknown: dict[str, int] = field(default_factory=dict)
+    removed: list[Path] = field(default_factory=list)
 
     @property
     def out_csv(self) -> Path:
@@ -364,6 +368,9 @@ def classify(
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dirs[0]))
             for src, dst in zip(written, final, strict=True):
                 src.replace(dst)
+            removed = [] if single else _stale_plots(out, final)
+            for q in removed:
+                q.unlink(missing_ok=True)
         except OSError as e:
             raise unwritable(out, e, folder=not single) from None
         done = True
@@ -385,6 +392,7 @@ def classify(
             files=files,
             notes=[s.note for s in summaries],
             unknown=dict(sorted(unknown.items())),
+            removed=removed,
         )
     finally:
         if plotter is not None:
@@ -394,6 +402,18 @@ def classify(
         shutil.rmtree(tmp, ignore_errors=True)
         if not done:
             remove_folders(made)
+
+
+def _stale_plots(out: Path, final: list[Path]) -> list[Path]:
+    """The PNGs an earlier run wrote into ``out`` that this run did not write again."""
+    ours = {p.name for p in final}
+    return sorted(
+        q
+        for q in out.iterdir()
+        if q.name not in ours
+        and (q.name == "budget.png" or (q.name.startswith("ethogram_") and q.suffix == ".png"))
+        and q.is_file()
+    )
 
 
 def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
