@@ -253,3 +253,30 @@ def test_old_bundle_with_data_resample_hz_loads(tmp_path):
     old = load_bundle(d)
     assert old.window.target_rate_hz == 20.0 and "resample_hz" not in old.data
     assert DataConfig.from_dict(old.data) == DataConfig()
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"window": {"hop_s": 0}}, "window.hop_s must be > 0"),
+        ({"window": {"length_s": -5.0}}, "window.length_s must be > 0"),
+        ({"window": {"hop": 0}}, "window.hop must be >= 1"),
+        ({"teacher": {"kernels": []}}, "teacher.kernels"),
+        ({"teacher": {"filters": []}}, "teacher.filters"),
+    ],
+)
+def test_values_no_model_or_window_can_take_are_refused_by_name(data, match):
+    """A hop of 0 or a teacher without convolutions failed deep inside a run (a shape error
+    from PyTorch); the config names the key."""
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        RunConfig.from_dict(data)
+
+
+def test_a_number_in_yaml_scientific_notation_is_a_number(tmp_path):
+    """PyYAML reads ``1e-3`` as text (YAML 1.1 wants ``1.0e-3``); a float key takes it."""
+    p = tmp_path / "c.yaml"
+    p.write_text("student_train:\n  lr: 1e-3\n  weight_decay: 5E-4\n")
+    cfg = load_yaml(p)
+    assert cfg.student_train.lr == 0.001 and cfg.student_train.weight_decay == 0.0005
+    with pytest.raises(ConfigError, match=r"student_train\.lr must be a number, got '1e-3x'"):
+        RunConfig.from_dict({"student_train": {"lr": "1e-3x"}})

@@ -316,8 +316,15 @@ def test_bad_configs_against_the_data_fail_clearly(tmp_path):
             cfg = tiny_config(kd=kd, protocol="loao", val_animals=0)
             run_windows(two, cfg, tmp_path / "x", progress=False)
         assert not (tmp_path / "x" / "work").exists()
-    assert tiny_config(kd=KDConfig(soft_labels="cross_fit"), protocol="kfold", k=2).min_animals == 4
-    assert tiny_config(protocol="kfold", k=2).min_animals == 2
+    # every fold keeps its val_animals (1 here) beside the training animals it needs
+    assert tiny_config(kd=KDConfig(soft_labels="cross_fit"), protocol="kfold", k=2).min_animals == 6
+    assert tiny_config(protocol="kfold", k=2).min_animals == 4
+    assert tiny_config(protocol="kfold", k=2, val_animals=0).min_animals == 2
+    assert tiny_config(protocol="loao", val_animals=3).min_animals == 5
+    with pytest.raises(ConfigError, match="needs at least 5 animals; the data have 3"):
+        # three validation animals out of two training animals: refused, not quietly dropped
+        run_windows(w, tiny_config(protocol="loao", val_animals=3), tmp_path / "v", progress=False)
+    assert not (tmp_path / "v").exists()
     # Unknown class, window longer than every recording: rejected before any training.
     bad_class = tiny_config(data=DataConfig(classes=("grazing", "flying")))
     with pytest.raises(EthoedgeError, match="flying"):
@@ -450,3 +457,40 @@ def test_calibrated_run_bundle_and_classify_agree(tmp_path, capsys):
     w8 = w8.merge(key, on=["animal", "segment", "start"])
     assert len(w8) == len(raw)
     assert (w8["label"].to_numpy() == names[w8["want"].to_numpy()]).all()
+
+
+def test_what_the_machine_lacks_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """A GPU asked for where there is none, Ray where it is not installed, a config of the
+    wrong type: one error before the run folder (config.yaml, work/) exists."""
+    import importlib.util
+
+    import ethoedge.models.device as device
+
+    w = separable_windows()
+    monkeypatch.setattr(device, "cuda_available", lambda: False)
+    cuda = tiny_config(student_train=replace(tiny_config().student_train, device="cuda"))
+    with pytest.raises(ConfigError, match="device 'cuda' requested but CUDA is not available"):
+        run_windows(w, cuda, tmp_path / "gpu", progress=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "ray" else real(n, *a)
+    )
+    with pytest.raises(ConfigError, match=r"pip install 'ethoedge\[ray\]'"):
+        run_windows(w, tiny_config(executor="ray"), tmp_path / "ray", progress=False)
+    with pytest.raises(ConfigError, match="run\\(\\) takes a RunConfig"):
+        run({"protocol": "loao"}, tmp_path / "dict")  # type: ignore[arg-type]
+    assert not [p.name for p in tmp_path.iterdir()]
+
+
+def test_a_model_an_earlier_run_had_leaves_no_files_beside_this_runs(tmp_path):
+    """Run again into the same folder without the baseline: its per-class CSV and confusion
+    files go, so the folder holds one run's answers (the report names no baseline)."""
+    w = separable_windows()
+    out = tmp_path / "r"
+    run_windows(w, tiny_config(deploy=False, quantize=False), out, progress=False)
+    assert (out / "confusion_baseline.png").is_file()
+    (out / "my_notes.txt").write_text("kept\n")
+    run_windows(w, tiny_config(deploy=False, quantize=False, baseline=None), out, progress=False)
+    left = sorted(p.name for p in out.iterdir() if "baseline" in p.name)
+    assert left == [] and (out / "my_notes.txt").is_file()
+    assert (out / "confusion_teacher.png").is_file() and (out / "per_class_student.csv").is_file()

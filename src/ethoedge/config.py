@@ -201,8 +201,9 @@ class RunConfig:
     @property
     def min_animals(self) -> int:
         """Fewest animals the protocol can work with: every fold keeps at least one training
-        animal, two where soft labels are cross-fitted (:attr:`cross_fits`)."""
-        train = 2 if self.cross_fits else 1
+        animal, two where soft labels are cross-fitted (:attr:`cross_fits`), besides its
+        ``val_animals`` validation animals."""
+        train = (2 if self.cross_fits else 1) + self.val_animals
         if self.protocol == "loao":
             return 1 + train  # one test animal and the training animals
         if self.protocol == "kfold":
@@ -210,7 +211,7 @@ class RunConfig:
             while n - -(-n // self.k) < train:  # the largest test group: ceil(n / k) animals
                 n += 1
             return n
-        return self.val_animals + self.test_animals + train
+        return self.test_animals + train
 
     def student_configs(self) -> dict[str, StudentConfig]:
         """Suffix -> student size: ``""`` for the headline size, ``"_h{H}"`` for the others."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -43,6 +44,17 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+# YAML 1.1 (PyYAML) reads 1e-3 as text: it wants 1.0e-3. A float field takes it as the number.
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _float_scalar(value: Any) -> Any:
+    value = _python_scalar(value)
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def _unit_interval(value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise _RuleError("must be in [0, 1]")
@@ -61,7 +73,7 @@ def _none_is_empty(value: Any) -> Any:
 
 
 Int = Annotated[int, Strict(), BeforeValidator(_python_scalar)]
-Float = Annotated[float, Strict(), BeforeValidator(_python_scalar)]
+Float = Annotated[float, Strict(), BeforeValidator(_float_scalar)]
 Bool = Annotated[bool, Strict(), BeforeValidator(_python_scalar)]
 Str = Annotated[str, Strict()]
 PosInt = Annotated[Int, Field(ge=1)]

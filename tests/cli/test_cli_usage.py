@@ -109,3 +109,13 @@ def test_the_program_exits_with_the_commands_status(monkeypatch, status):
         assert gc.get_freeze_count() > 0  # shutdown skips sweeping what is still alive
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("name", ["[/oops].csv", "cows[bold]x.csv"])
+def test_brackets_in_the_users_text_are_printed_as_written(tmp_path, name):
+    """An error names the user's file as written: brackets are not console markup (a closing
+    tag crashed the error line, an opening one ate the text)."""
+    r = _run("data", "stats", str(tmp_path / name))
+    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    said = " ".join(r.stderr.split())
+    assert f"{tmp_path / name}: no data files match this pattern" in said  # brackets: a glob

@@ -89,6 +89,11 @@ def test_w8_storage_order_is_a_column_permutation():
         (lambda: make_qmodel(8), ExportConfig(prefix="1model"), "not a C identifier"),
         (lambda: make_qmodel(8), ExportConfig(prefix="my-model"), "not a C identifier"),
         (lambda: make_qmodel(8), ExportConfig(prefix="int"), "not a C identifier"),
+        # the kernel library's files and symbols, the example main.c: an export that would
+        # overwrite them is refused
+        (lambda: make_qmodel(8), ExportConfig(prefix="ethoedge_kernels"), "is taken"),
+        (lambda: make_qmodel(8), ExportConfig(prefix="main"), "is taken"),
+        (lambda: make_qmodel(8), ExportConfig(prefix="ethoedge"), "is taken"),
         (lambda: make_qmodel(8), ExportConfig(word_bits=16), "quantized at W=8"),
     ],
 )

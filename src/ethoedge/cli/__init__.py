@@ -13,6 +13,7 @@ import sys
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 from ethoedge.cli.app import app
 from ethoedge.errors import EthoedgeError
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="ethoedge", standalone_mode=True)
     except EthoedgeError as e:
-        err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
+        msg = escape(e.message)  # a message holds the user's text: no markup in it
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
         return 2
     except SystemExit as e:  # standalone mode ends every command with SystemExit
         code = e.code

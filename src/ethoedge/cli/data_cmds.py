@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ethoedge.cli.app import app
 from ethoedge.cli.options import (
@@ -80,11 +81,13 @@ def stats(
     )
     st = dataset_stats(ds, WindowConfig(length_s=window_s, hop_s=hop_s, target_rate_hz=rate_hz))
     w = st.windows
-    con = Console()
+    con = Console(markup=False)
     if not con.is_terminal:
-        con = Console(width=160)  # piped or captured: don't squeeze the tables to 80 columns
+        # piped or captured: don't squeeze the tables to 80 columns
+        con = Console(width=160, markup=False)
+    con.print(Text(ds.name, style="bold"), end="")
     con.print(
-        f"[bold]{ds.name}[/]  {ds.source}\n"
+        f"  {ds.source}\n"
         f"{len(ds.animals)} animals, {len(ds.recordings)} segments, {ds.n_samples:,} samples,"
         f" rates {', '.join(f'{r:g}' for r in ds.rates_hz)} Hz, classes {list(ds.class_names)}\n"
         f"windows: {len(w):,} of {w.n_samples} samples ({w.n_samples / w.rate_hz:g} s at"

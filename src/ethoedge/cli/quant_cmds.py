@@ -62,7 +62,7 @@ def quantize(
         qat=qat,
         qat_epochs=qat_epochs,
     )
-    err = Console(stderr=True)
+    err = Console(stderr=True, markup=False)
     results = quantize_bundle(
         bundle,
         cfg,
@@ -71,9 +71,9 @@ def quantize(
         data_format=format,
         units=units,
     )
-    con = Console()
+    con = Console(markup=False)
     if not con.is_terminal:
-        con = Console(width=160)
+        con = Console(width=160, markup=False)
     t = Table(title=f"quantized student of {bundle} (on the bundle's data windows)")
     for col in ("W", "bytes", "method", "agree w/ float", "MCC", "MCC PTQ", "MCC QAT", "file"):
         t.add_column(col, justify="right" if col != "file" else "left")

@@ -97,7 +97,7 @@ def run_cmd(
     jobs = {"executor": executor, "workers": workers, "ray_address": ray_address}
     cfg = replace(cfg, **{k: v for k, v in jobs.items() if v is not None})
     results = run(cfg, out, progress=not quiet)
-    con = Console()
+    con = Console(markup=False)
     table = Table(title=f"{results['dataset']}: {results['protocol']}, seeds {results['seeds']}")
     for col in ("model", "params", "MCC", "sd", "macro F1", "accuracy"):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -197,7 +197,7 @@ def classify_cmd(
         smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
         ray_address=ray_address, chunk_rows=chunk_rows, plots=plots, progress=not quiet,
     )  # fmt: skip
-    con = Console()
+    con = Console(markup=False)
     table = Table(title="time budget (hours per behaviour)")
     table.add_column("animal")
     for c in res.budget.columns:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from ethoedge.configbase import Bool, Float, Int, PosFloat, UnitFloat, config_dataclass
+from ethoedge.configbase import Bool, Float, PosFloat, PosInt, UnitFloat, config_dataclass
 from ethoedge.data.resample import resample_run, run_bounds
 from ethoedge.errors import ConfigError, DataError
 
@@ -49,10 +49,10 @@ class WindowConfig:
             ``z``, ``-x``, ``-y``, ``-z``).
     """
 
-    length_s: Float = 5.0
-    hop_s: Float = 2.5
-    length: Int | None = None
-    hop: Int | None = None
+    length_s: PosFloat = 5.0
+    hop_s: PosFloat = 2.5
+    length: PosInt | None = None
+    hop: PosInt | None = None
     target_rate_hz: PosFloat | None = None
     min_purity: UnitFloat = 0.8
     drop_impure: Bool = True

@@ -55,7 +55,12 @@ def make_splits(
     out = []
     for s in base:
         tr_animals = np.unique(animal[s.train])
-        if val_animals and len(tr_animals) > val_animals:
+        if val_animals and len(tr_animals) <= val_animals:
+            raise ConfigError(
+                f"fold {s.name} has {len(tr_animals)} training animal(s): {val_animals}"
+                " validation animal(s) would leave none to train on (val_animals)"
+            )
+        if val_animals:
             tr, va = _splits.holdout_animals(animal[s.train], n=val_animals, seed=seed)
             split = Split(s.name, s.train[tr], s.test, s.train[va])
         else:

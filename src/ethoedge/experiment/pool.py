@@ -21,6 +21,21 @@ from ethoedge.errors import ConfigError
 EXECUTORS = ("serial", "processes", "ray")
 
 
+def check_executor(executor: str) -> None:
+    """Raise a ConfigError for an executor this machine cannot run (an unknown name, or Ray
+    without its package), before anything is written."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError(RAY_MISSING)
+
+
+RAY_MISSING = "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
+
+
 @contextmanager
 def ray_session(workers: int, address: str | None) -> Iterator[Any]:
     """The ray module, connected to ``address`` or to a local instance of ``workers`` CPUs
@@ -28,9 +43,7 @@ def ray_session(workers: int, address: str | None) -> Iterator[Any]:
     try:
         import ray
     except ImportError:
-        raise ConfigError(
-            "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
-        ) from None
+        raise ConfigError(RAY_MISSING) from None
     started_here = not ray.is_initialized()
     if started_here:
         init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
@@ -76,13 +89,13 @@ def progress_bar(enabled: bool, *, running: bool = False) -> Any:
     )
 
     count = [TextColumn("finished, {task.fields[running]} running")] if running else []
-    return Progress(
-        TextColumn("{task.description}"),
+    return Progress(  # file and job names are text: no markup parsed in them
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         *count,
         TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
+        TextColumn("{task.fields[last]}", markup=False),
         disable=not enabled,
     )
 

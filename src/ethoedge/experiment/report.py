@@ -72,8 +72,12 @@ def csv_text(df: pd.DataFrame) -> str:
 
 
 def write_model_files(results: Results, w: Windows, out: Path) -> None:
-    """Per-class CSV and confusion matrix (CSV + PNG) of every model."""
+    """Per-class CSV and confusion matrix (CSV + PNG) of every model; those of models an
+    earlier run into the same folder had and this one has not are removed (the folder holds
+    one run's answers)."""
+    names = set()
     for key, entry in sorted_models(results.models).items():
+        names.add(key.name)
         atomic_write_text(out / f"per_class_{key.name}.csv", per_class_csv(entry))
         save_confusion(
             entry["confusion"],
@@ -81,6 +85,11 @@ def write_model_files(results: Results, w: Windows, out: Path) -> None:
             out / f"confusion_{key.name}",
             f"{key.name}: pooled over folds and seeds",
         )
+    for pattern, stem in (("per_class_*.csv", "per_class_"), ("confusion_*.csv", "confusion_"),
+                          ("confusion_*.png", "confusion_")):  # fmt: skip
+        for q in out.glob(pattern):
+            if q.is_file() and q.stem[len(stem) :] not in names:
+                q.unlink(missing_ok=True)
 
 
 def write_predictions(

@@ -32,7 +32,7 @@ from ethoedge import __version__
 from ethoedge.bundle import save_bundle
 from ethoedge.config import RunConfig, StudentRecipe, save_yaml
 from ethoedge.data.windows import Windows
-from ethoedge.errors import unwritable
+from ethoedge.errors import ConfigError, unwritable
 from ethoedge.experiment.aggregate import (
     HEADLINE,
     Prediction,
@@ -53,6 +53,7 @@ from ethoedge.experiment.executor import execute
 from ethoedge.experiment.folds import all_animals, check_config_against_data, fold_windows
 from ethoedge.experiment.jobs import JobContext, JobOutput, plan_jobs, student_config
 from ethoedge.experiment.keys import BASELINE, ENSEMBLE, TEACHER, ModelKey
+from ethoedge.experiment.pool import check_executor
 from ethoedge.experiment.recipes import RecipeChoice, choose_recipes
 from ethoedge.experiment.report import (
     ReportInput,
@@ -99,6 +100,10 @@ def run_windows(
     ``recorded_X``: for windows calibrated by ``cfg.window.calibrate``, the same windows as
     recorded (before the turn): the exported C is then also verified turning them itself."""
     check_config_against_data(cfg, windows)
+    # what this machine must offer, checked before anything is written
+    for c in (cfg.teacher_train, cfg.student_train):
+        resolve_device(c.device)
+    check_executor(cfg.executor)
     out = Path(out_dir)
     made: list[Path] = []
     try:
@@ -263,6 +268,11 @@ def run(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True) -> dict[s
     ``results.json`` dict."""
     from ethoedge.data import load_dataset, make_windows
 
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError(
+            f"run() takes a RunConfig (RunConfig.from_dict(d), preset(name)), got"
+            f" {type(cfg).__name__}"
+        )
     t0 = time.perf_counter()
     dataset = load_dataset(cfg.data)
     recorded_X = None

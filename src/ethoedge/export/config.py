@@ -19,6 +19,8 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 SUPPORTED_WORD_BITS = (8, 16)
 GRAVITY_AXES = ("x", "y", "z", "-x", "-y", "-z")
+# the example main.c, the kernel library's files, and its ETHOEDGE_ macros and symbols
+RESERVED_PREFIXES = frozenset({"main", "ethoedge", "ethoedge_kernels", "ethoedge_batch"})
 
 
 def is_c_identifier(name: str) -> bool:
@@ -75,6 +77,11 @@ class ExportConfig:
             raise ConfigError(
                 f"prefix {self.prefix!r} is not a C identifier (a letter, then letters, "
                 "digits or '_', at most 40 characters, not a C keyword)"
+            )
+        if self.prefix in RESERVED_PREFIXES:
+            raise ConfigError(
+                f"prefix {self.prefix!r} is taken by a file or the symbols the export writes"
+                f" beside the model ({', '.join(sorted(RESERVED_PREFIXES))} are): choose another"
             )
         if self.word_bits is not None and self.word_bits not in SUPPORTED_WORD_BITS:
             raise ConfigError(

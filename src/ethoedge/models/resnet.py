@@ -41,8 +41,8 @@ class TeacherConfig:
             last layer; 0: none.
     """
 
-    filters: tuple[PosInt, ...] = (64, 128, 128)
-    kernels: tuple[PosInt, ...] = (8, 5, 3)
+    filters: Annotated[tuple[PosInt, ...], Field(min_length=1)] = (64, 128, 128)
+    kernels: Annotated[tuple[PosInt, ...], Field(min_length=1)] = (8, 5, 3)
     input: InputStage = "raw"
     static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
     stats: Annotated[Int, Field(ge=0)] = 0
