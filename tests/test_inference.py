@@ -85,3 +85,15 @@ def test_gravity_turns_windows_as_recorded_like_turned_windows():
     plain = Classifier(model, norm, list("abcd"))
     with pytest.raises(ConfigError, match="not trained on calibrated windows"):
         plain.decision_function(X, g)
+
+
+def test_integer_engines_name_a_word_length_they_cannot_run(tmp_path):
+    """--bits 7 on the c engine (no C export at 7 bits) or -3 anywhere: said as such, not a
+    hint to quantize at a width that would fail again."""
+    from ethoedge.errors import ConfigError
+    from ethoedge.inference import Classifier
+
+    with pytest.raises(ConfigError, match="the c engine runs W = 8 or 16"):
+        Classifier.from_bundle(tmp_path, engine="c", bits=7)
+    with pytest.raises(ConfigError, match=r"bits: word length must be an integer in 4\.\.16"):
+        Classifier.from_bundle(tmp_path, engine="int", bits=-3)

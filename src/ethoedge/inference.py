@@ -150,6 +150,11 @@ class Classifier:
             raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         bundle_dir = None if isinstance(bundle, Bundle) else Path(bundle)
         if engine in ("int", "c"):
+            from ethoedge.quantize.config import check_word_bits
+
+            check_word_bits(bits, key="bits")
+            if engine == "c" and bits not in (8, 16):
+                raise ConfigError(f"the c engine runs W = 8 or 16 (the C export's), got {bits}")
             if bundle_dir is None:
                 raise ConfigError(
                     f"the {engine} engine loads BUNDLE/quantized/w{{bits}}.json: give a path"

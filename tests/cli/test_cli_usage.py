@@ -42,6 +42,7 @@ CASES = [
     (("data", "stats", "--window-s", "abc"), "Usage: ethoedge data stats", "'--window-s'"),
     (("export-c", "b", "--out", "d", "--bits", "eight"), "Usage: ethoedge export-c", "'--bits'"),
     (("data",), "Usage: ethoedge data [OPTIONS] COMMAND", "Missing command"),
+    (("run", "--out", "x", "--device", "tpu"), "Usage: ethoedge run", "'--device'"),
 ]
 
 

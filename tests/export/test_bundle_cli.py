@@ -124,16 +124,24 @@ def _one_line_error(capsys) -> str:
 
 
 def test_export_c_broken_bundle_is_one_line_and_writes_nothing(tiny_bundle, tmp_path, capsys):
+    import json
     import shutil
 
-    broken = {
-        "bundle.json": (b"{", "bundle.json is not valid JSON"),
-        "quantized/w8.json": (b'{"word_bits": 8}', "w8.json: not a readable integer model (no"),
-    }
-    for k, (name, (content, text)) in enumerate(broken.items()):
+    def fractional_weight(text: bytes) -> bytes:  # a weight of 1.5: once silently truncated
+        d = json.loads(text)
+        d["weights"]["out.bias"]["values"][0] = 1.5
+        return json.dumps(d).encode()
+
+    broken = [
+        ("bundle.json", b"{", "bundle.json is not valid JSON"),
+        ("quantized/w8.json", b'{"word_bits": 8}', "w8.json: not a readable integer model (no"),
+        ("quantized/w8.json", fractional_weight, "(a value 1.5 that is not an integer)"),
+    ]
+    for k, (name, content, text) in enumerate(broken):
         b = tmp_path / f"bundle_{k}"
         shutil.copytree(tiny_bundle[0], b)
-        (b / name).write_bytes(content)
+        f = b / name
+        f.write_bytes(content(f.read_bytes()) if callable(content) else content)
         out = tmp_path / f"c_{k}"
         assert main(["export-c", str(b), "--bits", "8", "--out", str(out)]) == 2
         assert text in _one_line_error(capsys)

@@ -23,9 +23,20 @@ def units_opt() -> Any:
     )
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _device(value: str | None) -> str | None:
+    if value is not None and value not in DEVICES:
+        raise typer.BadParameter(f"must be auto, cpu or cuda, got {value!r}")
+    return value
+
+
 def device_opt() -> Any:
     """``--device``: where PyTorch runs."""
-    return typer.Option(None, "--device", help="auto, cpu or cuda (default: auto).")
+    return typer.Option(
+        None, "--device", help="auto, cpu or cuda (default: auto).", callback=_device
+    )
 
 
 def quiet_opt() -> Any:

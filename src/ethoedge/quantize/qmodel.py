@@ -36,7 +36,11 @@ class QTensor:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QTensor:
-        vals = np.asarray(d["values"], dtype=np.int64).reshape(d["shape"])
+        raw = d["values"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+            bad = next(v for v in raw if not isinstance(v, int) or isinstance(v, bool))
+            raise ValueError(f"a value {bad!r} that is not an integer")
+        vals = np.asarray(raw, dtype=np.int64).reshape(d["shape"])
         return cls(vals, int(d["frac_bits"]), int(d["word_bits"]))
 
 
