@@ -97,3 +97,28 @@ def test_integer_engines_name_a_word_length_they_cannot_run(tmp_path):
         Classifier.from_bundle(tmp_path, engine="c", bits=7)
     with pytest.raises(ConfigError, match=r"bits: word length must be an integer in 4\.\.16"):
         Classifier.from_bundle(tmp_path, engine="int", bits=-3)
+
+
+@pytest.mark.parametrize("engine", ["float", "int", "c"])
+def test_windows_a_model_cannot_take_are_named_on_every_engine(tmp_path, engine):
+    """Two channels, another window length, a NaN, text: one ethoedge error on every engine
+    (a NaN was classified as the first class by the float engine, a window of 40 samples was
+    classified by all three)."""
+    from ethoedge.errors import EthoedgeError
+    from export.helpers import make_qmodel
+
+    X = np.random.default_rng(1).normal(0, 0.3, size=(6, 3, 20)).astype(np.float32)
+    if engine == "float":
+        clf = _classifier(1)
+        clf.n_samples = 20
+    else:
+        clf = Classifier(make_qmodel(8, hidden=8, n_classes=4), engine=engine, n_samples=20)
+    nan = X.copy()
+    nan[1, 2, 3] = np.nan
+    cases = [(X[:, :2], "must be \\(n, 3, L\\)"), (X[:, :, :-3], "the model takes"),
+             (nan, "window 1 holds nan \\(channel 2, sample 3\\)"),
+             (np.full((2, 3, X.shape[2]), "a", dtype=object), "real numbers")]  # fmt: skip
+    for bad, match in cases:
+        with pytest.raises(EthoedgeError, match=match):
+            clf.predict(bad)
+    assert clf.predict(X[:0]).shape == (0,)

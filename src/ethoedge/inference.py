@@ -38,7 +38,7 @@ from ethoedge.bundle import (
     windows_for_bundle,
 )
 from ethoedge.data.windows import Normalizer
-from ethoedge.errors import ConfigError
+from ethoedge.errors import ConfigError, DataError
 from ethoedge.models.student_numpy import NumpyStudent
 from ethoedge.quantize.qmodel import QuantizedStudent
 
@@ -99,9 +99,11 @@ class Classifier:
         engine: str | None = None,
         threads: int | None = None,
         gravity_axis: str | None = None,
+        n_samples: int | None = None,
     ) -> None:
         self.model = model
         self.gravity_axis = gravity_axis
+        self.n_samples = n_samples  # the window length the model was trained on (None: any)
         quantized = isinstance(model, QuantizedStudent)
         if engine is None:
             engine = "int" if quantized else "float"
@@ -167,7 +169,8 @@ class Classifier:
                 )
             info = read_bundle_info(bundle_dir)
             return cls(QuantizedStudent.load(q_path), class_names=info.class_names,
-                       engine=engine, gravity_axis=info.window.turned_onto)  # fmt: skip
+                       engine=engine, gravity_axis=info.window.turned_onto,
+                       n_samples=info.n_samples)  # fmt: skip
         if bundle_dir is not None:
             from ethoedge.models.device import resolve_device
 
@@ -175,10 +178,11 @@ class Classifier:
                 info = read_bundle_info(bundle_dir)
                 student = NumpyStudent.from_npz(bundle_dir / "student.npz", info.student)
                 return cls(student, info.normalizer, info.class_names,
-                           gravity_axis=info.window.turned_onto)  # fmt: skip
+                           gravity_axis=info.window.turned_onto,
+                           n_samples=info.n_samples)  # fmt: skip
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, teacher=False)
         return cls(b.student, b.normalizer, b.class_names, device=device,
-                   gravity_axis=b.window.turned_onto)  # fmt: skip
+                   gravity_axis=b.window.turned_onto, n_samples=b.n_samples)  # fmt: skip
 
     # ------------------------------------------------------------------ predictions
 
@@ -187,11 +191,9 @@ class Classifier:
 
         ``gravity``: the windows' animal's mean acceleration (g, x, y, z), for a model with a
         :attr:`gravity_axis`: ``X_g`` are then the windows as recorded, turned here."""
-        X_g = np.asarray(X_g, dtype=np.float32)
-        if X_g.ndim != 3:
-            raise ConfigError(f"windows must be (n, channels, L), got shape {X_g.shape}")
-        if gravity is not None and self.gravity_axis is None:
-            raise ConfigError("gravity given, but the model was not trained on calibrated windows")
+        X_g = self._checked_windows(X_g)
+        if gravity is not None:
+            gravity = self._checked_gravity(gravity)
         if self.engine == "float":
             if gravity is not None:
                 from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
@@ -218,6 +220,44 @@ class Classifier:
         from ethoedge.models.device import cpu_threads
 
         return reference_logits_batched(q, X_int, threads=self.threads or cpu_threads())
+
+    def _checked_windows(self, X_g: Any) -> np.ndarray:
+        """``X_g`` as float32 ``(n, 3, L)`` of finite real numbers (L the model's), or a
+        DataError / ConfigError saying what is wrong with it."""
+        try:
+            arr = np.asarray(X_g)
+        except ValueError as e:  # a ragged nested list
+            raise DataError(f"windows must be an array (n, 3, L): {e}") from None
+        if arr.dtype.kind not in "biuf":
+            raise DataError(f"windows must be real numbers, got dtype {arr.dtype}")
+        if arr.ndim != 3 or arr.shape[1] != 3:
+            raise ConfigError(
+                f"windows must be (n, 3, L): x, y, z over time, got shape {arr.shape}"
+            )
+        if self.n_samples is not None and arr.shape[2] != self.n_samples and len(arr):
+            raise ConfigError(
+                f"windows of {arr.shape[2]} samples: the model takes {self.n_samples}"
+                " (windows_for_bundle cuts them as it was trained)"
+            )
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            n, c, t = np.argwhere(~np.isfinite(arr))[0]
+            raise DataError(f"window {n} holds {arr[n, c, t]} (channel {c}, sample {t})")
+        return arr
+
+    def _checked_gravity(self, gravity: Any) -> np.ndarray:
+        if self.gravity_axis is None:
+            raise ConfigError("gravity given, but the model was not trained on calibrated windows")
+        try:
+            g = np.asarray(gravity, dtype=np.float64)
+        except (TypeError, ValueError):
+            g = None
+        if g is None or g.shape != (3,) or not np.isfinite(g).all() or not np.any(g):
+            raise ConfigError(
+                "gravity must be the animal's mean acceleration: 3 finite numbers (g, x, y, z),"
+                f" not all 0; got {gravity!r}"
+            )
+        return g
 
     def predict_proba(self, X_g: np.ndarray, gravity: np.ndarray | None = None) -> np.ndarray:
         """Class scores ``(n, C)`` (float64 rows summing to 1); ``gravity`` as in

@@ -137,3 +137,21 @@ def test_stats_give_each_animals_mean_gravity(tmp_path, capsys):
     np.testing.assert_allclose(mean.loc["cow_b"], [0.6, 0.0, -0.8], atol=0.01)
     assert main(["data", "stats", str(d)]) == 0
     assert "+0.60 +0.00 -0.80" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--duration", "inf"], "--duration must be a positive number of seconds, got inf"),
+        (["--start", "nan"], "--start must be a number of seconds, got nan"),
+        (["-o", "e.jpg"], "the plot is a PNG: give a file name ending in .png"),
+    ],
+)
+def test_plot_arguments_it_cannot_draw_are_one_line(tmp_path, capsys, args, said):
+    """An infinite stretch crashed matplotlib (a traceback); a .jpg name got PNG bytes."""
+    out = ["-o", str(tmp_path / "p.png")] if "-o" not in args else []
+    args = [str(tmp_path / a) if a.endswith(".jpg") else a for a in args]
+    assert main(["data", "plot", "--animal", "1219", *args, *out]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and said in " ".join(err.split())
+    assert not list(tmp_path.iterdir())

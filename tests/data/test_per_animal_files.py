@@ -196,3 +196,18 @@ def test_numeric_looking_ids_stay_text_in_data_and_labels(tmp_path):
     labels.write_text("animal,start,end,label\n007,1000,1008,walk\n")
     ds = load_dataset(DataConfig(path=str(folder), labels=str(labels), unlabelled="drop"))
     assert ds.animals == ("007",)
+
+
+def test_one_animal_in_two_files_at_overlapping_times_is_refused(tmp_path):
+    """The same samples twice (a file exported again, two cuts that overlap) would count the
+    animal's time twice; files of one animal one after the other are fine."""
+    df = frame(animals=("A",), n=200).drop(columns=["segment"])
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(df.iloc[:120], folder / "part1.csv")
+    write(df.iloc[100:], folder / "part2.csv")  # 20 samples again
+    with pytest.raises(DataError, match=r"part2\.csv: animal 'A' is in part1\.csv until"):
+        load_dataset(DataConfig(path=str(folder)))
+    write(df.iloc[120:], folder / "part2.csv")
+    ds = load_dataset(DataConfig(path=str(folder)))
+    assert sum(len(r.t) for r in ds.recordings) == 200

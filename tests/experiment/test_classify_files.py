@@ -212,6 +212,14 @@ def test_another_rate_is_read_whole_and_resampled(bundle_dir, tmp_path):
     assert len(w) > 0 and np.allclose(np.diff(w.start.to_numpy()[:5]), 2.5)
 
 
+def test_the_cli_says_which_files_it_resampled(bundle_dir, tmp_path, capsys):
+    p = tmp_path / "cow_9.csv"
+    _frame(2000, 3, rate=20.0).to_csv(p, index=False)
+    assert main(["classify", str(bundle_dir), str(p), "--out", str(tmp_path / "o"), "-q"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "note: cow_9.csv: read whole (20 Hz, resampled to the model's 10 Hz)" in said
+
+
 def test_bad_input_one_line_and_no_partial_output(bundle_dir, tmp_path, capsys):
     logs = _folder(tmp_path, suffix=".csv")
     bad = pd.read_csv(logs / "cow_2.csv").astype({"ay": object})
@@ -542,3 +550,14 @@ def test_an_earlier_runs_plots_are_not_left_beside_this_runs(bundle_dir, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == [
         "bouts.csv", "budget.csv", "budget.png", "ethogram_cow_1.png", "ethogram_cow_2.png",
         "my_notes.txt", "windows.csv"]  # fmt: skip
+
+
+def test_one_animal_in_two_overlapping_files_is_refused(bundle_dir, tmp_path, capsys):
+    """Two files of one animal that overlap in time doubled its hours in budget.csv."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    df = _frame(1200, 0).assign(animal="A")
+    df.iloc[:800].to_csv(logs / "a1.csv", index=False)
+    df.iloc[600:].to_csv(logs / "a2.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "a2.csv: animal 'A' is in a1.csv until" in err

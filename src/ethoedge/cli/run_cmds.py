@@ -226,6 +226,11 @@ def classify_cmd(
             f" does not know ({names}): left out of the metrics",
             highlight=False,
         )
+    resampled = [n for n in res.notes if "resampled" in n]
+    for n in resampled[:5]:  # what changes the answers: windows at another rate than recorded
+        con.print(f"note: {n}", highlight=False)
+    if len(resampled) > 5:
+        con.print(f"note: {len(resampled) - 5} more files resampled", highlight=False)
     if res.removed:
         con.print(
             f"note: removed {len(res.removed)} plot(s) of an earlier run in {res.out} that this"

@@ -398,6 +398,27 @@ def check_one_layout(paths: list[Path], layouts: list[str]) -> None:
             )
 
 
+def check_files_apart(spans: list[tuple[str, str, float, float]]) -> None:
+    """Raise a DataError where two files hold one animal at overlapping times: (animal,
+    file, first time, last time) per recording or per file. The same samples twice (a file
+    exported again, two cuts that overlap) would count the animal's time twice."""
+    per: dict[str, list[tuple[float, float, str]]] = {}
+    for animal, source, lo, hi in spans:
+        per.setdefault(animal, []).append((lo, hi, source))
+    for animal, items in per.items():
+        items.sort()
+        end, end_src = items[0][1], items[0][2]
+        for lo, hi, src in items[1:]:
+            if src != end_src and lo < end:
+                raise DataError(
+                    f"animal {animal!r} is in {Path(end_src).name} until {end:.3f} s and here"
+                    f" from {lo:.3f} s: two files of one animal must not overlap in time",
+                    path=src,
+                )
+            if hi > end:
+                end, end_src = hi, src
+
+
 def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     """Read, check and convert data files into recordings in g with mapped labels.
 
@@ -598,6 +619,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
         notes.append(f"resampled {n} recordings from {r_in:g} Hz to {resample_hz:g} Hz")
     if not recordings:
         raise DataError("no recordings left after cleaning", path=source)
+    check_files_apart([(r.animal, r.source, float(r.t[0]), float(r.t[-1])) for r in recordings])
     _check_units(recordings, units, notes)
     return Dataset(
         name=_name(cfg.path, files, fmt),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,12 @@ def plot_recording(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if duration_s <= 0:
-        raise ConfigError(f"--duration must be positive, got {duration_s}")
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ConfigError(f"--duration must be a positive number of seconds, got {duration_s}")
+    if not math.isfinite(start_s):
+        raise ConfigError(f"--start must be a number of seconds, got {start_s}")
+    if Path(path).suffix.lower() != ".png" and not Path(path).is_dir():  # a folder: below
+        raise ConfigError(f"the plot is a PNG: give a file name ending in .png, got {path}")
     recs = dataset.for_animal(animal)
     if not recs:
         raise ConfigError(f"animal {animal!r} not in the data (animals: {list(dataset.animals)})")

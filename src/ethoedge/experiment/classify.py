@@ -135,6 +135,7 @@ class _FileSummary:
     note: str
     coverage: _Coverage  # of the annotation intervals by the file's samples (labelled)
     unknown: dict[str, int]  # windows per label that is not a bundle class
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # per animal: windows
 
 
 @dataclass
@@ -234,7 +235,12 @@ def classify(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from ethoedge.bundle import read_bundle_info
-    from ethoedge.data.loaders import check_one_layout, file_layout, resolve_path
+    from ethoedge.data.loaders import (
+        check_files_apart,
+        check_one_layout,
+        file_layout,
+        resolve_path,
+    )
     from ethoedge.data.sources import data_files
     from ethoedge.experiment.pool import task_pool
     from ethoedge.inference import ENGINES
@@ -315,6 +321,9 @@ def classify(
                 coverage.merge(s.coverage)
             labels.check_against(coverage.spans)
             labels.check_covered(coverage.hits)
+        # one animal in two files at overlapping times would count its time twice
+        check_files_apart([(a, str(files[s.index]), lo, hi)
+                           for s in summaries for a, (lo, hi) in s.spans.items()])  # fmt: skip
         n_windows = sum(s.n_windows for s in summaries)
         if n_windows == 0:
             raise DataError(
@@ -598,6 +607,7 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
     budget = DailyBudget(task.tz)
     animals: list[str] = []
     unknown: dict[str, int] = {}
+    spans: dict[str, tuple[float, float]] = {}
     n = 0
     with (
         open(task.part_dir / f"w{task.index}.part", "wb") as wf,
@@ -620,6 +630,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
                     unknown[str(u)] = unknown.get(str(u), 0) + int(np.sum(codes == k))
             ok = y >= 0
             np.add.at(confusion, (y[ok], pred[ok]), 1)
+            lo, hi = spans.get(wb.animal, (np.inf, -np.inf))
+            spans[wb.animal] = (min(lo, float(wb.start[0])), max(hi, float(wb.end[-1])))
             write_csv_rows(wf, _window_rows(wb, pred, probs, names, y))
             emit(builder.push(wb.animal, wb.segment, wb.run, wb.start, names[pred]))
             n += len(wb)
@@ -645,7 +657,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
                 finish(*pending)
         emit(builder.flush())
     coverage = recorder.coverage if recorder is not None else _Coverage()
-    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, coverage, unknown)
+    return _FileSummary(task.index, n, confusion, budget.seconds, animals, note, coverage, unknown,
+                        spans)  # fmt: skip
 
 
 def _blocks(
