@@ -183,9 +183,7 @@ def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
     if fmt == "movebank":
         return _movebank_part(path, cfg, header)
     preset = PRESETS[fmt]
-    seg_col = preset.segment_column or next(
-        (c for c in ("segment", "session") if c in header), None
-    )
+    seg_col = _segment_column(preset, header)
     label_col: str | None = (cfg.label_column or preset.label_column).strip().lower()
     notes: list[str] = []
     if annotated:
@@ -367,6 +365,12 @@ def _annotate(
     return codes.astype(np.int64), [str(u) for u in uniq], notes
 
 
+def _segment_column(preset: Preset, header: list[str]) -> str | None:
+    """The column that splits an animal's rows into segments: the format's, else ``segment``
+    or ``session`` where the file has one."""
+    return preset.segment_column or next((c for c in ("segment", "session") if c in header), None)
+
+
 def _layout(fmt: str, has_animal: bool, has_segment: bool) -> str:
     return (
         f"{fmt} layout, {'with' if has_animal else 'without'} an animal column,"
@@ -383,8 +387,7 @@ def file_layout(path: Path, cfg: DataConfig) -> str:
     if fmt == "movebank":
         return f"movebank layout ({header_layout(header)})"
     preset = PRESETS[fmt]
-    seg = preset.segment_column or next((c for c in ("segment", "session") if c in header), None)
-    return _layout(fmt, "animal" in header, seg is not None)
+    return _layout(fmt, "animal" in header, _segment_column(preset, header) is not None)
 
 
 def check_one_layout(paths: list[Path], layouts: list[str]) -> None:

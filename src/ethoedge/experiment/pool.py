@@ -107,8 +107,7 @@ class TaskPool:
 
     def __init__(self, executor: str = "serial", workers: int = 1,
                  ray_address: str | None = None) -> None:  # fmt: skip
-        if executor not in EXECUTORS:
-            raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+        check_executor(executor)
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.executor, self.workers, self.ray_address = executor, workers, ray_address
