@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from ethoedge.cli import main
@@ -155,3 +157,16 @@ def test_plot_arguments_it_cannot_draw_are_one_line(tmp_path, capsys, args, said
     err = capsys.readouterr().err
     assert "Traceback" not in err and said in " ".join(err.split())
     assert not list(tmp_path.iterdir())
+
+
+def test_names_with_brackets_print_as_written_in_the_tables(tmp_path, capsys):
+    """An animal named ``[/x]`` is text in the per-animal table, not a closing markup tag
+    (which stopped the command with a rich MarkupError)."""
+    n = 300
+    label = np.repeat(["walk", "rest"], n // 2)
+    df = pd.DataFrame({"animal": "[/x]", "timestamp": 1000 + np.arange(n) / 10, "ax": 0.1,
+                       "ay": 0.0, "az": 1.0, "label": label})  # fmt: skip
+    p = tmp_path / "herd.csv"
+    df.to_csv(p, index=False)
+    assert main(["data", "stats", str(p)]) == 0
+    assert "[/x]" in capsys.readouterr().out
