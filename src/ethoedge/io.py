@@ -43,6 +43,18 @@ def make_folders(folder: Path) -> list[Path]:
     return made
 
 
+def stale_outputs(folder: Path, patterns: tuple[str, ...], written: set[str]) -> list[Path]:
+    """The files in ``folder`` matching one of ``patterns`` (globs of a command's own
+    outputs) whose names are not in ``written``: what an earlier run left there and this run
+    did not write again, sorted."""
+    return sorted(
+        q
+        for pattern in patterns
+        for q in folder.glob(pattern)
+        if q.name not in written and q.is_file()
+    )
+
+
 def remove_folders(made: list[Path]) -> None:
     """Remove the folders :func:`make_folders` created, innermost first, where still empty."""
     for q in made:

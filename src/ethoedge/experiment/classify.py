@@ -41,9 +41,11 @@ from ethoedge.experiment.bouts import (
     DailyBudget,
     bouts_frame,
 )
-from ethoedge.io import make_folders, remove_folders, write_csv_rows
+from ethoedge.io import make_folders, remove_folders, stale_outputs, write_csv_rows
 
 __all__ = ["ClassifyResult", "classify"]
+
+PLOTS = ("ethogram_*.png", "budget.png")  # the plots a folder of answers holds
 
 
 @dataclass
@@ -377,7 +379,8 @@ def classify(
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(dirs[0]))
             for src, dst in zip(written, final, strict=True):
                 src.replace(dst)
-            removed = [] if single else _stale_plots(out, final)
+            written = {p.name for p in final}
+            removed = [] if single else stale_outputs(out, PLOTS, written)
             for q in removed:
                 q.unlink(missing_ok=True)
         except OSError as e:
@@ -411,18 +414,6 @@ def classify(
         shutil.rmtree(tmp, ignore_errors=True)
         if not done:
             remove_folders(made)
-
-
-def _stale_plots(out: Path, final: list[Path]) -> list[Path]:
-    """The PNGs an earlier run wrote into ``out`` that this run did not write again."""
-    ours = {p.name for p in final}
-    return sorted(
-        q
-        for q in out.iterdir()
-        if q.name not in ours
-        and (q.name == "budget.png" or (q.name.startswith("ethogram_") and q.suffix == ".png"))
-        and q.is_file()
-    )
 
 
 def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:

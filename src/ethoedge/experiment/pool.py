@@ -19,6 +19,7 @@ from typing import Any
 from ethoedge.errors import ConfigError
 
 EXECUTORS = ("serial", "processes", "ray")
+RAY_MISSING = "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
 
 
 def check_executor(executor: str) -> None:
@@ -31,9 +32,6 @@ def check_executor(executor: str) -> None:
 
         if importlib.util.find_spec("ray") is None:
             raise ConfigError(RAY_MISSING)
-
-
-RAY_MISSING = "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
 
 
 @contextmanager

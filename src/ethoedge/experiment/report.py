@@ -21,7 +21,7 @@ from ethoedge.evaluate.report import Report, md_table
 from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, sorted_models
 from ethoedge.experiment.deploy import QUANTIZED_BASES
 from ethoedge.experiment.keys import BASELINE, ENSEMBLE, ModelKey
-from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text
+from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text, stale_outputs
 
 DQ_HEADER = ["model", "W (bits)", "bytes", "MCC", "sd", "ΔMCC vs float", "macro F1",
              "accuracy", "agreement w/ float", "method"]  # fmt: skip
@@ -75,9 +75,8 @@ def write_model_files(results: Results, w: Windows, out: Path) -> None:
     """Per-class CSV and confusion matrix (CSV + PNG) of every model; those of models an
     earlier run into the same folder had and this one has not are removed (the folder holds
     one run's answers)."""
-    names = set()
+    written = set()
     for key, entry in sorted_models(results.models).items():
-        names.add(key.name)
         atomic_write_text(out / f"per_class_{key.name}.csv", per_class_csv(entry))
         save_confusion(
             entry["confusion"],
@@ -85,11 +84,13 @@ def write_model_files(results: Results, w: Windows, out: Path) -> None:
             out / f"confusion_{key.name}",
             f"{key.name}: pooled over folds and seeds",
         )
-    for pattern, stem in (("per_class_*.csv", "per_class_"), ("confusion_*.csv", "confusion_"),
-                          ("confusion_*.png", "confusion_")):  # fmt: skip
-        for q in out.glob(pattern):
-            if q.is_file() and q.stem[len(stem) :] not in names:
-                q.unlink(missing_ok=True)
+        written |= {f"per_class_{key.name}.csv", *(f"confusion_{key.name}{x}" for x in CONFUSION)}
+    patterns = ("per_class_*.csv", *(f"confusion_*{x}" for x in CONFUSION))
+    for q in stale_outputs(out, patterns, written):
+        q.unlink(missing_ok=True)
+
+
+CONFUSION = (".csv", ".png")  # the files of save_confusion(..., out / "confusion_<model>")
 
 
 def write_predictions(
