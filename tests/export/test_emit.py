@@ -17,6 +17,8 @@ from ethoedge.export.emit import (
     dsp_order,
     gru_row_order,
     kernel_ops,
+    pair_matrix,
+    pairs_ok,
     requant64_rshift_ok,
     shifts,
     tile_matrix,
@@ -79,6 +81,57 @@ def test_w8_storage_order_is_a_column_permutation():
     assert sorted(p[0].tolist()) == sorted(m[0].tolist())
     assert np.array_equal(p[:, 12], m[:, 12])  # the incomplete last group keeps its order
     assert np.array_equal(p[:, [0, 1, 2, 3]], m[:, [0, 2, 1, 3]])
+
+
+def test_pair_layout_words_hold_two_rows():
+    """Every word of the pair layout, read as two int16, is 256 w_b + w_a for its two rows and
+    two columns, and its even bytes are w_a: on random int8 weights with every extreme."""
+    rng = np.random.default_rng(5)
+    rows, cols = 12, 10
+    m = rng.integers(-128, 128, size=(rows, cols))
+    m[0, :4] = [-128, 127, -1, 0]
+    m[1, :4] = [127, -127, -127, -128]  # w_b = -128 beside w_a = 0: its byte stays -128
+    flat = pair_matrix(m).astype(np.int8)
+    half = flat.view("<i2").astype(np.int64)
+    i = 0
+    for t in range(rows // 4):
+        for c in range(0, cols, 2):
+            for a in (4 * t, 4 * t + 2):
+                for k in (c, c + 1):
+                    assert half[i] == 256 * m[a + 1, k] + m[a, k]
+                    assert flat[2 * i] == m[a, k]
+                    i += 1
+    assert i == half.size
+    bad = m.copy()
+    bad[0, 0], bad[1, 0] = -1, -128  # the second row's byte would be -129
+    with pytest.raises(ValueError, match="outside int8"):
+        pair_matrix(bad)
+
+
+def test_pair_layer_only_where_its_bounds_hold():
+    """The pair layout's layer is chosen where pairs_ok proves it exact; a -128 beside a
+    negative weight of its pair, a bias past 2^23 / 256 of headroom, or a hidden size not a
+    multiple of 8 keeps the tiles."""
+    q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
+    assert pairs_ok(q) and kernel_ops(q, ExportConfig())[0] == "ethoedge_layer_s8_pairs"
+    weights = dict(q.weights)
+    t = weights["mlp.weight"]
+    v = t.values.copy()
+    v[0, 0], v[1, 0] = -3, -128
+    weights["mlp.weight"] = dataclasses.replace(t, values=v)
+    assert not pairs_ok(dataclasses.replace(q, weights=weights))
+    v[0, 0] = 3  # w_a >= 0: the -128 byte is stored as it is
+    assert pairs_ok(dataclasses.replace(q, weights=weights))
+    weights = dict(q.weights)
+    t = weights["out.bias"]
+    b = t.values.copy()
+    f_acc = q.weights["out.weight"].frac_bits + q.act_frac["m"]
+    b[1] = (1 << 23) >> max(0, f_acc - t.frac_bits)  # row 1: the second row of a pair
+    weights["out.bias"] = dataclasses.replace(t, values=b, frac_bits=min(t.frac_bits, f_acc))
+    big = dataclasses.replace(q, weights=weights)
+    assert not pairs_ok(big)
+    assert kernel_ops(big, ExportConfig())[0] == "ethoedge_layer_s8_tiles"
+    assert not pairs_ok(make_qmodel(8, hidden=12, mlp_hidden=8, n_classes=4))
 
 
 @pytest.mark.parametrize(
@@ -171,7 +224,7 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
     sh = shifts(q)
     assert sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0 and min(sh["SH_A"], sh["SH_M"]) > 0
     layer, requant, update, layer_in = kernel_ops(q, ExportConfig())
-    assert layer == "ethoedge_layer_s8_tiles"
+    assert layer == "ethoedge_layer_s8_pairs"  # see test_pair_layer_only_where_its_bounds_hold
     assert layer_in == f"ethoedge_layer_s8_in{q.n_inputs}"  # the 3- or 6-column input tiles
     assert requant == ("ethoedge_requant_32_rshift" if sh["SH_LOGITS"] > 0
                        else "ethoedge_requant_32")  # fmt: skip

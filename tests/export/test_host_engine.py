@@ -14,7 +14,8 @@ from ethoedge.cli import main
 from ethoedge.data import DataConfig, default_data_path
 from ethoedge.errors import ConfigError, EthoedgeError
 from ethoedge.experiment import classify
-from ethoedge.export import host_engine
+from ethoedge.export import ExportConfig, host_engine
+from ethoedge.export.emit import kernel_ops
 from ethoedge.export.host_engine import CACHE_ENV, host_library
 from ethoedge.inference import Classifier
 from ethoedge.quantize.qmodel import QuantizedStudent
@@ -70,6 +71,17 @@ def test_c_engine_extreme_inputs_and_odd_sizes(lib_cache, bits, stage):
                     input_stage=stage)  # fmt: skip
     x = random_inputs(200, 9, seed=1)
     assert np.array_equal(host_library(q, 9).logits(x, threads=3), reference_logits(q, x))
+
+
+@pytest.mark.parametrize("stage", ["raw", "static_dynamic"])
+def test_c_engine_on_the_pair_layout(lib_cache, stage):
+    """A W=8 model whose layers take the pair layout (its input layer keeps the tiles): the
+    engine reads each matrix through the op that multiplies it."""
+    q = make_qmodel(8, hidden=16, mlp_hidden=8, n_classes=4, n_samples=9, seed=3,
+                    input_stage=stage)  # fmt: skip
+    assert kernel_ops(q, ExportConfig())[0] == "ethoedge_layer_s8_pairs"
+    x = random_inputs(200, 9, seed=2)
+    assert np.array_equal(host_library(q, 9).logits(x, threads=2), reference_logits(q, x))
 
 
 def test_classifier_c_engine_scores_equal_int_engine(bundled):

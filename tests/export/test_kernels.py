@@ -18,7 +18,7 @@ import pytest
 
 from ethoedge.export import toolchain
 from ethoedge.export.cgen import c_array
-from ethoedge.export.emit import kernel_files, tile_matrix
+from ethoedge.export.emit import kernel_files, pair_matrix, tile_matrix
 from ethoedge.quantize.fixedpoint import (
     SIGMOID_TABLE,
     TANH_TABLE,
@@ -188,6 +188,58 @@ def test_matvec_every_tail(tmp_path: Path, target: str, bits: int):
                 expected += [exact + b, exact]
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_pair_layer_at_its_bounds(tmp_path: Path, target: str):
+    """ethoedge_layer_s8_pairs (the SMLAD pair tiles on the M4, plain C on the M3 and the host)
+    gives W x + b exactly: random and extreme int8 weights and inputs (|x| <= 128), first rows
+    of pairs at int32's ends, second rows with 256 (W_b x + b_b) at int32's ends (the raw sums
+    wrap on the way); on the host and the M3 also without a bias and with 2 columns after the
+    last group of 4."""
+    rng = np.random.default_rng(11)
+    arrays, body, expected = [], [], []
+    sizes = [(24, 32), (4, 8), (12, 16), (8, 40)]
+    if target != "cortex-m4":  # the DSP build's precondition: cols a multiple of 8
+        sizes += [(8, 6), (4, 2)]
+    for i, (rows, cols) in enumerate(sizes):
+        w = rng.integers(-128, 128, size=(rows, cols))
+        w[1::2][(w[0::2] < 0) & (w[1::2] == -128)] = -127  # pairs the layout can hold
+        w[0, 0], w[1, 0] = 0, -128  # -128 beside 0: its byte stays -128
+        w[0, 1], w[1, 1] = -128, 127  # beside a negative w_a: a byte of 126
+        w[2], w[3] = -128, 127
+        x = rng.integers(-128, 128, size=cols)
+        x[0], x[-1] = -128, 127
+        exact = w.astype(np.int64) @ x.astype(np.int64)
+        b = rng.integers(-(1 << 20), 1 << 20, size=rows)
+        b[0] = (1 << 31) - 1 - max(exact[0], 0)  # row 0 (a first row) up to 2^31 - 1
+        b[2] = -(1 << 31) - min(exact[2], 0)  # row 2 down to -2^31
+        b[1] = (1 << 23) - 1 - exact[1]  # 256 (W_b x + b_b) = 2^31 - 256
+        b[3] = -(1 << 23) + 1 - exact[3]  # 256 (W_b x + b_b) = -2^31 + 256
+        arrays += [
+            _arr(f"w{i}", "int8_t", pair_matrix(w)),
+            _arr(f"x{i}", "int16_t", np.concatenate([x, [0]])),
+            _arr(f"b{i}", "int32_t", b),
+        ]
+        body.append(f"""    {{
+        int32_t o[{rows}] ETHOEDGE_ALIGN4;
+        int j;
+        ethoedge_layer_s8_pairs(w{i}, b{i}, x{i}, {rows}, {cols}, o, 0, 1);
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+    }}""")
+        expected.append(exact + b)
+        if target != "cortex-m4":
+            body.append(f"""    {{
+        int32_t o[{rows}];
+        int j;
+        ethoedge_layer_s8_pairs(w{i}, 0, x{i}, {rows}, {cols}, o, 0, 0);
+        for (j = 0; j < {rows}; ++j) put(o[j]);
+    }}""")
+            expected.append(exact)
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    want = np.concatenate(expected)
+    np.testing.assert_array_equal(got, want)
+    assert want.max() >= (1 << 31) - (1 << 21) and want.min() == -(1 << 31)
 
 
 @pytest.mark.parametrize("target", TARGETS)

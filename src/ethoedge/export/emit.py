@@ -21,7 +21,10 @@ Weight matrices are stored in the kernels' tile layout (:func:`tile_matrix`): ro
 4, the GRU rows in blocks of :data:`GRU_BLOCK` units (:func:`gru_row_order`), and for W = 8
 the columns 0, 2, 1, 3 inside each group of four so that one ``SXTB16`` yields the int16 pair
 (w0, w1) and ``SXTB16(ROR 8)`` the pair (w2, w3), feeding ``SMLAD``. Values are unchanged,
-only their order in memory.
+only their order in memory. Where the exporter proves it exact (:func:`pairs_ok`), the W = 8
+layers take the pair layout instead (:func:`pair_matrix`): two rows in each weight word, whose
+halfwords are ``256 w_b + w_a``, so that one ``SMLAD`` sums both rows of a column pair and one
+``SXTB16`` and ``SMLAD`` the first (4 MACs in 3 instructions instead of 4 in 4).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedSt
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
-KERNELS_VERSION = 4  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+KERNELS_VERSION = 5  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
 GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
 # the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
 assert PRE_FRAC == LUT_IN_FRAC
@@ -389,28 +392,97 @@ def tile_matrix(mat: np.ndarray, word_bits: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _c_matrix(q: QuantizedStudent, name: str, cname: str) -> str:
-    """A matrix in tile layout (GRU rows in block order) as an aligned flat C array."""
+def pair_matrix(mat: np.ndarray) -> np.ndarray:
+    """A W = 8 matrix in the pair layout of ``ethoedge_layer_s8_pairs``, flattened as int8.
+
+    Rows in tiles of 4, each tile column pair by column pair, per column pair one word for rows
+    (0, 1) and one for rows (2, 3). The word of rows (a, b) and columns (c, c + 1) holds the
+    bytes ``w_a(c), w_b(c) - (w_a(c) < 0), w_a(c + 1), w_b(c + 1) - (w_a(c + 1) < 0)``: read
+    as two little-endian int16 its halfwords are ``256 w_b + w_a``, and its even bytes are
+    ``w_a``. Needs rows a multiple of 4, cols even and every such byte within int8 (a ``w_b``
+    of -128 beside a negative ``w_a`` is not).
+
+    >>> pair_matrix(np.array([[1, -2], [3, 4], [5, 6], [7, 8]])).tolist()
+    [1, 3, -2, 3, 5, 7, 6, 8]
+    """
+    m = np.asarray(mat, dtype=np.int64)
+    rows, cols = m.shape
+    if rows % 4 or cols % 2:
+        raise ValueError(f"the pair layout needs rows % 4 == 0 and even cols, got {rows} x {cols}")
+    a, b = m[0::2], m[1::2] - (m[0::2] < 0)
+    if a.min(initial=0) < -128 or a.max(initial=0) > 127 or b.min(initial=0) < -128:
+        raise ValueError("a weight of the pair layout is outside int8")
+    words = np.stack([a, b], axis=-1).reshape(rows // 4, 2, cols // 2, 2, 2)
+    return words.transpose(0, 2, 1, 3, 4).ravel()
+
+
+# the matrices the layer op multiplies, with the accumulator of their bias
+_LAYER_MATRICES = {
+    "gru.weight_ih": ("gru.bias_ih", "ACC_X"),
+    "gru.weight_hh": ("gru.bias_hh", "ACC_H"),
+    "mlp.weight": ("mlp.bias", "ACC_MLP"),
+    "out.weight": ("out.bias", "ACC_OUT"),
+}
+
+
+def pairs_ok(q: QuantizedStudent) -> bool:
+    """Whether ``ethoedge_layer_s8_pairs`` gives the tiles' integers for every layer of ``q``
+    (its precondition in ethoedge_kernels.h): W = 8, rows a multiple of 4 (H, M and C, the
+    GRU blocks), columns a multiple of 8 (H and M), every pair-layout byte within int8, and for the
+    second row b of every pair ``|W_b x + b_b| <= 128 sum |W_b| + |b_b| < 2^23`` (``|x| <=
+    128``: a, h and m are W-bit), so that ``256 (W_b x + b_b)`` fits int32."""
+    if q.word_bits != 8 or any(n % 4 for n in (q.hidden, q.mlp_hidden, q.n_classes)):
+        return False
+    if q.hidden % 8 or q.mlp_hidden % 8:  # the DSP tiles take 8 columns at a time
+        return False
+    f = fraction_bits(q)
+    for name, (bias, acc) in _LAYER_MATRICES.items():
+        w = q.weights[name].values.astype(np.int64)
+        t = q.weights[bias]
+        b = np.abs(bias_acc(t.values, t.frac_bits, f[acc])).astype(np.int64)
+        if name.startswith("gru."):
+            order = gru_row_order(q.hidden)
+            w, b = w[order], b[order]
+        a_rows = w[0::2]
+        hi = w[1::2] - (a_rows < 0)
+        if hi.min(initial=0) < -128:
+            return False
+        # the GRU blocks have 3u rows, u = 8 or H % 8, a multiple of 4 as H is: the pairs of
+        # every block are rows (0, 1), (2, 3), ... of the reordered matrix
+        bound = 128 * np.abs(w[1::2]).sum(axis=1) + b[1::2]
+        if bound.size and int(bound.max()) >= 1 << 23:
+            return False
+    return True
+
+
+def _c_matrix(q: QuantizedStudent, name: str, cname: str, pairs: bool = False) -> str:
+    """A matrix in tile layout, or the pair layout of ``ethoedge_layer_s8_pairs`` where
+    ``pairs`` (GRU rows in block order), as an aligned flat C array."""
     t = q.weights[name]
     vals = t.values
+    pairs = pairs and name in _LAYER_MATRICES
+
+    def lay(m: np.ndarray) -> np.ndarray:
+        return pair_matrix(m) if pairs else tile_matrix(m, q.word_bits)
+
     if name.startswith("gru."):
         vals = vals[gru_row_order(q.hidden)]
         h = q.hidden
         blocks = [
-            tile_matrix(vals[3 * j0 : 3 * (j0 + min(GRU_BLOCK, h - j0))], q.word_bits)
-            for j0 in range(0, h, GRU_BLOCK)
+            lay(vals[3 * j0 : 3 * (j0 + min(GRU_BLOCK, h - j0))]) for j0 in range(0, h, GRU_BLOCK)
         ]
         flat = np.concatenate(blocks)
         order = f"GRU rows in blocks of {GRU_BLOCK} units (r, z, n), "
     else:
-        flat = tile_matrix(vals, q.word_bits)
+        flat = lay(vals)
         order = ""
     shape = " x ".join(str(d) for d in t.values.shape)
+    layout = "pair layout (two rows per word)" if pairs else "kernel tile layout"
     text = c_array(
         cname,
         storage_type(q.word_bits),
         flat,
-        comment=f"{name} ({shape}): real = v * 2^-{t.frac_bits}; {order}kernel tile layout",
+        comment=f"{name} ({shape}): real = v * 2^-{t.frac_bits}; {order}{layout}",
     )
     return text.replace(f"{cname}[{flat.size}] = {{", f"{cname}[{flat.size}] ETHOEDGE_ALIGN4 = {{")
 
@@ -506,7 +578,9 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     functions its sizes and shifts allow (layer, requantise, GRU update, input layer), each
     giving the same integers as the general one there, with less code for the linker to keep:
     SMLAD tiles only when every layer has a multiple of 4 rows and the DSP path is on (the
-    input layer then the assembly tiles of its 3 or 6 columns); a requantisation
+    input layer then the assembly tiles of its 3 or 6 columns), and then the SMLAD pair tiles
+    of the pair layout for the other layers where :func:`pairs_ok` proves them exact; a
+    requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
     without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative. At W=16, its
@@ -529,6 +603,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     layer = "ethoedge_layer_s8_tiles" if cfg.use_dsp and rows4 else "ethoedge_layer_s8"
     tiles_in = layer == "ethoedge_layer_s8_tiles" and q.n_inputs in (3, 6)
     layer_in = f"ethoedge_layer_s8_in{q.n_inputs}" if tiles_in else layer
+    if tiles_in and pairs_ok(q):
+        layer = "ethoedge_layer_s8_pairs"
     rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
     requant = "ethoedge_requant_32_rshift" if rshift else "ethoedge_requant_32"
     if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
@@ -559,6 +635,8 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     ]
     shift_consts = [(n, f"{pu}_F_{a} - {pu}_F_{b}", c) for n, a, b, c in _SHIFTS]
     acc_t, _ = accumulator_types(q)
+    kernel_set = kernel_ops(q, cfg)
+    pairs = not isinstance(kernel_set, str) and kernel_set[0] == "ethoedge_layer_s8_pairs"
     arrays = []
     for name in WEIGHT_NAMES:
         t = q.weights[name]
@@ -583,7 +661,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
                 )
             )
         else:
-            arrays.append(_c_matrix(q, name, cname))
+            arrays.append(_c_matrix(q, name, cname, pairs))
     h, m, c = q.hidden, q.mlp_hidden, q.n_classes
     acc_n = max(6 * min(GRU_BLOCK, h), m, c)
     dot_n = acc_n if (w == 8 and acc_t == "int64_t") else 1
@@ -592,7 +670,6 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
     dsp = 1 if cfg.use_dsp else 0
     nl = "\n"
-    kernel_set = kernel_ops(q, cfg)
     if isinstance(kernel_set, str):
         ops, ops_def = kernel_set, ""
     else:

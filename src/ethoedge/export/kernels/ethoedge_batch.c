@@ -37,9 +37,13 @@ static int64_t acc_at(const ethoedge_model_t *m, const void *acc, long i)
     return m->acc64 ? ((const int64_t *)acc)[i] : ((const int32_t *)acc)[i];
 }
 
-/* row-major copy of the rows x cols matrix w (kernel layout): column k is W e_k */
-static int probe(const ethoedge_model_t *m, const void *w, int rows, int cols, int16_t *out,
-                 const int *row_of)
+typedef void (*layer_fn)(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                         void *out, int32_t *dot, int use_dsp);
+
+/* row-major copy of the rows x cols matrix w (in the layout of the op that multiplies it,
+   layer or layer_in): column k is W e_k */
+static int probe(const ethoedge_model_t *m, layer_fn layer, const void *w, int rows, int cols,
+                 int16_t *out, const int *row_of)
 {
     int16_t *e = calloc((size_t)cols + 2, sizeof *e);
     void *acc = malloc((size_t)rows * 8 + 8);
@@ -53,7 +57,7 @@ static int probe(const ethoedge_model_t *m, const void *w, int rows, int cols, i
     }
     for (k = 0; k < cols; ++k) {
         e[k] = 1;
-        m->ops->layer(w, 0, e, rows, cols, acc, dot, 0);
+        layer(w, 0, e, rows, cols, acc, dot, 0);
         for (r = 0; r < rows; ++r) {
             out[(long)row_of[r] * cols + k] = (int16_t)acc_at(m, acc, r);
         }
@@ -161,7 +165,7 @@ ethoedge_batch_t *ethoedge_batch_new(const ethoedge_model_t *m)
             b->b_inp[i] = acc_at(m, m->b_inp, i);
         }
     }
-    ok = ok && probe(m, m->w_inp, h, nin, b->w_inp, row_of) == 0;
+    ok = ok && probe(m, m->ops->layer_in, m->w_inp, h, nin, b->w_inp, row_of) == 0;
     /* GRU rows: blocks of ETHOEDGE_GRU_BLOCK units, rows r, z, n of the block's units */
     for (j0 = 0; ok && j0 < h; j0 += ETHOEDGE_GRU_BLOCK) {
         const int u = h - j0 < ETHOEDGE_GRU_BLOCK ? h - j0 : ETHOEDGE_GRU_BLOCK;
@@ -175,8 +179,9 @@ ethoedge_batch_t *ethoedge_batch_new(const ethoedge_model_t *m)
                                                  g * u + i);
             }
         }
-        ok = probe(m, (const char *)m->w_ih + off, 3 * u, h, b->w_ih, row_of) == 0
-             && probe(m, (const char *)m->w_hh + off, 3 * u, h, b->w_hh, row_of) == 0;
+        ok = probe(m, m->ops->layer, (const char *)m->w_ih + off, 3 * u, h, b->w_ih, row_of) == 0
+             && probe(m, m->ops->layer, (const char *)m->w_hh + off, 3 * u, h, b->w_hh, row_of)
+                    == 0;
     }
     for (i = 0; ok && i < 3 * h; ++i) {
         b->b_ih32[i] = (int32_t)b->b_ih[i]; /* used only when acc64 = 0: then they fit */

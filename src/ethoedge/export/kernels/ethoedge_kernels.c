@@ -426,6 +426,69 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3(ARG const int8_t *w,
         "bne 0b\n\t"
         "pop {r4-r11, pc}\n\t");
 }
+
+/* Every tile of 4 rows in the pair layout (ethoedge_layer_s8_pairs) with biases, for an even
+   number of groups of 4 columns (>= 2) and ntiles >= 1; w, x, bias and out word-aligned. A
+   weight word holds two rows: its halfwords are 256 w_b + w_a for columns c and c + 1, its
+   SXTB16 is (w_a, w_a'), so per word one SMLAD into the pair's raw sum, one SXTB16 and one
+   SMLAD into row a's sum: per 2 groups (32 MACs) 2 LDRD, 2 LDM, 8 SXTB16, 16 SMLAD, CMP and
+   BNE, 30 instructions. Per tile 14 more: the biases by LDM, raw = b_a + 256 b_b (two ADD),
+   row b = (raw - row a) >> 8 (two SUB, two ASR; exact, as the exporter proves that
+   256 (W_b x + b_b) fits int32, and SMLAD's sums wrap), the sums by STM. */
+__attribute__((naked, noinline)) static void tiles_s8_pairs(ARG const int8_t *w,
+                                                            ARG const int32_t *bias,
+                                                            ARG const int16_t *x, ARG int ntiles,
+                                                            ARG int groups, ARG int32_t *out)
+{
+    __asm__ volatile(
+        ".macro pair2 lo, raw, w, x\n\t" /* one word: rows a, b of a column pair */
+        "smlad \\raw, \\w, \\x, \\raw\n\t"
+        "sxtb16 \\w, \\w\n\t"
+        "smlad \\lo, \\w, \\x, \\lo\n\t"
+        ".endm\n\t"
+        ".macro group\n\t" /* 4 columns of the 4 rows: 2 column pairs of 2 row pairs */
+        "ldrd r7, r8, [r2], #8\n\t"
+        "ldmia r0!, {r9, r10, r11, lr}\n\t"
+        "pair2 r3, r4, r9, r7\n\t"
+        "pair2 r5, r6, r10, r7\n\t"
+        "pair2 r3, r4, r11, r8\n\t"
+        "pair2 r5, r6, lr, r8\n\t"
+        ".endm\n\t"
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #16\n\t"
+        "ldr r4, [sp, #52]\n\t" /* groups */
+        "ldr r5, [sp, #56]\n\t" /* out */
+        "str r1, [sp]\n\t"
+        "str r2, [sp, #4]\n\t"
+        "str r5, [sp, #8]\n\t"
+        "add r6, r5, r3, lsl #4\n\t" /* the end of out */
+        "str r6, [sp, #12]\n\t"
+        "add r1, r2, r4, lsl #3\n\t" /* the end of x */
+        "0:\n\t"
+        "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */
+        "ldmia ip!, {r3, r4, r5, r6}\n\t"
+        "str ip, [sp]\n\t"
+        "add r4, r3, r4, lsl #8\n\t"
+        "add r6, r5, r6, lsl #8\n\t"
+        "1:\n\t"
+        "group\n\t"
+        "group\n\t"
+        "cmp r2, r1\n\t"
+        "bne 1b\n\t"
+        "sub r4, r4, r3\n\t"
+        "asr r4, r4, #8\n\t"
+        "sub r6, r6, r5\n\t"
+        "asr r6, r6, #8\n\t"
+        "ldrd ip, r7, [sp, #8]\n\t"
+        "stmia ip!, {r3, r4, r5, r6}\n\t"
+        "str ip, [sp, #8]\n\t"
+        "cmp ip, r7\n\t"
+        "bne 0b\n\t"
+        "add sp, sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".purgem group\n\t"
+        ".purgem pair2\n\t");
+}
 #undef ARG
 #endif
 
@@ -583,6 +646,72 @@ void ethoedge_matvec_s8_wide(const int8_t *w, const int64_t *bias, const int16_t
         out[r] = (int64_t)dot[r] + (bias ? bias[r] : 0);
     }
 }
+
+/* ---- mat-vec, W = 8, pair layout: two rows in each weight word ---- */
+
+/* out = W x + bias (bias 0: none) in the pair layout (ethoedge.export.emit.pair_matrix):
+   rows in tiles of 4, each tile column pair by column pair, per column pair the words of
+   rows (0, 1) and rows (2, 3); the word of rows (a, b) and columns (c, c + 1) holds the bytes
+   w_a(c), w_b(c) - (w_a(c) < 0), w_a(c + 1), w_b(c + 1) - (w_a(c + 1) < 0), so that its
+   halfwords are 256 w_b + w_a and its even bytes w_a. rows a multiple of 4, cols even. Row a
+   sums its bytes; row b is (the halfwords' sum - row a's) / 256, exact in unsigned (wrapping)
+   arithmetic wherever 256 (W_b x + b_b) fits int32 (the exporter proves it). */
+#if !(ETHOEDGE_DSP && ETHOEDGE_UMLAL)
+static inline uint32_t load16s(const int8_t *p) /* an int16 of two bytes, sign-extended */
+{
+    int16_t v;
+    memcpy(&v, p, 2);
+    return (uint32_t)(int32_t)v;
+}
+
+/* one column pair of a tile: 4 halfwords into the raw sums, 4 bytes into rows 0 and 2 */
+#define ETHOEDGE_PAIR_COLUMNS(w, x0, x1)                                                       \
+    do {                                                                                       \
+        r0 += load16s(w) * (x0);                                                               \
+        l0 += (uint32_t)(w)[0] * (x0);                                                         \
+        r0 += load16s((w) + 2) * (x1);                                                         \
+        l0 += (uint32_t)(w)[2] * (x1);                                                         \
+        r1 += load16s((w) + 4) * (x0);                                                         \
+        l1 += (uint32_t)(w)[4] * (x0);                                                         \
+        r1 += load16s((w) + 6) * (x1);                                                         \
+        l1 += (uint32_t)(w)[6] * (x1);                                                         \
+    } while (0)
+
+static NOINLINE void pairs_c_s8(const int8_t *w, const int32_t *bias, const int16_t *x,
+                                int rows, int cols, int32_t *out)
+{
+    const int c4 = cols & ~3;
+    int r, k;
+    for (r = 0; r < rows; r += 4, out += 4) {
+        uint32_t l0 = 0, r0 = 0, l1 = 0, r1 = 0; /* rows 0, 2 and the raw sums of 0-1, 2-3 */
+        uint32_t d0, d1;
+        if (bias) {
+            l0 = (uint32_t)bias[r];
+            r0 = l0 + ((uint32_t)bias[r + 1] << 8);
+            l1 = (uint32_t)bias[r + 2];
+            r1 = l1 + ((uint32_t)bias[r + 3] << 8);
+        }
+        for (k = 0; k < c4; k += 4, w += 16) {
+            const uint32_t x0 = (uint32_t)x[k], x1 = (uint32_t)x[k + 1];
+            const uint32_t x2 = (uint32_t)x[k + 2], x3 = (uint32_t)x[k + 3];
+            ETHOEDGE_PAIR_COLUMNS(w, x0, x1);
+            ETHOEDGE_PAIR_COLUMNS(w + 8, x2, x3);
+        }
+        if (k < cols) { /* cols = 4 n + 2 */
+            const uint32_t x0 = (uint32_t)x[k], x1 = (uint32_t)x[k + 1];
+            ETHOEDGE_PAIR_COLUMNS(w, x0, x1);
+            w += 8;
+        }
+        d0 = r0 - l0; /* 256 (W_b x + b_b) modulo 2^32 */
+        d1 = r1 - l1;
+        out[0] = (int32_t)l0;
+        out[1] = (int32_t)(d0 >> 8) - (int32_t)((d0 >> 31) << 24);
+        out[2] = (int32_t)l1;
+        out[3] = (int32_t)(d1 >> 8) - (int32_t)((d1 >> 31) << 24);
+    }
+}
+#undef ETHOEDGE_PAIR_COLUMNS
+#endif
 
 /* ---- mat-vec, W = 16: tiles of 2 rows by 8 columns (8 SMLALD into int64) ---- */
 
@@ -1262,6 +1391,21 @@ void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int
     matvec_s8_tiles((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out);
 #else
     ethoedge_layer_s8(w, b, x, rows, cols, out, dot, use_dsp);
+#endif
+}
+
+/* The layer in the pair layout: the SMLAD pair tiles in a DSP build (their precondition: a
+   bias, cols a multiple of 8, word-aligned arrays, whatever use_dsp says), plain C elsewhere. */
+void ethoedge_layer_s8_pairs(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                             void *out, int32_t *dot, int use_dsp)
+{
+    (void)dot;
+    (void)use_dsp;
+#if ETHOEDGE_DSP && ETHOEDGE_UMLAL
+    tiles_s8_pairs((const int8_t *)w, (const int32_t *)b, x, rows >> 2, cols >> 2,
+                   (int32_t *)out);
+#else
+    pairs_c_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out);
 #endif
 }
 

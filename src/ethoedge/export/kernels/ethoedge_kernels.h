@@ -12,13 +12,15 @@
    the other (W = 8: columns 0, 2, 1, 3 inside a group, for SXTB16), then the remaining
    columns of the R rows row by row; rows after the last complete tile row by row (W = 8:
    complete groups of 4 in the order 0, 2, 1, 3). GRU rows are in blocks of
-   ETHOEDGE_GRU_BLOCK units: rows r, z, n of units j0..j0+u-1, block after block. */
+   ETHOEDGE_GRU_BLOCK units: rows r, z, n of units j0..j0+u-1, block after block. A W = 8
+   model whose layer op is ethoedge_layer_s8_pairs stores its GRU, MLP and output matrices in
+   the pair layout instead (two rows per weight word, see that op). */
 #ifndef ETHOEDGE_KERNELS_H
 #define ETHOEDGE_KERNELS_H
 
 #include <stdint.h>
 
-#define ETHOEDGE_KERNELS_VERSION 4
+#define ETHOEDGE_KERNELS_VERSION 5
 #define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
 
 /* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
@@ -81,6 +83,12 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      build; the general layer elsewhere);
    - layer_s8_in3, layer_s8_in6 (input layers of 3 and 6 columns): the same with a bias and
      cols = 3 (x any int16 address) or 6 (x word-aligned, as ethoedge_step's is);
+   - layer_s8_pairs: w in the pair layout (ethoedge.export.emit.pair_matrix: two rows per
+     weight word, halfwords 256 w_b + w_a), rows a multiple of 4, cols even, and
+     |W_b x + b_b| < 2^23 for the second row b of every pair and every x with |x| <= 128
+     (the exporter proves it from the weights and the biases); in a DSP build also a bias,
+     cols a multiple of 8 and w, x, b, out word-aligned (SMLAD pair tiles, whatever use_dsp
+     says; plain C elsewhere);
    - requant_32_rshift: s > 0;
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
      u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
@@ -94,6 +102,8 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      for every gate accumulator v and its shift s, and |r v_n| + 2^(sh_rn-1) < 2^63 (the
      exporter proves it from W, H and the biases). */
 void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                             void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_pairs(const void *w, const void *b, const int16_t *x, int rows, int cols,
                              void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_in3(const void *w, const void *b, const int16_t *x, int rows, int cols,
                            void *out, int32_t *dot, int use_dsp);
@@ -125,7 +135,7 @@ struct ethoedge_model_s {
     int16_t acc64;
     int16_t use_dsp;
     int16_t sh_a, sh_gx, sh_gh, sh_rn, sh_n_to_h, sh_m, sh_logits;
-    const void *w_inp, *w_ih, *w_hh, *w_mlp, *w_out; /* tiled layout */
+    const void *w_inp, *w_ih, *w_hh, *w_mlp, *w_out; /* tile (or pair) layout */
     const void *b_inp, *b_ih, *b_hh, *b_mlp, *b_out; /* bias_acc, int32_t or int64_t */
 };
 
