@@ -38,6 +38,7 @@ import torch
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset, make_windows
 from ethoedge.export import ExportConfig, export_c, verify_c
 from ethoedge.export.deploy import verify_half_hop
+from ethoedge.export.emit import kernel_ops
 from ethoedge.export.host_engine import host_library
 from ethoedge.models import GRUStudent, StudentConfig
 from ethoedge.quantize.api import quantize_student
@@ -93,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         X16 = quantize_input(w.X, q.in_frac)
         expected = reference_logits_batched(q, X16)
         with tempfile.TemporaryDirectory() as d:
-            export_c(q, d, ExportConfig(n_samples=w.n_samples))
+            ecfg = ExportConfig(n_samples=w.n_samples)
+            export_c(q, d, ecfg)
+            print(f"W={bits:2d} kernels: {kernel_ops(q, ecfg)}")
             targets = [("host", len(w))]
             if args.qemu:
                 targets += [("cortex-m4", args.qemu), ("cortex-m3", args.qemu)]
