@@ -360,6 +360,48 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
     np.testing.assert_array_equal(got, np.concatenate(expected))
 
 
+# (sgx, sgh, srn, snh) of ethoedge_update_32_lshift: a left shift of gx, of gh, of both, by
+# 30 (its largest), beside right shifts; sh_rn inside and outside the SMMULR range
+LSHIFT32 = [(-2, 2, 9, 0), (-1, -2, 8, 1), (2, -3, 0, 0), (-30, -1, 12, 0), (-5, 4, 33, 2),
+            (3, -12, 32, 0)]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_update_32_lshift_up_to_its_bound(tmp_path: Path, target: str):
+    """The W=8 update with the left shifts inside its passes (the M4's; the host and the M3
+    take the saturating copy) against the reference and the general update, on gate values up
+    to the largest whose left shift does not saturate (its precondition) and on values inside
+    the tables, u = 8 and 5."""
+    rng = np.random.default_rng(32)
+    arrays, body, expected = [], [], []
+    for i, (sgx, sgh, srn, snh) in enumerate(LSHIFT32):
+        u = 8 if i % 2 == 0 else 5
+
+        def gates(s: int, rows: int) -> np.ndarray:
+            hi, lo = ((2**31 - 1) >> -s, -(2**31) >> -s) if s < 0 else (2**30, -(2**30))
+            v = rng.integers(lo, hi, size=rows, endpoint=True)
+            v[:2] = [hi, lo]  # the bound itself
+            inner = rng.integers(-40_000, 40_001, size=rows // 2)  # inside the tables
+            v[2 : 2 + len(inner)] = inner >> -s if s < 0 else inner << s
+            return v
+
+        gx = gates(sgx, 3 * u)
+        gh = np.concatenate([gates(sgh, 2 * u), rng.integers(-(1 << 20), 1 << 20, size=u)])
+        h = rng.integers(-128, 128, size=u)
+        arrays += [_arr(f"gx{i}", "int32_t", gx), _arr(f"gh{i}", "int32_t", gh),
+                   _arr(f"h{i}", "int16_t", h)]  # fmt: skip
+        calls = "\n".join(
+            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
+            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
+            for f in ("ethoedge_update_32_lshift", "ethoedge_gru_update32")
+        )
+        body.append(_update_block(8, u, (sgx, sgh, srn, snh), calls))
+        ref = _gru_reference(gx, gh, h, 8, sgx, sgh, srn, snh)
+        expected += [ref, ref]
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
 # (sgx, sgh, srn, snh) of ethoedge_update_64_rshift (W=16): the edges of its precondition
 # (shifts 1 and 31, sh_rn 32 and 63, sh_n_to_h 0 and not) and the default student's shifts
 RSHIFT64 = [(1, 1, 32, 0), (31, 31, 63, 0), (17, 20, 35, 0), (14, 18, 33, 2), (1, 31, 32, 1),

@@ -255,6 +255,35 @@ def update64_rshift_ok(q: QuantizedStudent) -> bool:
     )
 
 
+def update32_lshift_ok(q: QuantizedStudent) -> bool:
+    """Whether ``ethoedge_update_32_lshift`` gives the general update's integers (its
+    precondition in ethoedge_kernels.h): W = 8 with int32 accumulators, ``sh_rn``,
+    ``sh_n_to_h >= 0``, a gate accumulator shifted left (``sh_gx`` or ``sh_gh < 0``) by at most
+    30, and no such shift saturating: ``(128 sum |w| + |b|) 2^k < 2^31`` for every row of
+    ``W_ih`` when ``k = -sh_gx > 0`` and every row r or z of ``W_hh`` when ``k = -sh_gh > 0``
+    (``|a|, |h| <= 128``)."""
+    if q.word_bits != 8 or accumulator_types(q)[0] != "int32_t":
+        return False
+    sh = shifts(q)
+    sgx, sgh = sh["SH_GX"], sh["SH_GH"]
+    if sh["SH_RN"] < 0 or sh["SH_N_TO_H"] < 0 or min(sgx, sgh) >= 0 or min(sgx, sgh) < -30:
+        return False
+    f = fraction_bits(q)
+    h = q.hidden
+    for name, bias, acc, s, rows in (
+        ("gru.weight_ih", "gru.bias_ih", "ACC_X", sgx, 3 * h),
+        ("gru.weight_hh", "gru.bias_hh", "ACC_H", sgh, 2 * h),
+    ):
+        if s >= 0:
+            continue
+        w = np.abs(q.weights[name].values[:rows].astype(np.int64)).sum(axis=1)
+        t = q.weights[bias]
+        b = np.abs(bias_acc(t.values, t.frac_bits, f[acc])[:rows]).astype(np.int64)
+        if int((128 * w + b).max(initial=0)) << -s >= 1 << 31:
+            return False
+    return True
+
+
 def requant64_rshift_ok(q: QuantizedStudent) -> bool:
     """Whether ``ethoedge_requant_64_rshift`` gives the general requantisation's integers at
     every site (its precondition in ethoedge_kernels.h): ``0 < s < 32`` for ``sh_a``, ``sh_m``,
@@ -583,7 +612,9 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
-    without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative. At W=16, its
+    without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative, with the
+    left shifts inside its passes (no saturating copy) where :func:`update32_lshift_ok` proves
+    that none saturates and the DSP path is on. At W=16, its
     own set with the requantisation and the gate update without saturation
     (``ethoedge_requant_64_rshift``, ``ethoedge_update_64_rshift``) where
     :func:`requant64_rshift_ok` and :func:`update64_rshift_ok` prove them exact, else the
@@ -610,6 +641,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
         gates_right = sh["SH_GX"] >= 0 and sh["SH_GH"] >= 0
         update = "ethoedge_update_32_rshift" if gates_right else "ethoedge_update_32_fast"
+        if update == "ethoedge_update_32_fast" and cfg.use_dsp and update32_lshift_ok(q):
+            update = "ethoedge_update_32_lshift"
     else:
         update = "ethoedge_update_32"
     return layer, requant, update, layer_in

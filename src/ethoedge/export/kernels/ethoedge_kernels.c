@@ -1136,18 +1136,47 @@ static inline int32_t smmulr(int32_t a, int32_t b)
 }
 
 /* The DSP form of update32_fast at W = 8 (u <= ETHOEDGE_GRU_BLOCK), in passes with few live
-   values each. Pass 1, called for the rows r (shl = 32 - srn where srn >= 8, see state8_dsp)
-   and z (shl = 0), the first 2u of gx and gh: n sigmoid gates, shifted left by shl, into g. */
-static NOINLINE void gates8_dsp(const int32_t *gx, const int32_t *gh, int n, int32_t *g, int sgx,
-                                int sgh, int shl)
+   values each. With mul = 0 every gate shift is a right shift (or 0), (v + 2^(s-1)) >> s.
+   With mul = 1 (ethoedge_update_32_lshift, where the exporter proved that no left shift
+   saturates) a gate accumulator v is aligned as (v m + r) >> s: a right shift by s > 0 is
+   m = 1, r = 2^(s-1); a left shift by k is m = 2^k, r = 0, s = 0 (one MLA and one ASR, as an
+   ADD and an ASR would be), inside the passes instead of a saturating copy before them. */
+ALWAYS_INLINE int32_t mul8_of(int s, const int mul) /* m */
 {
+    return mul && s < 0 ? (int32_t)1 << -s : 1;
+}
+
+ALWAYS_INLINE int32_t shift8_of(int s, const int mul) /* s */
+{
+    return mul && s < 0 ? 0 : s;
+}
+
+/* Pass 1, called for the rows r (shl = 32 - srn where srn >= 8, see state8_dsp) and z (shl =
+   0), the first 2u of gx and gh: n sigmoid gates, shifted left by shl, into g. */
+ALWAYS_INLINE void gates8_body(const int32_t *gx, const int32_t *gh, int n, int32_t *g, int sgx,
+                               int sgh, int shl, const int mul)
+{
+    const int32_t mx = mul8_of(sgx, mul), mh = mul8_of(sgh, mul);
     const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
     const int32_t rgh = sgh > 0 ? (int32_t)1 << (sgh - 1) : 0;
+    const int32_t sx = shift8_of(sgx, mul), sh = shift8_of(sgh, mul);
     const int16_t *sig_m = ethoedge_sigmoid_q15 + 128;
     int32_t *const end = g + n;
     for (; g < end; ++g) {
-        *g = act8_dsp(__qadd((*gx++ + rgx) >> sgx, (*gh++ + rgh) >> sgh), sig_m) << shl;
+        *g = act8_dsp(__qadd((*gx++ * mx + rgx) >> sx, (*gh++ * mh + rgh) >> sh), sig_m) << shl;
     }
+}
+
+static NOINLINE void gates8_dsp(const int32_t *gx, const int32_t *gh, int n, int32_t *g, int sgx,
+                                int sgh, int shl)
+{
+    gates8_body(gx, gh, n, g, sgx, sgh, shl, 0);
+}
+
+static NOINLINE void gates8m_dsp(const int32_t *gx, const int32_t *gh, int n, int32_t *g,
+                                 int sgx, int sgh, int shl)
+{
+    gates8_body(gx, gh, n, g, sgx, sgh, shl, 1);
 }
 
 /* Pass 2: n and the state. rn = r * (W_hn h + b_hn) rounded by srn: for 8 <= srn <= 32
@@ -1157,8 +1186,9 @@ static NOINLINE void gates8_dsp(const int32_t *gx, const int32_t *gh, int n, int
    is nn + ((z (h - nn) + 2^6) >> 7), nn = align(n, snh). */
 ALWAYS_INLINE void state8_dsp(const int32_t *g, const int32_t *gxn, const int32_t *ghn, int u,
                               const int16_t *h, int16_t *hn, int sgx, int srn, int snh,
-                              const int fast)
+                              const int fast, const int mul)
 {
+    const int32_t mx = mul8_of(sgx, mul), sx = shift8_of(sgx, mul);
     const int32_t rgx = sgx > 0 ? (int32_t)1 << (sgx - 1) : 0;
     const int32_t rnh = snh > 0 ? (int32_t)1 << (snh - 1) : 0;
     const int64_t rrn = srn > 0 ? (int64_t)1 << (srn - 1) : 0;
@@ -1169,26 +1199,43 @@ ALWAYS_INLINE void state8_dsp(const int32_t *g, const int32_t *gxn, const int32_
         const int32_t z = *gz++;
         const int32_t rn = fast ? smmulr(*g++, *ghn++)
                                 : ethoedge_sat32(((int64_t)*g++ * *ghn++ + rrn) >> srn);
-        const int32_t n = act8_dsp(__qadd((*gxn++ + rgx) >> sgx, rn), tanh_m);
+        const int32_t n = act8_dsp(__qadd((*gxn++ * mx + rgx) >> sx, rn), tanh_m);
         const int32_t nn = (n + rnh) >> snh;
         *hn = (int16_t)(nn + ((z * (*h++ - nn) + 64) >> 7));
+    }
+}
+
+ALWAYS_INLINE void update8_body(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
+                                int16_t *hn, int sgx, int sgh, int srn, int snh, const int mul)
+{
+    int32_t g[2 * ETHOEDGE_GRU_BLOCK]; /* r of the units, then z */
+    const int fast = srn >= 8 && srn <= 32;
+    if (mul) {
+        gates8m_dsp(gx, gh, u, g, sgx, sgh, fast ? 32 - srn : 0);
+        gates8m_dsp(gx + u, gh + u, u, g + u, sgx, sgh, 0);
+    } else {
+        gates8_dsp(gx, gh, u, g, sgx, sgh, fast ? 32 - srn : 0);
+        gates8_dsp(gx + u, gh + u, u, g + u, sgx, sgh, 0);
+    }
+    gx += 2 * u;
+    gh += 2 * u;
+    if (fast) {
+        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 1, mul);
+    } else {
+        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 0, mul);
     }
 }
 
 static NOINLINE void update8_dsp(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
                                  int16_t *hn, int sgx, int sgh, int srn, int snh)
 {
-    int32_t g[2 * ETHOEDGE_GRU_BLOCK]; /* r of the units, then z */
-    const int fast = srn >= 8 && srn <= 32;
-    gates8_dsp(gx, gh, u, g, sgx, sgh, fast ? 32 - srn : 0);
-    gates8_dsp(gx + u, gh + u, u, g + u, sgx, sgh, 0);
-    gx += 2 * u;
-    gh += 2 * u;
-    if (fast) {
-        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 1);
-    } else {
-        state8_dsp(g, gx, gh, u, h, hn, sgx, srn, snh, 0);
-    }
+    update8_body(gx, gh, u, h, hn, sgx, sgh, srn, snh, 0);
+}
+
+static NOINLINE void update8m_dsp(const int32_t *gx, const int32_t *gh, int u, const int16_t *h,
+                                  int16_t *hn, int sgx, int sgh, int srn, int snh)
+{
+    update8_body(gx, gh, u, h, hn, sgx, sgh, srn, snh, 1);
 }
 #endif
 
@@ -1486,6 +1533,17 @@ void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const vo
                              const int16_t *h, int16_t *hn)
 {
     update32_fast8(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
+}
+
+void ethoedge_update_32_lshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                               const int16_t *h, int16_t *hn)
+{
+#if ETHOEDGE_DSP
+    update8m_dsp((const int32_t *)gx, (const int32_t *)gh, u, h, hn, m->sh_gx, m->sh_gh, m->sh_rn,
+                 m->sh_n_to_h);
+#else
+    update32_fast8(m, (const int32_t *)gx, (const int32_t *)gh, u, h, hn);
+#endif
 }
 
 void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,

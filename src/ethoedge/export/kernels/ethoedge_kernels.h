@@ -93,6 +93,11 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
      u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
    - update_32_rshift: the same with sh_gx >= 0 and sh_gh >= 0;
+   - update_32_lshift: as update_32_fast, and sh_gx, sh_gh >= -30 with no left shift of a
+     gate accumulator saturating: |v| 2^k < 2^31 for every gx value shifted left by
+     k = -sh_gx and every gh value of the rows r and z shifted left by k = -sh_gh (the
+     exporter proves it from the weights and the biases); on the M4 the shifts then run
+     inside the gate passes, without the saturating copy;
    and the specialised int64 ones (W = 16):
    - requant_64_rshift: 0 < s < 32 and (v + 2^(s-1)) >> s within int32 for every
      accumulator v (|v| + 2^(s-1) < 2^(31+s): the exporter proves it from W, the sizes and
@@ -114,6 +119,8 @@ void ethoedge_requant_32_rshift(const void *acc, int n, int s, int w, int relu, 
 void ethoedge_update_32_fast(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                              const int16_t *h, int16_t *hn);
 void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
+                               const int16_t *h, int16_t *hn);
+void ethoedge_update_32_lshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                                const int16_t *h, int16_t *hn);
 void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
                                 int32_t *out32);
