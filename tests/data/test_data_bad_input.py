@@ -100,6 +100,22 @@ CASES = {
         2,
         None,
     ),
+    "label with NUL": (
+        edit(5, "label", "walk\x00"),
+        {},
+        DataError,
+        "holds a control character",
+        5,
+        "label",
+    ),
+    "labels differing in case": (  # 'Rest' on lines 10-11, 'rest' on four others
+        lambda ls: edit(11, "label", "Rest")(edit(10, "label", "Rest")(ls)),
+        {},
+        DataError,
+        "behaviours 'Rest' and 'rest' differ only in letter case (2 and 4 rows; first 'Rest'",
+        10,
+        "label",
+    ),
     "header only": (lambda ls: ls[:1], {}, DataError, "header but no data rows", None, None),
     "empty": (lambda ls: [], {}, DataError, "file is empty", None, None),
     "unknown class": (
@@ -128,6 +144,16 @@ def test_bad_csv_gives_clear_error(tmp_path: Path, case: str) -> None:
     assert e.row == row
     if column is not None:
         assert e.column == column
+
+
+def test_labels_differing_in_case_merge_with_the_label_map(tmp_path: Path) -> None:
+    """The label map the case error suggests merges the two spellings into one class."""
+    lines = edit(11, "label", "Rest")(edit(10, "label", "Rest")(good_lines()))
+    p = tmp_path / "case.csv"
+    p.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(DataConfig(path=str(p), label_map={"Rest": "rest"}))
+    assert ds.class_names == ("rest", "walk")
+    assert sum(int(np.sum(r.labels == "rest")) for r in ds.recordings) == 6  # all six rows
 
 
 def _gz(tmp_path: Path) -> tuple[Path, bytes]:

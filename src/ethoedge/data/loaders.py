@@ -422,6 +422,37 @@ def check_files_apart(spans: list[tuple[str, str, float, float]]) -> None:
                 end, end_src = hi, src
 
 
+def _check_case(
+    present: list[str],
+    uniq: list[str],
+    mapped: list[str | None],
+    codes: np.ndarray,
+    where: Callable[[int], dict[str, object]],
+    column: str | None,
+) -> None:
+    """Refuse behaviours that differ only in letter case (``Grazing`` and ``grazing``): they
+    would be trained as two classes. Names the first row of the rarer spelling."""
+    seen: dict[str, str] = {}
+    for m in present:
+        other = seen.setdefault(m.casefold(), m)
+        if other == m:
+            continue
+        counts = {
+            name: int(sum(int(np.sum(codes == k)) for k, v in enumerate(mapped) if v == name))
+            for name in (other, m)
+        }
+        rare = min(counts, key=lambda n: (counts[n], n))
+        first = min(int(np.flatnonzero(codes == k)[0]) for k, v in enumerate(mapped) if v == rare)
+        common = other if rare == m else m
+        raise DataError(
+            f"behaviours {other!r} and {m!r} differ only in letter case ({counts[other]:,} and"
+            f" {counts[m]:,} rows; first {rare!r} here): map one onto the other with"
+            f" data.label_map, e.g. {{{rare!r}: {common!r}}}",
+            **where(first),  # type: ignore[arg-type]
+            column=column,
+        )
+
+
 def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     """Read, check and convert data files into recordings in g with mapped labels.
 
@@ -511,8 +542,18 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     unused = sorted(k for k in cfg.label_map if k not in uniq)
     if unused:
         notes.append(f"label_map entries matching no label: {unused}")
+    label_column = None if cfg.labels is not None else label_col
+    for k, u in enumerate(uniq):
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(u)):
+            raise DataError(
+                f"label {str(u)!r} holds a control character (a tab, a line break, NUL, ...)",
+                **where(int(np.flatnonzero(codes == k)[0])),  # type: ignore[arg-type]
+                column=label_column,
+            )
     mapped = [cfg.label_map.get(u, u) for u in uniq]
     present = sorted({m for m in mapped if m is not None})
+    if cfg.classes is None and not preset.classes:
+        _check_case(present, uniq, mapped, codes, where, label_column)
     classes = cfg.classes if cfg.classes is not None else (preset.classes or tuple(present))
     absent = [c for c in classes if c not in present]
     if cfg.classes is not None and absent:
