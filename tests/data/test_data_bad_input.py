@@ -146,6 +146,32 @@ def test_bad_csv_gives_clear_error(tmp_path: Path, case: str) -> None:
         assert e.column == column
 
 
+@pytest.mark.parametrize("second_hz", [20.0, 5.0, 14.0])
+def test_a_rate_change_within_a_recording_is_an_error(tmp_path: Path, second_hz: float) -> None:
+    """60 samples at 10 Hz, then 40 at another steady rate: an error at the first sample of
+    the shorter stretch; single gaps and jittered intervals are not."""
+    f = frame(animals=("a",), n=100)
+    t = 1000.0 + np.arange(60) / 10.0
+    t = np.concatenate([t, t[-1] + np.arange(1, 41) / second_hz])
+    f["timestamp"] = np.round(t, 6)
+    p = tmp_path / "rates.csv"
+    f.to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"sampling rate changes within recording \(a, s0\)") as ei:
+        load_dataset(DataConfig(path=str(p)))
+    assert ei.value.row == 61 and ei.value.column == "timestamp"  # line 61: sample 60
+    assert f"about {second_hz:g} Hz from here for 41 samples, where the rest is 10 Hz" in str(
+        ei.value
+    )
+    rng = np.random.default_rng(1)
+    t = 1000.0 + np.arange(100) / 10.0 + rng.uniform(-0.02, 0.02, 100)  # jitter
+    t[50:] += 3.0  # one gap
+    t[80:] += 0.7
+    f["timestamp"] = np.round(t, 6)
+    f.to_csv(p, index=False)
+    (rec,) = load_dataset(DataConfig(path=str(p))).recordings  # intervals up to 40% off
+    assert abs(rec.rate_hz - 10.0) < 0.5
+
+
 def test_labels_differing_in_case_merge_with_the_label_map(tmp_path: Path) -> None:
     """The label map the case error suggests merges the two spellings into one class."""
     lines = edit(11, "label", "Rest")(edit(10, "label", "Rest")(good_lines()))
