@@ -561,3 +561,29 @@ def test_one_animal_in_two_overlapping_files_is_refused(bundle_dir, tmp_path, ca
     df.iloc[600:].to_csv(logs / "a2.csv", index=False)
     err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
     assert "a2.csv: animal 'A' is in a1.csv until" in err
+
+
+@pytest.mark.parametrize("second_hz", [20.0, 5.0])
+def test_a_rate_change_within_a_file_is_one_line_naming_the_row(
+    bundle_dir, tmp_path, capsys, second_hz
+):
+    """A file sampled at 10 Hz (the model's rate: streamed) or mostly at another rate (read
+    whole and resampled) whose rate changes: one line naming the first sample of the stretch
+    at the other rate, and no answers written."""
+    logs = _folder(tmp_path, n=900, suffix=".csv")
+    df = pd.read_csv(logs / "cow_2.csv")
+    t = T0 + np.arange(len(df)) / 10.0
+    t[1000:] = t[999] + np.arange(1, len(df) - 999) / second_hz  # rows 1002 on
+    df["timestamp"] = t
+    df.to_csv(logs / "cow_2.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_2.csv, row 1001, column 'timestamp': the sampling rate changes" in err
+    assert f"about {second_hz:g} Hz from here for {len(df) - 999:,} samples" in err
+    # mostly at the other rate: the file is read whole (another rate), the 10 Hz part named
+    t = T0 + np.arange(len(df)) / second_hz
+    t[1000:] = t[999] + np.arange(1, len(df) - 999) / 10.0
+    df["timestamp"] = t
+    df.to_csv(logs / "cow_2.csv", index=False)
+    err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
+    assert "cow_2.csv, row 1001, column 'timestamp': the sampling rate changes" in err
+    assert f"about 10 Hz from here for 401 samples, where the rest is {second_hz:g} Hz" in err

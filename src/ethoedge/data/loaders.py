@@ -726,7 +726,9 @@ def _rates(
     out = []
     for (a, s, rows), st in zip(groups, steps, strict=True):
         own = round(1.0 / float(np.median(st)), 3) if st.size else rate
-        _check_steady_rate(st, own, rows, a, s, where)
+        found = rate_change(st, own)
+        if found is not None:
+            raise rate_change_error(a, s, found, own, **where(int(rows[found[0]])))
         out.append(own if abs(own / rate - 1.0) > 0.02 else rate)
     return out
 
@@ -734,40 +736,40 @@ def _rates(
 RATE_RUN = 10  # consecutive sampling intervals at another steady rate that make a rate change
 
 
-def _check_steady_rate(
-    steps: np.ndarray,
-    rate: float,
-    rows: np.ndarray,
-    animal: str,
-    segment: str,
-    where: Callable[[int], dict[str, object]],
-) -> None:
-    """Refuse a recording whose sampling rate changes: a run of at least :data:`RATE_RUN`
-    consecutive intervals more than 25% off the recording's own (median) interval, all within
-    5% of one another. Gaps are single long intervals; a steady run of other intervals is
-    sampling at another rate, which windows of a fixed number of samples would misread."""
+def rate_change(steps: np.ndarray, rate: float) -> tuple[int, int, float] | None:
+    """Where a recording's sampling rate changes: the first run of at least :data:`RATE_RUN`
+    consecutive intervals ``steps`` more than 25% off ``1 / rate``, all within 5% of one
+    another, as (its first interval, its last, the rate there); None if there is none. Gaps
+    are single long intervals; a steady run of other intervals is sampling at another rate,
+    which windows of a fixed number of samples would misread."""
     if steps.size < RATE_RUN:
-        return
+        return None
     off = np.abs(steps * rate - 1.0) > 0.25
     if not off.any():
-        return
-    # runs of consecutive off intervals whose neighbours agree within 5%
+        return None
     same = np.abs(np.diff(steps)) <= 0.05 * np.maximum(steps[1:], steps[:-1])
-    link = off[1:] & off[:-1] & same
-    # run starts: an off interval not linked to the one before
+    link = off[1:] & off[:-1] & same  # interval k + 1 continues the run of interval k
     starts = np.flatnonzero(off & ~np.concatenate([[False], link]))
     ends = np.flatnonzero(off & ~np.concatenate([link, [False]]))
     long = np.flatnonzero(ends - starts + 1 >= RATE_RUN)
-    if long.size:
-        i, j = int(starts[long[0]]), int(ends[long[0]])
-        other = 1.0 / float(np.median(steps[i : j + 1]))
-        raise DataError(
-            f"the sampling rate changes within recording ({animal}, {segment}): about"
-            f" {other:.3g} Hz from here for {j - i + 2:,} samples, where the rest is"
-            f" {rate:g} Hz; give each rate its own segment (a segment column) or file",
-            **where(int(rows[i])),  # type: ignore[arg-type]
-            column="timestamp",
-        )
+    if not long.size:
+        return None
+    i, j = int(starts[long[0]]), int(ends[long[0]])
+    return i, j, 1.0 / float(np.median(steps[i : j + 1]))
+
+
+def rate_change_error(
+    animal: str, segment: str, found: tuple[int, int, float], rate: float, **where: object
+) -> DataError:
+    """The error of :func:`rate_change`'s ``found``, at its first sample (``where``)."""
+    i, j, other = found
+    return DataError(
+        f"the sampling rate changes within recording ({animal}, {segment}): about"
+        f" {other:.3g} Hz from here for {j - i + 2:,} samples, where the rest is {rate:g} Hz;"
+        " give each rate its own segment (a segment column) or file",
+        column="timestamp",
+        **where,  # type: ignore[arg-type]
+    )
 
 
 def _check_units(recordings: list[Recording], units: str, notes: list[str]) -> None:

@@ -743,6 +743,7 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
     from ethoedge.bundle import window_like_bundle
     from ethoedge.data import load_dataset
     from ethoedge.data.dataset import Dataset
+    from ethoedge.data.loaders import rate_change, rate_change_error
     from ethoedge.data.recording import Recording
     from ethoedge.data.resample import run_bounds
     from ethoedge.data.stream import infer_rate, iter_blocks, streamable
@@ -752,6 +753,13 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
         parts: dict[tuple[str, str], list[Any]] = {}
         for b in iter_blocks(task.path, cfg, chunk_rows=task.chunk_rows, labeller=task.labeller):
             parts.setdefault((b.animal, b.segment), []).append(b)
+        for (a, s), bs in parts.items():
+            t = np.concatenate([b.t for b in bs])
+            found = rate_change(np.diff(t), rate) if cfg.rate_hz is None else None
+            if found is not None:
+                rows = np.concatenate([b.rows for b in bs])
+                where = {"path": task.path, "row": int(rows[found[0]])}
+                raise rate_change_error(a, s, found, rate, **where)
         recs = [
             Recording(a, s, np.concatenate([b.t for b in bs]),
                       np.concatenate([b.acc for b in bs]),
