@@ -295,6 +295,37 @@ static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, 
     ".endm\n\t"
 #define ETHOEDGE_ASM_PURGE ".purgem word4\n\t.purgem tail2\n\t"
 
+/* The loop of every tile of 4 rows (tiles_s8_even, tiles_s8_pairs), arguments as theirs: the
+   frame (the tile's bias pointer, x, the output pointer and its end on the stack), per tile the
+   biases into r3-r6 by LDM, then `start`, two "group" macros (4 columns each, advancing the
+   weights in r0 and x in r2) per iteration up to the end of x (r1), then `end` and the sums
+   by STM. */
+#define ETHOEDGE_TILES_LOOP(start, end)                                                        \
+    "push {r4-r11, lr}\n\t"                                                                     \
+    "sub sp, sp, #16\n\t"                                                                       \
+    "ldr r4, [sp, #52]\n\t" /* groups */                                                        \
+    "ldr r5, [sp, #56]\n\t" /* out */                                                           \
+    "str r1, [sp]\n\t"                                                                          \
+    "str r2, [sp, #4]\n\t"                                                                      \
+    "str r5, [sp, #8]\n\t"                                                                      \
+    "add r6, r5, r3, lsl #4\n\t" /* the end of out */                                           \
+    "str r6, [sp, #12]\n\t"                                                                     \
+    "add r1, r2, r4, lsl #3\n\t" /* the end of x */                                             \
+    "0:\n\t"                                                                                    \
+    "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */                                          \
+    "ldmia ip!, {r3, r4, r5, r6}\n\t"                                                           \
+    "str ip, [sp]\n\t" start "1:\n\t"                                                           \
+    "group\n\t"                                                                                 \
+    "group\n\t"                                                                                 \
+    "cmp r2, r1\n\t"                                                                            \
+    "bne 1b\n\t" end "ldrd ip, r7, [sp, #8]\n\t"                                                \
+    "stmia ip!, {r3, r4, r5, r6}\n\t"                                                           \
+    "str ip, [sp, #8]\n\t"                                                                      \
+    "cmp ip, r7\n\t"                                                                            \
+    "bne 0b\n\t"                                                                                \
+    "add sp, sp, #16\n\t"                                                                       \
+    "pop {r4-r11, pc}\n\t"
+
 /* Every tile of 4 rows with biases, for an even number of groups of 4 columns (>= 2) and
    ntiles >= 1; w, x, bias and out word-aligned. All 14 free registers hold the inner loop:
    the pointers to the weights and x, the end of x, 4 accumulators, the x pairs (LDRD), one
@@ -318,32 +349,7 @@ __attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
         "word4 r5, r11, r7, r8\n\t"
         "word4 r6, lr, r7, r8\n\t"
         ".endm\n\t"
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #16\n\t"
-        "ldr r4, [sp, #52]\n\t" /* groups */
-        "ldr r5, [sp, #56]\n\t" /* out */
-        "str r1, [sp]\n\t"
-        "str r2, [sp, #4]\n\t"
-        "str r5, [sp, #8]\n\t"
-        "add r6, r5, r3, lsl #4\n\t" /* the end of out */
-        "str r6, [sp, #12]\n\t"
-        "add r1, r2, r4, lsl #3\n\t" /* the end of x */
-        "0:\n\t"
-        "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */
-        "ldmia ip!, {r3, r4, r5, r6}\n\t"
-        "str ip, [sp]\n\t"
-        "1:\n\t"
-        "group\n\t"
-        "group\n\t"
-        "cmp r2, r1\n\t"
-        "bne 1b\n\t"
-        "ldrd ip, r7, [sp, #8]\n\t"
-        "stmia ip!, {r3, r4, r5, r6}\n\t"
-        "str ip, [sp, #8]\n\t"
-        "cmp ip, r7\n\t"
-        "bne 0b\n\t"
-        "add sp, sp, #16\n\t"
-        "pop {r4-r11, pc}\n\t"
+        ETHOEDGE_TILES_LOOP("", "")
         ".purgem group\n\t"
         ETHOEDGE_ASM_PURGE);
 }
@@ -454,38 +460,12 @@ __attribute__((naked, noinline)) static void tiles_s8_pairs(ARG const int8_t *w,
         "pair2 r3, r4, r11, r8\n\t"
         "pair2 r5, r6, lr, r8\n\t"
         ".endm\n\t"
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #16\n\t"
-        "ldr r4, [sp, #52]\n\t" /* groups */
-        "ldr r5, [sp, #56]\n\t" /* out */
-        "str r1, [sp]\n\t"
-        "str r2, [sp, #4]\n\t"
-        "str r5, [sp, #8]\n\t"
-        "add r6, r5, r3, lsl #4\n\t" /* the end of out */
-        "str r6, [sp, #12]\n\t"
-        "add r1, r2, r4, lsl #3\n\t" /* the end of x */
-        "0:\n\t"
-        "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */
-        "ldmia ip!, {r3, r4, r5, r6}\n\t"
-        "str ip, [sp]\n\t"
-        "add r4, r3, r4, lsl #8\n\t"
-        "add r6, r5, r6, lsl #8\n\t"
-        "1:\n\t"
-        "group\n\t"
-        "group\n\t"
-        "cmp r2, r1\n\t"
-        "bne 1b\n\t"
-        "sub r4, r4, r3\n\t"
-        "asr r4, r4, #8\n\t"
-        "sub r6, r6, r5\n\t"
-        "asr r6, r6, #8\n\t"
-        "ldrd ip, r7, [sp, #8]\n\t"
-        "stmia ip!, {r3, r4, r5, r6}\n\t"
-        "str ip, [sp, #8]\n\t"
-        "cmp ip, r7\n\t"
-        "bne 0b\n\t"
-        "add sp, sp, #16\n\t"
-        "pop {r4-r11, pc}\n\t"
+        ETHOEDGE_TILES_LOOP("add r4, r3, r4, lsl #8\n\t" /* raw sums: b_a + 256 b_b */
+                            "add r6, r5, r6, lsl #8\n\t",
+                            "sub r4, r4, r3\n\t" /* rows b: (raw - row a) >> 8 */
+                            "asr r4, r4, #8\n\t"
+                            "sub r6, r6, r5\n\t"
+                            "asr r6, r6, #8\n\t")
         ".purgem group\n\t"
         ".purgem pair2\n\t");
 }
