@@ -284,6 +284,16 @@ def _gru_reference(gx, gh, h, w, sgx, sgh, srn, snh):
     return saturate(round_shift(hs, w - 1), w)
 
 
+def _update_calls(fns: tuple[str, ...] | list[str], i: int, u: int) -> str:
+    """C lines calling each update of ``fns`` on arrays gx{i}, gh{i}, h{i} of ``u`` units,
+    printing hn after each."""
+    return "\n".join(
+        f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
+        f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
+        for f in fns
+    )
+
+
 def _update_block(bits: int, u: int, shifts: tuple[int, int, int, int], calls: str) -> str:
     """A C block with a model of word length ``bits`` and gate-update ``shifts`` (sgx, sgh,
     srn, snh), an int16 hn[u], ints j and k, then ``calls``."""
@@ -349,11 +359,7 @@ def test_gru_update(tmp_path: Path, target: str, wide: bool, bits: int):
         if bits == 16 and 10 <= sgx < 32 and 10 <= sgh < 32 and 32 <= srn < 64 and snh >= 0:
             # |gx|, |gh| <= 2^40: no align() saturates with shifts of 10 or more
             fns.append("ethoedge_update_64_rshift")
-        calls = "\n".join(
-            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
-            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
-            for f in fns
-        )
+        calls = _update_calls(fns, i, u)
         body.append(_update_block(bits, u, (sgx, sgh, srn, snh), calls))
         expected += [ref] * len(fns)
     got = run_program(tmp_path, "\n".join(body), arrays, target)
@@ -390,11 +396,7 @@ def test_update_32_lshift_up_to_its_bound(tmp_path: Path, target: str):
         h = rng.integers(-128, 128, size=u)
         arrays += [_arr(f"gx{i}", "int32_t", gx), _arr(f"gh{i}", "int32_t", gh),
                    _arr(f"h{i}", "int16_t", h)]  # fmt: skip
-        calls = "\n".join(
-            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
-            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
-            for f in ("ethoedge_update_32_lshift", "ethoedge_gru_update32")
-        )
+        calls = _update_calls(("ethoedge_update_32_lshift", "ethoedge_gru_update32"), i, u)
         body.append(_update_block(8, u, (sgx, sgh, srn, snh), calls))
         ref = _gru_reference(gx, gh, h, 8, sgx, sgh, srn, snh)
         expected += [ref, ref]
@@ -439,11 +441,7 @@ def test_update_64_rshift(tmp_path: Path, target: str):
         h[0] = -(1 << 15)
         arrays += [_arr(f"gx{i}", "int64_t", gx), _arr(f"gh{i}", "int64_t", gh),
                    _arr(f"h{i}", "int16_t", h)]  # fmt: skip
-        calls = "\n".join(
-            f"        {f}(&m, gx{i}, gh{i}, {u}, h{i}, hn);\n"
-            f"        for (j = 0; j < {u}; ++j) put(hn[j]);"
-            for f in ("ethoedge_update_64_rshift", "ethoedge_gru_update64")
-        )
+        calls = _update_calls(("ethoedge_update_64_rshift", "ethoedge_gru_update64"), i, u)
         body.append(_update_block(16, u, (sgx, sgh, srn, snh), calls))
         ref = _gru_reference(gx, gh, h, 16, sgx, sgh, srn, snh)
         expected += [ref, ref]
