@@ -753,19 +753,18 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
         parts: dict[tuple[str, str], list[Any]] = {}
         for b in iter_blocks(task.path, cfg, chunk_rows=task.chunk_rows, labeller=task.labeller):
             parts.setdefault((b.animal, b.segment), []).append(b)
-        for (a, s), bs in parts.items():
-            t = np.concatenate([b.t for b in bs])
-            found = rate_change(np.diff(t), rate) if cfg.rate_hz is None else None
-            if found is not None:
-                rows = np.concatenate([b.rows for b in bs])
-                where = {"path": task.path, "row": int(rows[found[0]])}
-                raise rate_change_error(a, s, found, rate, **where)
         recs = [
             Recording(a, s, np.concatenate([b.t for b in bs]),
                       np.concatenate([b.acc for b in bs]),
                       np.concatenate([b.labels for b in bs]), rate, str(task.path))
             for (a, s), bs in parts.items()
         ]  # fmt: skip
+        for r, bs in zip(recs, parts.values(), strict=True):
+            found = rate_change(np.diff(r.t), rate) if cfg.rate_hz is None else None
+            if found is not None:
+                rows = np.concatenate([b.rows for b in bs])
+                where = {"path": task.path, "row": int(rows[found[0]])}
+                raise rate_change_error(r.animal, r.segment, found, rate, **where)
         present = {v for r in recs for v in r.labels if v is not None}
         order = tuple(c for c in (cfg.classes or ()) if c in present)
         names = (*order, *sorted(present - set(order)))
