@@ -424,7 +424,6 @@ def check_files_apart(spans: list[tuple[str, str, float, float]]) -> None:
 
 def _check_case(
     present: list[str],
-    uniq: list[str],
     mapped: list[str | None],
     codes: np.ndarray,
     where: Callable[[int], dict[str, object]],
@@ -553,7 +552,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     mapped = [cfg.label_map.get(u, u) for u in uniq]
     present = sorted({m for m in mapped if m is not None})
     if cfg.classes is None and not preset.classes:
-        _check_case(present, uniq, mapped, codes, where, label_column)
+        _check_case(present, mapped, codes, where, label_column)
     classes = cfg.classes if cfg.classes is not None else (preset.classes or tuple(present))
     absent = [c for c in classes if c not in present]
     if cfg.classes is not None and absent:
