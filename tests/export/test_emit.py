@@ -134,6 +134,9 @@ def test_pair_layer_only_where_its_bounds_hold():
     assert not pairs_ok(big)
     assert kernel_ops(big, ExportConfig())[0] == "ethoedge_layer_s8_tiles"
     assert not pairs_ok(make_qmodel(8, hidden=12, mlp_hidden=8, n_classes=4))
+    # 16 columns per iteration where H and M are multiples of 16
+    q16 = make_qmodel(8, hidden=16, mlp_hidden=16, n_classes=4, seed=3)
+    assert pairs_ok(q16) and kernel_ops(q16, ExportConfig())[0] == "ethoedge_layer_s8_pairs16"
 
 
 @pytest.mark.parametrize(

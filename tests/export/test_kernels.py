@@ -192,14 +192,14 @@ def test_matvec_every_tail(tmp_path: Path, target: str, bits: int):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_pair_layer_at_its_bounds(tmp_path: Path, target: str):
-    """ethoedge_layer_s8_pairs (the SMLAD pair tiles on the M4, plain C on the M3 and the host)
-    gives W x + b exactly: random and extreme int8 weights and inputs (|x| <= 128), first rows
-    of pairs at int32's ends, second rows with 256 (W_b x + b_b) at int32's ends (the raw sums
-    wrap on the way); on the host and the M3 also without a bias and with 2 columns after the
-    last group of 4."""
+    """ethoedge_layer_s8_pairs and _pairs16 (the SMLAD pair tiles of 8 and 16 columns per
+    iteration on the M4, plain C on the M3 and the host) give W x + b exactly: random and
+    extreme int8 weights and inputs (|x| <= 128), first rows of pairs at int32's ends, second
+    rows with 256 (W_b x + b_b) at int32's ends (the raw sums wrap on the way); on the host and
+    the M3 also without a bias and with 2 columns after the last group of 4."""
     rng = np.random.default_rng(11)
     arrays, body, expected = [], [], []
-    sizes = [(24, 32), (4, 8), (12, 16), (8, 40)]
+    sizes = [(24, 32), (4, 8), (12, 16), (8, 40), (4, 48)]
     if target != "cortex-m4":  # the DSP build's precondition: cols a multiple of 8
         sizes += [(8, 6), (4, 2)]
     for i, (rows, cols) in enumerate(sizes):
@@ -221,13 +221,18 @@ def test_pair_layer_at_its_bounds(tmp_path: Path, target: str):
             _arr(f"x{i}", "int16_t", np.concatenate([x, [0]])),
             _arr(f"b{i}", "int32_t", b),
         ]
-        body.append(f"""    {{
+        # the 16-column loop where cols allows it (its precondition), the 8-column one always
+        fns = ["ethoedge_layer_s8_pairs"] + (
+            ["ethoedge_layer_s8_pairs16"] if cols % 16 == 0 else []
+        )
+        for fn in fns:
+            body.append(f"""    {{
         int32_t o[{rows}] ETHOEDGE_ALIGN4;
         int j;
-        ethoedge_layer_s8_pairs(w{i}, b{i}, x{i}, {rows}, {cols}, o, 0, 1);
+        {fn}(w{i}, b{i}, x{i}, {rows}, {cols}, o, 0, 1);
         for (j = 0; j < {rows}; ++j) put(o[j]);
     }}""")
-        expected.append(exact + b)
+            expected.append(exact + b)
         if target != "cortex-m4":
             body.append(f"""    {{
         int32_t o[{rows}];

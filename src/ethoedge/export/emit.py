@@ -608,7 +608,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     giving the same integers as the general one there, with less code for the linker to keep:
     SMLAD tiles only when every layer has a multiple of 4 rows and the DSP path is on (the
     input layer then the assembly tiles of its 3 or 6 columns), and then the SMLAD pair tiles
-    of the pair layout for the other layers where :func:`pairs_ok` proves them exact; a
+    of the pair layout for the other layers where :func:`pairs_ok` proves them exact (16
+    columns per iteration where H and M allow it); a
     requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
@@ -635,7 +636,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     tiles_in = layer == "ethoedge_layer_s8_tiles" and q.n_inputs in (3, 6)
     layer_in = f"ethoedge_layer_s8_in{q.n_inputs}" if tiles_in else layer
     if tiles_in and pairs_ok(q):
-        layer = "ethoedge_layer_s8_pairs"
+        wide = q.hidden % 16 == 0 and q.mlp_hidden % 16 == 0  # 16 columns per iteration
+        layer = "ethoedge_layer_s8_pairs16" if wide else "ethoedge_layer_s8_pairs"
     rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
     requant = "ethoedge_requant_32_rshift" if rshift else "ethoedge_requant_32"
     if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
@@ -669,7 +671,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     shift_consts = [(n, f"{pu}_F_{a} - {pu}_F_{b}", c) for n, a, b, c in _SHIFTS]
     acc_t, _ = accumulator_types(q)
     kernel_set = kernel_ops(q, cfg)
-    pairs = not isinstance(kernel_set, str) and kernel_set[0] == "ethoedge_layer_s8_pairs"
+    pairs = not isinstance(kernel_set, str) and kernel_set[0].startswith("ethoedge_layer_s8_pairs")
     arrays = []
     for name in WEIGHT_NAMES:
         t = q.weights[name]

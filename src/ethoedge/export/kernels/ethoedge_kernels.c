@@ -298,9 +298,10 @@ static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, 
 /* The loop of every tile of 4 rows (tiles_s8_even, tiles_s8_pairs), arguments as theirs: the
    frame (the tile's bias pointer, x, the output pointer and its end on the stack), per tile the
    biases into r3-r6 by LDM, then `start`, two "group" macros (4 columns each, advancing the
-   weights in r0 and x in r2) per iteration up to the end of x (r1), then `end` and the sums
-   by STM. */
-#define ETHOEDGE_TILES_LOOP(start, end)                                                        \
+   weights in r0 and x in r2; ETHOEDGE_TILES_LOOP_N: `groups`, a multiple of them) per
+   iteration up to the end of x (r1), then `end` and the sums by STM. */
+#define ETHOEDGE_TILES_LOOP(start, end) ETHOEDGE_TILES_LOOP_N("group\n\tgroup\n\t", start, end)
+#define ETHOEDGE_TILES_LOOP_N(groups, start, end)                                              \
     "push {r4-r11, lr}\n\t"                                                                     \
     "sub sp, sp, #16\n\t"                                                                       \
     "ldr r4, [sp, #52]\n\t" /* groups */                                                        \
@@ -314,10 +315,7 @@ static NOINLINE int32_t row_dsp_s8(const int8_t *w, const int16_t *x, int cols, 
     "0:\n\t"                                                                                    \
     "ldrd ip, r2, [sp]\n\t" /* the tile's biases, x */                                          \
     "ldmia ip!, {r3, r4, r5, r6}\n\t"                                                           \
-    "str ip, [sp]\n\t" start "1:\n\t"                                                           \
-    "group\n\t"                                                                                 \
-    "group\n\t"                                                                                 \
-    "cmp r2, r1\n\t"                                                                            \
+    "str ip, [sp]\n\t" start "1:\n\t" groups "cmp r2, r1\n\t"                                   \
     "bne 1b\n\t" end "ldrd ip, r7, [sp, #8]\n\t"                                                \
     "stmia ip!, {r3, r4, r5, r6}\n\t"                                                           \
     "str ip, [sp, #8]\n\t"                                                                      \
@@ -433,42 +431,54 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3(ARG const int8_t *w,
         "pop {r4-r11, pc}\n\t");
 }
 
-/* Every tile of 4 rows in the pair layout (ethoedge_layer_s8_pairs) with biases, for an even
-   number of groups of 4 columns (>= 2) and ntiles >= 1; w, x, bias and out word-aligned. A
-   weight word holds two rows: its halfwords are 256 w_b + w_a for columns c and c + 1, its
-   SXTB16 is (w_a, w_a'), so per word one SMLAD into the pair's raw sum, one SXTB16 and one
-   SMLAD into row a's sum: per 2 groups (32 MACs) 2 LDRD, 2 LDM, 8 SXTB16, 16 SMLAD, CMP and
-   BNE, 30 instructions. Per tile 14 more: the biases by LDM, raw = b_a + 256 b_b (two ADD),
-   row b = (raw - row a) >> 8 (two SUB, two ASR; exact, as the exporter proves that
-   256 (W_b x + b_b) fits int32, and SMLAD's sums wrap), the sums by STM. */
-__attribute__((naked, noinline)) static void tiles_s8_pairs(ARG const int8_t *w,
-                                                            ARG const int32_t *bias,
-                                                            ARG const int16_t *x, ARG int ntiles,
-                                                            ARG int groups, ARG int32_t *out)
+/* Every tile of 4 rows in the pair layout (ethoedge_layer_s8_pairs) with biases, for a number
+   of groups of 4 columns that is a multiple of 4 (tiles_s8_pairs4) or of 2 (tiles_s8_pairs2),
+   ntiles >= 1; w, x, bias and out word-aligned. A weight word holds two rows: its halfwords
+   are 256 w_b + w_a for columns c and c + 1, its SXTB16 is (w_a, w_a'), so per word one SMLAD
+   into the pair's raw sum, one SXTB16 and one SMLAD into row a's sum: per 4 groups (64 MACs)
+   4 LDRD, 4 LDM, 16 SXTB16, 32 SMLAD, CMP and BNE, 58 instructions (30 per 2 groups). Per
+   tile 14 more: the biases by LDM, raw = b_a + 256 b_b (two ADD), row b = (raw - row a) >> 8
+   (two SUB, two ASR; exact, as the exporter proves that 256 (W_b x + b_b) fits int32, and
+   SMLAD's sums wrap), the sums by STM. */
+#define ETHOEDGE_PAIR_TILES(groups)                                                            \
+    __asm__ volatile(                                                                          \
+        ".macro pair2 lo, raw, w, x\n\t" /* one word: rows a, b of a column pair */            \
+        "smlad \\raw, \\w, \\x, \\raw\n\t"                                                         \
+        "sxtb16 \\w, \\w\n\t"                                                                     \
+        "smlad \\lo, \\w, \\x, \\lo\n\t"                                                           \
+        ".endm\n\t"                                                                             \
+        ".macro group\n\t" /* 4 columns of the 4 rows: 2 column pairs of 2 row pairs */        \
+        "ldrd r7, r8, [r2], #8\n\t"                                                             \
+        "ldmia r0!, {r9, r10, r11, lr}\n\t"                                                     \
+        "pair2 r3, r4, r9, r7\n\t"                                                              \
+        "pair2 r5, r6, r10, r7\n\t"                                                             \
+        "pair2 r3, r4, r11, r8\n\t"                                                             \
+        "pair2 r5, r6, lr, r8\n\t"                                                              \
+        ".endm\n\t" ETHOEDGE_TILES_LOOP_N(groups,                                               \
+                                           "add r4, r3, r4, lsl #8\n\t" /* b_a + 256 b_b */    \
+                                           "add r6, r5, r6, lsl #8\n\t",                       \
+                                           "sub r4, r4, r3\n\t" /* (raw - row a) >> 8 */       \
+                                           "asr r4, r4, #8\n\t"                                \
+                                           "sub r6, r6, r5\n\t"                                \
+                                           "asr r6, r6, #8\n\t") ".purgem group\n\t"            \
+                                                                 ".purgem pair2\n\t")
+
+__attribute__((naked, noinline)) static void tiles_s8_pairs4(ARG const int8_t *w,
+                                                             ARG const int32_t *bias,
+                                                             ARG const int16_t *x, ARG int ntiles,
+                                                             ARG int groups, ARG int32_t *out)
 {
-    __asm__ volatile(
-        ".macro pair2 lo, raw, w, x\n\t" /* one word: rows a, b of a column pair */
-        "smlad \\raw, \\w, \\x, \\raw\n\t"
-        "sxtb16 \\w, \\w\n\t"
-        "smlad \\lo, \\w, \\x, \\lo\n\t"
-        ".endm\n\t"
-        ".macro group\n\t" /* 4 columns of the 4 rows: 2 column pairs of 2 row pairs */
-        "ldrd r7, r8, [r2], #8\n\t"
-        "ldmia r0!, {r9, r10, r11, lr}\n\t"
-        "pair2 r3, r4, r9, r7\n\t"
-        "pair2 r5, r6, r10, r7\n\t"
-        "pair2 r3, r4, r11, r8\n\t"
-        "pair2 r5, r6, lr, r8\n\t"
-        ".endm\n\t"
-        ETHOEDGE_TILES_LOOP("add r4, r3, r4, lsl #8\n\t" /* raw sums: b_a + 256 b_b */
-                            "add r6, r5, r6, lsl #8\n\t",
-                            "sub r4, r4, r3\n\t" /* rows b: (raw - row a) >> 8 */
-                            "asr r4, r4, #8\n\t"
-                            "sub r6, r6, r5\n\t"
-                            "asr r6, r6, #8\n\t")
-        ".purgem group\n\t"
-        ".purgem pair2\n\t");
+    ETHOEDGE_PAIR_TILES("group\n\tgroup\n\tgroup\n\tgroup\n\t");
 }
+
+__attribute__((naked, noinline)) static void tiles_s8_pairs2(ARG const int8_t *w,
+                                                             ARG const int32_t *bias,
+                                                             ARG const int16_t *x, ARG int ntiles,
+                                                             ARG int groups, ARG int32_t *out)
+{
+    ETHOEDGE_PAIR_TILES("group\n\tgroup\n\t");
+}
+#undef ETHOEDGE_PAIR_TILES
 #undef ARG
 #endif
 
@@ -1422,17 +1432,32 @@ void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int
 }
 
 /* The layer in the pair layout: the SMLAD pair tiles in a DSP build (their precondition: a
-   bias, cols a multiple of 8, word-aligned arrays, whatever use_dsp says), plain C elsewhere. */
+   bias, cols a multiple of 8, or of 16 for ethoedge_layer_s8_pairs16, whose loop takes 4
+   groups of 4 columns at a time; word-aligned arrays, whatever use_dsp says), plain C
+   elsewhere. Two op functions, so that a firmware links only the loop its models use. */
 void ethoedge_layer_s8_pairs(const void *w, const void *b, const int16_t *x, int rows, int cols,
                              void *out, int32_t *dot, int use_dsp)
 {
     (void)dot;
     (void)use_dsp;
 #if ETHOEDGE_DSP && ETHOEDGE_UMLAL
-    tiles_s8_pairs((const int8_t *)w, (const int32_t *)b, x, rows >> 2, cols >> 2,
-                   (int32_t *)out);
+    tiles_s8_pairs2((const int8_t *)w, (const int32_t *)b, x, rows >> 2, cols >> 2,
+                    (int32_t *)out);
 #else
     pairs_c_s8((const int8_t *)w, (const int32_t *)b, x, rows, cols, (int32_t *)out);
+#endif
+}
+
+void ethoedge_layer_s8_pairs16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                               void *out, int32_t *dot, int use_dsp)
+{
+#if ETHOEDGE_DSP && ETHOEDGE_UMLAL
+    (void)dot;
+    (void)use_dsp;
+    tiles_s8_pairs4((const int8_t *)w, (const int32_t *)b, x, rows >> 2, cols >> 2,
+                    (int32_t *)out);
+#else
+    ethoedge_layer_s8_pairs(w, b, x, rows, cols, out, dot, use_dsp);
 #endif
 }
 

@@ -89,6 +89,8 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      (the exporter proves it from the weights and the biases); in a DSP build also a bias,
      cols a multiple of 8 and w, x, b, out word-aligned (SMLAD pair tiles, whatever use_dsp
      says; plain C elsewhere);
+   - layer_s8_pairs16: the same with cols a multiple of 16 (its loop takes 16 columns at a
+     time);
    - requant_32_rshift: s > 0;
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
      u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
@@ -110,6 +112,8 @@ void ethoedge_layer_s8_tiles(const void *w, const void *b, const int16_t *x, int
                              void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_pairs(const void *w, const void *b, const int16_t *x, int rows, int cols,
                              void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_pairs16(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                               void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_in3(const void *w, const void *b, const int16_t *x, int rows, int cols,
                            void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_in6(const void *w, const void *b, const int16_t *x, int rows, int cols,
