@@ -587,3 +587,14 @@ def test_a_rate_change_within_a_file_is_one_line_naming_the_row(
     err = _classify_fails(bundle_dir, logs, tmp_path, capsys)
     assert "cow_2.csv, row 1001, column 'timestamp': the sampling rate changes" in err
     assert f"about 10 Hz from here for 401 samples, where the rest is {second_hz:g} Hz" in err
+
+
+def test_bits_with_the_float_engine_is_one_line(bundle_dir, tmp_path, capsys):
+    """--bits sets the integer engines' word length: with the float engine it would be ignored
+    without a word, so it is refused before anything is read or written."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--bits", "16"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err and not out.exists()
+    assert "--bits sets the word length of the int and c engines; --engine float has none" in err

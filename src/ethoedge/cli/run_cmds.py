@@ -23,6 +23,7 @@ from ethoedge.cli.options import (
     unlabelled_opt,
     video_start_opt,
 )
+from ethoedge.errors import ConfigError
 
 
 @app.command("run")
@@ -140,7 +141,9 @@ def classify_cmd(
         help="float (the float student), int (integer reference, as the C) or c (the exported C "
         "compiled for this machine with gcc; the int engine's results, faster).",
     ),
-    bits: int = typer.Option(8, "--bits", help="Word length of the int and c engines (8 or 16)."),
+    bits: int | None = typer.Option(
+        None, "--bits", help="Word length of the int and c engines: 8 or 16 (default 8)."
+    ),
     device: str | None = device_opt(),
     tz: str = typer.Option(
         "UTC",
@@ -188,12 +191,17 @@ def classify_cmd(
     from ethoedge.data.config import DataConfig
     from ethoedge.experiment import classify
 
+    if bits is not None and engine == "float":
+        raise ConfigError(
+            "--bits sets the word length of the int and c engines; --engine float has none"
+        )
     cfg = data_overrides(
         DataConfig(unlabelled="keep"), path=data, format=format, units=units, labels=labels,
         video_start=video_start, tz=labels_tz, nan_policy=nan_policy,
     )  # fmt: skip
     res = classify(
-        bundle, cfg, out, engine=engine, bits=bits, device=device or "auto", tz=tz,
+        bundle, cfg, out, engine=engine, bits=8 if bits is None else bits,
+        device=device or "auto", tz=tz,
         smooth=smooth, min_bout_s=min_bout, executor=executor, workers=workers,
         ray_address=ray_address, chunk_rows=chunk_rows, plots=plots, progress=not quiet,
     )  # fmt: skip
