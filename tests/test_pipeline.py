@@ -494,3 +494,24 @@ def test_a_model_an_earlier_run_had_leaves_no_files_beside_this_runs(tmp_path):
     left = sorted(p.name for p in out.iterdir() if "baseline" in p.name)
     assert left == [] and (out / "my_notes.txt").is_file()
     assert (out / "confusion_teacher.png").is_file() and (out / "per_class_student.csv").is_file()
+
+
+def test_a_run_without_deployment_leaves_no_earlier_bundle_or_c_beside_its_answers(tmp_path):
+    """Run again into the same folder without deployment and quantization: the earlier run's
+    bundle, C exports, prediction files and word-length plots go (a user's own file stays), so
+    nothing beside the new report belongs to another run; a run exporting only W=8 drops the
+    earlier c/w16."""
+    w = separable_windows()
+    out = tmp_path / "r"
+    run_windows(w, tiny_config(qemu=False), out, progress=False)
+    assert (out / "model" / "bundle.json").is_file() and (out / "c" / "w16").is_dir()
+    assert list(out.glob("mcc_vs_bits_*.png")) and (out / "model_predictions_w8.csv").is_file()
+    (out / "my_notes.txt").write_text("kept\n")
+    run_windows(w, tiny_config(qemu=False, export_bits=(8,)), out, progress=False)
+    assert (out / "c" / "w8").is_dir() and not (out / "c" / "w16").exists()
+    assert not (out / "model_predictions_w16.csv").exists()
+    run_windows(w, tiny_config(deploy=False, quantize=False), out, progress=False)
+    left = sorted(p.name for p in out.iterdir())
+    assert "model" not in left and "c" not in left and "my_notes.txt" in left
+    assert not [n for n in left if n.startswith(("model_predictions", "mcc_vs_bits"))]
+    assert "predictions_cv_quantized.csv" not in left and "predictions_cv.csv" in left

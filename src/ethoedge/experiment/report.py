@@ -138,14 +138,17 @@ def plot_folds(results: Results, path: Path) -> None:
 
 
 def plot_bits(results: Results, out: Path) -> None:
-    """MCC per word length of each quantized student (``mcc_vs_bits_{model}.png``)."""
+    """MCC per word length of each quantized student (``mcc_vs_bits_{model}.png``); those an
+    earlier run into the same folder drew and this one has not are removed."""
     from ethoedge.quantize.sweep import plot_mcc_vs_bits
 
     models = results.models
+    written: set[str] = set()
     for base in QUANTIZED_BASES:
         qs = [e for k, e in models.items() if k.is_quantized and k.float_key == base]
         if not qs or base not in models:
             continue
+        written.add(f"mcc_vs_bits_{base.name}.png")
         rows = []
         for e in qs:
             qat_ran = e["qat_mcc_fold_mean"] is not None
@@ -160,6 +163,8 @@ def plot_bits(results: Results, out: Path) -> None:
             )
         plot_mcc_vs_bits(rows, models[base]["mcc"], out / f"mcc_vs_bits_{base.name}.png",
                          title=f"{base.name}: held-out MCC per word length")  # fmt: skip
+    for q in stale_outputs(out, ("mcc_vs_bits_*.png",), written):  # an earlier run's
+        q.unlink(missing_ok=True)
 
 
 def write_results_json(results: Results, out: Path) -> dict[str, Any]:

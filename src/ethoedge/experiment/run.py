@@ -15,10 +15,16 @@ Output directory::
     mcc_vs_bits_{model}.png, predictions_cv_quantized.csv  the quantized cross-validated students
     work/                   checkpoints, soft labels and predictions of every job (a re-run
                             resumes from them)
+
+A run into a folder that holds an earlier run's answers removes those of the outputs above
+that it does not write again (files by their names, ``model/`` where it has a ``bundle.json``,
+``c/w{W}/`` where it has an ``export.json``), so the folder holds one run's answers; nothing
+else there is touched.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from dataclasses import replace
@@ -67,7 +73,7 @@ from ethoedge.experiment.report import (
     write_results_json,
 )
 from ethoedge.inference import Classifier
-from ethoedge.io import atomic_write_text, make_folders, remove_folders
+from ethoedge.io import atomic_write_text, make_folders, remove_folders, stale_outputs
 from ethoedge.models import GRUStudent, ResNetTeacher, model_cost
 from ethoedge.models.device import resolve_device
 
@@ -191,11 +197,13 @@ def run_windows(
     write_predictions(windows, predictions, out / "predictions_cv.csv")
 
     # deploy: quantized folds, bundle, C
+    written = {"predictions_cv.csv"}
     if cfg.quantize:
         t0 = time.perf_counter()
         q = quantize_folds(ctx, predictions, results.models, costs)
         results.models.update(q.entries)
         write_predictions(windows, q.predictions, out / "predictions_cv_quantized.csv")
+        written.add("predictions_cv_quantized.csv")
         timings["quantize_cv_s"] = time.perf_counter() - t0
     bundle_meta = None
     if cfg.deploy:
@@ -210,12 +218,14 @@ def run_windows(
             progress=progress,
         )
         save_bundle(bundle, out / "model")
+        written.add("model")
         bundle_meta = bundle.meta
         probs = Classifier(bundle.student, bundle.normalizer, bundle.class_names).predict_proba(
             windows.X
         )
         df = predictions_frame(windows, np.arange(len(windows)), probs)
         atomic_write_text(out / "model_predictions.csv", csv_text(df))
+        written.add("model_predictions.csv")
         timings["deployment_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         dep = export_deployment(cfg, windows, out / "model", out / "c", recorded_X=recorded_X)
@@ -226,7 +236,9 @@ def run_windows(
                 df = predictions_frame(windows, np.arange(len(windows)), p)
                 df["label"] = np.asarray(windows.class_names, dtype=object)[dep.int_pred[W]]
                 atomic_write_text(out / f"model_predictions_w{W}.csv", csv_text(df))
+                written |= {f"model_predictions_w{W}.csv", f"c/w{W}"}
             timings["export_verify_s"] = time.perf_counter() - t0
+    _drop_earlier_outputs(out, written)
     timings["total_s"] = time.perf_counter() - t_start
     results.timings = timings
 
@@ -250,6 +262,25 @@ def _predictions(outputs: Any) -> dict[ModelKey, list[Prediction]]:
             Prediction(o.job.fold, o.job.seed, o.test_idx, o.probs, o.best_epoch, o.epochs_run)
         )
     return preds
+
+
+def _drop_earlier_outputs(out: Path, written: set[str]) -> None:
+    """Remove what an earlier run into ``out`` left there and this run did not write again, so
+    that the folder holds one run's answers: the prediction files of the deployment and of the
+    quantized folds, the deployment bundle ``model/`` (a folder with a ``bundle.json``) and
+    each exported ``c/w{W}/`` (with an ``export.json``); ``c/`` itself once empty. ``written``
+    names what this run wrote (``model``, ``c/w8``, file names)."""
+    patterns = ("model_predictions*.csv", "predictions_cv*.csv")
+    for q in stale_outputs(out, patterns, written):
+        q.unlink(missing_ok=True)
+    if "model" not in written and (out / "model" / "bundle.json").is_file():
+        shutil.rmtree(out / "model")
+    c = out / "c"
+    for d in sorted(c.glob("w*")) if c.is_dir() else []:
+        if f"c/{d.name}" not in written and (d / "export.json").is_file():
+            shutil.rmtree(d)
+    if c.is_dir() and not any(c.iterdir()):
+        c.rmdir()
 
 
 def _write_all(
