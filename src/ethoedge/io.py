@@ -43,16 +43,19 @@ def make_folders(folder: Path) -> list[Path]:
     return made
 
 
-def stale_outputs(folder: Path, patterns: tuple[str, ...], written: set[str]) -> list[Path]:
-    """The files in ``folder`` matching one of ``patterns`` (globs of a command's own
+def remove_stale_outputs(folder: Path, patterns: tuple[str, ...], written: set[str]) -> list[Path]:
+    """Remove the files in ``folder`` matching one of ``patterns`` (globs of a command's own
     outputs) whose names are not in ``written``: what an earlier run left there and this run
-    did not write again, sorted."""
-    return sorted(
+    did not write again. Returns them, sorted."""
+    stale = sorted(
         q
         for pattern in patterns
         for q in folder.glob(pattern)
         if q.name not in written and q.is_file()
     )
+    for q in stale:
+        q.unlink(missing_ok=True)
+    return stale
 
 
 def remove_folders(made: list[Path]) -> None:

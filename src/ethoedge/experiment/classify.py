@@ -41,7 +41,7 @@ from ethoedge.experiment.bouts import (
     DailyBudget,
     bouts_frame,
 )
-from ethoedge.io import make_folders, remove_folders, stale_outputs, write_csv_rows
+from ethoedge.io import make_folders, remove_folders, remove_stale_outputs, write_csv_rows
 
 __all__ = ["ClassifyResult", "classify"]
 
@@ -380,9 +380,7 @@ def classify(
             for src, dst in zip(written, final, strict=True):
                 src.replace(dst)
             written = {p.name for p in final}
-            removed = [] if single else stale_outputs(out, PLOTS, written)
-            for q in removed:
-                q.unlink(missing_ok=True)
+            removed = [] if single else remove_stale_outputs(out, PLOTS, written)
         except OSError as e:
             raise unwritable(out, e, folder=not single) from None
         done = True

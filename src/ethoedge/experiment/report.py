@@ -21,7 +21,7 @@ from ethoedge.evaluate.report import Report, md_table
 from ethoedge.experiment.aggregate import HEADLINE, Prediction, Results, sorted_models
 from ethoedge.experiment.deploy import QUANTIZED_BASES
 from ethoedge.experiment.keys import BASELINE, ENSEMBLE, ModelKey
-from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text, stale_outputs
+from ethoedge.io import atomic_path, atomic_write_json, atomic_write_text, remove_stale_outputs
 
 DQ_HEADER = ["model", "W (bits)", "bytes", "MCC", "sd", "ΔMCC vs float", "macro F1",
              "accuracy", "agreement w/ float", "method"]  # fmt: skip
@@ -86,8 +86,7 @@ def write_model_files(results: Results, w: Windows, out: Path) -> None:
         )
         written |= {f"per_class_{key.name}.csv", *(f"confusion_{key.name}{x}" for x in CONFUSION)}
     patterns = ("per_class_*.csv", *(f"confusion_*{x}" for x in CONFUSION))
-    for q in stale_outputs(out, patterns, written):
-        q.unlink(missing_ok=True)
+    remove_stale_outputs(out, patterns, written)
 
 
 CONFUSION = (".csv", ".png")  # the files of save_confusion(..., out / "confusion_<model>")
@@ -163,8 +162,7 @@ def plot_bits(results: Results, out: Path) -> None:
             )
         plot_mcc_vs_bits(rows, models[base]["mcc"], out / f"mcc_vs_bits_{base.name}.png",
                          title=f"{base.name}: held-out MCC per word length")  # fmt: skip
-    for q in stale_outputs(out, ("mcc_vs_bits_*.png",), written):  # an earlier run's
-        q.unlink(missing_ok=True)
+    remove_stale_outputs(out, ("mcc_vs_bits_*.png",), written)  # an earlier run's
 
 
 def write_results_json(results: Results, out: Path) -> dict[str, Any]:

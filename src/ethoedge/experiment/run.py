@@ -73,7 +73,7 @@ from ethoedge.experiment.report import (
     write_results_json,
 )
 from ethoedge.inference import Classifier
-from ethoedge.io import atomic_write_text, make_folders, remove_folders, stale_outputs
+from ethoedge.io import atomic_write_text, make_folders, remove_folders, remove_stale_outputs
 from ethoedge.models import GRUStudent, ResNetTeacher, model_cost
 from ethoedge.models.device import resolve_device
 
@@ -271,8 +271,7 @@ def _drop_earlier_outputs(out: Path, written: set[str]) -> None:
     each exported ``c/w{W}/`` (with an ``export.json``); ``c/`` itself once empty. ``written``
     names what this run wrote (``model``, ``c/w8``, file names)."""
     patterns = ("model_predictions*.csv", "predictions_cv*.csv")
-    for q in stale_outputs(out, patterns, written):
-        q.unlink(missing_ok=True)
+    remove_stale_outputs(out, patterns, written)
     if "model" not in written and (out / "model" / "bundle.json").is_file():
         shutil.rmtree(out / "model")
     c = out / "c"
