@@ -436,12 +436,11 @@ def _check_case(
         other = seen.setdefault(m.casefold(), m)
         if other == m:
             continue
-        counts = {
-            name: int(sum(int(np.sum(codes == k)) for k, v in enumerate(mapped) if v == name))
-            for name in (other, m)
-        }
+        rows = {name: np.isin(codes, [k for k, v in enumerate(mapped) if v == name])
+                for name in (other, m)}  # fmt: skip
+        counts = {name: int(r.sum()) for name, r in rows.items()}
         rare = min(counts, key=lambda n: (counts[n], n))
-        first = min(int(np.flatnonzero(codes == k)[0]) for k, v in enumerate(mapped) if v == rare)
+        first = int(np.flatnonzero(rows[rare])[0])
         common = other if rare == m else m
         raise DataError(
             f"behaviours {other!r} and {m!r} differ only in letter case ({counts[other]:,} and"
