@@ -724,9 +724,7 @@ def _rates(
     out = []
     for (a, s, rows), st in zip(groups, steps, strict=True):
         own = round(1.0 / float(np.median(st)), 3) if st.size else rate
-        found = rate_change(st, own)
-        if found is not None:
-            raise rate_change_error(a, s, found, own, **where(int(rows[found[0]])))
+        check_steady_rate(st, own, a, s, lambda i, rows=rows: where(int(rows[i])))
         out.append(own if abs(own / rate - 1.0) > 0.02 else rate)
     return out
 
@@ -756,17 +754,26 @@ def rate_change(steps: np.ndarray, rate: float) -> tuple[int, int, float] | None
     return i, j, 1.0 / float(np.median(steps[i : j + 1]))
 
 
-def rate_change_error(
-    animal: str, segment: str, found: tuple[int, int, float], rate: float, **where: object
-) -> DataError:
-    """The error of :func:`rate_change`'s ``found``, at its first sample (``where``)."""
+def check_steady_rate(
+    steps: np.ndarray,
+    rate: float,
+    animal: str,
+    segment: str,
+    where: Callable[[int], dict[str, object]],
+) -> None:
+    """Raise a DataError where the sampling rate of one recording changes (:func:`rate_change`
+    of its intervals ``steps``), at the first sample of the stretch at the other rate:
+    ``where(i)`` gives the file and row of sample ``i``."""
+    found = rate_change(steps, rate)
+    if found is None:
+        return
     i, j, other = found
-    return DataError(
+    raise DataError(
         f"the sampling rate changes within recording ({animal}, {segment}): about"
         f" {other:.3g} Hz from here for {j - i + 2:,} samples, where the rest is {rate:g} Hz;"
         " give each rate its own segment (a segment column) or file",
         column="timestamp",
-        **where,  # type: ignore[arg-type]
+        **where(i),  # type: ignore[arg-type]
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ethoedge.data.config import DataConfig
-from ethoedge.data.loaders import G, detect_format, rate_change, rate_change_error
+from ethoedge.data.loaders import G, check_steady_rate, detect_format
 from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
     _CSV_ERRORS,
@@ -485,8 +485,6 @@ def stream_windows(
     ws = WindowStream(length, hop, rate_hz, max_gap_factor, cfg.classes)
     for block in iter_blocks(path, cfg, chunk_rows=chunk_rows, labeller=labeller):
         if cfg.rate_hz is None:  # the rate was inferred: a chunk sampled at another is wrong
-            found = rate_change(np.diff(block.t), rate_hz)
-            if found is not None:
-                where = {"path": path, "row": int(block.rows[found[0]])}
-                raise rate_change_error(block.animal, block.segment, found, rate_hz, **where)
+            check_steady_rate(np.diff(block.t), rate_hz, block.animal, block.segment,
+                              lambda i, b=block: {"path": path, "row": int(b.rows[i])})  # fmt: skip
         yield from ws.push(block)

@@ -678,6 +678,11 @@ def _blocks(
     return _whole_file_blocks(task, cfg, as_recorded), f"{task.path.name}: read whole ({why})"
 
 
+def _sample_row(path: Path, blocks: list[Any], i: int) -> dict[str, object]:
+    """The file and row of sample ``i`` of a recording joined from ``blocks``."""
+    return {"path": path, "row": int(np.concatenate([b.rows for b in blocks])[i])}
+
+
 def _gravity_sums(task: _Task, tick: Any = None) -> Any:
     """The first pass over a file for a calibrated bundle: per animal, the sum of its
     windows' means (:class:`~ethoedge.data.calibrate.GravitySums`)."""
@@ -741,7 +746,7 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
     from ethoedge.bundle import window_like_bundle
     from ethoedge.data import load_dataset
     from ethoedge.data.dataset import Dataset
-    from ethoedge.data.loaders import rate_change, rate_change_error
+    from ethoedge.data.loaders import check_steady_rate
     from ethoedge.data.recording import Recording
     from ethoedge.data.resample import run_bounds
     from ethoedge.data.stream import infer_rate, iter_blocks, streamable
@@ -757,12 +762,10 @@ def _whole_file_blocks(task: _Task, cfg: DataConfig, bundle: Any) -> list[Window
                       np.concatenate([b.labels for b in bs]), rate, str(task.path))
             for (a, s), bs in parts.items()
         ]  # fmt: skip
-        for r, bs in zip(recs, parts.values(), strict=True):
-            found = rate_change(np.diff(r.t), rate) if cfg.rate_hz is None else None
-            if found is not None:
-                rows = np.concatenate([b.rows for b in bs])
-                where = {"path": task.path, "row": int(rows[found[0]])}
-                raise rate_change_error(r.animal, r.segment, found, rate, **where)
+        if cfg.rate_hz is None:  # the rate was inferred: a recording sampled at another is wrong
+            for r, bs in zip(recs, parts.values(), strict=True):
+                where = functools.partial(_sample_row, task.path, bs)
+                check_steady_rate(np.diff(r.t), rate, r.animal, r.segment, where)
         present = {v for r in recs for v in r.labels if v is not None}
         order = tuple(c for c in (cfg.classes or ()) if c in present)
         names = (*order, *sorted(present - set(order)))
