@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from ethoedge.models.device import DEVICES
+
 FORMATS_HELP = "auto, generic, cattle_ufro, otariids_ladds or movebank"
 
 
@@ -21,9 +23,6 @@ def units_opt() -> Any:
     return typer.Option(
         None, "--units", help="Units of ax/ay/az: g or m/s2 (default: the format's)."
     )
-
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _device(value: str | None) -> str | None:

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from ethoedge.errors import ConfigError
 
+DEVICES = ("auto", "cpu", "cuda")
+
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; validates the name."""
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise ConfigError(f"unknown device '{device}' (auto, cpu or cuda)")
     if device == "cpu":
         return "cpu"
