@@ -515,3 +515,31 @@ def test_a_run_without_deployment_leaves_no_earlier_bundle_or_c_beside_its_answe
     assert "model" not in left and "c" not in left and "my_notes.txt" in left
     assert not [n for n in left if n.startswith(("model_predictions", "mcc_vs_bits"))]
     assert "predictions_cv_quantized.csv" not in left and "predictions_cv.csv" in left
+
+
+def test_an_interrupted_run_leaves_the_earlier_runs_config_beside_its_results(
+    tmp_path, monkeypatch
+):
+    """A run that fails part-way into a folder holding an earlier run's answers: config.yaml,
+    results.json and report.md stay those of the earlier run (the new config waits in work/),
+    so the folder never shows one run's config beside another run's results."""
+    import importlib
+
+    run_mod = importlib.import_module("ethoedge.experiment.run")
+    w = separable_windows()
+    out = tmp_path / "r"
+    run_windows(w, tiny_config(deploy=False, quantize=False), out, progress=False)
+    before = {n: (out / n).read_bytes() for n in ("config.yaml", "results.json", "report.md")}
+
+    def fail(*a, **k):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(run_mod, "write_predictions", fail)
+    new = tiny_config(deploy=False, quantize=False, seeds=(5,))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_windows(w, new, out, progress=False)
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert load_yaml(out / "work" / "config.yaml").seeds == (5,)
+    monkeypatch.undo()
+    run_windows(w, new, out, progress=False)
+    assert load_yaml(out / "config.yaml").seeds == (5,)

@@ -4,7 +4,8 @@ students; on an executor) -> aggregate -> deploy (quantize, bundle, C export, ve
 
 Output directory::
 
-    config.yaml  results.json  report.md
+    config.yaml  results.json  report.md   written together as the run ends
+                            (work/config.yaml: the config of the run in progress)
     per_class_{model}.csv  confusion_{model}.csv/.png  mcc_per_fold.png
     predictions_cv.csv      every window's held-out prediction per model and seed
     model/                  the deployment bundle (trained on all animals)
@@ -113,8 +114,10 @@ def run_windows(
     out = Path(out_dir)
     made: list[Path] = []
     try:
-        made = make_folders(out)
-        save_yaml(cfg, out / "config.yaml")
+        made = make_folders(out / "work")
+        # the run in progress; out/config.yaml is written with results.json at the end, so
+        # that an interrupted run leaves the earlier run's config beside its own results
+        save_yaml(cfg, out / "work" / "config.yaml")
     except OSError as e:
         remove_folders(made)
         raise unwritable(out, e, folder=True) from None
@@ -289,6 +292,7 @@ def _write_all(
     plot_folds(results, out / "mcc_per_fold.png")
     plot_bits(results, out)
     write_report(ReportInput(results, cfg, windows, out, bundle_meta))
+    save_yaml(cfg, out / "config.yaml")
     write_results_json(results, out)
 
 
