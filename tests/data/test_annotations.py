@@ -114,6 +114,25 @@ def test_mixed_naive_and_zoned_times_are_rejected(tmp_path):
     assert ei.value.row == 3 and ei.value.column == "start"
 
 
+def test_a_row_with_a_zoned_start_and_a_naive_end_is_rejected(tmp_path):
+    """Each column is consistent on its own; the row mixes: rejected with or without tz."""
+    p = _generic(
+        tmp_path,
+        [
+            "a,2024-05-13T11:33:20Z,2024-05-13 11:33:30,walk",
+            "a,2024-05-13T11:34:00Z,2024-05-13 11:35:00,rest",
+        ],
+    )
+    for tz in (None, "UTC"):
+        with pytest.raises(DataError, match="no time zone while the row's start has one") as ei:
+            read_annotations(p, tz=tz)
+        assert ei.value.row == 2 and ei.value.column == "end"
+    q = _generic(tmp_path, ["a,2024-05-13 11:33:20,2024-05-13T11:33:30Z,walk"])
+    with pytest.raises(DataError, match="no time zone while the row's end has one") as ei:
+        read_annotations(q, tz="UTC")
+    assert ei.value.row == 2 and ei.value.column == "start"
+
+
 def test_zone_that_disagrees_with_tz_is_a_mismatch(tmp_path):
     p = _generic(tmp_path, ["a,2024-05-13T12:33:20+01:00,2024-05-13T12:33:30+01:00,walk"])
     read_annotations(p)  # fine without tz

@@ -251,6 +251,7 @@ def read_annotations(
         animal = _text(df, "animal", lines, path)
         label = _text(df, "label", lines, path)
         start = _times(df["start"], "start", lines, path, tz)
+        _check_zones_agree(df["start"], df["end"], lines, path)
         end = _times(df["end"], "end", lines, path, tz)
     else:
         cols = ("subject", "start (s)", "stop (s)", "behavior")
@@ -372,6 +373,29 @@ def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | N
         return _finite(num, lambda i: f"not a finite time: {num[i]:g}", name, lines, path)
     text = [str(v).strip() for v in col.astype(object)]
     return parse_datetimes(text, name, lines, path, tz)
+
+
+def _zoned(col: pd.Series) -> np.ndarray:
+    """Whether each entry of a column of times is a date-time with a zone (numbers: no)."""
+    return np.array([bool(_ZONE.search(str(v).strip())) for v in col.astype(object)])
+
+
+def _check_zones_agree(start: pd.Series, end: pd.Series, lines: np.ndarray, path: Path) -> None:
+    """One row's start and end both with a zone or both without: a zoned start beside a naive
+    end (read in ``tz``) is the same mix as within a column."""
+    zs, ze = _zoned(start), _zoned(end)
+    odd = zs != ze
+    if odd.any():
+        i = int(np.flatnonzero(odd)[0])
+        column, text = ("end", end.iloc[i]) if zs[i] else ("start", start.iloc[i])
+        other = "start" if column == "end" else "end"
+        raise DataError(
+            f"{str(text).strip()!r} has no time zone while the row's {other} has one: give"
+            " every time a zone or none (and set tz)",
+            path=path,
+            row=int(lines[i]),
+            column=column,
+        )
 
 
 def parse_datetimes(
