@@ -134,3 +134,24 @@ def test_local_start_is_strftimes_iso_time(tz):
                         [0.0, -0.5, 1e9 - 0.25]])  # fmt: skip
     want = pd.to_datetime(t, unit="s", utc=True).tz_convert(tz).strftime("%Y-%m-%dT%H:%M:%S%z")
     assert iso_local(t, tz).tolist() == list(want)
+
+
+def test_ethogram_raster_takes_the_behaviour_at_each_columns_centre():
+    """Hand-made pieces on a 24-column grid of 0-24 h (one column per hour, centres at
+    h + 0.5): a piece colours exactly the columns whose centres it holds; gaps stay empty;
+    pieces given out of order land where they belong; a piece narrower than a column and
+    holding no centre leaves no mark; rows are independent."""
+    from ethoedge.experiment.ethogram import raster
+
+    row = np.array([0, 0, 0, 1, 0])
+    x0 = np.array([5.0, 0.0, 10.2, 23.5, 12.6])
+    x1 = np.array([10.0, 2.5, 10.4, 24.0, 24.0])
+    code = np.array([1, 0, 3, 2, 2])
+    grid = raster(row, x0, x1, code, 2, 0.0, 24.0, n_cols=24)
+    want0 = [0, 0] + [-1] * 3 + [1] * 5 + [-1] * 3 + [2] * 11  # [0, 2.5) holds 0.5, 1.5
+    assert grid[0].tolist() == want0
+    assert grid[1].tolist() == [-1] * 23 + [2]
+    # the empty case
+    assert (
+        raster(np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0, int), 1, 0, 1) == -1
+    ).all()

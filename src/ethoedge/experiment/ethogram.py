@@ -61,11 +61,61 @@ def clock_range(x0: np.ndarray, x1: np.ndarray) -> tuple[float, float]:
     return lo, max(hi, lo + 1.0)
 
 
+COLUMNS = 8192  # an ethogram row's image columns across the hours shown
+
+
+def raster(
+    row: np.ndarray,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    code: np.ndarray,
+    n_rows: int,
+    lo: float,
+    hi: float,
+    n_cols: int = COLUMNS,
+) -> np.ndarray:
+    """Behaviour codes on a grid of ``n_rows`` x ``n_cols``: column ``j`` of a row takes the
+    code of the piece of that row whose ``[x0, x1)`` holds the column's centre (``lo + (j +
+    0.5) (hi - lo) / n_cols``), -1 where none does. Pieces of one row must not overlap.
+
+    >>> raster(np.array([0, 0, 1]), np.array([0.0, 2.0, 1.0]), np.array([2.0, 3.0, 4.0]),
+    ...        np.array([5, 6, 7]), 2, 0.0, 4.0, 4).tolist()
+    [[5, 5, 6, -1], [-1, 7, 7, 7]]
+    """
+    out = np.full(n_rows * n_cols, -1, dtype=np.int64)
+    if not len(row):
+        return out.reshape(n_rows, n_cols)
+    w = (hi - lo) / n_cols
+    # first and one-past-last column whose centre lies in [x0, x1)
+    c0 = np.clip(np.ceil((np.asarray(x0) - lo) / w - 0.5), 0, n_cols).astype(np.int64)
+    c1 = np.clip(np.ceil((np.asarray(x1) - lo) / w - 0.5), 0, n_cols).astype(np.int64)
+    keep = c1 > c0
+    row, c0, c1, code = np.asarray(row)[keep], c0[keep], c1[keep], np.asarray(code)[keep]
+    order = np.lexsort((c0, row))
+    row, c0, c1, code = row[order], c0[order], c1[order], code[order]
+    # each piece marks its first cell; a cell belongs to the last piece marked at or before it
+    # (pieces in order along the flattened grid), if that piece reaches it
+    owner = np.full(n_rows * n_cols, -1, dtype=np.int64)
+    owner[row * n_cols + c0] = np.arange(len(row))
+    owner = np.maximum.accumulate(owner)
+    cell = np.arange(n_rows * n_cols)
+    ok = owner >= 0
+    k = owner[ok]
+    inside = cell[ok] < row[k] * n_cols + c1[k]
+    hit = np.flatnonzero(ok)[inside]
+    out[hit] = code[k[inside]]
+    return out.reshape(n_rows, n_cols)
+
+
 def plot_ethogram(
     bouts: pd.DataFrame, animal: str, behaviours: tuple[str, ...], tz: str, path: Path
 ) -> Path:
-    """One animal's bouts (``start``, ``end``, ``behaviour``) as colour bands per local day."""
-    from matplotlib.collections import PolyCollection
+    """One animal's bouts (``start``, ``end``, ``behaviour``) as colour bands per local day.
+
+    Each day's band is an image of :data:`COLUMNS` columns across the hours shown (about 10 s
+    each on a whole day; a column takes the behaviour at its centre), so drawing costs the
+    same whatever the number of bouts."""
+    from matplotlib.colors import to_rgba
     from matplotlib.patches import Patch
 
     others = sorted(set(bouts["behaviour"]) - set(behaviours)) if len(bouts) else []
@@ -77,11 +127,12 @@ def plot_ethogram(
     )
     days = sorted(set(day.tolist()))
     row = {d: k for k, d in enumerate(days)}
-    fig = _figure(figsize=(10, 0.45 * max(len(days), 1) + 1.9), layout="constrained")
+    fig = _figure(figsize=(10, 0.45 * max(len(days), 1) + 1.6))
     ax = fig.subplots()
     x0 = x1 = np.zeros(0)
+    grid = None
     if len(i):
-        beh = bouts["behaviour"].to_numpy(object)[i]
+        beh = np.asarray(bouts["behaviour"].to_numpy(object), dtype=object)[i]
         local = pd.to_datetime(s, unit="s", utc=True).tz_convert(tz)
         midnight = (
             local.tz_localize(None)
@@ -91,18 +142,16 @@ def plot_ethogram(
         x0 = (local - midnight) / pd.Timedelta(hours=1)
         x0 = np.asarray(x0, dtype=float)
         x1 = x0 + (e - s) / 3600.0
-        y = np.array([row[d] for d in day], dtype=float)
-        # One collection of rectangles per behaviour (a bar artist per bout is far slower:
-        # a month of 2.5 s windows can have tens of thousands of bouts).
-        for b in dict.fromkeys(beh.tolist()):
-            m = beh == b
-            lo, hi = y[m] - 0.4, y[m] + 0.4
-            verts = np.stack(
-                [np.stack(p, axis=1) for p in
-                 ((x0[m], lo), (x1[m], lo), (x1[m], hi), (x0[m], hi))], axis=1
-            )  # fmt: skip
-            ax.add_collection(PolyCollection(verts, facecolors=[colours[b]], linewidths=0))
+        y = np.array([row[d] for d in day], dtype=np.int64)
+        code_of = {b: k for k, b in enumerate(colours)}
+        code = np.array([code_of[b] for b in beh.tolist()], dtype=np.int64)
     lo_h, hi_h = clock_range(x0, x1)
+    if len(i):
+        grid = raster(y, x0, x1, code, len(days), lo_h, hi_h)
+        palette = np.array([to_rgba(c) for c in colours.values()] + [(0, 0, 0, 0)])
+        for r in range(len(days)):  # one band per day, with a gap between days
+            ax.imshow(palette[grid[r]][None], aspect="auto", interpolation="nearest",
+                      extent=(lo_h, hi_h, r + 0.4, r - 0.4))  # fmt: skip
     ax.set_xlim(lo_h, hi_h)
     span = hi_h - lo_h
     step = 3 if span >= 12 else 1 if span >= 3 else 0.25
@@ -111,9 +160,13 @@ def plot_ethogram(
     ax.set_yticks(range(len(days)), days)
     ax.set_ylim(len(days) - 0.5, -0.5)
     ax.set_title(f"ethogram: {animal}")
+    # fixed margins, in inches (a layout engine measures every artist at each draw)
+    w_in, h_in = fig.get_size_inches()
+    fig.subplots_adjust(left=1.0 / w_in, right=1 - 0.15 / w_in, top=1 - 0.35 / h_in,
+                        bottom=0.9 / h_in)  # fmt: skip
     handles = [Patch(color=colours[b], label=b) for b in colours]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
-               fontsize=8, frameon=False)  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6),
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))  # fmt: skip
     _save(fig, path)
     return path
 
@@ -154,6 +207,11 @@ def plot_budget(daily: pd.DataFrame, behaviours: tuple[str, ...], tz: str, path:
     axes[0, 0].legend(fontsize=7, ncol=min(len(order), 6), loc="lower right",
                       bbox_to_anchor=(1.0, 1.0), frameon=False)  # fmt: skip
     fig.suptitle(f"daily time budget (local dates, {tz})", fontsize=10)
-    fig.tight_layout()
+    # fixed margins, in inches: rotated dates below each panel, titles and legend above
+    w_in, h_in = size
+    gap, top, bottom = 1.1, 0.8, 0.85
+    axes_h = (h_in - top - bottom - gap * (len(animals) - 1)) / len(animals)
+    fig.subplots_adjust(left=0.75 / w_in, right=1 - 0.2 / w_in, top=1 - top / h_in,
+                        bottom=bottom / h_in, hspace=gap / axes_h)  # fmt: skip
     _save(fig, path)
     return path
