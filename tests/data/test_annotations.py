@@ -254,6 +254,18 @@ def test_boris_video_start_table_per_observation(tmp_path):
             "stop (s)",
         ),
         (
+            _boris_row("o1", "cow1", "grazing", "STATE", "0", ""),
+            {"video_start": "2024-05-13T11:33:20Z"},
+            "missing value",
+            "stop (s)",
+        ),
+        (
+            _boris_row("o1", "cow1", "grazing", "STATE", "0", "inf"),
+            {"video_start": "2024-05-13T11:33:20Z"},
+            "not a number of seconds: inf$",
+            "stop (s)",
+        ),
+        (
             _boris_row("o1", "cow1", "grazing", "STATE", "10", "10"),
             {"video_start": "2024-05-13T11:33:20Z"},
             "at or before it starts",
@@ -301,6 +313,20 @@ def test_bad_boris_input(tmp_path, row, kwargs, text, column):
         (["a,10,20,walk", "a,x,30,rest"], {}, "cannot parse time 'x'", 3, "start"),
         (["a,10,20,walk", "a,20,inf,rest"], {}, "not a finite time: inf", 3, "end"),
         (["a,10,20,walk,"], {}, "ragged row: 5 fields where the header has 4", 2, None),
+        (
+            ["a,2024-05-13T11:33:20Z,13/05/2024 11:34,walk"],
+            {},
+            "cannot parse time '13/05/2024 11:34' \\(expected epoch seconds or ISO 8601\\)",
+            2,
+            "end",
+        ),
+        (
+            ["a,1715600000,2024-05-13T11:34:00Z,walk"],
+            {},
+            "cannot parse time '1715600000' .*not a mix",
+            2,
+            "start",
+        ),
         (
             ["a,10,20,walk", "a,20,30,trot"],
             {"behaviours": ["walk", "rest"]},

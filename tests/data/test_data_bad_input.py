@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from datahelpers import frame
 
@@ -262,3 +263,41 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path, capsys):
     assert "Traceback" not in err
     assert err.strip().count("\n") == 0
     assert str(p) in err and "row 5" in err and "column 'ax'" in err
+
+
+@pytest.mark.parametrize("column", ["animal", "label", "segment"])
+def test_parquet_text_column_of_lists_or_structs(tmp_path, column):
+    df = frame(n=20)
+    for kind, value in (("list", lambda v: [v]), ("struct", lambda v: {"id": v})):
+        p = tmp_path / f"{kind}.parquet"
+        df.assign(**{column: df[column].map(value)}).to_parquet(p, index=False)
+        with pytest.raises(DataError, match=f"{kind}<.*> values where text is expected") as ei:
+            load_dataset(DataConfig(path=str(p)))
+        assert (ei.value.row, ei.value.column) == (1, column)
+
+
+def test_parquet_duration_timestamps_are_seconds(tmp_path):
+    df = frame(n=60)
+    df["timestamp"] = pd.to_timedelta(df["timestamp"] - 1000.0, unit="s")
+    df.to_parquet(tmp_path / "since_start.parquet", index=False)
+    ds = load_dataset(DataConfig(path=str(tmp_path / "since_start.parquet")))
+    assert ds.recordings[0].rate_hz == 10.0
+    assert ds.recordings[0].t[0] == 0.0 and ds.recordings[0].t[-1] == pytest.approx(5.9)
+
+
+def test_a_rate_that_rounds_to_zero_is_named(tmp_path):
+    df = frame(animals=("a",), n=20)
+    df["timestamp"] = 1e9 + np.arange(20) * 1e6
+    p = tmp_path / "slow.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError, match=r"median step between samples is 1e\+06 s") as ei:
+        load_dataset(DataConfig(path=str(p)))
+    assert (ei.value.row, ei.value.column) == (2, "timestamp")
+
+
+def test_empty_columns_at_the_end_of_each_line_are_ignored(tmp_path):
+    """A spreadsheet export's trailing empty columns have no names: not two columns named ''."""
+    p = tmp_path / "sheet.csv"
+    p.write_text("\n".join(ln + ",," for ln in good_lines()) + "\n")
+    ds = load_dataset(DataConfig(path=str(p)))
+    assert len(ds.recordings[0].t) == 12

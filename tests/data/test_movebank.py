@@ -159,6 +159,7 @@ def _edit(df: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFram
         ("eobs:acceleration-sampling-frequency-per-axis", 0, "must be a positive number, got 0$"),
         ("eobs:acceleration-sampling-frequency-per-axis", "inf", "positive number, got inf$"),
         ("eobs:acceleration-sampling-frequency-per-axis", "", r"missing value \(no sampling"),
+        ("eobs:acceleration-sampling-frequency-per-axis", 1e-300, "past the year 2262$"),
         ("individual-local-identifier", "", "missing value"),
         ("timestamp", "not a time", "cannot parse timestamp"),
     ],

@@ -153,3 +153,33 @@ def test_label_map_and_classes_as_in_whole_file_loading(tmp_path):
     cfg = replace(cfg, label_map={}, classes=("walk", "graze"))
     whole = window_like_bundle(stub, load_dataset(cfg), every_stretch=True)
     _assert_same(whole, _streamed(path, WindowConfig(), 61, cfg))
+
+
+def test_a_short_row_is_named_ragged_in_every_column(tmp_path):
+    lines = _recording_frame().iloc[:300].to_csv(index=False).splitlines()
+    path = tmp_path / "short.csv"
+    lines[150] = ",".join(lines[150].split(",")[:4])  # animal, segment, timestamp, ax
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"row 151: ragged row: 4 fields where the header has 7"):
+        list(iter_blocks(path, chunk_rows=100))
+    lines[150] = ",".join(lines[150].split(",")[:1])  # the animal only
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"row 151: ragged row: 1 fields where the header has 7"):
+        list(iter_blocks(path, chunk_rows=100))
+
+
+def test_parquet_text_column_of_structs(tmp_path):
+    df = _recording_frame().iloc[:300]
+    path = tmp_path / "nested.parquet"
+    df.assign(segment=df["segment"].map(lambda s: {"id": s})).to_parquet(path, index=False)
+    with pytest.raises(DataError, match=r"row 1, column 'segment': struct<id: string> values"):
+        list(iter_blocks(path, chunk_rows=100))
+
+
+def test_infer_rate_of_a_rate_that_rounds_to_zero(tmp_path):
+    df = _recording_frame().iloc[:300].copy()
+    df["timestamp"] = 1e9 + np.arange(300) * 5000.0
+    path = tmp_path / "slow.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"median step between samples is 5000 s"):
+        infer_rate(path)

@@ -12,7 +12,7 @@ import torch
 
 from ethoedge.bundle import Bundle, save_bundle
 from ethoedge.cli import main
-from ethoedge.data import DataConfig, Normalizer, WindowConfig
+from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.experiment import classify
 from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
@@ -598,3 +598,14 @@ def test_bits_with_the_float_engine_is_one_line(bundle_dir, tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "Traceback" not in err and not out.exists()
     assert "--bits sets the word length of the int and c engines; --engine float has none" in err
+
+
+def test_a_folder_with_a_file_named_like_it_classifies_that_file_only(bundle_dir, tmp_path):
+    """As loading a data set (``data stats``, ``run``) reads it."""
+    herd = tmp_path / "herd"
+    herd.mkdir()
+    _frame(900, 0).assign(animal="cow_a").to_csv(herd / "herd.csv", index=False)
+    _frame(900, 1).assign(animal="cow_b").to_csv(herd / "other.csv", index=False)
+    res = classify(bundle_dir, DataConfig(path=str(herd)), tmp_path / "a", plots=False)
+    assert sorted(res.budget.index) == ["cow_a"]
+    assert load_dataset(DataConfig(path=str(herd), unlabelled="keep")).animals == ("cow_a",)

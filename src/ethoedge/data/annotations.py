@@ -359,8 +359,12 @@ def _finite(
 
 
 def _relative(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
+    if col.isna().any():
+        i = int(np.flatnonzero(col.isna().to_numpy())[0])
+        raise DataError("missing value", path=path, row=int(lines[i]), column=name)
     num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-    return _finite(num, lambda i: f"not a number of seconds: {col.iloc[i]!r}", name, lines, path)
+    values = col.astype(object)  # the cells as written: 'zero', inf (not np.float64(inf))
+    return _finite(num, lambda i: f"not a number of seconds: {values.iloc[i]!r}", name, lines, path)
 
 
 def _times(col: pd.Series, name: str, lines: np.ndarray, path: Path, tz: str | None) -> np.ndarray:
@@ -389,6 +393,15 @@ def _check_zones_agree(start: pd.Series, end: pd.Series, lines: np.ndarray, path
         i = int(np.flatnonzero(odd)[0])
         column, text = ("end", end.iloc[i]) if zs[i] else ("start", start.iloc[i])
         other = "start" if column == "end" else "end"
+        naive = str(text).strip()
+        if pd.isna(pd.to_datetime(naive, format="ISO8601", errors="coerce")):  # no date-time
+            mix = ", not a mix" if np.isfinite(pd.to_numeric(naive, errors="coerce")) else ""
+            raise DataError(
+                f"cannot parse time {naive!r} (expected epoch seconds or ISO 8601{mix})",
+                path=path,
+                row=int(lines[i]),
+                column=column,
+            )
         raise DataError(
             f"{str(text).strip()!r} has no time zone while the row's {other} has one: give"
             " every time a zone or none (and set tz)",

@@ -104,7 +104,7 @@ def resolve_path(path: str | Path | None) -> Path:
         if not DEFAULT_DATA_FILE.is_file():
             raise DataError("the bundled default data set is missing", path=DEFAULT_DATA_FILE)
         return DEFAULT_DATA_FILE
-    files, _ = _files(path)
+    files, _ = dataset_files(path)
     if len(files) > 1:
         names = [q.name for q in files]
         raise ConfigError(f"names {len(files)} data files {names}, not one", path=path)
@@ -163,8 +163,9 @@ class _Part:
     notes: list[str]
 
 
-def _files(spec: str | Path | None) -> tuple[list[Path], str]:
-    """The data files of ``spec`` and the data set's source string."""
+def dataset_files(spec: str | Path | None) -> tuple[list[Path], str]:
+    """The data files of ``spec`` (a folder holding a file named like itself: that file) and
+    the data set's source string (``None``: the bundled default data)."""
     if spec is None:
         return [resolve_path(None)], str(DEFAULT_DATA_FILE)
     p = Path(spec)
@@ -463,7 +464,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     (``otariids_ladds``) to one.
     """
     cfg = cfg if cfg is not None else DataConfig()
-    files, source = _files(cfg.path)
+    files, source = dataset_files(cfg.path)
     annotated = cfg.labels is not None
     parts = [_read_part(p, cfg, annotated) for p in files]
     first = parts[0]
@@ -720,13 +721,34 @@ def _rates(
             "cannot infer the sampling rate (no recording has two samples); set rate_hz",
             path=source,
         )
-    rate = round(1.0 / float(np.median(allsteps)), 3)
+    # each recording's own rate first: a rate that rounds to 0 is named at its first row
+    owns = [
+        median_rate(st, f" of recording ({a}, {s})", **where(int(rows[0]))) if st.size else None
+        for (a, s, rows), st in zip(groups, steps, strict=True)
+    ]
+    rate = median_rate(allsteps, "", path=source)
     out = []
-    for (a, s, rows), st in zip(groups, steps, strict=True):
-        own = round(1.0 / float(np.median(st)), 3) if st.size else rate
+    for (a, s, rows), st, own in zip(groups, steps, owns, strict=True):
+        own = rate if own is None else own
         check_steady_rate(st, own, a, s, lambda i, rows=rows: where(int(rows[i])))
         out.append(own if abs(own / rate - 1.0) > 0.02 else rate)
     return out
+
+
+def median_rate(steps: np.ndarray, what: str, **where: object) -> float:
+    """``1 / median(steps)`` rounded to 3 decimals, as inferred rates are; a rate that rounds
+    to 0 Hz (a step over 2,000 s) is a :class:`DataError` at ``where`` (``what`` names the
+    recording)."""
+    step = float(np.median(steps))
+    rate = round(1.0 / step, 3)
+    if rate <= 0:
+        raise DataError(
+            f"cannot infer the sampling rate{what}: the median step between samples is"
+            f" {step:g} s (under 0.0005 Hz); timestamps are seconds",
+            column="timestamp",
+            **where,  # type: ignore[arg-type]
+        )
+    return rate
 
 
 RATE_RUN = 10  # consecutive sampling intervals at another steady rate that make a rate change

@@ -28,7 +28,13 @@ import pandas as pd
 
 from ethoedge.data.config import E_OBS_G_PER_COUNT, E_OBS_ZERO, MovebankConfig
 from ethoedge.data.sources import file_stem
-from ethoedge.data.tables import _check_ragged, _numeric, _parse_timestamps, read_table
+from ethoedge.data.tables import (
+    MAX_SECONDS,
+    _check_ragged,
+    _numeric,
+    _parse_timestamps,
+    read_table,
+)
 from ethoedge.errors import DataError
 
 BURST = "eobs:accelerations-raw"
@@ -240,6 +246,13 @@ def _bursts(
                 column=BURST,
             )
         n = vals.size // 3
+        if not abs(t0[i] + (n - 1) / freq[i]) <= MAX_SECONDS:
+            raise DataError(
+                f"sampling frequency {freq[i]:g} Hz puts the burst's last sample past the year"
+                " 2262",
+                **where,  # type: ignore[arg-type]
+                column=FREQ,
+            )
         accs.append(vals.reshape(n, 3)[:, order])
         ts.append(t0[i] + np.arange(n, dtype=np.float64) / freq[i])
         rows.append(np.full(n, i, dtype=np.int64))

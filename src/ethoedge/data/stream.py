@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ethoedge.data.config import DataConfig
-from ethoedge.data.loaders import G, check_steady_rate, detect_format
+from ethoedge.data.loaders import G, check_steady_rate, detect_format, median_rate
 from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
     _CSV_ERRORS,
@@ -46,6 +46,7 @@ from ethoedge.data.tables import (
     _parse_timestamps,
     _raw_header,
     as_categories,
+    check_flat_text,
     not_finite,
     read_header,
     text_dtypes,
@@ -117,7 +118,9 @@ def _raw_chunks(
             for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
                 df = batch.to_pandas()
                 df.columns = [str(c).strip().lower() for c in df.columns]
-                yield df, np.arange(first, first + len(df), dtype=np.int64)
+                lines = np.arange(first, first + len(df), dtype=np.int64)
+                check_flat_text(batch.schema, df, lines, path, STRING_COLUMNS)
+                yield df, lines
                 first += len(df)
         except DataError:
             raise
@@ -220,6 +223,7 @@ def iter_blocks(
         for name, codes in (("animal", a_codes), (seg_col, s_codes)):
             if codes is not None and (codes < 0).any():
                 i = int(np.flatnonzero(codes < 0)[0])
+                _check_ragged(path, df, lines[i : i + 1], np.ones(1, dtype=bool))  # a short row?
                 raise DataError("missing value", path=path, row=int(lines[i]), column=name)
         ts = df["timestamp"]
         if ts.isna().any():
@@ -323,7 +327,7 @@ def infer_rate(path: str | Path, cfg: DataConfig | None = None, *, rows: int = 2
             "cannot infer the sampling rate (no recording has two samples); set rate_hz",
             path=path,
         )
-    return round(1.0 / float(np.median(allsteps)), 3)
+    return median_rate(allsteps, "", path=path)
 
 
 @dataclass(frozen=True)

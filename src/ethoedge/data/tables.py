@@ -13,11 +13,15 @@ import io
 import re
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ethoedge.errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 STRING_COLUMNS = ("animal", "label", "label_group", "segment", "session")
 
@@ -87,11 +91,12 @@ def read_header(path: Path, sep: str = ",") -> list[str]:
 
 
 def _distinct(names: list[str], path: Path, row: int | None) -> list[str]:
-    """The column names stripped and lower-cased; two that become one name are an error."""
+    """The column names stripped and lower-cased; two that become one name are an error
+    (unnamed columns, such as a spreadsheet's empty ones at the end of each line, aside)."""
     out = [str(c).strip().lower() for c in names]
     seen: dict[str, str] = {}
     for raw, name in zip(names, out, strict=True):
-        if name in seen:
+        if name in seen and name:
             raise DataError(
                 f"two columns named {seen[name]!r} and {raw!r}: column names must differ after"
                 " stripping blanks and lower-casing",
@@ -131,10 +136,15 @@ def read_table(
     kind = _kind(path)
     if kind == "parquet":
         try:
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(path)
             df = pd.read_parquet(path)
         except Exception as e:
             raise DataError(f"not a readable Parquet file ({e})", path=path) from e
         first = 1
+        df.columns = [str(c).strip().lower() for c in df.columns]
+        check_flat_text(schema, df, np.arange(first, first + len(df)), path, string_columns)
     else:
         # Read every column (not usecols): only then does the parser catch over-long rows.
         raw_names = _raw_header(path, kind, sep)
@@ -161,6 +171,32 @@ def read_table(
     if len(df) == 0:
         raise DataError("the file has a header but no data rows", path=path)
     return df, lines
+
+
+def check_flat_text(
+    schema: pa.Schema,
+    df: pd.DataFrame,
+    lines: np.ndarray,
+    path: Path,
+    string_columns: tuple[str, ...],
+) -> None:
+    """A Parquet text column (ids, labels) of lists, structs or maps is an error naming its
+    first row with a value: such values are neither text nor a number."""
+    import pyarrow as pa
+
+    for f in schema:
+        name = str(f.name).strip().lower()
+        if name not in string_columns or name not in df.columns or not pa.types.is_nested(f.type):
+            continue
+        present = df[name].notna().to_numpy()
+        if present.any():
+            i = int(np.flatnonzero(present)[0])
+            raise DataError(
+                f"{f.type} values where text is expected (ids and labels are text or numbers)",
+                path=path,
+                row=int(lines[i]),
+                column=name,
+            )
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -277,11 +313,14 @@ def _in_seconds(t: np.ndarray, lines: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarray:
-    """Seconds (float64) from numbers, datetimes (Parquet) or ISO 8601 strings."""
+    """Seconds (float64) from numbers, datetimes or durations (Parquet) or ISO 8601 strings."""
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
         dt = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.dt.tz_localize("UTC")
         secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
         return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_timedelta64_dtype(col):  # a duration (Parquet): seconds from its origin
+        secs = col / pd.Timedelta(seconds=1)
+        return _in_seconds(secs.to_numpy(dtype=np.float64, na_value=np.nan), lines, path)
     if pd.api.types.is_numeric_dtype(col):
         return _in_seconds(col.to_numpy(dtype=np.float64), lines, path)
     num = pd.to_numeric(col, errors="coerce")

@@ -240,10 +240,9 @@ def classify(
     from ethoedge.data.loaders import (
         check_files_apart,
         check_one_layout,
+        dataset_files,
         file_layout,
-        resolve_path,
     )
-    from ethoedge.data.sources import data_files
     from ethoedge.experiment.pool import task_pool
     from ethoedge.inference import ENGINES
 
@@ -272,7 +271,7 @@ def classify(
                 lab.path, video_start=lab.video_start, tz=lab.tz, behaviours=lab.behaviours
             )
         data_cfg = replace(data_cfg, labels=None)
-    files = data_files(data_cfg.path) if data_cfg.path is not None else [resolve_path(None)]
+    files, _ = dataset_files(data_cfg.path)  # as loading a data set picks them
     if len(files) > 1:  # as loading a data set checks, from the headers alone
         check_one_layout(files, [file_layout(f, data_cfg) for f in files])
     if chunk_rows is None:  # one budget of rows in memory, whatever the number of readers
