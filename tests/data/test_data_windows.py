@@ -86,6 +86,20 @@ def test_resampling_to_target_rate():
     np.testing.assert_allclose(w.X[1, 1], 2 * w.X[1, 0], atol=1e-5)
 
 
+def test_resampling_makes_up_at_most_ten_samples_per_recorded_one():
+    """1 Hz to 10 Hz is allowed (ten per recorded sample); 0.5 Hz to 10 Hz is an error naming
+    the recording and its file, before any memory goes into interpolated samples (a burst
+    at 1e-7 Hz would ask for 1e8 per sample)."""
+    ok = rec(np.arange(30.0), ["a"] * 30, rate=1.0)
+    w = make_windows(ds(ok), WindowConfig(length_s=5.0, hop_s=2.5, target_rate_hz=10.0))
+    assert w.rate_hz == 10.0 and len(w) > 0
+    slow = rec(np.arange(30.0) * 2.0, ["a"] * 30, animal="cow7", rate=0.5)
+    slow = Recording(**{**slow.__dict__, "source": "logs/cow7.csv"})
+    with pytest.raises(DataError, match=r"\(cow7, 0\) is sampled at 0.5 Hz.*more than 10") as ei:
+        make_windows(ds(ok, slow), WindowConfig(length_s=5.0, hop_s=2.5, target_rate_hz=10.0))
+    assert "logs/cow7.csv" in str(ei.value)
+
+
 def test_mixed_rates_need_a_target():
     r1 = rec(np.arange(100) / 10.0, ["a"] * 100)
     r2 = rec(np.arange(100) / 20.0, ["a"] * 100, rate=20.0, segment="1")

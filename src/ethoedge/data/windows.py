@@ -151,6 +151,9 @@ def window_geometry(cfg: WindowConfig, rate_hz: float) -> tuple[int, int]:
     return length, hop
 
 
+MAX_UPSAMPLE = 10.0  # the most samples resampling may make for each recorded one
+
+
 def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     """Cut every recording of ``dataset`` into fixed-length labelled windows.
 
@@ -201,6 +204,14 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     lookup = np.array([class_id.get(u, -1) for u in raw_uniq] + [-1], dtype=np.int64)
     all_codes = lookup[raw_codes]
     for i, rec in enumerate(recs):
+        if cfg.target_rate_hz is not None and rec.rate_hz * MAX_UPSAMPLE < rate:
+            raise DataError(
+                f"recording ({rec.animal}, {rec.segment}) is sampled at {rec.rate_hz:g} Hz:"
+                f" resampling it to {rate:g} Hz would make up more than {MAX_UPSAMPLE:g}"
+                " samples for each recorded one (interpolation, not behaviour); record at a"
+                " higher rate or use a model trained at this one",
+                path=rec.source or dataset.source,
+            )
         codes = all_codes[rec_off[i] : rec_off[i + 1]]
         for a, b in run_bounds(rec.t, rec.rate_hz, cfg.max_gap_factor):
             t, acc, c = rec.t[a:b], rec.acc[a:b], codes[a:b]
