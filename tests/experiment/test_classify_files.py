@@ -426,7 +426,7 @@ def test_behaviours_the_model_does_not_know_are_counted_and_left_out(bundle_dir,
                  "--quiet"]) == 0  # fmt: skip
     out = " ".join(capsys.readouterr().out.split())
     assert f"{res.unknown['trot']:,} windows are labelled with behaviours the model does not" in out
-    assert f"(trot {res.unknown['trot']:,})" in out
+    assert f"('trot': {res.unknown['trot']:,})" in out  # a name, then its count
 
 
 def test_a_run_folder_given_for_its_bundle_names_the_bundle(bundle_dir, tmp_path, capsys):

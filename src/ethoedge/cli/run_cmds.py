@@ -228,7 +228,7 @@ def classify_cmd(
             cm.add_row(name, *[f"{int(v):,}" for v in row])
         con.print(cm)
     if res.unknown:
-        names = ", ".join(f"{k} {v:,}" for k, v in res.unknown.items())
+        names = ", ".join(f"{k!r}: {v:,}" for k, v in res.unknown.items())
         con.print(
             f"note: {sum(res.unknown.values()):,} windows are labelled with behaviours the model"
             f" does not know ({names}): left out of the metrics",
