@@ -482,3 +482,14 @@ def test_label_map_and_behaviours_config(tmp_path):
     strict = LabelsConfig(path=str(ann), behaviours=("rest",))
     with pytest.raises(DataError, match="unknown behaviour 'trot'"):
         load_dataset(DataConfig(path=str(tmp_path / "loggers"), labels=strict))
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_short_annotation_row_is_named_ragged(tmp_path, sep):
+    """A row with a field too few is a ragged row (as in data files), not a missing label;
+    tab-separated files (BORIS) are counted by tabs."""
+    rows = ["animal,start,end,label", "a,10,20,walk", "a,20,30"]
+    p = _write(tmp_path, "\n".join(r.replace(",", sep) for r in rows) + "\n", "ann.tsv")
+    with pytest.raises(DataError, match="ragged row: 3 fields where the header has 4") as ei:
+        read_annotations(p)
+    assert ei.value.row == 3

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ethoedge.data.tables import _kind, _open_text, read_header, read_table
+from ethoedge.data.tables import _check_ragged, _kind, _open_text, read_header, read_table
 from ethoedge.errors import ConfigError, DataError
 
 GENERIC = ("animal", "start", "end", "label")
@@ -245,6 +245,7 @@ def read_annotations(
             path=path,
         )
     df, lines = read_table(path, sep, string_columns=_TEXT_COLUMNS)
+    _check_ragged(path, df, lines, df.isna().any(axis=1).to_numpy(), sep)  # short rows first
     notes: list[str] = []
     if kind == "generic":
         cols = GENERIC

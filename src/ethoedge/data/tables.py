@@ -274,8 +274,11 @@ def _raw_header(path: Path, kind: str, sep: str = ",") -> list[str]:
         return next(csv.reader([f.readline()], delimiter=sep))
 
 
-def _check_ragged(path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.ndarray) -> None:
-    """If the first rows with missing values are short rows, say so (CSV only)."""
+def _check_ragged(
+    path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.ndarray, sep: str = ","
+) -> None:
+    """If the first rows with missing values are short rows, say so (text files only;
+    ``sep``: the field separator)."""
     kind = _kind(path)
     if kind == "parquet" or not missing.any():
         return
@@ -285,7 +288,7 @@ def _check_ragged(path: Path, df: pd.DataFrame, lines: np.ndarray, missing: np.n
         text = raw.get(int(r))
         if text is None:
             continue
-        n = len(next(csv.reader([text]))) if text else 0
+        n = len(next(csv.reader([text], delimiter=sep))) if text else 0
         if n != df.shape[1]:
             raise DataError(
                 f"ragged row: {n} fields where the header has {df.shape[1]}", path=path, row=int(r)
