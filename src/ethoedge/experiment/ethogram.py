@@ -82,7 +82,8 @@ def raster(
     ...        np.array([5, 6, 7]), 2, 0.0, 4.0, 4).tolist()
     [[5, 5, 6, -1], [-1, 7, 7, 7]]
     """
-    out = np.full(n_rows * n_cols, -1, dtype=np.int64)
+    cells = n_rows * n_cols  # int32 indices: a year of rows is 3 M cells
+    out = np.full(cells, -1, dtype=np.int32)
     if not len(row):
         return out.reshape(n_rows, n_cols)
     w = (hi - lo) / n_cols
@@ -95,10 +96,10 @@ def raster(
     row, c0, c1, code = row[order], c0[order], c1[order], code[order]
     # each piece marks its first cell; a cell belongs to the last piece marked at or before it
     # (pieces in order along the flattened grid), if that piece reaches it
-    owner = np.full(n_rows * n_cols, -1, dtype=np.int64)
-    owner[row * n_cols + c0] = np.arange(len(row))
-    owner = np.maximum.accumulate(owner)
-    cell = np.arange(n_rows * n_cols)
+    owner = np.full(cells, -1, dtype=np.int32)
+    owner[row * n_cols + c0] = np.arange(len(row), dtype=np.int32)
+    np.maximum.accumulate(owner, out=owner)
+    cell = np.arange(cells, dtype=np.int32)
     ok = owner >= 0
     k = owner[ok]
     inside = cell[ok] < row[k] * n_cols + c1[k]
@@ -130,7 +131,6 @@ def plot_ethogram(
     fig = _figure(figsize=(10, 0.45 * max(len(days), 1) + 1.6))
     ax = fig.subplots()
     x0 = x1 = np.zeros(0)
-    grid = None
     if len(i):
         beh = np.asarray(bouts["behaviour"].to_numpy(object), dtype=object)[i]
         local = pd.to_datetime(s, unit="s", utc=True).tz_convert(tz)
