@@ -280,3 +280,22 @@ def test_a_number_in_yaml_scientific_notation_is_a_number(tmp_path):
     assert cfg.student_train.lr == 0.001 and cfg.student_train.weight_decay == 0.0005
     with pytest.raises(ConfigError, match=r"student_train\.lr must be a number, got '1e-3x'"):
         RunConfig.from_dict({"student_train": {"lr": "1e-3x"}})
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("window:\n  length_s: .inf\n", "window.length_s must be a finite number, got inf"),
+        ("student_train:\n  lr: .inf\n", "student_train.lr must be a finite number, got inf"),
+        ("seeds: [0, 1, 0]\n", "seeds has duplicates: [0, 1, 0]"),
+        ("job_threads: 100000000\n", "job_threads must be <= 1024, got 100000000"),
+    ],
+)
+def test_values_that_break_a_run_later_are_refused_with_the_file(tmp_path, text, match):
+    """An infinite window length failed in windowing (OverflowError), duplicate seeds trained
+    the same jobs twice into the same files, and a huge thread count crashed PyTorch."""
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{p}: {match}")):
+        load_yaml(p)
+    assert RunConfig.from_dict({"quant": {"qat_threshold": float("inf")}}).quant.qat_threshold

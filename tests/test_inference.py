@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -122,3 +123,71 @@ def test_windows_a_model_cannot_take_are_named_on_every_engine(tmp_path, engine)
         with pytest.raises(EthoedgeError, match=match):
             clf.predict(bad)
     assert clf.predict(X[:0]).shape == (0,)
+
+
+def _saved_bundle(tmp_path):
+    from ethoedge.bundle import Bundle, save_bundle
+    from ethoedge.data import WindowConfig
+
+    torch.manual_seed(0)
+    norm = Normalizer((0.0, 0.0, 1.0), (0.3, 0.3, 0.3))
+    b = Bundle(GRUStudent(4, StudentConfig(hidden=4)), norm, ("a", "b", "c", "d"),
+               WindowConfig(), 10.0)  # fmt: skip
+    return save_bundle(b, tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("class_names", "abcd", "class_names must be a list of distinct names, got 'abcd'"),
+        ("class_names", ["a", "a", "b", "c"], "class_names must be a list of distinct names"),
+        ("class_names", [], "class_names must be a list of distinct names, got []"),
+        ("rate_hz", float("inf"), "rate_hz must be a finite number > 0, got inf"),
+        ("rate_hz", 0, "rate_hz must be a finite number > 0, got 0"),
+        ("n_samples", "50", "n_samples must be an integer >= 1, got '50'"),
+        ("n_channels", 0, "n_channels must be an integer >= 1, got 0"),
+        ("normalizer", {"mean": [0, 0], "std": [1, 1, 1]}, "normalizer.mean must be a list of 3"),
+        ("normalizer", {"mean": [0, 0, 0], "std": [0, 1, 1]}, "normalizer.std must be > 0"),
+        ("window", {"calibrate": "magnetic"}, "window.calibrate must be one of"),
+    ],
+)
+def test_a_bundle_json_with_bad_values_is_named_with_its_key(tmp_path, key, value, match):
+    """Class names as one string, duplicated or empty, an infinite rate, a normaliser of
+    another width: a traceback from deep inside classify (or answers under wrong names)."""
+    import json
+
+    from ethoedge.bundle import read_bundle_info
+    from ethoedge.errors import ConfigError
+
+    d = _saved_bundle(tmp_path)
+    doc = json.loads((d / "bundle.json").read_text())
+    doc[key] = value
+    (d / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=re.escape(f"{d / 'bundle.json'}: {match}")):
+        read_bundle_info(d)
+
+
+def test_a_student_of_other_classes_than_bundle_json_is_named(tmp_path):
+    """Five class names for a student of four classes: an IndexError in classify."""
+    import json
+
+    from ethoedge.errors import ConfigError
+
+    d = _saved_bundle(tmp_path)
+    doc = json.loads((d / "bundle.json").read_text())
+    doc["class_names"] = ["a", "b", "c", "d", "e"]
+    (d / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"student\.npz: not the model bundle\.json describes"):
+        Classifier.from_bundle(d, device="cpu")
+
+
+def test_a_student_npz_of_text_is_named_when_loaded(tmp_path):
+    """Text arrays in student.npz: a TypeError from PyTorch in ``quantize``."""
+    from ethoedge.bundle import load_bundle
+    from ethoedge.errors import ConfigError
+
+    d = _saved_bundle(tmp_path)
+    names = list(np.load(d / "student.npz"))
+    np.savez(d / "student.npz", **{k: np.array(["x"]) for k in names})
+    with pytest.raises(ConfigError, match=r"student\.npz: not the student bundle\.json describes"):
+        load_bundle(d)

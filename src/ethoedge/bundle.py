@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,10 +118,10 @@ def _load_state(model: torch.nn.Module, path: Path) -> None:
     from ethoedge.models.student_numpy import read_npz
 
     what = path.stem  # student, teacher
-    state = {k: torch.from_numpy(v.copy()) for k, v in read_npz(path, what).items()}
     try:
+        state = {k: torch.from_numpy(np.array(v)) for k, v in read_npz(path, what).items()}
         model.load_state_dict(state)
-    except RuntimeError as e:  # missing or unexpected tensors, other shapes
+    except (RuntimeError, TypeError) as e:  # missing or unexpected tensors, other shapes, text
         why = " ".join(str(e).split())  # one line
         raise ConfigError(f"not the {what} bundle.json describes ({why})", path=path) from None
 
@@ -172,30 +173,73 @@ def read_bundle_info(directory: str | Path) -> BundleInfo:
         raise ConfigError(f"unknown bundle format {doc.get('format')!r}", path=path)
     try:
         return _bundle_info(doc)
+    except ConfigError as e:  # a value out of range (window settings, sizes, ...)
+        raise ConfigError(e.message, path=path) from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         what = f"no {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"not a complete bundle description ({what})", path=path) from None
 
 
+def _count(doc: dict[str, Any], key: str, default: object = None) -> int:
+    """``doc[key]`` (``default`` when absent), which must be an integer >= 1."""
+    value = doc.get(key, default) if default is not None else doc[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _finite(values: object, n: int, key: str) -> tuple[float, ...]:
+    """``values``: a list of ``n`` finite numbers."""
+    if not (
+        isinstance(values, list)
+        and len(values) == n
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        and all(math.isfinite(v) for v in values)
+    ):
+        raise ConfigError(f"{key} must be a list of {n} finite numbers, got {values!r}")
+    return tuple(float(v) for v in values)
+
+
 def _bundle_info(doc: dict[str, Any]) -> BundleInfo:
-    """The description in a parsed ``bundle.json``."""
+    """The description in a parsed ``bundle.json``, its sizes and numbers checked."""
+    names = doc["class_names"]
+    if not (
+        isinstance(names, list)
+        and names
+        and all(isinstance(c, str) for c in names)
+        and len(set(names)) == len(names)
+    ):
+        raise ConfigError(f"class_names must be a list of distinct names, got {names!r}")
+    n_channels = _count(doc, "n_channels", 3)
+    rate_hz = doc["rate_hz"]
+    if not (
+        isinstance(rate_hz, int | float)
+        and not isinstance(rate_hz, bool)
+        and math.isfinite(rate_hz)
+        and rate_hz > 0
+    ):
+        raise ConfigError(f"rate_hz must be a finite number > 0, got {rate_hz!r}")
     norm = doc["normalizer"]
+    mean = _finite(norm["mean"], n_channels, "normalizer.mean")
+    std = _finite(norm["std"], n_channels, "normalizer.std")
+    if min(std) <= 0:
+        raise ConfigError(f"normalizer.std must be > 0, got {list(std)}")
     window, data = dict(doc["window"]), dict(doc.get("data", {}))
     # Bundles written before resampling became a window setting carry data.resample_hz.
     if data.get("resample_hz") is not None and window.get("target_rate_hz") is None:
         window["target_rate_hz"] = data["resample_hz"]
     data.pop("resample_hz", None)
     return BundleInfo(
-        class_names=tuple(doc["class_names"]),
-        normalizer=Normalizer(tuple(norm["mean"]), tuple(norm["std"])),  # type: ignore[arg-type]
+        class_names=tuple(names),
+        normalizer=Normalizer(mean, std),  # type: ignore[arg-type]
         window=WindowConfig(**window),
-        rate_hz=float(doc["rate_hz"]),
-        n_channels=int(doc.get("n_channels", 3)),
+        rate_hz=float(rate_hz),
+        n_channels=n_channels,
         student=dict(doc["student"]),
         teacher=dict(doc["teacher"]) if doc.get("teacher") is not None else None,
         data=data,
         meta=dict(doc.get("meta", {})),
-        window_samples=int(doc["n_samples"]),
+        window_samples=_count(doc, "n_samples"),
     )
 
 

@@ -136,7 +136,7 @@ class RunConfig:
         job_threads: torch threads of every training job, whatever the executor (results of
             the teacher's convolutions depend on the thread count, so this keeps serial,
             process and Ray runs identical; with 1, small models use cores best as parallel
-            jobs).
+            jobs; at most 1024).
         student_recipes: candidate recipes of the students (input stage and heading
             augmentation, :class:`StudentRecipe`), chosen in each fold by inner animal-wise
             validation (:mod:`ethoedge.experiment.recipes`): the fold's training animals in
@@ -175,7 +175,7 @@ class RunConfig:
     executor: Literal["serial", "processes", "ray"] = "serial"
     workers: PosInt = 1
     ray_address: Str | None = None
-    job_threads: PosInt = 1
+    job_threads: Annotated[PosInt, Field(le=1024)] = 1
     student_recipes: tuple[StudentRecipe, ...] = ()
     recipe_groups: Annotated[Int, Field(ge=2)] = 4
 
@@ -187,6 +187,8 @@ class RunConfig:
             raise ConfigError(f"export_bits has duplicates: {list(self.export_bits)}")
         if not self.seeds:
             raise ConfigError("seeds is empty: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds has duplicates: {list(self.seeds)}")
         names = [r.name for r in self.student_recipes]
         if len(set(names)) != len(names):
             raise ConfigError(f"student_recipes has duplicates: {names}")

@@ -12,7 +12,8 @@ runs the rules across fields. Every failure is one
 The field types below are strict where YAML could silently mistype a value: an integer is
 never a string, a float or a boolean, a number never a string or a boolean, a boolean never
 ``1`` or ``"yes"``; NumPy scalars count as the Python number they hold, and an integer is a
-valid float.
+valid float. A positive or non-negative float is also finite (``.inf`` and ``.nan`` are not a
+length, a rate or a learning rate).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ Bool = Annotated[bool, Strict(), BeforeValidator(_python_scalar)]
 Str = Annotated[str, Strict()]
 PosInt = Annotated[Int, Field(ge=1)]
 NonNegInt = Annotated[Int, Field(ge=0)]
-PosFloat = Annotated[Float, Field(gt=0)]
-NonNegFloat = Annotated[Float, Field(ge=0)]
+PosFloat = Annotated[Float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[Float, Field(ge=0, allow_inf_nan=False)]
 UnitFloat = Annotated[Float, AfterValidator(_unit_interval)]
 """A float in [0, 1]."""
 AutoBool = Annotated[bool | Literal["auto"], BeforeValidator(_auto_bool)]

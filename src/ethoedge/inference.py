@@ -32,6 +32,7 @@ import numpy as np
 
 from ethoedge.bundle import (
     Bundle,
+    BundleInfo,
     load_bundle,
     read_bundle_info,
     window_like_bundle,
@@ -49,6 +50,19 @@ Engine = Literal["float", "int", "c"]
 ENGINES = ("float", "int", "c")
 
 __all__ = ["ENGINES", "Classifier", "Engine", "window_like_bundle", "windows_for_bundle"]
+
+
+def _check_fits(n_classes: int, n_channels: int, info: BundleInfo, model_file: Path) -> None:
+    """A :class:`ConfigError` naming ``model_file`` when its model scores another number of
+    classes, or reads another number of channels, than ``bundle.json`` describes."""
+    want = (len(info.class_names), info.n_channels)
+    if (n_classes, n_channels) != want:
+        raise ConfigError(
+            f"not the model bundle.json describes: {n_classes} classes from {n_channels}"
+            f" channels, bundle.json has {want[0]} classes ({', '.join(info.class_names)})"
+            f" from {want[1]} channels",
+            path=model_file,
+        )
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -168,7 +182,9 @@ class Classifier:
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
             info = read_bundle_info(bundle_dir)
-            return cls(QuantizedStudent.load(q_path), class_names=info.class_names,
+            q = QuantizedStudent.load(q_path)
+            _check_fits(q.n_classes, q.n_channels, info, q_path)
+            return cls(q, class_names=info.class_names,
                        engine=engine, gravity_axis=info.window.turned_onto,
                        n_samples=info.n_samples)  # fmt: skip
         if bundle_dir is not None:
@@ -177,6 +193,7 @@ class Classifier:
             if resolve_device(device) == "cpu":
                 info = read_bundle_info(bundle_dir)
                 student = NumpyStudent.from_npz(bundle_dir / "student.npz", info.student)
+                _check_fits(student.n_classes, student.n_channels, info, bundle_dir / "student.npz")
                 return cls(student, info.normalizer, info.class_names,
                            gravity_axis=info.window.turned_onto,
                            n_samples=info.n_samples)  # fmt: skip
