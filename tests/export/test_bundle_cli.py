@@ -259,3 +259,44 @@ def test_export_verify_cost_for_the_pipeline(tiny_bundle, tmp_path):
             assert r["verify"][f"{core} streaming, hop {hop}"]["identical"] == 2 * 10 - 1
         assert r["flash_bytes"] > 0 and r["instructions"] > r["macs"]
         assert r["m3_instructions"] > r["instructions"] and r["m3_flash_bytes"] > 0
+
+
+def test_a_damaged_integer_model_is_named_by_the_int_engine(tiny_bundle, tmp_path):
+    """The int engine reads quantized/w8.json as the C export does: a missing tensor, another
+    hidden size, a tensor of another word length or values beyond 8 bits are one error naming
+    the file (they were a KeyError or matmul traceback, or ran silently)."""
+    import json
+    import shutil
+
+    from ethoedge.errors import ConfigError
+    from ethoedge.inference import Classifier
+
+    def edit(change):
+        def f(text: bytes) -> bytes:
+            d = json.loads(text)
+            change(d)
+            return json.dumps(d).encode()
+
+        return f
+
+    def big(d):
+        d["weights"]["out.bias"]["values"][0] = 300
+
+    damaged = [
+        (edit(lambda d: d["weights"].pop("mlp.weight")), "no tensor 'mlp.weight'"),
+        (
+            edit(lambda d: d.update(hidden=8)),
+            "tensor 'inp.weight' has shape (16, 3), expected (8, 3)",
+        ),
+        (edit(lambda d: d["weights"]["out.weight"].update(word_bits=16)), "is 16-bit in a W=8"),
+        (edit(big), "tensor 'out.bias' has values outside the 8-bit range"),
+        (edit(lambda d: d["act_frac"].pop("m")), "no fraction bits for activation 'm'"),
+    ]
+    for k, (change, text) in enumerate(damaged):
+        b = tmp_path / f"bundle_{k}"
+        shutil.copytree(tiny_bundle[0], b)
+        f = b / "quantized" / "w8.json"
+        f.write_bytes(change(f.read_bytes()))
+        with pytest.raises(ConfigError, match=r"w8\.json: not a readable integer model") as ei:
+            Classifier.from_bundle(b, engine="int", bits=8)
+        assert text in str(ei.value)

@@ -40,7 +40,7 @@ from ethoedge.export.cgen import block_comment, c_array, c_enum, storage_type
 from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
 from ethoedge.io import atomic_write_files
 from ethoedge.quantize.fixedpoint import LUT_IN_FRAC, PRE_FRAC, bias_acc
-from ethoedge.quantize.qmodel import ACTIVATION_NAMES, WEIGHT_NAMES, QuantizedStudent
+from ethoedge.quantize.qmodel import WEIGHT_NAMES, QuantizedStudent
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
@@ -62,21 +62,6 @@ def n_samples_of(qmodel: QuantizedStudent, cfg: ExportConfig) -> int:
     if not 1 <= n <= 65535:
         raise ConfigError(f"window length must be in 1..65535 samples, got {n}")
     return n
-
-
-def _expected_shapes(h: int, m: int, c: int, k: int) -> dict[str, tuple[int, ...]]:
-    return {
-        "inp.weight": (h, k),
-        "inp.bias": (h,),
-        "gru.weight_ih": (3 * h, h),
-        "gru.weight_hh": (3 * h, h),
-        "gru.bias_ih": (3 * h,),
-        "gru.bias_hh": (3 * h,),
-        "mlp.weight": (m, h),
-        "mlp.bias": (m,),
-        "out.weight": (c, m),
-        "out.bias": (c,),
-    }
 
 
 def fraction_bits(q: QuantizedStudent) -> dict[str, int]:
@@ -141,36 +126,21 @@ def validate_qmodel(qmodel: object, cfg: ExportConfig) -> QuantizedStudent:
         raise ConfigError(f"word length {w} cannot be exported to C (supported: 8, 16)")
     if cfg.word_bits is not None and cfg.word_bits != w:
         raise ConfigError(f"export asked for W={cfg.word_bits} but the model is quantized at W={w}")
+    try:
+        q.check()
+    except ValueError as e:
+        raise EthoedgeError(str(e)) from None
     if q.n_channels != 3:
         raise EthoedgeError(f"the C export needs 3 input channels, the model has {q.n_channels}")
-    if not (1 <= q.hidden <= MAX_WIDTH and 1 <= q.mlp_hidden <= MAX_WIDTH and q.n_classes >= 1):
+    if not (q.hidden <= MAX_WIDTH and q.mlp_hidden <= MAX_WIDTH):
         raise EthoedgeError(
             f"model sizes H={q.hidden}, M={q.mlp_hidden}, C={q.n_classes} outside the exportable "
             f"range (1..{MAX_WIDTH})"
         )
-    shapes = _expected_shapes(q.hidden, q.mlp_hidden, q.n_classes, q.n_inputs)
-    lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
-    for name in WEIGHT_NAMES:
-        if name not in q.weights:
-            raise EthoedgeError(f"quantized model has no tensor {name!r}")
-        t = q.weights[name]
-        if tuple(t.values.shape) != shapes[name]:
-            raise EthoedgeError(
-                f"tensor {name!r} has shape {tuple(t.values.shape)}, expected {shapes[name]}"
-            )
-        if t.word_bits != w:
-            raise EthoedgeError(f"tensor {name!r} is {t.word_bits}-bit in a W={w} model")
-        if t.values.size and (t.values.min() < lo or t.values.max() > hi):
-            raise EthoedgeError(f"tensor {name!r} has values outside the {w}-bit range")
-    for name in ACTIVATION_NAMES:
-        if name not in q.act_frac:
-            raise EthoedgeError(f"quantized model has no fraction bits for activation {name!r}")
     check_exact(q)  # the contract's int64 exactness bounds
     for name, v in shifts(q).items():
         if abs(v) > 62:
             raise EthoedgeError(f"shift {name} = {v} is beyond 64-bit arithmetic")
-    if len(q.class_names) not in (0, q.n_classes):
-        raise EthoedgeError(f"{len(q.class_names)} class names for {q.n_classes} classes")
     n_samples_of(q, cfg)
     return q
 

@@ -23,10 +23,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ethoedge.models.student_numpy import static_filter_matrix
+from ethoedge.models.student_numpy import INPUT_STAGES, static_filter_matrix
 
 InputStage = Literal["raw", "dynamic", "static_dynamic"]
-INPUT_STAGES = ("raw", "dynamic", "static_dynamic")
 
 
 def static_alpha(shift: int) -> float:

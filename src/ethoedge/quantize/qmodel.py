@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ethoedge.models.student_numpy import INPUT_STAGES
+
 
 @dataclass(frozen=True)
 class QTensor:
@@ -90,6 +92,57 @@ class QuantizedStudent:
         """Inputs of the input layer: the channels, twice with the static/dynamic split."""
         return 2 * self.n_channels if self.input_stage == "static_dynamic" else self.n_channels
 
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every tensor of :data:`WEIGHT_NAMES` at this model's sizes."""
+        h, m, c, k = self.hidden, self.mlp_hidden, self.n_classes, self.n_inputs
+        return {
+            "inp.weight": (h, k),
+            "inp.bias": (h,),
+            "gru.weight_ih": (3 * h, h),
+            "gru.weight_hh": (3 * h, h),
+            "gru.bias_ih": (3 * h,),
+            "gru.bias_hh": (3 * h,),
+            "mlp.weight": (m, h),
+            "mlp.bias": (m,),
+            "out.weight": (c, m),
+            "out.bias": (c,),
+        }
+
+    def check(self) -> QuantizedStudent:
+        """This model, if it is whole: a word length of 4 to 16 bits, sizes >= 1, a known
+        input stage, every tensor of :data:`WEIGHT_NAMES` with its shape, the model's word
+        length and values within it, the fraction bits of every activation, and as many class
+        names as classes (or none). Else a ``ValueError`` saying what is wrong."""
+        w = self.word_bits
+        if not 4 <= w <= 16:
+            raise ValueError(f"word length {w} outside 4..16")
+        if min(self.hidden, self.mlp_hidden, self.n_classes, self.n_channels) < 1:
+            raise ValueError(
+                f"sizes H={self.hidden}, M={self.mlp_hidden}, C={self.n_classes},"
+                f" channels={self.n_channels} must be >= 1"
+            )
+        if self.input_stage not in INPUT_STAGES:
+            raise ValueError(f"unknown input stage {self.input_stage!r}")
+        lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
+        for name, shape in self.expected_shapes().items():
+            if name not in self.weights:
+                raise ValueError(f"quantized model has no tensor {name!r}")
+            t = self.weights[name]
+            if tuple(t.values.shape) != shape:
+                raise ValueError(
+                    f"tensor {name!r} has shape {tuple(t.values.shape)}, expected {shape}"
+                )
+            if t.word_bits != w:
+                raise ValueError(f"tensor {name!r} is {t.word_bits}-bit in a W={w} model")
+            if t.values.size and (t.values.min() < lo or t.values.max() > hi):
+                raise ValueError(f"tensor {name!r} has values outside the {w}-bit range")
+        for name in ACTIVATION_NAMES:
+            if name not in self.act_frac:
+                raise ValueError(f"quantized model has no fraction bits for activation {name!r}")
+        if len(self.class_names) not in (0, self.n_classes):
+            raise ValueError(f"{len(self.class_names)} class names for {self.n_classes} classes")
+        return self
+
     def frac(self, name: str) -> int:
         """Fraction bits of a weight or activation tensor by name."""
         if name in self.weights:
@@ -157,7 +210,7 @@ class QuantizedStudent:
         from ethoedge.errors import ConfigError
 
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
+            return cls.from_json(json.loads(Path(path).read_text())).check()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             what = f"no {e}" if isinstance(e, KeyError) else str(e)
             raise ConfigError(f"not a readable integer model ({what})", path=path) from None
