@@ -149,6 +149,13 @@ def _saved_bundle(tmp_path):
         ("normalizer", {"mean": [0, 0], "std": [1, 1, 1]}, "normalizer.mean must be a list of 3"),
         ("normalizer", {"mean": [0, 0, 0], "std": [0, 1, 1]}, "normalizer.std must be > 0"),
         ("window", {"calibrate": "magnetic"}, "window.calibrate must be one of"),
+        ("student", {"hidden": "4"}, "student.hidden must be an integer, got '4'"),
+        ("student", {"hidden": 4, "size": 4}, "unknown keys ['student.size']"),
+        ("teacher", {"filters": "abc", "kernels": [3]}, "teacher.filters must be a list"),
+        ("teacher", {"filters": [8], "kernels": [3], "depth": 2}, "unknown keys ['teacher.depth"),
+        ("data", {"format": "xlsx"}, "data.format must be one of"),
+        ("data", {"sheet": 1}, "unknown keys ['data.sheet']"),
+        ("data", [], "data must be a mapping, got []"),
     ],
 )
 def test_a_bundle_json_with_bad_values_is_named_with_its_key(tmp_path, key, value, match):
@@ -165,6 +172,22 @@ def test_a_bundle_json_with_bad_values_is_named_with_its_key(tmp_path, key, valu
     (d / "bundle.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=re.escape(f"{d / 'bundle.json'}: {match}")):
         read_bundle_info(d)
+
+
+def test_the_models_settings_are_checked_without_pytorch():
+    """bundle.json's student and teacher entries are checked by the models' own settings
+    classes, which import no PyTorch: reading a bundle (and the float engine) needs none."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ethoedge.bundle;"
+        " from ethoedge.models import StudentConfig, TeacherConfig;"
+        " StudentConfig(hidden=8); TeacherConfig(filters=(4,), kernels=(3,));"
+        " print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
 
 
 def test_a_student_of_other_classes_than_bundle_json_is_named(tmp_path):

@@ -23,10 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ethoedge import __version__
+from ethoedge.configbase import from_plain
+from ethoedge.data.config import DataConfig
 from ethoedge.data.recording import UNLABELLED
 from ethoedge.data.windows import Normalizer, WindowConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_dir
+from ethoedge.models.settings import StudentConfig, TeacherConfig
 
 if TYPE_CHECKING:  # PyTorch is imported where models are built: read_bundle_info needs none
     import torch
@@ -224,11 +227,18 @@ def _bundle_info(doc: dict[str, Any]) -> BundleInfo:
     std = _finite(norm["std"], n_channels, "normalizer.std")
     if min(std) <= 0:
         raise ConfigError(f"normalizer.std must be > 0, got {list(std)}")
+    if not isinstance(doc.get("data", {}), dict):
+        raise ConfigError(f"data must be a mapping, got {doc['data']!r}")
     window, data = dict(doc["window"]), dict(doc.get("data", {}))
     # Bundles written before resampling became a window setting carry data.resample_hz.
     if data.get("resample_hz") is not None and window.get("target_rate_hz") is None:
         window["target_rate_hz"] = data["resample_hz"]
     data.pop("resample_hz", None)
+    from_plain(StudentConfig, doc["student"])
+    if doc.get("teacher") is not None:
+        from_plain(TeacherConfig, doc["teacher"])
+    if data:
+        DataConfig.from_dict(data)
     return BundleInfo(
         class_names=tuple(names),
         normalizer=Normalizer(mean, std),  # type: ignore[arg-type]
@@ -246,8 +256,8 @@ def _bundle_info(doc: dict[str, Any]) -> BundleInfo:
 def load_bundle(directory: str | Path, *, teacher: bool = True) -> Bundle:
     """Read a bundle written by :func:`save_bundle` (models in eval mode, on CPU);
     ``teacher=False`` leaves its teacher out (None), e.g. to classify with the student."""
-    from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
-    from ethoedge.models.resnet import ResNetTeacher, TeacherConfig
+    from ethoedge.models.gru_mlp import GRUStudent
+    from ethoedge.models.resnet import ResNetTeacher
 
     directory = Path(directory)
     info = read_bundle_info(directory)

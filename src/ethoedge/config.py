@@ -39,9 +39,7 @@ from ethoedge.data.windows import WindowConfig
 from ethoedge.distill.config import KDConfig
 from ethoedge.errors import ConfigError
 from ethoedge.io import atomic_write_text
-from ethoedge.models.frontend import InputStage
-from ethoedge.models.gru_mlp import StudentConfig
-from ethoedge.models.resnet import TeacherConfig
+from ethoedge.models.settings import InputStage, StudentConfig, TeacherConfig
 from ethoedge.quantize.config import QuantConfig
 from ethoedge.train import AugmentConfig, TrainConfig
 

@@ -182,7 +182,7 @@ class Classifier:
                     f"`ethoedge quantize {bundle_dir} --bits {bits}` first"
                 )
             info = read_bundle_info(bundle_dir)
-            q = QuantizedStudent.load(q_path)
+            q = QuantizedStudent.load(q_path, info.class_names)
             _check_fits(q.n_classes, q.n_channels, info, q_path)
             return cls(q, class_names=info.class_names,
                        engine=engine, gravity_axis=info.window.turned_onto,

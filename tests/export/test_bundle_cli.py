@@ -4,6 +4,7 @@ emulated Cortex-M4 and Cortex-M3 against the host on real windows."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,11 @@ def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
         (meta_edit("bundle", gone), f"export.json: the model bundle it was exported from is no"
                                     f" longer at {gone}"),
         (lambda d: (d / "ethoedge_model.c").write_text("int x = ;\n"), "gcc failed (exit 1): "),
+        (lambda d: (d / "ethoedge_model.c").unlink(), "ethoedge_model.c: not found: export the"),
+        (meta_edit("config", {"prefix": "ethoedge_model", "word_bits": 16}),
+         "export.json: config.word_bits is 16 but quantized.json is quantized at W=8"),
+        (meta_edit("config", {"prefix": "ethoedge_model", "word_bits": "8"}),
+         "export.json: config: export.word_bits must be an integer, got '8'"),
     ]  # fmt: skip
     for k, (edit, text) in enumerate(cases):
         d = broken(f"e{k}", edit)
@@ -300,3 +306,30 @@ def test_a_damaged_integer_model_is_named_by_the_int_engine(tiny_bundle, tmp_pat
         with pytest.raises(ConfigError, match=r"w8\.json: not a readable integer model") as ei:
             Classifier.from_bundle(b, engine="int", bits=8)
         assert text in str(ei.value)
+
+
+def test_integer_model_class_names_other_than_the_bundles_are_named(tiny_bundle, tmp_path, capsys):
+    """quantized/w8.json naming the classes in another order than bundle.json: the int engine
+    labelled by bundle.json's names and the C by the model's (answers under wrong names)."""
+    import shutil
+
+    from ethoedge.errors import ConfigError
+    from ethoedge.inference import Classifier
+
+    b = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle[0], b)
+    f = b / "quantized" / "w8.json"
+    d = json.loads(f.read_text())
+    d["class_names"] = d["class_names"][::-1]
+    f.write_text(json.dumps(d))
+    text = f"{f}: class_names {d['class_names']} differ from bundle.json's"
+    with pytest.raises(ConfigError, match=re.escape(text)):
+        Classifier.from_bundle(b, engine="int", bits=8)
+    out = tmp_path / "c"
+    assert main(["export-c", str(b), "--bits", "8", "--out", str(out)]) == 2
+    assert text in _one_line_error(capsys)
+    assert not out.exists()
+    d["class_names"] = ["a"] * len(d["class_names"])
+    f.write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match="class names must be distinct names"):
+        Classifier.from_bundle(b, engine="int", bits=8)

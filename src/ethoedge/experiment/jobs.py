@@ -36,7 +36,7 @@ from ethoedge.inference import Classifier
 from ethoedge.io import atomic_path, atomic_write_json
 from ethoedge.models import GRUStudent, ResNetTeacher
 from ethoedge.models.device import resolve_device
-from ethoedge.models.gru_mlp import StudentConfig
+from ethoedge.models.settings import StudentConfig
 from ethoedge.train import FitResult, fit, seed_everything
 
 

@@ -78,7 +78,7 @@ def export_bundle(
             f"no {bits}-bit quantized model at {q_path}: the bundle is not quantized at W={bits}; "
             f"run `ethoedge quantize {bundle_dir} --bits {bits}` first"
         )
-    q = QuantizedStudent.load(q_path)
+    q = QuantizedStudent.load(q_path, info.class_names)
     cfg = ExportConfig(
         prefix=prefix, word_bits=bits, n_samples=info.n_samples,
         gravity_axis=info.window.turned_onto,
@@ -202,7 +202,23 @@ def verify_export(
             " bundle.json); its data settings window the data",
             path=meta_path,
         )
-    cfg = ExportConfig.from_json(meta["config"])
+    try:
+        cfg = ExportConfig.from_json(meta["config"])
+        cfg.validate()
+    except ConfigError as e:
+        raise ConfigError(f"config: {e.message}", path=meta_path) from None
+    if cfg.word_bits not in (None, q.word_bits):
+        raise ConfigError(
+            f"config.word_bits is {cfg.word_bits} but {q_name} is quantized at W={q.word_bits}:"
+            " export the model again with `ethoedge export-c`",
+            path=meta_path,
+        )
+    for name in (f"{cfg.prefix}.c", f"{cfg.prefix}.h", "ethoedge_kernels.c", "ethoedge_kernels.h"):
+        if not (export_dir / name).is_file():
+            raise ConfigError(
+                "not found: export the model again with `ethoedge export-c`",
+                path=export_dir / name,
+            )
     if cfg.gravity_axis is None:
         windows = windows_for_bundle(bundle_dir, data_path, data_format=data_format, units=units)
         X = quantize_input(windows.X, q.in_frac)

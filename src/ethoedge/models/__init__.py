@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-    from ethoedge.models.gru_mlp import GRUStudent, StudentConfig, count_params
-    from ethoedge.models.resnet import ResNetTeacher, TeacherConfig
+    from ethoedge.models.gru_mlp import GRUStudent, count_params
+    from ethoedge.models.resnet import ResNetTeacher
+    from ethoedge.models.settings import StudentConfig, TeacherConfig
 
 _LAZY = {
     "GRUStudent": "ethoedge.models.gru_mlp",
-    "StudentConfig": "ethoedge.models.gru_mlp",
+    "StudentConfig": "ethoedge.models.settings",
     "count_params": "ethoedge.models.gru_mlp",
     "ResNetTeacher": "ethoedge.models.resnet",
-    "TeacherConfig": "ethoedge.models.resnet",
+    "TeacherConfig": "ethoedge.models.settings",
 }
 
 

@@ -18,14 +18,10 @@ one addition per axis and sample (``docs/fixedpoint.md``).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
 from ethoedge.models.student_numpy import INPUT_STAGES, static_filter_matrix
-
-InputStage = Literal["raw", "dynamic", "static_dynamic"]
 
 
 def static_alpha(shift: int) -> float:

@@ -9,35 +9,11 @@ Input: ``(batch, 3, L)`` *normalised* windows; output: ``(batch, C)`` logits.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import Field
 from torch import nn
 
-from ethoedge.configbase import Int, PosInt, config_dataclass
-from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
-
-
-@config_dataclass(key="student")
-class StudentConfig:
-    """GRU-MLP size and input stage. ``mlp_hidden=None`` means the same as ``hidden``.
-
-    ``input``: ``raw`` samples, ``static_dynamic`` (each axis as its causal low-pass static
-    part and the dynamic rest, :mod:`ethoedge.models.frontend`) or ``dynamic`` (the dynamic
-    part only), with the low-pass's smoothing factor
-    ``1 - 2**-static_shift``: 3 is 0.875, a time constant of about 7.5 samples, 0.75 s at
-    10 Hz).
-    """
-
-    hidden: PosInt = 32
-    mlp_hidden: PosInt | None = None
-    input: InputStage = "raw"
-    static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
-
-    @property
-    def mlp(self) -> int:
-        return self.mlp_hidden if self.mlp_hidden is not None else self.hidden
+from ethoedge.models.frontend import input_channels, make_input_stage
+from ethoedge.models.settings import StudentConfig
 
 
 class GRUStudent(nn.Module):

@@ -12,40 +12,13 @@ For 3 channels, 4 classes and the default sizes the model has 522,180 parameters
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from ethoedge.configbase import Int, PosInt, config_dataclass
-from ethoedge.models.frontend import InputStage, input_channels, make_input_stage
+from ethoedge.models.frontend import input_channels, make_input_stage
+from ethoedge.models.settings import TeacherConfig
 from ethoedge.models.window_stats import WindowStatistics, n_stats
-
-
-@config_dataclass(key="teacher")
-class TeacherConfig:
-    """ResNet size: one filter count and the kernel sizes shared by every block.
-
-    Attributes:
-        filters: output channels of the three residual blocks (Wang et al.: 64, 128, 128).
-        kernels: kernel sizes of the three convolutions inside each block (8, 5, 3).
-        input: ``raw``, ``dynamic`` or ``static_dynamic`` (:mod:`ethoedge.models.frontend`).
-        static_shift: the ``static_dynamic`` low-pass's smoothing factor is
-            ``1 - 2**-static_shift``.
-        stats: a wide branch beside the convolutions: hand-made statistics of the normalised
-            window before the input stage (:mod:`ethoedge.models.window_stats`: posture,
-            spread, quantiles, spectral bands), batch-normalised, through a linear layer of
-            ``stats`` units and ReLU, joined to the pooled convolution features before the
-            last layer; 0: none.
-    """
-
-    filters: Annotated[tuple[PosInt, ...], Field(min_length=1)] = (64, 128, 128)
-    kernels: Annotated[tuple[PosInt, ...], Field(min_length=1)] = (8, 5, 3)
-    input: InputStage = "raw"
-    static_shift: Annotated[Int, Field(ge=1, le=8)] = 3
-    stats: Annotated[Int, Field(ge=0)] = 0
 
 
 class SameConv1d(nn.Conv1d):

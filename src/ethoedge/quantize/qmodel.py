@@ -141,6 +141,9 @@ class QuantizedStudent:
                 raise ValueError(f"quantized model has no fraction bits for activation {name!r}")
         if len(self.class_names) not in (0, self.n_classes):
             raise ValueError(f"{len(self.class_names)} class names for {self.n_classes} classes")
+        names = self.class_names
+        if not all(isinstance(c, str) for c in names) or len(set(names)) != len(names):
+            raise ValueError(f"class names must be distinct names, got {list(names)!r}")
         return self
 
     def frac(self, name: str) -> int:
@@ -204,13 +207,21 @@ class QuantizedStudent:
         return atomic_write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | Path) -> QuantizedStudent:
+    def load(cls, path: str | Path, class_names: tuple[str, ...] | None = None) -> QuantizedStudent:
         """The integer model saved at ``path``; a :class:`~ethoedge.errors.ConfigError` naming
-        the file when it cannot be read (missing, not JSON, not an integer model)."""
+        the file when it cannot be read (missing, not JSON, not an integer model) or, given
+        the bundle's ``class_names``, when it names its classes otherwise."""
         from ethoedge.errors import ConfigError
 
         try:
-            return cls.from_json(json.loads(Path(path).read_text())).check()
+            q = cls.from_json(json.loads(Path(path).read_text())).check()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             what = f"no {e}" if isinstance(e, KeyError) else str(e)
             raise ConfigError(f"not a readable integer model ({what})", path=path) from None
+        if class_names is not None and q.class_names not in ((), tuple(class_names)):
+            raise ConfigError(
+                f"class_names {list(q.class_names)} differ from bundle.json's"
+                f" {list(class_names)}: quantize the bundle again",
+                path=path,
+            )
+        return q
