@@ -88,6 +88,26 @@ def test_gravity_turns_windows_as_recorded_like_turned_windows():
         plain.decision_function(X, g)
 
 
+def test_the_numpy_engine_turns_each_batch_as_all_windows_at_once():
+    """The float engine on NumPy turns and normalises every batch on its own thread: the
+    logits equal, bit for bit, those of the windows turned all at once beforehand."""
+    from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
+    from ethoedge.models.student_numpy import NumpyStudent
+
+    torch.manual_seed(0)
+    model = GRUStudent(4, StudentConfig(hidden=8))
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    student = NumpyStudent({"hidden": 8}, state, batch_size=64)
+    norm = Normalizer((0.0, 0.0, -1.0), (0.3, 0.3, 0.3))
+    rng = np.random.default_rng(3)
+    X = np.array([0.4, -0.3, -0.8])[None, :, None] + 0.2 * rng.normal(size=(1000, 3, 50))
+    X = X.astype(np.float32)
+    g = X.mean(axis=(0, 2)).astype(np.float64)
+    turned = rotate(X, rotation_onto(g, axis_vector("-z")))
+    cal = Classifier(student, norm, list("abcd"), gravity_axis="-z", threads=2)
+    np.testing.assert_array_equal(cal.decision_function(X, g), cal.decision_function(turned))
+
+
 def test_integer_engines_name_a_word_length_they_cannot_run(tmp_path):
     """--bits 7 on the c engine (no C export at 7 bits) or -3 anywhere: said as such, not a
     hint to quantize at a width that would fail again."""

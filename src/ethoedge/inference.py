@@ -212,13 +212,13 @@ class Classifier:
         if gravity is not None:
             gravity = self._checked_gravity(gravity)
         if self.engine == "float":
+            R = None
             if gravity is not None:
-                from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
+                from ethoedge.data.calibrate import axis_vector, rotation_onto
 
                 assert self.gravity_axis is not None
                 R = rotation_onto(np.asarray(gravity, np.float64), axis_vector(self.gravity_axis))
-                X_g = rotate(X_g, R)
-            return self._float_logits(X_g)
+            return self._float_logits(X_g, R)
         from ethoedge.quantize.reference import quantize_input, reference_logits_batched
 
         q = self.model
@@ -299,8 +299,19 @@ class Classifier:
             return softmax(z.astype(np.float64) * 2.0 ** -q.frac("logits"))
         return softmax(z.astype(np.float64))
 
-    def _float_logits(self, X_g: np.ndarray) -> np.ndarray:
-        """Float logits, one batch per forward pass. On the CPU with several threads and
+    def _prepared(self, X_g: np.ndarray, R: np.ndarray | None) -> np.ndarray:
+        """Windows turned by ``R`` (if any) and normalised: window by window, so a batch at a
+        time gives the same values as all at once."""
+        assert self.normalizer is not None
+        if R is not None:
+            from ethoedge.data.calibrate import rotate
+
+            X_g = rotate(X_g, R)
+        return self.normalizer.apply(X_g)
+
+    def _float_logits(self, X_g: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
+        """Float logits of windows ``X_g`` turned by ``R`` (if any), one batch per forward
+        pass. On the CPU with several threads and
         more than one batch, the batches run side by side on that many Python threads
         (a GRU step is too small to split well across threads; whole batches are not), each
         with one BLAS or PyTorch intra-op thread: the same values, batch for batch, as one
@@ -311,24 +322,25 @@ class Classifier:
         with 1)."""
         from ethoedge.models.device import cpu_threads
 
-        assert self.normalizer is not None
         model = self.model
-        Xn = self.normalizer.apply(X_g)
         threads = self.threads or cpu_threads()
         if isinstance(model, NumpyStudent):
             from threadpoolctl import threadpool_limits
 
-            starts = range(0, len(Xn), model.batch_size)
+            size = model.batch_size
+            starts = range(0, len(X_g), size)
             side_by_side = threads > 1 and len(starts) > 1
             # BLAS on one thread: the student's products are small, and a product split
-            # among threads could round a window otherwise than one thread does.
+            # among threads could round a window otherwise than one thread does. Each
+            # batch is turned and normalised on its own thread too.
             with threadpool_limits(limits=1, user_api="blas"):
                 if not side_by_side:
-                    return model(Xn)
+                    return model(self._prepared(X_g, R))
                 pool = self._thread_pool(threads)
                 return np.concatenate(
-                    list(pool.map(lambda i: model(Xn[i : i + model.batch_size]), starts))
+                    list(pool.map(lambda i: model(self._prepared(X_g[i : i + size], R)), starts))
                 )
+        Xn = self._prepared(X_g, R)
         import torch
 
         assert isinstance(model, torch.nn.Module)

@@ -436,8 +436,9 @@ class WindowStream:
             c.t, c.acc, c.labels = t[:0], acc[:0], lab[:0]
         else:
             c.t, c.acc, c.labels = t[nxt:].copy(), acc[nxt:].copy(), lab[nxt:].copy()
-        view = np.lib.stride_tricks.sliding_window_view(acc, L, axis=0)
-        X = np.ascontiguousarray(view[starts], dtype=np.float32)
+        # every hop-th window as a strided view: one copy makes them contiguous
+        view = np.lib.stride_tricks.sliding_window_view(acc, L, axis=0)[::hop][:n_w]
+        X = np.ascontiguousarray(view, dtype=np.float32)
         return WindowBlock(
             animal=block.animal,
             segment=block.segment,
