@@ -108,6 +108,25 @@ def test_every_geometry_and_interleaved_animals(tmp_path, length, hop):
         _assert_same(_whole(path, wcfg), _streamed(path, wcfg, chunk))
 
 
+def test_windows_without_their_labels_are_the_same_windows(tmp_path):
+    """labels=False (a pass that needs only the windows): the same windows, bit for bit, at
+    the same times, every label None."""
+    path = tmp_path / "rec.csv"
+    _recording_frame().to_csv(path, index=False)
+    cfg, gap = DataConfig(path=str(path)), WindowConfig().max_gap_factor
+    kw = dict(length=50, hop=25, rate_hz=10.0, max_gap_factor=gap, chunk_rows=333)
+    full = list(stream_windows(path, cfg, **kw))
+    bare = list(stream_windows(path, cfg, labels=False, **kw))
+    assert [(b.animal, b.segment, b.run) for b in bare] == [
+        (b.animal, b.segment, b.run) for b in full
+    ]
+    for f, b in zip(full, bare, strict=True):
+        np.testing.assert_array_equal(f.X, b.X)
+        np.testing.assert_array_equal(f.start, b.start)
+        assert b.label.tolist() == [None] * len(b)
+    assert any(v is not None for f in full for v in f.label)
+
+
 def test_unlabelled_file_without_animal_column_uses_the_stem(tmp_path):
     df = _recording_frame().drop(columns=["label", "animal", "segment"]).iloc[:600]
     df = df.assign(timestamp=1_700_000_000.0 + np.arange(600) * 0.1)

@@ -372,6 +372,8 @@ class WindowStream:
         rate_hz: the sampling rate (gap detection and window ends).
         max_gap_factor: a step of more than this many sample periods starts a new run.
         label_order: tie-break order of labels (default: by name).
+        labels: False: every window's label is None, its samples' labels not read (a pass
+            that needs only the windows, such as a calibration's sum of their means).
     """
 
     def __init__(
@@ -381,7 +383,9 @@ class WindowStream:
         rate_hz: float,
         max_gap_factor: float,
         label_order: tuple[str, ...] | None = None,
+        labels: bool = True,
     ) -> None:
+        self.labels = labels
         self.length, self.hop, self.rate_hz = int(length), int(hop), float(rate_hz)
         self.max_gap_factor = float(max_gap_factor)
         self.label_order = label_order
@@ -446,7 +450,7 @@ class WindowStream:
             X=X,
             start=t[starts],
             end=t[starts + L - 1] + 1.0 / self.rate_hz,
-            label=self._majority(lab, starts),
+            label=self._majority(lab, starts) if self.labels else np.full(n_w, None, dtype=object),
         )
 
     def _majority(self, lab: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -485,9 +489,11 @@ def stream_windows(
     max_gap_factor: float,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     labeller: SampleLabeller | None = None,
+    labels: bool = True,
 ) -> Iterator[WindowBlock]:
-    """Every window of a generic file (see :class:`WindowStream`), chunk by chunk."""
-    ws = WindowStream(length, hop, rate_hz, max_gap_factor, cfg.classes)
+    """Every window of a generic file (see :class:`WindowStream`; ``labels=False``: without
+    their labels), chunk by chunk."""
+    ws = WindowStream(length, hop, rate_hz, max_gap_factor, cfg.classes, labels=labels)
     for block in iter_blocks(path, cfg, chunk_rows=chunk_rows, labeller=labeller):
         if cfg.rate_hz is None:  # the rate was inferred: a chunk sampled at another is wrong
             check_steady_rate(np.diff(block.t), rate_hz, block.animal, block.segment,

@@ -650,10 +650,11 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
 
 
 def _blocks(
-    task: _Task, cfg: DataConfig, bundle: Any, length: int, hop: int
+    task: _Task, cfg: DataConfig, bundle: Any, length: int, hop: int, labels: bool = True
 ) -> tuple[Iterable[WindowBlock], str]:
     """The file's window blocks, as recorded (a calibrated bundle's turn is the classifier's,
-    from the animal's mean acceleration), and a note on how it was read: streamed, or read whole."""
+    from the animal's mean acceleration), and a note on how it was read: streamed, or read
+    whole (``labels=False``: streamed windows need not carry their labels)."""
     from ethoedge.data.stream import infer_rate, stream_windows, streamable
 
     why = streamable(task.path, cfg)
@@ -671,6 +672,7 @@ def _blocks(
             max_gap_factor=bundle.window.max_gap_factor,
             chunk_rows=task.chunk_rows,
             labeller=task.labeller,
+            labels=labels,
         )
         return blocks, f"{task.path.name}: streamed"
     as_recorded = replace(bundle, window=replace(bundle.window, calibrate="none"))
@@ -692,7 +694,7 @@ def _gravity_sums(task: _Task, tick: Any = None) -> Any:
     cfg = DataConfig.from_dict(task.data)
     length, hop = window_geometry(bundle.window, bundle.rate_hz)
     sums = GravitySums()
-    blocks, _ = _blocks(replace(task, labeller=None), cfg, bundle, length, hop)
+    blocks, _ = _blocks(replace(task, labeller=None), cfg, bundle, length, hop, labels=False)
     for wb in blocks:
         sums.add(wb.animal, wb.X)
         _trim_heap()
