@@ -4,12 +4,16 @@ Generates per-animal files of unlabelled 10 Hz acceleration (no animal column: t
 is the animal id), 1, 4 and 16 animal-days by default (1 x 1, 2 x 2 and 4 x 4 animals x
 days; one file per animal), as Parquet or CSV, written an hour at a time; then classifies
 each size with ``python -m ethoedge classify BUNDLE DIR --out OUT --quiet`` in a subprocess,
-serially and with ``--executor processes --workers 2``, ``--repeat`` times each (default 3),
-and records per size and executor: the median wall time (and every run's),
-windows, windows per second, the peak RSS of the largest single process (``ru_maxrss`` of
-the waited-for descendants of a fresh wrapper process), and the peak RSS and PSS summed over
-the process tree (sampled from ``/proc/PID/smaps_rollup`` every 0.1 s; Linux only, else
-None; PSS splits pages shared between processes, e.g. the libraries each worker maps).
+serially and with ``--executor processes --workers 2``, ``--repeat`` times each (default 3)
+and once more for memory, and records per size and executor: the median wall time of the
+timed runs (and every one; the command's own wall time from start to exit, nothing else
+measured meanwhile), windows, windows per second, the peak RSS of the largest single
+process (``ru_maxrss`` of the command and its waited-for descendants, from ``wait4``), and,
+in the extra run, the peak RSS and PSS summed over the process tree (sampled from
+``/proc/PID/smaps_rollup`` every 0.1 s; Linux only, else None; PSS splits pages shared
+between processes, e.g. the libraries each worker maps). Until the memory was sampled in a
+run of its own, every timed run also carried the sampling and a wrapper process that
+started the command (``classify_long_calibrated_3.json`` and earlier).
 
 Model: the student of ``--bundle``, or a seeded untrained GRU-MLP of ``--hidden`` units over
 5 s / 2.5 s windows at 10 Hz (speed does not depend on the weights).
@@ -134,56 +138,52 @@ def _tree_memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-WRAPPER = (
-    "import resource, subprocess, sys, json; "
-    "r = subprocess.run(sys.argv[1:]).returncode; "
-    "print(json.dumps({'rc': r, 'maxrss_kb': "
-    "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
-)
-
-
-def measure(cmd: list[str]) -> dict:
-    """Run ``cmd`` under a fresh wrapper; wall time, rc, largest-process and tree peak RSS."""
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *cmd], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
+def measure(cmd: list[str], *, sample: bool) -> dict:
+    """Run ``cmd``: its wall time (from start to exit, nothing else in between), exit code and
+    the peak RSS of its largest process (``ru_maxrss`` of the command and its waited-for
+    descendants, from ``wait4``); with ``sample``, also the peak RSS and PSS of its process
+    tree, read from /proc every 0.1 s on a thread (Linux only; that reading costs CPU beside
+    the command, so timed runs leave it off)."""
     peak = [0, 0]
-    linux = Path("/proc/self/smaps_rollup").exists()
+    linux = sample and Path("/proc/self/smaps_rollup").exists()
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
 
-    def sample() -> None:
-        while proc.poll() is None:
+    def poll() -> None:
+        while proc.returncode is None and Path(f"/proc/{proc.pid}").exists():
             rss, pss = _tree_memory(proc.pid)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.1)
 
-    th = threading.Thread(target=sample, daemon=True)
+    th = threading.Thread(target=poll, daemon=True)
     if linux:
         th.start()
-    stdout, _ = proc.communicate()
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if linux:
         th.join()
-    info = json.loads(stdout.strip().splitlines()[-1])
     return {
-        "rc": info["rc"],
+        "rc": proc.returncode,
         "wall_s": round(wall, 3),
-        "max_rss_mb": round(info["maxrss_kb"] / 1024, 1),
+        "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "tree_rss_mb": round(peak[0] / 2**20, 1) if linux else None,
         "tree_pss_mb": round(peak[1] / 2**20, 1) if linux else None,
     }
 
 
-def _combine(trials: list[dict]) -> dict:
-    """One row from repeated runs: the median wall time (the machine's speed drifts), the
-    largest memory figures, every wall time, and a failing exit code if any."""
-    walls = sorted(t["wall_s"] for t in trials)
-    out: dict = {"rc": next((t["rc"] for t in trials if t["rc"] != 0), 0)}
+def _combine(timed: list[dict], sampled: dict) -> dict:
+    """One row: the median wall time of the timed runs (the machine's speed drifts) and every
+    one of them, the largest memory figures of all runs (the tree's from the sampled run),
+    and a failing exit code if any."""
+    walls = sorted(t["wall_s"] for t in timed)
+    out: dict = {"rc": next((t["rc"] for t in [*timed, sampled] if t["rc"] != 0), 0)}
     out["wall_s"] = walls[len(walls) // 2] if len(walls) % 2 else round(
         (walls[len(walls) // 2 - 1] + walls[len(walls) // 2]) / 2, 3)  # fmt: skip
-    out["wall_s_runs"] = [t["wall_s"] for t in trials]
-    for k in ("max_rss_mb", "tree_rss_mb", "tree_pss_mb"):
-        vals = [t[k] for t in trials if t[k] is not None]
-        out[k] = max(vals) if vals else None
+    out["wall_s_runs"] = [t["wall_s"] for t in timed]
+    out["max_rss_mb"] = max(t["max_rss_mb"] for t in [*timed, sampled])
+    out["tree_rss_mb"], out["tree_pss_mb"] = sampled["tree_rss_mb"], sampled["tree_pss_mb"]
+    out["sampled_run_wall_s"] = sampled["wall_s"]
     return out
 
 
@@ -218,8 +218,9 @@ def main() -> None:
                    "--out", str(out), "--quiet", "--engine", args.engine]  # fmt: skip
             if ex != "serial":
                 cmd += ["--executor", ex, "--workers", str(args.workers)]
-            trials = [measure(cmd) for _ in range(max(1, args.repeat))]
-            m = _combine(trials)
+            # timed runs, then one run whose process tree's memory is sampled
+            timed = [measure(cmd, sample=False) for _ in range(max(1, args.repeat))]
+            m = _combine(timed, measure(cmd, sample=True))
             n_windows = 0
             if m["rc"] == 0:
                 with open(out / "windows.csv") as f:
