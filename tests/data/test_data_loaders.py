@@ -124,6 +124,26 @@ def test_otariid_preset_resamples_mixed_rates(tmp_path):
     assert r25.labels[0] == "travelling" and r25.labels[-1] == "resting"
 
 
+@pytest.mark.parametrize("fs", [20, 50, 1e9])
+def test_otariid_rate_column_must_agree_with_timestamps(tmp_path, fs):
+    n = 250  # 25 Hz timestamps
+    df = pd.DataFrame(
+        {
+            "animal": "x",
+            "timestamp": np.arange(n) / 25,
+            "ax": 0.0,
+            "ay": 0.0,
+            "az": 1.0,
+            "label_group": "resting",
+            "session": "x_1",
+            "fs_hz": fs,
+        }
+    )
+    p = write(df, tmp_path / "otariids.csv")
+    with pytest.raises(DataError, match=r"row 2, column 'fs_hz'.*disagrees with its timestamps"):
+        load_dataset(DataConfig(path=str(p)))
+
+
 def test_bundled_default_is_the_cattle_preset(default_dataset):
     ds = default_dataset
     assert default_data_path().stat().st_size < 3_000_000

@@ -10,7 +10,7 @@ import pytest
 
 from ethoedge.data import DataConfig, WindowConfig, load_dataset, make_windows
 from ethoedge.data.config import MovebankConfig
-from ethoedge.errors import DataError
+from ethoedge.errors import ConfigError, DataError
 
 T0 = pd.Timestamp("2024-05-13 10:00:00", tz="UTC").timestamp()
 
@@ -230,6 +230,25 @@ def test_a_sample_per_row_export_missing_an_axis_names_it(tmp_path, axes):
                        "individual-local-identifier": "goat7"})  # fmt: skip
     with pytest.raises(DataError, match=rf"missing column\(s\) \['{axes.format('z')}'\]"):
         load_dataset(DataConfig(path=str(_write(df, tmp_path)), unlabelled="keep"))
+
+
+@pytest.mark.parametrize("axes", ["acceleration-raw-{}", "tilt-{}"])
+def test_a_sample_per_row_nan_names_the_files_column(tmp_path, axes):
+    t = pd.to_datetime(T0 + np.arange(40) / 20.0, unit="s").strftime("%Y-%m-%d %H:%M:%S.%f")
+    df = pd.DataFrame({"timestamp": t.str[:-3], axes.format("x"): 1.0, axes.format("y"): 2.0,
+                       axes.format("z"): 3.0, "individual-local-identifier": "goat7"})  # fmt: skip
+    df.loc[5, axes.format("y")] = np.nan
+    with pytest.raises(DataError, match=rf"row 7, column '{axes.format('y')}': 1 rows have NaN"):
+        load_dataset(DataConfig(path=str(_write(df, tmp_path)), unlabelled="keep"))
+
+
+def test_units_other_than_g_are_refused_for_movebank(tmp_path):
+    t = pd.to_datetime(T0 + np.arange(40) / 20.0, unit="s").strftime("%Y-%m-%d %H:%M:%S.%f")
+    df = pd.DataFrame({"timestamp": t.str[:-3], "tilt-x": 0.0, "tilt-y": 0.0, "tilt-z": 9.81})
+    p = str(_write(df, tmp_path))
+    with pytest.raises(ConfigError, match=r"units 'm/s2' do not apply to the movebank layout"):
+        load_dataset(DataConfig(path=p, units="m/s2", unlabelled="keep"))
+    assert load_dataset(DataConfig(path=p, units="g", unlabelled="keep")).recordings
 
 
 def test_bursts_labelled_by_annotation_intervals(tmp_path):

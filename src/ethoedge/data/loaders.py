@@ -161,6 +161,7 @@ class _Part:
     rate: np.ndarray | None
     layout: str  # what must agree between the files of one data set
     notes: list[str]
+    axis_columns: tuple[str, str, str] = ("ax", "ay", "az")  # the file's x, y, z columns
 
 
 def dataset_files(spec: str | Path | None) -> tuple[list[Path], str]:
@@ -270,6 +271,12 @@ def _read_part(path: Path, cfg: DataConfig, annotated: bool) -> _Part:
 
 
 def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
+    if cfg.units not in (None, "g"):
+        raise ConfigError(
+            f"units {cfg.units!r} do not apply to the movebank layout: tilt-x/-y/-z are g and"
+            " raw counts are converted with data.movebank.zero and g_per_count",
+            path=path,
+        )
     mb = read_movebank(path, header, cfg.movebank, cfg.label_column, cfg.timestamp_policy)
     acodes, auniq = _factor(pd.Series(mb.animal, dtype=object))
     scodes, suniq = _factor(pd.Series(mb.segment, dtype=object))
@@ -294,6 +301,7 @@ def _movebank_part(path: Path, cfg: DataConfig, header: list[str]) -> _Part:
         rate=mb.rate,
         layout=f"movebank layout ({mb.layout})",  # as file_layout says
         notes=list(mb.notes),
+        axis_columns=mb.axis_columns,
     )
 
 
@@ -500,7 +508,7 @@ def load_dataset(cfg: DataConfig | None = None) -> Dataset:
     n_bad_rows = int(nonfinite.any(axis=1).sum())
     if n_bad_rows:
         i = int(np.flatnonzero(nonfinite.any(axis=1))[0])
-        col = ("ax", "ay", "az")[int(np.flatnonzero(nonfinite[i])[0])]
+        col = parts[int(fidx[i])].axis_columns[int(np.flatnonzero(nonfinite[i])[0])]
         per_axis = ", ".join(
             f"{c} {int(nonfinite[:, k].sum()):,}" for k, c in enumerate(("ax", "ay", "az"))
         )
@@ -708,6 +716,15 @@ def _rates(
                 raise DataError(
                     f"sampling rate must be one positive value per session ({a}, {s})",
                     **where(int(rows[j])),  # type: ignore[arg-type]
+                    column=preset.rate_column,
+                )
+            steps = np.diff(t[rows])
+            if steps.size and abs(float(np.median(steps)) * float(vals[0]) - 1.0) > 0.02:
+                step = float(np.median(steps))
+                raise DataError(
+                    f"sampling rate {float(vals[0]):g} Hz of session ({a}, {s}) disagrees with"
+                    f" its timestamps (median step {step:g} s, {1.0 / step:.4g} Hz)",
+                    **where(int(rows[0])),  # type: ignore[arg-type]
                     column=preset.rate_column,
                 )
             out.append(float(vals[0]))

@@ -86,6 +86,7 @@ class MovebankRows:
     label_column: str | None
     layout: str
     notes: tuple[str, ...]
+    axis_columns: tuple[str, str, str] = (BURST, BURST, BURST)  # the file's x, y, z columns
 
 
 def read_movebank(
@@ -183,6 +184,7 @@ def read_movebank(
         label_column=lab_col,
         layout=f"{layout}, {cols[0][:-2]}",
         notes=tuple(notes),
+        axis_columns=cols,
     )
 
 
