@@ -28,6 +28,7 @@ def test_plot_bad_animal_is_one_line(tmp_path, capsys):
     code = main(["data", "plot", "--animal", "nobody", "-o", str(tmp_path / "p.png")])
     err = capsys.readouterr().err
     assert code == 2 and "nobody" in err and "Traceback" not in err
+    assert "cattle_collar_ufro_subset.csv.gz" in err  # the data it is not in
     assert not (tmp_path / "p.png").exists()
 
 

@@ -40,7 +40,10 @@ def plot_recording(
         raise ConfigError(f"the plot is a PNG: give a file name ending in .png, got {path}")
     recs = dataset.for_animal(animal)
     if not recs:
-        raise ConfigError(f"animal {animal!r} not in the data (animals: {list(dataset.animals)})")
+        raise ConfigError(
+            f"animal {animal!r} not in the data (animals: {list(dataset.animals)})",
+            path=dataset.source,
+        )
     t0 = min(float(r.t[0]) for r in recs)
     t_end = max(float(r.t[-1]) for r in recs) - t0
     lo, hi = t0 + start_s, t0 + start_s + duration_s
