@@ -108,6 +108,29 @@ def test_the_numpy_engine_turns_each_batch_as_all_windows_at_once():
     np.testing.assert_array_equal(cal.decision_function(X, g), cal.decision_function(turned))
 
 
+def test_windows_that_do_not_look_turned_warn_a_calibrated_model():
+    """Windows as recorded given to a calibrated model without their animal's mean: a warning
+    saying how far off the gravity axis they are; turned windows, or gravity given, none."""
+    import warnings
+
+    from ethoedge.data.calibrate import axis_vector, rotate, rotation_onto
+
+    torch.manual_seed(0)
+    cal = Classifier(GRUStudent(4, StudentConfig(hidden=4)), Normalizer((0, 0, -1), (1, 1, 1)),
+                     list("abcd"), gravity_axis="-z")  # fmt: skip
+    rng = np.random.default_rng(4)
+    X = np.array([0.0, 0.8, -0.6])[None, :, None] + 0.1 * rng.normal(size=(30, 3, 50))
+    X = X.astype(np.float32)  # mean about 53 degrees off -z
+    g = X.mean(axis=(0, 2)).astype(np.float64)
+    with pytest.warns(UserWarning, match=r"5\d degrees off the model's gravity axis \(-z\)"):
+        cal.predict(X)
+    turned = rotate(X, rotation_onto(g, axis_vector("-z")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal.predict(turned)
+        cal.predict(X, g)
+
+
 def test_integer_engines_name_a_word_length_they_cannot_run(tmp_path):
     """--bits 7 on the c engine (no C export at 7 bits) or -3 anywhere: said as such, not a
     hint to quantize at a width that would fail again."""

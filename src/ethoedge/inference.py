@@ -211,6 +211,8 @@ class Classifier:
         X_g = self._checked_windows(X_g)
         if gravity is not None:
             gravity = self._checked_gravity(gravity)
+        elif self.gravity_axis is not None:
+            self._warn_if_not_turned(X_g)
         if self.engine == "float":
             R = None
             if gravity is not None:
@@ -261,6 +263,33 @@ class Classifier:
             n, c, t = np.argwhere(~np.isfinite(arr))[0]
             raise DataError(f"window {n} holds {arr[n, c, t]} (channel {c}, sample {t})")
         return arr
+
+    def _warn_if_not_turned(self, X_g: np.ndarray) -> None:
+        """A warning where windows given to a calibrated model without ``gravity`` do not look
+        turned: their mean acceleration more than 25 degrees off the gravity axis (turned
+        windows, each animal's onto the axis, have their mean along it)."""
+        if len(X_g) < 10:
+            return
+        from ethoedge.data.calibrate import axis_vector
+
+        assert self.gravity_axis is not None
+        mean = X_g.mean(axis=(0, 2), dtype=np.float64)
+        norm = float(np.linalg.norm(mean))
+        if norm == 0.0:
+            return
+        cos = float(mean @ axis_vector(self.gravity_axis)) / norm
+        angle = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+        if angle > 25.0:
+            import warnings
+
+            warnings.warn(
+                f"the windows' mean acceleration is {angle:.0f} degrees off the model's gravity"
+                f" axis ({self.gravity_axis}): a model trained on calibrated windows expects"
+                " them turned per animal (windows_for_bundle), or windows as recorded with"
+                " gravity=, the animal's mean acceleration",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _checked_gravity(self, gravity: Any) -> np.ndarray:
         if self.gravity_axis is None:
