@@ -404,7 +404,7 @@ def _check_zones_agree(start: pd.Series, end: pd.Series, lines: np.ndarray, path
                 column=column,
             )
         raise DataError(
-            f"{str(text).strip()!r} has no time zone while the row's {other} has one: give"
+            f"{naive!r} has no time zone while the row's {other} has one: give"
             " every time a zone or none (and set tz)",
             path=path,
             row=int(lines[i]),

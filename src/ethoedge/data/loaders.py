@@ -719,8 +719,8 @@ def _rates(
                     column=preset.rate_column,
                 )
             steps = np.diff(t[rows])
-            if steps.size and abs(float(np.median(steps)) * float(vals[0]) - 1.0) > 0.02:
-                step = float(np.median(steps))
+            step = float(np.median(steps)) if steps.size else None
+            if step is not None and abs(step * float(vals[0]) - 1.0) > 0.02:
                 raise DataError(
                     f"sampling rate {float(vals[0]):g} Hz of session ({a}, {s}) disagrees with"
                     f" its timestamps (median step {step:g} s, {1.0 / step:.4g} Hz)",

@@ -143,8 +143,6 @@ def read_table(
         except Exception as e:
             raise DataError(f"not a readable Parquet file ({e})", path=path) from e
         first = 1
-        df.columns = [str(c).strip().lower() for c in df.columns]
-        check_flat_text(schema, df, np.arange(first, first + len(df)), path, string_columns)
     else:
         # Read every column (not usecols): only then does the parser catch over-long rows.
         raw_names = _raw_header(path, kind, sep)
@@ -166,7 +164,9 @@ def read_table(
         _check_index(path, df, 0, first)
     df.columns = [str(c).strip().lower() for c in df.columns]
     lines = np.arange(first, first + len(df), dtype=np.int64)
-    if kind != "parquet" and len(df):
+    if kind == "parquet":
+        check_flat_text(schema, df, lines, path, string_columns)
+    elif len(df):
         df, lines = _drop_blank_rows(df, lines)
     if len(df) == 0:
         raise DataError("the file has a header but no data rows", path=path)
