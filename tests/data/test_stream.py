@@ -160,6 +160,40 @@ def test_bad_rows_name_file_row_and_column(tmp_path):
         list(iter_blocks(path, chunk_rows=100))
 
 
+def test_acceleration_columns_of_any_float_width_and_unit(tmp_path):
+    """Float32 and float64 columns (Parquet keeps both), in g or m/s2, give the float32 g of
+    whole-file loading; a NaN in a float32 column and a float64 value too large for float32
+    are named by row and column; with nan_policy drop their rows go."""
+    df = _recording_frame().iloc[:400].copy()
+    df["ay"] = df["ay"].astype(np.float32)  # ax float32 too, az float64
+    path = tmp_path / "rec.parquet"
+    df.to_parquet(path)
+    for units in ("g", "m/s2"):
+        cfg = DataConfig(path=str(path), units=units)
+        blocks = list(iter_blocks(path, cfg, chunk_rows=150))
+        ds = load_dataset(replace(cfg, unlabelled="keep"))
+        got = {(b.animal, b.segment): [] for b in blocks}
+        for b in blocks:
+            got[(b.animal, b.segment)].append(b.acc)
+        for r in ds.recordings:
+            acc = np.concatenate(got[(r.animal, r.segment)])
+            assert acc.dtype == np.float32
+            np.testing.assert_array_equal(acc, r.acc)
+    bad = df.copy()
+    bad.loc[123, "ay"] = np.nan
+    bad.to_parquet(path)
+    with pytest.raises(DataError, match=r"row 124, column 'ay': NaN/inf acceleration"):
+        list(iter_blocks(path, chunk_rows=150))
+    bad = df.copy()
+    bad.loc[321, "az"] = 1e300
+    bad.to_parquet(path)
+    with pytest.raises(DataError, match=r"row 322, column 'az': NaN/inf acceleration"):
+        list(iter_blocks(path, chunk_rows=150))
+    kept = list(iter_blocks(path, DataConfig(path=str(path), nan_policy="drop"), chunk_rows=150))
+    assert sum(len(b.t) for b in kept) == len(df) - 1
+    assert all(np.isfinite(b.acc).all() for b in kept)
+
+
 def test_label_map_and_classes_as_in_whole_file_loading(tmp_path):
     df = _recording_frame()
     path = tmp_path / "rec.csv"

@@ -35,6 +35,7 @@ from ethoedge.data.loaders import G, check_steady_rate, detect_format, median_ra
 from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
     _CSV_ERRORS,
+    _F32_MAX,
     STRING_COLUMNS,
     _check_index,
     _check_ragged,
@@ -47,7 +48,6 @@ from ethoedge.data.tables import (
     _raw_header,
     as_categories,
     check_flat_text,
-    not_finite,
     read_header,
     text_dtypes,
 )
@@ -171,6 +171,33 @@ def _map_labels(labels: np.ndarray, cfg: DataConfig) -> np.ndarray:
     return np.asarray([*mapped, None], dtype=object)[np.where(codes >= 0, codes, len(uniq))]
 
 
+def _acceleration(
+    df: pd.DataFrame, lines: np.ndarray, path: Path, scale: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A chunk's acceleration columns as float32 g ``(n, 3)`` (times ``scale``), and where
+    a value is NaN, inf or too large for float32 (``(n, 3)``; None where every value is
+    fine). Column by column, straight into the float32 array; float32 columns in g are taken
+    as they are (exact: the same values as through float64)."""
+    n = len(df)
+    acc = np.empty((n, len(AXES)), dtype=np.float32)
+    bad: list[np.ndarray | None] = []
+    for k, c in enumerate(AXES):
+        col = df[c]
+        if col.dtype == np.float32 and scale == 1.0:
+            v = col.to_numpy()
+            acc[:, k] = v
+            finite = np.isfinite(v)
+        else:
+            v = _numeric(col, c, lines, path)
+            with np.errstate(over="ignore", invalid="ignore"):  # too large: flagged below
+                acc[:, k] = v * scale if scale != 1.0 else v
+                finite = np.isfinite(v) & (np.abs(v) <= _F32_MAX)
+        bad.append(None if finite.all() else ~finite)
+    if all(b is None for b in bad):
+        return acc, None
+    return acc, np.stack([np.zeros(n, bool) if b is None else b for b in bad], axis=1)
+
+
 def iter_blocks(
     path: str | Path,
     cfg: DataConfig | None = None,
@@ -237,10 +264,9 @@ def iter_blocks(
             raise DataError(
                 f"non-finite timestamp {t[i]}", path=path, row=int(lines[i]), column="timestamp"
             )
-        acc = np.stack([_numeric(df[c], c, lines, path) for c in AXES], axis=1)
+        acc_g, nonfinite = _acceleration(df, lines, path, scale)
         keep = np.ones(n, dtype=bool)
-        nonfinite = not_finite(acc)
-        if nonfinite.any():
+        if nonfinite is not None:
             i = int(np.flatnonzero(nonfinite.any(axis=1))[0])
             if cfg.nan_policy == "error":
                 _check_ragged(path, df, lines[i : i + 1], np.ones(1, dtype=bool))  # a short row?
@@ -256,7 +282,6 @@ def iter_blocks(
         if has_label and cfg.label_map:
             # A label mapped to None drops its rows, as in whole-file loading.
             keep &= ~_mapped_away(df[label_col], cfg)
-        acc_g = (acc * scale).astype(np.float32)
         # Group the chunk's rows by (animal, segment), in order of first appearance.
         if a_codes is None and s_codes is None:
             groups = [np.arange(n)]
@@ -272,8 +297,12 @@ def iter_blocks(
             idx = idx if all_kept else idx[keep[idx]]
             if not len(idx):
                 continue
-            a = a_uniq[a_codes[idx[0]]] if a_codes is not None else a_uniq[0]
-            s = s_uniq[s_codes[idx[0]]] if s_codes is not None else s_uniq[0]
+            if len(idx) == n:  # the whole chunk, in order: views, not copies
+                idx = slice(None)
+            rows = lines[idx]
+            first_row = 0 if isinstance(idx, slice) else idx[0]
+            a = a_uniq[a_codes[first_row]] if a_codes is not None else a_uniq[0]
+            s = s_uniq[s_codes[first_row]] if s_codes is not None else s_uniq[0]
             tg = t[idx]
             prev = last_t.get((a, s))
             steps = np.diff(tg, prepend=prev) if prev is not None else np.diff(tg)
@@ -287,11 +316,11 @@ def iter_blocks(
                     f" {a!r}, segment {s!r}: timestamps must increase within a segment."
                     " Sort the file",
                     path=path,
-                    row=int(lines[idx[j]]),
+                    row=int(rows[j]),
                     column="timestamp",
                 )
             last_t[(a, s)] = float(tg[-1])
-            lg = labels[idx]
+            ag, lg = acc_g[idx], labels[idx]
             if labeller is not None:
                 lg = np.asarray(labeller.label_samples(a, tg), dtype=object)
                 if cfg.label_map:
@@ -299,10 +328,10 @@ def iter_blocks(
             if cfg.classes is not None:
                 out = np.asarray([v is not None and v not in cfg.classes for v in lg], bool)
                 if out.any():
-                    idx, tg, lg = idx[~out], tg[~out], lg[~out]
-                    if not len(idx):
+                    tg, ag, lg, rows = tg[~out], ag[~out], lg[~out], rows[~out]
+                    if not len(tg):
                         continue
-            yield Block(a, s, tg, acc_g[idx], lg, lines[idx])
+            yield Block(a, s, tg, ag, lg, rows)
     if not any_rows:
         raise DataError("the file has a header but no data rows", path=path)
 
