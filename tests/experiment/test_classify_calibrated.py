@@ -82,3 +82,40 @@ def test_windows_turned_as_training_turns_them(calibrated_bundle, tmp_path, suff
 def _as_recorded(info):
     """The bundle description with its windows uncalibrated."""
     return replace(info, window=replace(info.window, calibrate="none"))
+
+
+@pytest.mark.parametrize("budget,reads", [(None, 3), (0, 6), (10_000, 6)])
+def test_files_that_fit_are_read_once(calibrated_bundle, tmp_path, monkeypatch, budget, reads):
+    """The first pass keeps the window blocks of files that fit in KEEP_WINDOWS_BYTES (all
+    files together) and the second classifies them without reading the files again; files
+    that do not fit (none, or each larger than 10 kB: one passes the budget part-way) are
+    read twice. The answers are the same, byte for byte (the kept windows carry their
+    labels)."""
+    import importlib
+
+    module = importlib.import_module("ethoedge.experiment.classify")
+    logs = _files(tmp_path / "logs", ".parquet")
+    for f in logs.iterdir():  # labelled, in two behaviours
+        df = pd.read_parquet(f)
+        df["label"] = np.where(np.arange(len(df)) < len(df) // 2, "graze", "walk")
+        df.to_parquet(f)
+    cfg = DataConfig(path=str(logs), unlabelled="keep")
+    want = classify(calibrated_bundle, cfg, tmp_path / "want", chunk_rows=333, plots=False,
+                    executor="processes", workers=2)  # fmt: skip
+    calls = []
+    read = module._blocks
+
+    def counted(task, *args, **kwargs):
+        calls.append(task.path.name)
+        return read(task, *args, **kwargs)
+
+    monkeypatch.setattr(module, "_blocks", counted)
+    if budget is not None:
+        monkeypatch.setattr(module, "KEEP_WINDOWS_BYTES", budget)
+    got = classify(calibrated_bundle, cfg, tmp_path / "got", chunk_rows=333, plots=False)
+    assert len(calls) == reads and sorted(set(calls)) == ["part0.parquet", "part1.parquet",
+                                                          "part2.parquet"]  # fmt: skip
+    for name in ("windows.csv", "bouts.csv", "budget.csv"):
+        assert (tmp_path / "got" / name).read_bytes() == (tmp_path / "want" / name).read_bytes()
+    assert got.n_windows == want.n_windows > 0
+    assert got.metrics is not None and got.confusion.sum() > 0.9 * got.n_windows

@@ -47,6 +47,11 @@ __all__ = ["ClassifyResult", "classify"]
 
 PLOTS = ("ethogram_*.png", "budget.png")  # the plots a folder of answers holds
 
+# A calibrated bundle's first pass keeps the window blocks of files that fit in this many
+# bytes (all files together), so that the second pass classifies them without reading and
+# windowing those files again; larger files are read twice.
+KEEP_WINDOWS_BYTES = 64 << 20
+
 
 @dataclass
 class ClassifyResult:
@@ -109,6 +114,46 @@ class ClassifyResult:
                                                   "duration_s": float})  # fmt: skip
 
 
+class _KeptWindows:
+    """Window blocks kept from a calibrated bundle's first pass (in this process), per task,
+    within :data:`KEEP_WINDOWS_BYTES` over all tasks: a task whose blocks pass what is left
+    keeps none (its file is read again). Thread-safe (the first pass reads several files on
+    threads)."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        import threading
+
+        self.left = KEEP_WINDOWS_BYTES if budget is None else int(budget)
+        self._blocks: dict[int, tuple[list[WindowBlock], str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def nbytes(wb: WindowBlock) -> int:
+        return int(wb.X.nbytes + wb.start.nbytes + wb.end.nbytes + wb.label.nbytes)
+
+    def reserve(self, n: int) -> bool:
+        """Take ``n`` bytes of the budget, if that many are left."""
+        with self._lock:
+            if n > self.left:
+                return False
+            self.left -= n
+            return True
+
+    def give_back(self, n: int) -> None:
+        with self._lock:
+            self.left += n
+
+    def put(self, index: int, blocks: list[WindowBlock], note: str) -> None:
+        with self._lock:
+            self._blocks[index] = (blocks, note)
+
+    def pop(self, index: int) -> tuple[list[WindowBlock], str] | None:
+        """Task ``index``'s blocks and how its file was read (None: not kept), handed over
+        once (the budget is not given back: the caller holds them)."""
+        with self._lock:
+            return self._blocks.pop(index, None)
+
+
 @dataclass(frozen=True)
 class _Task:
     index: int
@@ -125,6 +170,7 @@ class _Task:
     part_dir: Path
     labeller: Any
     gravity: dict[str, np.ndarray] | None = None  # per animal, for calibrated bundles
+    kept: _KeptWindows | None = None  # the first pass's blocks (in this process only)
 
 
 @dataclass
@@ -420,21 +466,25 @@ def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     from ethoedge.data.calibrate import GravitySums
 
     sums = GravitySums()
+    # Where both passes run in this process, the first keeps the blocks of files small
+    # enough (KEEP_WINDOWS_BYTES) for the second: those files are read once.
+    kept = _KeptWindows() if pool.runs_here(len(tasks)) else None
+    first = [replace(t, kept=kept) for t in tasks]
     threads = min(len(tasks), os.cpu_count() or 1)
     if pool.executor == "serial" and threads > 1:
         # the files on threads of this process (the reading is mostly in pyarrow and NumPy,
         # which release the GIL), the rows in memory split between them as between worker
         # processes (the sums are exact: the same directions however the rows are chunked)
-        split = [replace(t, chunk_rows=max(1, t.chunk_rows // threads)) for t in tasks]
+        split = [replace(t, chunk_rows=max(1, t.chunk_rows // threads)) for t in first]
         with ThreadPoolExecutor(threads, thread_name_prefix="ethoedge-gravity") as threaded:
             parts = list(threaded.map(_gravity_sums, split))
     else:
-        parts = pool.map(_gravity_sums, tasks, progress=progress, label="orientation",
+        parts = pool.map(_gravity_sums, first, progress=progress, label="orientation",
                          describe=lambda t: t.path.name)  # fmt: skip
     for part in parts:
         sums.merge(part)
     gravity = sums.directions()
-    return [replace(t, gravity=gravity) for t in tasks]
+    return [replace(t, gravity=gravity, kept=kept) for t in tasks]
 
 
 def _several_animals(tasks: list[_Task]) -> bool:
@@ -587,7 +637,8 @@ def _classify_file(task: _Task, tick: Any = None) -> _FileSummary:
             path=task.path,
         )
     step_s = min(hop, length) / bundle.rate_hz
-    blocks, note = _blocks(task, cfg, bundle, length, hop)
+    kept = task.kept.pop(task.index) if task.kept is not None else None
+    blocks, note = kept if kept is not None else _blocks(task, cfg, bundle, length, hop)
     lut = {c: i for i, c in enumerate(classes)}
     names = np.asarray(classes, dtype=object)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -694,10 +745,26 @@ def _gravity_sums(task: _Task, tick: Any = None) -> Any:
     cfg = DataConfig.from_dict(task.data)
     length, hop = window_geometry(bundle.window, bundle.rate_hz)
     sums = GravitySums()
-    blocks, _ = _blocks(replace(task, labeller=None), cfg, bundle, length, hop, labels=False)
+    # Blocks are kept for the second pass (with their labels) where it runs here and labels
+    # nothing itself (a labeller records which samples it labelled as it labels them).
+    keep = task.kept is not None and task.labeller is None
+    first = replace(task, labeller=None)
+    blocks, note = _blocks(first, cfg, bundle, length, hop, labels=keep)
+    kept: list[WindowBlock] | None = [] if keep else None
+    used = 0
     for wb in blocks:
         sums.add(wb.animal, wb.X)
+        if kept is not None and task.kept is not None:
+            n = _KeptWindows.nbytes(wb)
+            if task.kept.reserve(n):
+                kept.append(wb)
+                used += n
+            else:  # too large to keep: read again in the second pass
+                task.kept.give_back(used)
+                kept = None
         _trim_heap()
+    if kept is not None and task.kept is not None:
+        task.kept.put(task.index, kept, note)
     return sums
 
 

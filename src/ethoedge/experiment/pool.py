@@ -131,6 +131,11 @@ class TaskPool:
         self._ray = None
         self._stack.close()
 
+    def runs_here(self, n_items: int) -> bool:
+        """Whether :meth:`map` runs ``n_items`` items in this process: serially, or one item
+        on local processes (a worker would add only its start-up)."""
+        return self.executor == "serial" or (self.executor == "processes" and n_items <= 1)
+
     def map(
         self,
         fn: Callable[..., Any],
@@ -149,7 +154,7 @@ class TaskPool:
             task = bar.add_task(label, total=len(items), last="")
             # One item gains nothing from a worker process but its start-up: it runs here
             # (the same result; a Ray cluster is still used as asked).
-            if executor == "serial" or (executor == "processes" and len(items) <= 1):
+            if self.runs_here(len(items)):
                 for i, item in enumerate(items):
                     name = describe(item)
 
