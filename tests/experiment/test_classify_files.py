@@ -3,6 +3,7 @@ in parallel, with bouts, daily budgets and ethograms; bad input leaves nothing b
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -384,6 +385,82 @@ def test_plots_drawn_in_the_helper_process_are_the_plots_drawn_here(bundle_dir, 
     monkeypatch.setattr(cl, "_plot_process", lambda several: None)
     here = classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "here")
     assert len(here.plots) == 4
+    for p in here.plots:
+        assert p.read_bytes() == (tmp_path / "helper" / p.name).read_bytes(), p.name
+
+
+def _pid_to(path: str) -> None:
+    Path(path).write_text(str(os.getpid()))
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_jobs_side_by_side_run_in_forked_processes_and_raise_their_errors(tmp_path):
+    """In the plots' helper (one process), drawing jobs run at once: all but the first in
+    processes forked from it; an error of any job is raised to the caller, and no child is
+    left behind."""
+    import importlib
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    cl = importlib.import_module("ethoedge.experiment.classify")
+    files = [str(tmp_path / f"job{k}") for k in range(3)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=ctx) as helper:
+        helper.submit(cl._side_by_side, [(_pid_to, (f,)) for f in files]).result()
+        pids = [Path(f).read_text() for f in files]
+        assert len(set(pids)) == 3  # three processes: the helper and two forked from it
+        failing = {"a child": [(_pid_to, (files[0],)), (_fail, ("a child",))],
+                   "the helper": [(_fail, ("the helper",)), (_pid_to, (files[1],))]}  # fmt: skip
+        for where, jobs in failing.items():
+            with pytest.raises(ValueError, match=f"^{where}$"):
+                helper.submit(cl._side_by_side, jobs).result()
+        # the helper reaped its children: it has none left
+        left = helper.submit(_children_left).result()
+        assert left == 0
+
+
+def _children_left() -> int:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return 0
+    return 1
+
+
+def test_one_animal_plots_drawn_side_by_side_are_the_plots_drawn_here(tmp_path, monkeypatch):
+    """One recording of one animal (one helper process): its ethogram and the budget chart
+    are drawn side by side in processes forked from the helper, the same PNGs, byte for
+    byte, as drawn here."""
+    import importlib
+
+    cl = importlib.import_module("ethoedge.experiment.classify")
+    d = tmp_path / "bundle"
+    torch.manual_seed(0)
+    save_bundle(Bundle(GRUStudent(len(CLASSES), StudentConfig(hidden=8)).eval(),
+                       Normalizer((0.0, 0.0, 1.0), (0.3, 0.3, 0.3)), CLASSES,
+                       WindowConfig(), 10.0), d)  # fmt: skip
+    rng = np.random.default_rng(0)
+    n = 6000
+    rec = tmp_path / "cow_1.parquet"
+    pd.DataFrame({"timestamp": 1_717_200_000.0 + np.arange(n) / 10.0,
+                  **{c: rng.normal(size=n).astype(np.float32) for c in ("ax", "ay", "az")}}
+                 ).to_parquet(rec)  # fmt: skip
+    calls = []
+    draw_all = cl._draw_all
+
+    def recorded(jobs, plotter, forked=False):
+        calls.append((len(jobs), forked))
+        draw_all(jobs, plotter, forked)
+
+    monkeypatch.setattr(cl, "_draw_all", recorded)
+    helper = classify(d, DataConfig(path=str(rec)), tmp_path / "helper")
+    assert [p.name for p in helper.plots] == ["ethogram_cow_1.png", "budget.png"]
+    assert calls == [(2, True)]
+    monkeypatch.setattr(cl, "_plot_process", lambda several: None)
+    here = classify(d, DataConfig(path=str(rec)), tmp_path / "here")
     for p in here.plots:
         assert p.read_bytes() == (tmp_path / "helper" / p.name).read_bytes(), p.name
 

@@ -353,7 +353,8 @@ def classify(
         # this process (serially, or one file), not beside worker processes (with two
         # workers the process tree would pass 600 MB).
         here = executor == "serial" or (executor == "processes" and len(tasks) <= 1)
-        plotter = _plot_process(_several_animals(tasks)) if plots and not single and here else None
+        several = plots and not single and here and _several_animals(tasks)
+        plotter = _plot_process(several) if plots and not single and here else None
         with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both
             if bundle.window.calibrate != "none":
                 tasks = _with_gravity(tasks, pool, progress)
@@ -414,7 +415,7 @@ def classify(
                 p = tmp / "budget.png"
                 jobs.append((plot_budget, (daily, classes, tz, p)))
                 written.append(p)
-                _draw_all(jobs, plotter)
+                _draw_all(jobs, plotter, forked=not several)
         # Every output is complete: move them into place.
         final = [out] if single else [out / p.name for p in written]
         try:
@@ -527,13 +528,18 @@ def _plot_process(several: bool) -> Any:
     return pool
 
 
-def _draw_all(jobs: list[tuple[Any, tuple[Any, ...]]], plotter: Any) -> None:
-    """Run the drawing jobs in the helper process (errors raised here), or here without one
-    (or if the helper died)."""
+def _draw_all(jobs: list[tuple[Any, tuple[Any, ...]]], plotter: Any, forked: bool = False) -> None:
+    """Run the drawing jobs in the helper processes (errors raised here), or here without
+    them (or if a helper died). ``forked``: the helper is one process; it draws the jobs
+    side by side in processes forked from it (:func:`_side_by_side`) where there are two
+    cores."""
     from concurrent.futures.process import BrokenProcessPool
 
     if plotter is not None:
         try:
+            if forked and len(jobs) > 1 and (os.cpu_count() or 1) > 1:
+                plotter.submit(_side_by_side, jobs).result()
+                return
             for f in [plotter.submit(fn, *args) for fn, args in jobs]:
                 f.result()
             return
@@ -541,6 +547,55 @@ def _draw_all(jobs: list[tuple[Any, tuple[Any, ...]]], plotter: Any) -> None:
             pass
     for fn, args in jobs:
         fn(*args)
+
+
+def _side_by_side(jobs: list[tuple[Any, tuple[Any, ...]]]) -> None:
+    """Run the jobs at once: each but the first in a process forked from this one (the plots'
+    helper, where matplotlib is imported already: a fork costs milliseconds), the first
+    here; the first error raised here. One after the other where forking is not safe (another
+    thread running) or not available."""
+    import pickle
+    import threading
+
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        for fn, args in jobs:
+            fn(*args)
+        return
+    children = []
+    for fn, args in jobs[1:]:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run the job, send its error back, leave at once
+            os.close(r)
+            status = 0
+            try:
+                fn(*args)
+            except BaseException as e:  # sent to the parent, raised there
+                status = 1
+                try:
+                    data = pickle.dumps(e)
+                except Exception:  # an exception that does not pickle: its text
+                    data = pickle.dumps(RuntimeError(repr(e)))
+                with os.fdopen(w, "wb") as f:
+                    f.write(data)
+            finally:
+                os._exit(status)
+        os.close(w)
+        children.append((pid, r))
+    error: BaseException | None = None
+    try:
+        fn, args = jobs[0]
+        fn(*args)
+    except BaseException as e:  # raised after the children are reaped
+        error = e
+    for pid, r in children:
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(pid, 0)
+        if error is None and (data or status != 0):
+            error = pickle.loads(data) if data else RuntimeError("a drawing process died")
+    if error is not None:
+        raise error
 
 
 def _draw_ethogram(
