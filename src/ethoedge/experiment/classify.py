@@ -278,7 +278,10 @@ def classify(
     A bundle trained on orientation-calibrated windows (``window.calibrate: gravity``,
     :mod:`ethoedge.data.calibrate`) gets its windows turned alike: a first pass over every file
     sums each animal's windows' means over all of its files, the second classifies each
-    animal's windows turned by its rotation.
+    animal's windows turned by its rotation. Where both passes run in this process (serially,
+    or one file), the first keeps the windows of files that fit in
+    :data:`KEEP_WINDOWS_BYTES` (64 MB of windows, all files together) and the second
+    classifies those without reading them again.
     """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
