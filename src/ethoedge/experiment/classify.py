@@ -292,7 +292,7 @@ def classify(
         dataset_files,
         file_layout,
     )
-    from ethoedge.experiment.pool import task_pool
+    from ethoedge.experiment.pool import runs_here, task_pool
     from ethoedge.inference import ENGINES
 
     try:
@@ -355,7 +355,7 @@ def classify(
         # matplotlib while the windows are classified: where the files are classified in
         # this process (serially, or one file), not beside worker processes (with two
         # workers the process tree would pass 600 MB).
-        here = executor == "serial" or (executor == "processes" and len(tasks) <= 1)
+        here = runs_here(executor, len(tasks))
         several = plots and not single and here and _several_animals(tasks)
         plotter = _plot_process(several) if plots and not single and here else None
         with task_pool(executor, workers, ray_address) as pool:  # one set of workers for both

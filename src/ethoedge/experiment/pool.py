@@ -98,6 +98,12 @@ def progress_bar(enabled: bool, *, running: bool = False) -> Any:
     )
 
 
+def runs_here(executor: str, n_items: int) -> bool:
+    """Whether ``n_items`` tasks on ``executor`` run in this process: serially, or one task
+    on local processes (a worker would add only its start-up)."""
+    return executor == "serial" or (executor == "processes" and n_items <= 1)
+
+
 class TaskPool:
     """Independent tasks on one executor, for several :meth:`map` calls in a row: the worker
     processes (or the Ray session) start at the first call that needs them and serve every
@@ -132,9 +138,8 @@ class TaskPool:
         self._stack.close()
 
     def runs_here(self, n_items: int) -> bool:
-        """Whether :meth:`map` runs ``n_items`` items in this process: serially, or one item
-        on local processes (a worker would add only its start-up)."""
-        return self.executor == "serial" or (self.executor == "processes" and n_items <= 1)
+        """Whether :meth:`map` runs ``n_items`` items in this process (:func:`runs_here`)."""
+        return runs_here(self.executor, n_items)
 
     def map(
         self,
