@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from datahelpers import frame
+from datahelpers import frame, write
 
 from ethoedge.cli import main
 from ethoedge.data import DataConfig, WindowConfig, kfold_by_animal, load_dataset, make_windows
@@ -301,3 +301,33 @@ def test_empty_columns_at_the_end_of_each_line_are_ignored(tmp_path):
     p.write_text("\n".join(ln + ",," for ln in good_lines()) + "\n")
     ds = load_dataset(DataConfig(path=str(p)))
     assert len(ds.recordings[0].t) == 12
+
+
+def _iso(df: pd.DataFrame, zoned: np.ndarray) -> pd.DataFrame:
+    """``df`` with its timestamps as ISO 8601 text, with a zone (``Z``) where ``zoned``."""
+    text = pd.to_datetime(df["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return df.assign(timestamp=np.where(zoned, text + "Z", text))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("first_zoned", [True, False])
+def test_iso_timestamps_with_and_without_a_zone_are_an_error(tmp_path, suffix, first_zoned):
+    """A naive timestamp among zoned ones (or the reverse) is named by row; files whose
+    timestamps all have a zone, or none, load as before (naive ones as UTC)."""
+    df = frame(animals=("a",), n=12)
+    zoned = np.full(12, first_zoned)
+    zoned[7:] = not first_zoned  # file row 9 (CSV line 9, Parquet record 8) on
+    p = write(_iso(df, zoned), tmp_path / f"mixed{suffix}")
+    with pytest.raises(DataError) as ei:
+        load_dataset(DataConfig(path=str(p)))
+    e = ei.value
+    kind = "no time zone where earlier rows have one" if first_zoned else "a time zone where"
+    assert f"timestamp '1970-01-01T00:16:40.700000{'' if first_zoned else 'Z'}' has {kind}" in str(
+        e
+    )
+    assert "give every timestamp a zone, or none" in str(e) and str(p) in str(e)
+    assert (e.row, e.column) == (9 if suffix == ".csv" else 8, "timestamp")
+    for every in (True, False):
+        p = write(_iso(df, np.full(12, every)), tmp_path / f"same{suffix}")
+        t = load_dataset(DataConfig(path=str(p))).recordings[0].t
+        np.testing.assert_allclose(t, df["timestamp"].to_numpy())

@@ -236,3 +236,31 @@ def test_infer_rate_of_a_rate_that_rounds_to_zero(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"median step between samples is 5000 s"):
         infer_rate(path)
+
+
+def _save(df: pd.DataFrame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_iso_timestamps_with_and_without_a_zone_are_an_error(tmp_path, suffix):
+    """A naive timestamp after zoned ones, in the first chunk or a later one, is named by row
+    as whole-file loading names it; all zoned or all naive stream as before."""
+    df = _recording_frame().iloc[:300].copy()
+    text = pd.to_datetime(df["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    path = tmp_path / f"rec{suffix}"
+    first = 2 if suffix == ".csv" else 1
+    for naive_from in (50, 100, 250):  # in the first chunk of 100 rows; a later one
+        _save(df.assign(timestamp=np.where(np.arange(300) < naive_from, text + "Z", text)), path)
+        want = rf"row {naive_from + first}, column 'timestamp': timestamp '.*' has no time zone"
+        with pytest.raises(DataError, match=want):
+            list(iter_blocks(path, chunk_rows=100))
+        with pytest.raises(DataError, match=want):
+            load_dataset(DataConfig(path=str(path)))
+    for zone in ("Z", ""):
+        _save(df.assign(timestamp=text + zone), path)
+        t = np.concatenate([b.t for b in iter_blocks(path, chunk_rows=100)])
+        np.testing.assert_allclose(np.sort(t), np.sort(df["timestamp"].to_numpy()))

@@ -315,8 +315,38 @@ def _in_seconds(t: np.ndarray, lines: np.ndarray, path: Path) -> np.ndarray:
     return t
 
 
-def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarray:
-    """Seconds (float64) from numbers, datetimes or durations (Parquet) or ISO 8601 strings."""
+# The end of an ISO 8601 date-time with a zone: ``Z`` or a UTC offset (+02:00, +0200, -05).
+_ZONE_END = r"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+
+
+def _has_zone(text: pd.Series) -> np.ndarray:
+    """Whether each ISO 8601 date-time (text) ends in a zone, as column operations on the last
+    6 characters. A date alone (``YYYY-MM-DD``, 10 characters) has none: its ``-DD`` is no
+    offset."""
+    s = text.str.strip()
+    zoned = s.str.slice(-6).str.contains(_ZONE_END, regex=True, na=False) & (s.str.len() > 10)
+    return zoned.to_numpy(dtype=bool, na_value=False)
+
+
+def timestamp_zone(col: pd.Series) -> bool | None:
+    """Whether the first timestamp of a column is an ISO 8601 date-time with a time zone;
+    None where it is no such text (a number, a datetime). A stream passes this from a file's
+    first chunk to :func:`_parse_timestamps` of the chunks after it."""
+    if not len(col) or not (pd.api.types.is_string_dtype(col) or col.dtype == object):
+        return None
+    first = col.iloc[:1]
+    if not isinstance(first.iloc[0], str) or pd.to_numeric(first, errors="coerce").notna()[0]:
+        return None
+    return bool(_has_zone(first)[0])
+
+
+def _parse_timestamps(
+    col: pd.Series, lines: np.ndarray, path: Path, zoned: bool | None = None
+) -> np.ndarray:
+    """Seconds (float64) from numbers, datetimes or durations (Parquet) or ISO 8601 strings.
+
+    ISO 8601 strings all have a time zone or none, as the first (``zoned``: as the file's
+    first timestamp, for a chunk after the first; see :func:`timestamp_zone`)."""
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
         dt = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.dt.tz_localize("UTC")
         secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
@@ -342,8 +372,34 @@ def _parse_timestamps(col: pd.Series, lines: np.ndarray, path: Path) -> np.ndarr
             row=int(lines[i]),
             column="timestamp",
         )
+    _check_zones(col, lines, path, zoned)
     secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _check_zones(col: pd.Series, lines: np.ndarray, path: Path, zoned: bool | None) -> None:
+    """ISO 8601 timestamps with a zone beside ones without (which would be read as UTC) are an
+    error naming the first row whose kind differs from ``zoned`` (None: the first row's)."""
+    present = col.notna().to_numpy()
+    if not present.any():
+        return
+    has = _has_zone(col)
+    if zoned is None:
+        zoned = bool(has[np.argmax(present)])
+    odd = present & (has != zoned)
+    if odd.any():
+        i = int(np.flatnonzero(odd)[0])
+        text = str(col.iloc[i]).strip()
+        if zoned:
+            what = "has no time zone where earlier rows have one"
+        else:
+            what = "has a time zone where earlier rows have none"
+        raise DataError(
+            f"timestamp {text!r} {what}: give every timestamp a zone, or none",
+            path=path,
+            row=int(lines[i]),
+            column="timestamp",
+        )
 
 
 def _numeric(col: pd.Series, name: str, lines: np.ndarray, path: Path) -> np.ndarray:
