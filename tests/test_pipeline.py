@@ -482,6 +482,20 @@ def test_what_the_machine_lacks_is_refused_before_anything_is_written(tmp_path, 
     assert not [p.name for p in tmp_path.iterdir()]
 
 
+def test_a_ray_address_without_the_ray_executor_is_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    """It would be ignored without a word: an error from the API and the CLI alike."""
+    cfg = tiny_config(executor="processes", ray_address="host:6379")
+    with pytest.raises(ConfigError, match="--ray-address needs --executor ray"):
+        run_windows(separable_windows(), cfg, tmp_path / "api", progress=False)
+    out = tmp_path / "cli"
+    assert main(["run", "--out", str(out), "--quiet", "--ray-address", "host:6379"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err and "--ray-address needs --executor ray" in err
+    assert not [p.name for p in tmp_path.iterdir()]
+
+
 def test_a_model_an_earlier_run_had_leaves_no_files_beside_this_runs(tmp_path):
     """Run again into the same folder without the baseline: its per-class CSV and confusion
     files go, so the folder holds one run's answers (the report names no baseline)."""

@@ -104,6 +104,19 @@ def test_unknown_executor_is_a_config_error(tmp_path):
         execute(ctx, plan_jobs(ctx.cfg, folds), executor="dask", progress=False)
 
 
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_a_ray_address_needs_the_ray_executor(tmp_path, executor):
+    """With another executor the address would be ignored without a word."""
+    from ethoedge.experiment.pool import map_tasks
+
+    ctx, folds = _context(tmp_path)
+    with pytest.raises(ConfigError, match="--ray-address needs --executor ray"):
+        execute(ctx, plan_jobs(ctx.cfg, folds), executor=executor, ray_address="host:6379",
+                progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match=f"'host:6379' with executor '{executor}'"):
+        map_tasks(_pid, [1, 2], executor=executor, ray_address="host:6379", progress=False)
+
+
 def _pid(item, tick=None):
     import os
 

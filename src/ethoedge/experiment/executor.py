@@ -22,7 +22,7 @@ import numpy as np
 from ethoedge.errors import ConfigError
 from ethoedge.experiment.jobs import Job, JobContext, JobOutput, run_job
 from ethoedge.experiment.keys import BASELINE, TEACHER
-from ethoedge.experiment.pool import EXECUTORS, progress_bar, ray_session, spawn_pool
+from ethoedge.experiment.pool import check_executor, progress_bar, ray_session, spawn_pool
 
 
 class _Tracker(AbstractContextManager["_Tracker"]):
@@ -65,8 +65,7 @@ def execute(
 ) -> dict[Job, JobOutput]:
     """Run ``jobs`` (see the module docstring); returns every job's output."""
     jobs = list(jobs)
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    check_executor(executor, ray_address)
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     with _Tracker(progress, len(jobs), label) as tracker:

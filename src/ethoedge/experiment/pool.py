@@ -22,11 +22,17 @@ EXECUTORS = ("serial", "processes", "ray")
 RAY_MISSING = "executor 'ray' needs the ray package: pip install 'ethoedge[ray]'"
 
 
-def check_executor(executor: str) -> None:
+def check_executor(executor: str, ray_address: str | None = None) -> None:
     """Raise a ConfigError for an executor this machine cannot run (an unknown name, or Ray
-    without its package), before anything is written."""
+    without its package), or a Ray address for another executor, before anything is
+    written."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if ray_address and executor != "ray":
+        raise ConfigError(
+            f"--ray-address needs --executor ray (ray_address {ray_address!r} with executor"
+            f" {executor!r})"
+        )
     if executor == "ray":
         import importlib.util
 
@@ -111,7 +117,7 @@ class TaskPool:
 
     def __init__(self, executor: str = "serial", workers: int = 1,
                  ray_address: str | None = None) -> None:  # fmt: skip
-        check_executor(executor)
+        check_executor(executor, ray_address)
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.executor, self.workers, self.ray_address = executor, workers, ray_address

@@ -110,7 +110,7 @@ def run_windows(
     # what this machine must offer, checked before anything is written
     for c in (cfg.teacher_train, cfg.student_train):
         resolve_device(c.device)
-    check_executor(cfg.executor)
+    check_executor(cfg.executor, cfg.ray_address)
     out = Path(out_dir)
     made: list[Path] = []
     try:
