@@ -14,6 +14,7 @@ import torch
 from ethoedge.bundle import Bundle, save_bundle
 from ethoedge.cli import main
 from ethoedge.data import DataConfig, Normalizer, WindowConfig, load_dataset
+from ethoedge.errors import ConfigError
 from ethoedge.evaluate.metrics import classification_metrics
 from ethoedge.experiment import classify
 from ethoedge.models.gru_mlp import GRUStudent, StudentConfig
@@ -686,3 +687,33 @@ def test_a_folder_with_a_file_named_like_it_classifies_that_file_only(bundle_dir
     res = classify(bundle_dir, DataConfig(path=str(herd)), tmp_path / "a", plots=False)
     assert sorted(res.budget.index) == ["cow_a"]
     assert load_dataset(DataConfig(path=str(herd), unlabelled="keep")).animals == ("cow_a",)
+
+
+@pytest.mark.parametrize(
+    "extra,why",
+    [
+        (["--min-bout", "inf"], "min_bout_s must be a finite number >= 0, got inf"),
+        (["--ray-address", "host:6379"], "--ray-address needs --executor ray"),
+        (["--executor", "processes", "--workers", "2", "--ray-address", "host:6379"],
+         "--ray-address needs --executor ray"),
+    ],
+)  # fmt: skip
+def test_options_that_would_be_ignored_or_meaningless_are_one_line(
+    bundle_dir, tmp_path, capsys, extra, why
+):
+    """An infinite --min-bout (every bout merged into the first), a Ray address for an
+    executor other than Ray: refused, nothing written."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    out = tmp_path / "answers"
+    code = main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet", *extra])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err and why in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
+@pytest.mark.parametrize("min_bout_s", [float("inf"), float("nan"), -1.0])
+def test_min_bout_must_be_finite(bundle_dir, tmp_path, min_bout_s):
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    with pytest.raises(ConfigError, match="min_bout_s must be a finite number >= 0"):
+        classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "o", min_bout_s=min_bout_s)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]

@@ -303,8 +303,10 @@ def classify(
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
     if smooth < 1 or smooth % 2 == 0:
         raise ConfigError(f"smooth must be an odd number of windows >= 1, got {smooth}")
-    if min_bout_s < 0 or (chunk_rows is not None and chunk_rows < 1):
-        raise ConfigError("min_bout_s must be >= 0 and chunk_rows >= 1")
+    if not np.isfinite(min_bout_s) or min_bout_s < 0:  # inf would merge all, NaN none
+        raise ConfigError(f"min_bout_s must be a finite number >= 0, got {min_bout_s}")
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ConfigError(f"chunk_rows must be >= 1, got {chunk_rows}")
     bundle_dir = Path(bundle_dir)
     bundle = read_bundle_info(bundle_dir)  # no PyTorch here: workers load the model
     if engine in ("int", "c") and not (bundle_dir / "quantized" / f"w{bits}.json").is_file():
