@@ -171,3 +171,57 @@ def test_names_with_brackets_print_as_written_in_the_tables(tmp_path, capsys):
     df.to_csv(p, index=False)
     assert main(["data", "stats", str(p)]) == 0
     assert "[/x]" in capsys.readouterr().out
+
+
+def _two_bouts(tmp_path):
+    """Animal 'a': 30 s at 10 Hz, a 50 s gap, 30 s more (0 to 109.9 s from the first sample)."""
+    t = 1_717_200_000.0 + np.arange(600) / 10
+    t[300:] += 50.0
+    p = tmp_path / "d.csv"
+    pd.DataFrame({"animal": "a", "timestamp": t, "ax": 0.1, "ay": 0.0, "az": 1.0,
+                  "label": np.repeat(["walk", "rest"], 300)}).to_csv(p, index=False)  # fmt: skip
+    return p
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--start", "1e9"], "--start 1e+09 s is past the end of animal 'a''s recording, which"
+         " spans 0 to 109.9 s from its first sample"),
+        (["--start", "-1e9"], "the stretch ends at -1e+09 s, before animal 'a''s first sample"),
+        (["--start", "35", "--duration", "1e-9"], "has no samples in the 1e-09 s from 35 s"),
+        (["--start", "109.9"], "has only one sample in the 60 s from 109.9 s"),
+    ],
+)  # fmt: skip
+def test_plot_of_a_stretch_without_the_signal_is_one_line(tmp_path, capsys, args, said):
+    """A --start past the data said 'no samples between 1e+09 s and 1e+09 s ... with gaps
+    between bouts'; one sample drew an empty plot."""
+    p = _two_bouts(tmp_path)
+    out = tmp_path / "plots" / "p.png"
+    assert main(["data", "plot", str(p), "--animal", "a", *args, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().count("\n") == 0 and said in err
+    assert [f.name for f in tmp_path.iterdir()] == ["d.csv"]
+
+
+@pytest.mark.parametrize(
+    "args", [["--duration", "1e9"], ["--start", "-1e20", "--duration", "1.00000000001e20"]]
+)
+def test_plot_of_a_stretch_beyond_the_recording_spans_the_recording(tmp_path, monkeypatch, args):
+    """A --duration of 1e9 s squeezed the signal into the first pixel of its axis; a --start
+    of -1e20 lost the animal's first sample time and found no samples."""
+    from matplotlib.figure import Figure
+
+    limits = []
+    savefig = Figure.savefig
+
+    def spy(fig, *a, **k):
+        limits.append(fig.axes[0].get_xlim())
+        return savefig(fig, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    out = tmp_path / "p.png"
+    p = _two_bouts(tmp_path)
+    assert main(["data", "plot", str(p), "--animal", "a", *args, "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert limits == [pytest.approx((0.0, 109.9))]

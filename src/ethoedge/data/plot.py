@@ -46,7 +46,22 @@ def plot_recording(
         )
     t0 = min(float(r.t[0]) for r in recs)
     t_end = max(float(r.t[-1]) for r in recs) - t0
-    lo, hi = t0 + start_s, t0 + start_s + duration_s
+    stop_s = start_s + duration_s
+    spans = f"0 to {t_end:g} s from its first sample"
+    if start_s > t_end:
+        raise DataError(
+            f"--start {start_s:g} s is past the end of animal {animal!r}'s recording, which"
+            f" spans {spans}",
+            path=dataset.source,
+        )
+    if stop_s < 0:
+        raise DataError(
+            f"the stretch ends at {stop_s:g} s, before animal {animal!r}'s first sample (--start"
+            f" counts from it; the recording spans {spans})",
+            path=dataset.source,
+        )
+    # t0 added last: (t0 + start_s) + duration_s loses t0 beside a start_s of -1e20
+    lo, hi = t0 + start_s, t0 + stop_s
     colours = {c: plt.get_cmap("Set2")(i % 8) for i, c in enumerate(dataset.class_names)}
     fig, ax = plt.subplots(figsize=(12, 4), dpi=110)
     seen: set[str] = set()
@@ -85,18 +100,21 @@ def plot_recording(
                 label=None if name in seen else name,
             )
             seen.add(name)
-    if n_shown == 0:
+    if n_shown < 2:  # one sample draws no line
         plt.close(fig)
         raise DataError(
-            f"animal {animal!r} has no samples between {start_s:g} s and {start_s + duration_s:g} s"
-            f" (its recording spans 0 to {t_end:g} s from its first sample, with gaps between"
+            f"animal {animal!r} has {'only one sample' if n_shown else 'no samples'} in the"
+            f" {duration_s:g} s from {start_s:g} s (its recording spans {spans}, with gaps between"
             " bouts)",
             path=dataset.source,
         )
+    # The axis spans the stretch as far as the recording goes: a --duration of 1e9 s would
+    # squeeze the signal into the axis's first pixel.
+    x_lo, x_hi = max(start_s, 0.0), min(stop_s, t_end)
     ax.set_xlabel(f"time since the animal's first sample (s); animal {animal}")
     ax.set_ylabel("acceleration (g)")
-    ax.set_title(f"{dataset.name}: animal {animal}, {start_s:g} to {start_s + duration_s:g} s")
-    ax.set_xlim(start_s, start_s + duration_s)
+    ax.set_title(f"{dataset.name}: animal {animal}, {x_lo:g} to {x_hi:g} s")
+    ax.set_xlim(x_lo, x_hi)
     ax.legend(loc="upper right", ncols=2, fontsize=8, framealpha=0.8)
     fig.tight_layout()
     path = Path(path)
