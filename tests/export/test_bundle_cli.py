@@ -213,6 +213,36 @@ def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
     assert "--max-windows" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "key,value,said",
+    [
+        ("format", "ethoedge.c_export/2", "format is 'ethoedge.c_export/2' where an export by"),
+        ("format", None, "format is missing where an export by `ethoedge export-c` has"),
+        ("n_samples", 64, "n_samples is 64 where the bundle has 50"),
+        ("n_samples", "50", "n_samples is '50' where the bundle has 50"),
+        ("class_names", ["walk", "rest"], "class_names is ['walk', 'rest'] where the bundle has"),
+    ],
+)
+def test_verify_c_export_json_other_than_the_bundle_is_one_line(
+    exported, tiny_bundle, tmp_path, capsys, key, value, said
+):
+    """export.json's format, window length and class names, edited by hand, were not
+    checked against the model and bundle verified."""
+    import shutil
+
+    assert tiny_bundle[1].n_samples == 50
+    d = tmp_path / "edited"
+    shutil.copytree(exported[8], d)
+    meta = json.loads((d / "export.json").read_text())
+    if value is None:
+        del meta[key]
+    else:
+        meta[key] = value
+    (d / "export.json").write_text(json.dumps(meta))
+    assert main(["verify-c", str(d), "--max-windows", "5"]) == 2
+    assert f"export.json: {said}" in _one_line_error(capsys)
+
+
 def test_verify_c_cli_reports_a_difference(exported, tmp_path, capsys):
     """Tamper with one bias in the C: verify-c prints the first difference and exits 1."""
     import shutil

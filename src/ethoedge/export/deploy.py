@@ -29,9 +29,11 @@ from ethoedge.export.verify import (
 from ethoedge.quantize.qmodel import QuantizedStudent
 
 if TYPE_CHECKING:
+    from ethoedge.bundle import BundleInfo
     from ethoedge.data.windows import WindowConfig
 
 QUANTIZED_COPY = "quantized.json"
+EXPORT_FORMAT = "ethoedge.c_export/1"  # export.json's "format"
 
 
 def quantized_path(bundle_dir: str | Path, bits: int) -> Path:
@@ -91,7 +93,7 @@ def export_bundle(
             raise
         raise type(e)(e.message, path=q_path) from None
     meta = {
-        "format": "ethoedge.c_export/1",
+        "format": EXPORT_FORMAT,
         "ethoedge_version": __version__,
         "command": command,
         "bundle": str(bundle_dir.resolve()),
@@ -202,6 +204,9 @@ def verify_export(
             " bundle.json); its data settings window the data",
             path=meta_path,
         )
+    from ethoedge.bundle import read_bundle_info
+
+    _check_meta_agrees(meta, meta_path, read_bundle_info(bundle_dir))
     try:
         cfg = ExportConfig.from_json(meta["config"])
         cfg.validate()
@@ -226,7 +231,6 @@ def verify_export(
     else:  # the samples as recorded, turned in C as the firmware turns them
         from dataclasses import replace
 
-        from ethoedge.bundle import read_bundle_info
         from ethoedge.quantize.orient import turn_like_firmware
 
         b = read_bundle_info(bundle_dir)
@@ -242,6 +246,26 @@ def verify_export(
     results = [verify_c(export_dir, raw, expected, t, prefix=prefix, means=means)
                for t in targets]  # fmt: skip
     return results + verify_half_hop(q, cfg, X, targets)
+
+
+def _check_meta_agrees(meta: dict, meta_path: Path, info: BundleInfo) -> None:
+    """export.json's format, window length and class names are those of the bundle it was
+    exported from: a description edited by hand, or of another model, is not verified as
+    this export's."""
+    want = {
+        "format": EXPORT_FORMAT,
+        "n_samples": info.n_samples,
+        "class_names": list(info.class_names),
+    }
+    for key, value in want.items():
+        if key not in meta or meta[key] != value or type(meta[key]) is not type(value):
+            got = f"is {meta[key]!r}" if key in meta else "is missing"
+            whose = "an export by `ethoedge export-c`" if key == "format" else "the bundle"
+            raise ConfigError(
+                f"{key} {got} where {whose} has {value!r}: export the model again with"
+                " `ethoedge export-c`",
+                path=meta_path,
+            )
 
 
 def verify_half_hop(
