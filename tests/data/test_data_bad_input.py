@@ -331,3 +331,21 @@ def test_iso_timestamps_with_and_without_a_zone_are_an_error(tmp_path, suffix, f
         p = write(_iso(df, np.full(12, every)), tmp_path / f"same{suffix}")
         t = load_dataset(DataConfig(path=str(p))).recordings[0].t
         np.testing.assert_allclose(t, df["timestamp"].to_numpy())
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_file_that_is_not_utf8_names_its_first_such_row(tmp_path, suffix):
+    """A Latin-1 label far into the file: the row, not the parser's position in a buffer of
+    its own (which is not the file's offset), streamed and whole."""
+    from ethoedge.data.stream import iter_blocks
+
+    df = frame(animals=("a",), n=20_000)
+    df.loc[15_000:, "label"] = "rumiación"
+    p = tmp_path / f"latin1{suffix}"
+    text = df.to_csv(index=False).encode("latin-1")
+    p.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    want = r"row 15002: not UTF-8 text \(byte 0xf3, e\.g\. Latin-1 or UTF-16\)"
+    with pytest.raises(DataError, match=want):
+        load_dataset(DataConfig(path=str(p)))
+    with pytest.raises(DataError, match=want):
+        list(iter_blocks(p))

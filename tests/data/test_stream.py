@@ -264,3 +264,51 @@ def test_iso_timestamps_with_and_without_a_zone_are_an_error(tmp_path, suffix):
         _save(df.assign(timestamp=text + zone), path)
         t = np.concatenate([b.t for b in iter_blocks(path, chunk_rows=100)])
         np.testing.assert_allclose(np.sort(t), np.sort(df["timestamp"].to_numpy()))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_numbers_and_iso_timestamps_mixed_name_the_same_row_streamed_and_whole(tmp_path, suffix):
+    """The first row whose kind (number or ISO 8601 text) differs from the file's first
+    timestamp's is named, streamed as whole, wherever the chunks fall: a chunk all of the
+    other kind, or mostly of the other kind, after the first is an error too."""
+    df = _recording_frame().iloc[:300].copy()
+    text = pd.to_datetime(df["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    nums = df["timestamp"].map(repr)
+    path = tmp_path / f"rec{suffix}"
+    first = 2 if suffix == ".csv" else 1
+    cases = [  # (rows of the other kind, the first of them)
+        (np.arange(300) >= 100, 100),  # chunk 1 one kind, chunks 2-3 the other
+        (np.arange(300) >= 150, 150),  # half the file: no majority
+        ((np.arange(300) >= 110) & (np.arange(300) < 190), 110),  # most of chunk 2
+        (np.isin(np.arange(300), [40, 120]), 40),  # a few odd ones out
+    ]
+    for first_text in (False, True):
+        a, b = (text, nums) if first_text else (nums, text)
+        what = "is a number where earlier rows are ISO" if first_text else "is ISO 8601 text"
+        for other, at in cases:
+            _save(df.assign(timestamp=np.where(other, b, a)), path)
+            want = rf"row {at + first}, column 'timestamp': timestamp \S+ {what}"
+            with pytest.raises(DataError, match=want):
+                list(iter_blocks(path, chunk_rows=100))
+            with pytest.raises(DataError, match=want):
+                load_dataset(DataConfig(path=str(path), unlabelled="keep"))
+    bad = nums.copy()
+    bad.iloc[[120, 130]] = ["soon", text.iloc[130]]  # neither kind before the other kind
+    _save(df.assign(timestamp=bad), path)
+    want = rf"row {120 + first}, column 'timestamp': cannot parse timestamp 'soon'"
+    with pytest.raises(DataError, match=want):
+        list(iter_blocks(path, chunk_rows=100))
+    with pytest.raises(DataError, match=want):
+        load_dataset(DataConfig(path=str(path), unlabelled="keep"))
+
+
+def test_iso_timestamps_after_a_chunk_of_blank_lines(tmp_path):
+    """A CSV whose first chunk is only blank lines streams its ISO 8601 timestamps (the
+    first chunk with rows is no longer numbered from 0)."""
+    df = _recording_frame().iloc[:30].copy()
+    text = pd.to_datetime(df["timestamp"], unit="s").dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    body = df.assign(timestamp=text).to_csv(index=False).splitlines()
+    path = tmp_path / "rec.csv"
+    path.write_text("\n".join([body[0], *[""] * 10, *body[1:]]) + "\n")
+    t = np.concatenate([b.t for b in iter_blocks(path, chunk_rows=10)])
+    np.testing.assert_allclose(np.sort(t), np.sort(df["timestamp"].to_numpy()))

@@ -50,6 +50,7 @@ from ethoedge.data.tables import (
     check_flat_text,
     read_header,
     text_dtypes,
+    timestamp_kind,
     timestamp_zone,
 )
 from ethoedge.errors import ConfigError, DataError
@@ -238,6 +239,7 @@ def iter_blocks(
     scale = 1.0 / G if (cfg.units or "g") == "m/s2" else 1.0
     last_t: dict[tuple[str, str], float] = {}
     any_rows = False
+    kind: str | None = None  # the file's first timestamp's: "number" or "text" (ISO 8601)
     zoned: bool | None = None  # whether the file's ISO 8601 timestamps have a zone
     wanted = {"animal", "timestamp", *AXES, label_col, *((seg_col,) if seg_col else ())}
     for df, lines in _raw_chunks(path, chunk_rows, wanted):
@@ -259,9 +261,9 @@ def iter_blocks(
             i = int(np.flatnonzero(ts.isna().to_numpy())[0])
             _check_ragged(path, df, lines[i : i + 1], np.ones(1, dtype=bool))  # a short row?
             raise DataError("missing value", path=path, row=int(lines[i]), column="timestamp")
-        t = _parse_timestamps(ts, lines, path, zoned)
-        if zoned is None:
-            zoned = timestamp_zone(ts)
+        t = _parse_timestamps(ts, lines, path, zoned, kind)
+        if kind is None:
+            kind, zoned = timestamp_kind(ts), timestamp_zone(ts)
         bad_t = ~np.isfinite(t)
         if bad_t.any():
             i = int(np.flatnonzero(bad_t)[0])

@@ -55,8 +55,33 @@ def _open_text(path: Path, kind: str) -> io.TextIOBase:
 
 
 def _corrupt(path: Path, kind: str, e: BaseException) -> DataError:
+    if isinstance(e, UnicodeDecodeError):
+        bad = _not_utf8(path, kind)
+        if bad is not None:
+            return bad
     what = "truncated or corrupt gzip file" if kind == "gzip" else "unreadable file"
     return DataError(f"{what} ({type(e).__name__}: {e})", path=path)
+
+
+def _not_utf8(path: Path, kind: str) -> DataError | None:
+    """The error naming the first line of a text file that is not UTF-8 (the decoder's own
+    position counts from a buffer of the parser's, not from the file's start); None where
+    every line decodes or the file cannot be read again."""
+    try:
+        with gzip.open(path, "rb") if kind == "gzip" else open(path, "rb") as f:
+            for row, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return DataError(
+                        f"not UTF-8 text (byte 0x{line[e.start]:02x}, e.g. Latin-1 or UTF-16):"
+                        " save the file as UTF-8",
+                        path=path,
+                        row=row,
+                    )
+    except (EOFError, OSError, zlib.error):
+        pass
+    return None
 
 
 def read_header(path: Path, sep: str = ",") -> list[str]:
@@ -335,18 +360,38 @@ def timestamp_zone(col: pd.Series) -> bool | None:
     if not len(col) or not (pd.api.types.is_string_dtype(col) or col.dtype == object):
         return None
     first = col.iloc[:1]
-    if not isinstance(first.iloc[0], str) or pd.to_numeric(first, errors="coerce").notna()[0]:
+    if not isinstance(first.iloc[0], str) or pd.to_numeric(first, errors="coerce").notna().iloc[0]:
         return None
     return bool(_has_zone(first)[0])
 
 
+def timestamp_kind(col: pd.Series) -> str | None:
+    """The kind of the first timestamp of a column: ``"number"`` (seconds) or ``"text"`` (not
+    a number: ISO 8601, or a value that is neither); None for a datetime or duration column
+    (Parquet: one type for the whole file). A stream passes this from a file's first chunk to
+    :func:`_parse_timestamps` of the chunks after it."""
+    if not len(col):
+        return None
+    if pd.api.types.is_numeric_dtype(col):
+        return "number"
+    if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
+        return None
+    return "number" if pd.to_numeric(col.iloc[:1], errors="coerce").notna().iloc[0] else "text"
+
+
 def _parse_timestamps(
-    col: pd.Series, lines: np.ndarray, path: Path, zoned: bool | None = None
+    col: pd.Series,
+    lines: np.ndarray,
+    path: Path,
+    zoned: bool | None = None,
+    kind: str | None = None,
 ) -> np.ndarray:
     """Seconds (float64) from numbers, datetimes or durations (Parquet) or ISO 8601 strings.
 
-    ISO 8601 strings all have a time zone or none, as the first (``zoned``: as the file's
-    first timestamp, for a chunk after the first; see :func:`timestamp_zone`)."""
+    Numbers and ISO 8601 strings are not mixed: the first row whose kind differs from the
+    first row's (``kind``: the file's first timestamp's, for a chunk after the first; see
+    :func:`timestamp_kind`) is an error, as is a value that is neither. ISO 8601 strings all
+    have a time zone or none, as the first (``zoned``: likewise; see :func:`timestamp_zone`)."""
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
         dt = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.dt.tz_localize("UTC")
         secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
@@ -355,26 +400,53 @@ def _parse_timestamps(
         secs = col / pd.Timedelta(seconds=1)
         return _in_seconds(secs.to_numpy(dtype=np.float64, na_value=np.nan), lines, path)
     if pd.api.types.is_numeric_dtype(col):
+        if kind == "text" and len(col):
+            _mixed_kinds(col, lines, path, 0, kind)
         return _in_seconds(col.to_numpy(dtype=np.float64), lines, path)
     num = pd.to_numeric(col, errors="coerce")
     not_num = (num.isna() & col.notna()).to_numpy()
-    if not not_num.any():
+    if kind is None:
+        present = col.notna().to_numpy()
+        kind = "text" if present.any() and not_num[np.argmax(present)] else "number"
+    if kind == "number":
+        if not_num.any():
+            _mixed_kinds(col, lines, path, int(np.flatnonzero(not_num)[0]), kind)
         return _in_seconds(num.to_numpy(dtype=np.float64), lines, path)
     dt = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
-    bad = (dt.isna() & col.notna()).to_numpy()
-    if not_num.sum() < bad.sum():  # mostly numbers: the odd ones out are the bad values
-        bad = not_num
+    bad = (num.notna() | dt.isna()) & col.notna()
     if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+        _mixed_kinds(col, lines, path, int(np.flatnonzero(bad.to_numpy())[0]), kind)
+    _check_zones(col, lines, path, zoned)
+    secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _mixed_kinds(col: pd.Series, lines: np.ndarray, path: Path, i: int, kind: str) -> None:
+    """Raise the error for row ``i``: a timestamp of the other kind than ``kind`` (the first
+    row's: ``"number"`` or ``"text"``, ISO 8601), or one that is neither."""
+    v = col.iloc[i]
+    v = v.item() if isinstance(v, np.generic) else v
+    one = col.iloc[i : i + 1]
+    if kind == "text" and pd.to_numeric(one, errors="coerce").notna().iloc[0]:
+        what = "is a number where earlier rows are ISO 8601 text"
+    elif (
+        kind == "number"
+        and pd.to_datetime(one, format="ISO8601", utc=True, errors="coerce").notna().iloc[0]
+    ):
+        what = "is ISO 8601 text where earlier rows are numbers (seconds)"
+    else:
         raise DataError(
-            f"cannot parse timestamp {col.iloc[i]!r} (expected seconds or ISO 8601)",
+            f"cannot parse timestamp {v!r} (expected seconds or ISO 8601)",
             path=path,
             row=int(lines[i]),
             column="timestamp",
         )
-    _check_zones(col, lines, path, zoned)
-    secs = (dt - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    return secs.to_numpy(dtype=np.float64, na_value=np.nan)
+    raise DataError(
+        f"timestamp {v!r} {what}: give every timestamp as seconds, or every one as ISO 8601",
+        path=path,
+        row=int(lines[i]),
+        column="timestamp",
+    )
 
 
 def _check_zones(col: pd.Series, lines: np.ndarray, path: Path, zoned: bool | None) -> None:
