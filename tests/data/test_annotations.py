@@ -112,6 +112,8 @@ def test_mixed_naive_and_zoned_times_are_rejected(tmp_path):
     with pytest.raises(DataError, match="no time zone while other times have one") as ei:
         read_annotations(p, tz="UTC")
     assert ei.value.row == 3 and ei.value.column == "start"
+    # the annotations' zone option, not classify's --tz (the zone of the answers)
+    assert "naive ones: set data.labels.tz, --labels-tz" in str(ei.value)
 
 
 def test_a_row_with_a_zoned_start_and_a_naive_end_is_rejected(tmp_path):
@@ -127,6 +129,7 @@ def test_a_row_with_a_zoned_start_and_a_naive_end_is_rejected(tmp_path):
         with pytest.raises(DataError, match="no time zone while the row's start has one") as ei:
             read_annotations(p, tz=tz)
         assert ei.value.row == 2 and ei.value.column == "end"
+        assert "naive ones: set data.labels.tz, --labels-tz" in str(ei.value)
     q = _generic(tmp_path, ["a,2024-05-13 11:33:20,2024-05-13T11:33:30Z,walk"])
     with pytest.raises(DataError, match="no time zone while the row's end has one") as ei:
         read_annotations(q, tz="UTC")

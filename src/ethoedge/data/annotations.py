@@ -405,7 +405,7 @@ def _check_zones_agree(start: pd.Series, end: pd.Series, lines: np.ndarray, path
             )
         raise DataError(
             f"{naive!r} has no time zone while the row's {other} has one: give"
-            " every time a zone or none (and set tz)",
+            " every time a zone or none (naive ones: set data.labels.tz, --labels-tz)",
             path=path,
             row=int(lines[i]),
             column=column,
@@ -439,7 +439,7 @@ def parse_datetimes(
         i = int(np.flatnonzero(~aware)[0])
         raise DataError(
             f"{text[i]!r} has no time zone while other times have one: give every time a zone"
-            " or none (and set tz)",
+            " or none (naive ones: set data.labels.tz, --labels-tz)",
             path=path,
             row=int(lines[i]),
             column=name,
