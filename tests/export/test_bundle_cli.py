@@ -221,6 +221,10 @@ def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
         ("n_samples", 64, "n_samples is 64 where the bundle has 50"),
         ("n_samples", "50", "n_samples is '50' where the bundle has 50"),
         ("class_names", ["walk", "rest"], "class_names is ['walk', 'rest'] where the bundle has"),
+        ("word_bits", 16, "word_bits is 16 where quantized.json has 8"),
+        ("word_bits", None, "word_bits is missing where quantized.json has 8"),
+        ("config_hash", "0123456789abcdef", "config_hash is '0123456789abcdef' where config"),
+        ("config_hash", None, "config_hash is missing where config hashes to"),
     ],
 )
 def test_verify_c_export_json_other_than_the_bundle_is_one_line(
@@ -363,3 +367,56 @@ def test_integer_model_class_names_other_than_the_bundles_are_named(tiny_bundle,
     f.write_text(json.dumps(d))
     with pytest.raises(ConfigError, match="class names must be distinct names"):
         Classifier.from_bundle(b, engine="int", bits=8)
+
+
+def test_verify_c_export_config_other_than_the_export_is_one_line(exported, tmp_path, capsys):
+    """The config entry's window length is the bundle's; a config edited after the export
+    (its hash no longer its own) or a model header of another export is one line."""
+    import shutil
+
+    def edited(name: str, edit) -> Path:
+        d = tmp_path / name
+        shutil.copytree(exported[8], d)
+        meta = json.loads((d / "export.json").read_text())
+        edit(meta, d)
+        (d / "export.json").write_text(json.dumps(meta))
+        return d
+
+    def header(d: Path) -> None:
+        h = d / "ethoedge_model.h"
+        h.write_text(re.sub(r"export config hash: \S+", "export config hash: 0f0f", h.read_text()))
+
+    cases = [
+        (lambda m, d: m["config"].update(n_samples=64),
+         "export.json: config.n_samples is 64 where the bundle has 50"),
+        (lambda m, d: m["config"].update(use_dsp=False),
+         "export.json: config_hash is '"),
+        (lambda m, d: header(d),
+         "ethoedge_model.h: has config hash '0f0f' where export.json has '"),
+    ]  # fmt: skip
+    for k, (edit, text) in enumerate(cases):
+        d = edited(f"c{k}", edit)
+        assert main(["verify-c", str(d), "--max-windows", "5"]) == 2
+        assert text in _one_line_error(capsys), k
+
+
+@pytest.mark.parametrize(
+    "text,said",
+    [("{", "not readable export metadata"), ("[]", "not the description of an export")],
+)
+def test_a_damaged_export_json_is_named_by_the_python_api(exported, tmp_path, text, said):
+    """verify_c and measure_cost without a prefix read it from export.json: a damaged one is
+    a ConfigError naming it, not a JSON, Key or Type error."""
+    import shutil
+
+    from ethoedge.errors import ConfigError
+    from ethoedge.export.cost import measure_cost
+
+    d = tmp_path / "damaged"
+    shutil.copytree(exported[8], d)
+    (d / "export.json").write_text(text)
+    X = np.zeros((1, 3, 50), np.int16)
+    for call in (lambda: verify_c(d, X, np.zeros((1, 4), np.int64)), lambda: measure_cost(d)):
+        with pytest.raises(ConfigError, match=said) as ei:
+            call()
+        assert ei.value.path == d / "export.json"

@@ -118,5 +118,11 @@ class ExportConfig:
         >>> len(ExportConfig().hash())
         16
         """
-        blob = json.dumps(self.to_json(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return config_hash(self.to_json())
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Short SHA-256 of an export config's canonical JSON (:meth:`ExportConfig.hash` of the
+    config that ``config`` is the JSON of)."""
+    blob = json.dumps(config, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

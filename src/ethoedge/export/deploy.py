@@ -9,6 +9,7 @@ directory can be verified on its own later.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ethoedge import __version__
 from ethoedge.errors import ConfigError, EthoedgeError
-from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig
+from ethoedge.export.config import SUPPORTED_WORD_BITS, ExportConfig, config_hash
 from ethoedge.export.emit import emit_c, write_files
 from ethoedge.export.verify import (
     EXPORT_META,
@@ -206,7 +207,8 @@ def verify_export(
         )
     from ethoedge.bundle import read_bundle_info
 
-    _check_meta_agrees(meta, meta_path, read_bundle_info(bundle_dir))
+    info = read_bundle_info(bundle_dir)
+    _check_meta_agrees(meta, meta_path, info, q, q_name)
     try:
         cfg = ExportConfig.from_json(meta["config"])
         cfg.validate()
@@ -218,12 +220,20 @@ def verify_export(
             " export the model again with `ethoedge export-c`",
             path=meta_path,
         )
+    if cfg.n_samples not in (None, info.n_samples):
+        raise ConfigError(
+            f"config.n_samples is {cfg.n_samples} where the bundle has {info.n_samples}:"
+            " export the model again with `ethoedge export-c`",
+            path=meta_path,
+        )
+    _check_config_hash(meta, meta_path)
     for name in (f"{cfg.prefix}.c", f"{cfg.prefix}.h", "ethoedge_kernels.c", "ethoedge_kernels.h"):
         if not (export_dir / name).is_file():
             raise ConfigError(
                 "not found: export the model again with `ethoedge export-c`",
                 path=export_dir / name,
             )
+    _check_header_hash(export_dir / f"{cfg.prefix}.h", meta["config_hash"], meta_name)
     if cfg.gravity_axis is None:
         windows = windows_for_bundle(bundle_dir, data_path, data_format=data_format, units=units)
         X = quantize_input(windows.X, q.in_frac)
@@ -248,24 +258,55 @@ def verify_export(
     return results + verify_half_hop(q, cfg, X, targets)
 
 
-def _check_meta_agrees(meta: dict, meta_path: Path, info: BundleInfo) -> None:
+def _check_meta_agrees(
+    meta: dict, meta_path: Path, info: BundleInfo, q: QuantizedStudent, q_name: str
+) -> None:
     """export.json's format, window length and class names are those of the bundle it was
-    exported from: a description edited by hand, or of another model, is not verified as
-    this export's."""
-    want = {
-        "format": EXPORT_FORMAT,
-        "n_samples": info.n_samples,
-        "class_names": list(info.class_names),
+    exported from, and its word length that of the quantized model beside it: a description
+    edited by hand, or of another model, is not verified as this export's."""
+    want = {  # key: (value, whose it is)
+        "format": (EXPORT_FORMAT, "an export by `ethoedge export-c`"),
+        "word_bits": (q.word_bits, q_name),
+        "n_samples": (info.n_samples, "the bundle"),
+        "class_names": (list(info.class_names), "the bundle"),
     }
-    for key, value in want.items():
+    for key, (value, whose) in want.items():
         if key not in meta or meta[key] != value or type(meta[key]) is not type(value):
             got = f"is {meta[key]!r}" if key in meta else "is missing"
-            whose = "an export by `ethoedge export-c`" if key == "format" else "the bundle"
             raise ConfigError(
                 f"{key} {got} where {whose} has {value!r}: export the model again with"
                 " `ethoedge export-c`",
                 path=meta_path,
             )
+
+
+def _check_config_hash(meta: dict, meta_path: Path) -> None:
+    """export.json's ``config_hash`` is the hash of its ``config`` as written by the export:
+    a config edited afterwards no longer describes the C."""
+    want = config_hash(meta["config"])
+    got = meta.get("config_hash")
+    if got != want:
+        said = f"is {got!r}" if "config_hash" in meta else "is missing"
+        raise ConfigError(
+            f"config_hash {said} where config hashes to {want!r} (edited after the export?):"
+            " export the model again with `ethoedge export-c`",
+            path=meta_path,
+        )
+
+
+def _check_header_hash(header: Path, want: str, meta_name: str) -> None:
+    """The model header was generated with the export config that the metadata describes
+    (its comment names the config's hash): not a header of another export."""
+    m = re.search(
+        r"export config hash: (\S+)", header.read_text(encoding="utf-8", errors="replace")
+    )
+    if m is None or m.group(1) != want:
+        said = f"config hash {m.group(1)!r}" if m else "no export config hash"
+        raise ConfigError(
+            f"has {said} where {meta_name} has {want!r} (the C of another export?): export"
+            " the model again with `ethoedge export-c`",
+            path=header,
+        )
 
 
 def verify_half_hop(

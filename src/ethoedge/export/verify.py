@@ -101,7 +101,7 @@ def _prefix_and_shape(export_dir: Path, prefix: str | None) -> tuple[str, int, i
     if prefix is None:
         meta_path = export_dir / EXPORT_META
         if meta_path.is_file():
-            prefix = json.loads(meta_path.read_text())["config"]["prefix"]
+            prefix = str(read_export_meta(export_dir)["config"]["prefix"])
         else:
             heads = [
                 p
