@@ -168,6 +168,23 @@ def test_windows_a_model_cannot_take_are_named_on_every_engine(tmp_path, engine)
     assert clf.predict(X[:0]).shape == (0,)
 
 
+def test_an_integer_model_of_another_word_length_than_its_file_name_is_named(tmp_path):
+    """quantized/w8.json holding a 16-bit model ran as the 8-bit model asked for."""
+    from dataclasses import replace
+
+    from ethoedge.errors import ConfigError
+    from export.helpers import make_qmodel
+
+    bundle = _saved_bundle(tmp_path)
+    (bundle / "quantized").mkdir()
+    q = make_qmodel(16, hidden=4, n_classes=4)
+    replace(q, class_names=("a", "b", "c", "d")).save(bundle / "quantized" / "w8.json")
+    want = "w8.json: holds a 16-bit model where its name says 8 bits"
+    for engine in ("int", "c"):
+        with pytest.raises(ConfigError, match=want):
+            Classifier.from_bundle(bundle, engine=engine, bits=8)
+
+
 def _saved_bundle(tmp_path):
     from ethoedge.bundle import Bundle, save_bundle
     from ethoedge.data import WindowConfig

@@ -183,6 +183,12 @@ class Classifier:
                 )
             info = read_bundle_info(bundle_dir)
             q = QuantizedStudent.load(q_path, info.class_names)
+            if q.word_bits != bits:
+                raise ConfigError(
+                    f"holds a {q.word_bits}-bit model where its name says {bits} bits:"
+                    f" run `ethoedge quantize {bundle_dir} --bits {bits}` again",
+                    path=q_path,
+                )
             _check_fits(q.n_classes, q.n_channels, info, q_path)
             return cls(q, class_names=info.class_names,
                        engine=engine, gravity_axis=info.window.turned_onto,
