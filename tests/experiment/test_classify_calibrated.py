@@ -119,3 +119,19 @@ def test_files_that_fit_are_read_once(calibrated_bundle, tmp_path, monkeypatch, 
         assert (tmp_path / "got" / name).read_bytes() == (tmp_path / "want" / name).read_bytes()
     assert got.n_windows == want.n_windows > 0
     assert got.metrics is not None and got.confusion.sum() > 0.9 * got.n_windows
+
+
+def test_an_animal_whose_acceleration_is_all_zero_is_one_line(calibrated_bundle, tmp_path, capsys):
+    """Its mean acceleration is 0, so it has no gravity direction to be turned by: the file and
+    the animal are named (not an array of the Python API), and nothing is written."""
+    from ethoedge.cli import main
+
+    logs = _files(tmp_path / "logs", ".csv")
+    dead = pd.read_csv(logs / "part2.csv").assign(ax=0.0, ay=0.0, az=0.0)  # animal b
+    dead.to_csv(logs / "part2.csv", index=False)
+    out = tmp_path / "out"
+    code = main(["classify", str(calibrated_bundle), str(logs), "--out", str(out), "--quiet"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err and err.count("error:") == 1
+    assert f"{logs / 'part2.csv'}: animal 'b': the mean of its acceleration is 0" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["logs"]

@@ -717,3 +717,67 @@ def test_min_bout_must_be_finite(bundle_dir, tmp_path, min_bout_s):
     with pytest.raises(ConfigError, match="min_bout_s must be a finite number >= 0"):
         classify(bundle_dir, DataConfig(path=str(logs)), tmp_path / "o", min_bout_s=min_bout_s)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
+@pytest.mark.parametrize(
+    "data,out,why",
+    [
+        ("logs/cow_1.csv", "logs/cow_1.csv", "would replace"),
+        ("logs", "logs/cow_1.csv", "would replace"),
+        ("logs/cow_1.csv", "labels.csv", "would replace"),
+        ("logs", "logs/answers.csv", "is in the data folder: the next run over the same data"
+                                     " would read answers.csv as a recording"),
+        ("logs", "logs", "is the data folder: the next run over the same data would read"
+                         " windows.csv as a recording"),
+        ("logs/cow_*.csv", "logs/cow_answers.csv", "matches the data pattern"),
+        ("logs/cow_1.csv", "answers.csv.gz", "names a file, but the windows are written as"
+                                             " CSV only"),
+    ],
+)  # fmt: skip
+def test_out_that_would_replace_an_input_or_be_read_as_one_is_refused(
+    bundle_dir, tmp_path, capsys, data, out, why
+):
+    """--out naming a recording or the annotations overwrote it with the windows; --out in
+    the data folder, the folder itself or a name the data pattern matches was read as a
+    recording by the next run; --out ending .csv.gz made a folder of that name. Each is one
+    line, and nothing is written."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"animal,start,end,label\ncow_1,{T0},{T0 + 30},graze\n")
+    before = {p: p.read_bytes() for p in [*logs.iterdir(), labels]}
+    data, out = str(tmp_path / data), str(tmp_path / out)
+    code = main(["classify", str(bundle_dir), data, "--out", out, "--labels", str(labels),
+                 "--quiet", "--no-plots"])  # fmt: skip
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err and f"{out}: {why}" in err
+    assert {p: p.read_bytes() for p in [*logs.iterdir(), labels]} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "logs"]
+
+
+def test_out_in_a_folder_inside_the_data_folder_is_fine(bundle_dir, tmp_path):
+    """A folder inside the data folder is not read as data: answers may go there."""
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    out = logs / "answers"
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--no-plots"]) == 0  # fmt: skip
+    assert (out / "windows.csv").is_file()
+    assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
+                 "--no-plots"]) == 0  # fmt: skip
+
+
+def test_gaps_that_leave_no_window_are_named_as_gaps(bundle_dir, tmp_path, capsys):
+    """A 200 s recording with a 1 s gap every 10 samples has no window: not because it is
+    shorter than a window."""
+    df = _frame(2000, 0)
+    k = np.arange(2000)
+    df["timestamp"] = T0 + k / 10.0 + (k // 10) * 1.0
+    p = tmp_path / "cow.csv"
+    df.to_csv(p, index=False)
+    code = main(["classify", str(bundle_dir), str(p), "--out", str(tmp_path / "o"), "--quiet"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "no windows: no recording has a gap-free stretch as long as the model's window"
+        " (50 samples, 5 s at 10 Hz; a step of more than 1.5 sample periods is a gap)"
+    ) in err
+    assert not (tmp_path / "o").exists()

@@ -292,6 +292,7 @@ def classify(
         dataset_files,
         file_layout,
     )
+    from ethoedge.data.sources import is_data_name
     from ethoedge.experiment.pool import runs_here, task_pool
     from ethoedge.inference import ENGINES
 
@@ -313,6 +314,7 @@ def classify(
         from ethoedge.inference import Classifier
 
         Classifier.from_bundle(bundle_dir, engine, bits=bits)  # raises its clear message
+    inputs = _input_files(data_cfg)
     if data_cfg.labels is not None:  # annotation intervals: read once, label every file
         from ethoedge.data.annotations import read_annotations
 
@@ -338,6 +340,12 @@ def classify(
         raise ConfigError("is a file: give a folder, or a .csv for the windows only", path=out)
     if single and is_dir:
         raise ConfigError("is a folder: give a FILE.csv, or a folder not named .csv", path=out)
+    if not single and not is_dir and is_data_name(out.name):  # e.g. answers.csv.gz, .parquet
+        raise ConfigError(
+            "names a file, but the windows are written as CSV only: give a FILE.csv, or a folder",
+            path=out,
+        )
+    _check_out_apart(out, single, data_cfg.path, [*files, *inputs])
     made: list[Path] = []  # folders made for ``out``: removed again if classifying fails
     try:
         made = make_folders(out.parent)
@@ -380,7 +388,10 @@ def classify(
         n_windows = sum(s.n_windows for s in summaries)
         if n_windows == 0:
             raise DataError(
-                "no windows: every recording is shorter than the model's window",
+                f"no windows: no recording has a gap-free stretch as long as the model's window"
+                f" ({bundle.n_samples} samples, {bundle.n_samples / bundle.rate_hz:g} s at"
+                f" {bundle.rate_hz:g} Hz; a step of more than {bundle.window.max_gap_factor:g}"
+                " sample periods is a gap)",
                 path=data_cfg.path,
             )
         classes = bundle.class_names
@@ -465,6 +476,49 @@ def classify(
             remove_folders(made)
 
 
+def _input_files(cfg: DataConfig) -> list[Path]:
+    """The annotation files ``cfg`` reads beside the recordings (labels, a video-start table)."""
+    if cfg.labels is None:
+        return []
+    named = [cfg.labels.path, cfg.labels.video_start]
+    return [Path(n) for n in named if n is not None and Path(n).is_file()]
+
+
+def _check_out_apart(out: Path, single: bool, spec: str | None, inputs: list[Path]) -> None:
+    """Answers must not replace an input file (a recording, the annotations), nor go where
+    the data argument would read them as recordings next time (into its folder, or a name
+    its pattern matches)."""
+    import glob
+
+    from ethoedge.data.sources import FOLDER_SUFFIXES, is_data_name
+
+    written = [out] if single else [out / n for n in ("windows.csv", "bouts.csv", "budget.csv")]
+    where = [Path(os.path.abspath(w)) for w in written]
+    for f in inputs:
+        f_abs = Path(os.path.abspath(f))
+        if f_abs in where or (f.exists() and any(w.exists() and w.samefile(f) for w in where)):
+            raise ConfigError(
+                f"would replace {f}, an input of this run: write the answers elsewhere", path=out
+            )
+    if spec is None:
+        return
+    if Path(spec).is_dir():
+        folder = Path(os.path.abspath(spec))
+        read = [w for w in where if w.parent == folder and w.name.lower().endswith(FOLDER_SUFFIXES)]
+        what = "is in the data folder" if single else "is the data folder"
+    elif glob.has_magic(spec):
+        read = [w for w in where if w.match(os.path.abspath(spec)) and is_data_name(w.name)]
+        what = f"matches the data pattern {spec!r}"
+    else:
+        return
+    if read:
+        raise ConfigError(
+            f"{what}: the next run over the same data would read {read[0].name} as a"
+            " recording; write the answers elsewhere",
+            path=out,
+        )
+
+
 def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     """The tasks with each animal's mean acceleration, for a calibrated bundle's turn: a
     first pass over every file (on ``pool``, a :class:`~ethoedge.experiment.pool.TaskPool`)
@@ -490,6 +544,15 @@ def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     for part in parts:
         sums.merge(part)
     gravity = sums.directions()
+    for a, d in gravity.items():
+        if not np.any(d):  # all samples 0, most likely: no direction to turn by
+            path = next(t.path for t, part in zip(tasks, parts, strict=True) if a in part.sums)
+            raise DataError(
+                f"animal {a!r}: the mean of its acceleration is 0 (are all its samples 0?), so"
+                " the gravity direction the bundle turns its windows by (window.calibrate) is"
+                " undefined",
+                path=path,
+            )
     return [replace(t, gravity=gravity, kept=kept) for t in tasks]
 
 
