@@ -170,6 +170,16 @@ def test_export_c_to_an_unwritable_place_is_one_line(tiny_bundle, tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fw", "notes.txt"]
 
 
+def _edit_export_meta(d: Path, key: str, value: object) -> None:
+    """Set ``key`` of ``d/export.json`` to ``value`` (None: remove the key)."""
+    meta = json.loads((d / "export.json").read_text())
+    if value is None:
+        del meta[key]
+    else:
+        meta[key] = value
+    (d / "export.json").write_text(json.dumps(meta))
+
+
 def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
     import shutil
 
@@ -179,16 +189,8 @@ def test_verify_c_broken_export_is_one_line(exported, tmp_path, capsys):
         edit(d)
         return d
 
-    def meta_edit(key: str, value: object = None):  # None: the key removed
-        def edit(d: Path) -> None:
-            meta = json.loads((d / "export.json").read_text())
-            if value is None:
-                del meta[key]
-            else:
-                meta[key] = value
-            (d / "export.json").write_text(json.dumps(meta))
-
-        return edit
+    def meta_edit(key: str, value: object = None):
+        return lambda d: _edit_export_meta(d, key, value)
 
     gone = str(tmp_path / "gone")
     cases = [
@@ -237,12 +239,7 @@ def test_verify_c_export_json_other_than_the_bundle_is_one_line(
     assert tiny_bundle[1].n_samples == 50
     d = tmp_path / "edited"
     shutil.copytree(exported[8], d)
-    meta = json.loads((d / "export.json").read_text())
-    if value is None:
-        del meta[key]
-    else:
-        meta[key] = value
-    (d / "export.json").write_text(json.dumps(meta))
+    _edit_export_meta(d, key, value)
     assert main(["verify-c", str(d), "--max-windows", "5"]) == 2
     assert f"export.json: {said}" in _one_line_error(capsys)
 
