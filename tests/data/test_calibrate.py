@@ -125,6 +125,24 @@ def test_gravity_sums_refuse_non_finite_windows():
         GravitySums().add("a", X)
 
 
+def test_an_animal_whose_acceleration_averages_zero_is_named_not_left_unturned(default_dataset):
+    """Training windows of an animal whose samples are all 0 have no gravity direction: an
+    error naming the data and the animal, where the identity would leave it uncalibrated."""
+    a = default_dataset.recordings[0].animal
+    recs = [
+        replace(r, acc=np.zeros_like(r.acc)) if r.animal == a else r
+        for r in default_dataset.recordings
+    ]
+    dead = replace(default_dataset, recordings=recs)
+    with pytest.raises(DataError, match=rf"animal '{a}': the mean of its acceleration is 0") as e:
+        make_windows(dead, WindowConfig(calibrate="gravity", gravity_axis="-z"))
+    assert e.value.path == default_dataset.source
+    X = np.zeros((3, 3, 5), np.float32)
+    X[2] = 1.0
+    with pytest.raises(DataError, match="animal 'a': the mean of its acceleration is 0"):
+        calibrate_windows(X, ["a", "a", "b"], "-z")
+
+
 def test_calibrate_setting_is_checked():
     with pytest.raises(ConfigError, match="calibrate"):
         WindowConfig(calibrate="magnetic")

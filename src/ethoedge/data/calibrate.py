@@ -126,10 +126,26 @@ class GravitySums:
             for a, s in self.sums.items()
         }
 
-    def rotations(self, axis: str) -> dict[str, np.ndarray]:
-        """Each animal's calibrating rotation onto ``axis``."""
+    def rotations(self, axis: str, path: object = None) -> dict[str, np.ndarray]:
+        """Each animal's calibrating rotation onto ``axis``; a :class:`DataError` (naming
+        ``path``, the data) for an animal whose mean is 0 (:func:`no_direction`)."""
         target = axis_vector(axis)
-        return {a: rotation_onto(d, target) for a, d in self.directions().items()}
+        directions = self.directions()
+        for a, d in directions.items():
+            if not np.any(d):
+                raise no_direction(a, path)
+        return {a: rotation_onto(d, target) for a, d in directions.items()}
+
+
+def no_direction(animal: str, path: object = None) -> DataError:
+    """The error for an animal whose windows' mean acceleration is 0: no gravity direction to
+    turn its windows by (the identity would leave it uncalibrated without a word)."""
+    return DataError(
+        f"animal {animal!r}: the mean of its acceleration is 0 (are all its samples 0?), so"
+        " the gravity direction the bundle turns its windows by (window.calibrate) is"
+        " undefined",
+        path=path,
+    )
 
 
 def rotate(X: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -138,12 +154,13 @@ def rotate(X: np.ndarray, R: np.ndarray) -> np.ndarray:
 
 
 def calibrate_windows(
-    X: np.ndarray, animals: Iterable[str], axis: str
+    X: np.ndarray, animals: Iterable[str], axis: str, path: object = None
 ) -> tuple[np.ndarray, Mapping[str, np.ndarray]]:
     """Every animal's windows of ``X (n, 3, L)`` turned onto ``axis`` (see the module
-    docstring); returns the turned windows (float32) and the rotation of each animal."""
+    docstring); returns the turned windows (float32) and the rotation of each animal.
+    ``path``: the data, named by the error for an animal without a direction."""
     animals = np.asarray(list(animals)).astype(str)
-    rots = GravitySums.of_windows(X, animals).rotations(axis)
+    rots = GravitySums.of_windows(X, animals).rotations(axis, path)
     out = np.empty(X.shape, dtype=np.float32)
     for a, R in rots.items():
         m = animals == a

@@ -270,7 +270,7 @@ def make_windows(dataset: Dataset, cfg: WindowConfig | None = None) -> Windows:
     if cfg.calibrate == "gravity":
         from ethoedge.data.calibrate import calibrate_windows
 
-        X, _ = calibrate_windows(X, animal, cfg.gravity_axis)
+        X, _ = calibrate_windows(X, animal, cfg.gravity_axis, dataset.source)
     return Windows(
         X=X,
         y=y[keep],

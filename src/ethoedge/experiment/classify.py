@@ -523,7 +523,7 @@ def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     """The tasks with each animal's mean acceleration, for a calibrated bundle's turn: a
     first pass over every file (on ``pool``, a :class:`~ethoedge.experiment.pool.TaskPool`)
     sums each animal's windows' means (over all its files)."""
-    from ethoedge.data.calibrate import GravitySums
+    from ethoedge.data.calibrate import GravitySums, no_direction
 
     sums = GravitySums()
     # Where both passes run in this process, the first keeps the blocks of files small
@@ -547,12 +547,7 @@ def _with_gravity(tasks: list[_Task], pool: Any, progress: bool) -> list[_Task]:
     for a, d in gravity.items():
         if not np.any(d):  # all samples 0, most likely: no direction to turn by
             path = next(t.path for t, part in zip(tasks, parts, strict=True) if a in part.sums)
-            raise DataError(
-                f"animal {a!r}: the mean of its acceleration is 0 (are all its samples 0?), so"
-                " the gravity direction the bundle turns its windows by (window.calibrate) is"
-                " undefined",
-                path=path,
-            )
+            raise no_direction(a, path)
     return [replace(t, gravity=gravity, kept=kept) for t in tasks]
 
 

@@ -317,7 +317,9 @@ def run(cfg: RunConfig, out_dir: str | Path, *, progress: bool = True) -> dict[s
 
         windows = make_windows(dataset, replace(cfg.window, calibrate="none"))
         recorded_X = windows.X
-        X, _ = calibrate_windows(recorded_X, windows.animal, cfg.window.gravity_axis)
+        X, _ = calibrate_windows(
+            recorded_X, windows.animal, cfg.window.gravity_axis, dataset.source
+        )
         windows = replace(windows, X=X)
     check_config_against_data(cfg, windows, dataset)
     load_s = time.perf_counter() - t0
