@@ -423,6 +423,46 @@ def test_jobs_side_by_side_run_in_forked_processes_and_raise_their_errors(tmp_pa
         assert left == 0
 
 
+def _draw_unless_forked(path: str, helper_pid: int) -> None:
+    """A job that dies (as the out-of-memory killer would kill it) in any process but the
+    helper's own."""
+    import signal
+
+    if os.getpid() != helper_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+    Path(path).write_text("drawn")
+
+
+class _TwoArgumentError(Exception):
+    def __init__(self, what: str, where: str) -> None:
+        super().__init__(f"{what} at {where}")
+
+
+def _fail_unpicklably() -> None:
+    raise _TwoArgumentError("no room", "the end")
+
+
+def test_a_drawing_process_that_dies_is_drawn_again_and_errors_always_come_back(tmp_path):
+    """A forked drawing process killed without a word has its job run again in the helper;
+    an error whose exception does not unpickle comes back as its type and text."""
+    import importlib
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    cl = importlib.import_module("ethoedge.experiment.classify")
+    done = tmp_path / "budget"
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=ctx) as helper:
+        pid = helper.submit(os.getpid).result()
+        jobs = [(_pid_to, (str(tmp_path / "first"),)), (_draw_unless_forked, (str(done), pid))]
+        helper.submit(cl._side_by_side, jobs).result()
+        assert done.read_text() == "drawn" and (tmp_path / "first").is_file()
+        jobs = [(_pid_to, (str(tmp_path / "first"),)), (_fail_unpicklably, ())]
+        with pytest.raises(RuntimeError, match=r"^_TwoArgumentError: no room at the end$"):
+            helper.submit(cl._side_by_side, jobs).result()
+        assert helper.submit(_children_left).result() == 0
+
+
 def _children_left() -> int:
     try:
         os.waitpid(-1, os.WNOHANG)
@@ -763,6 +803,24 @@ def test_out_in_a_folder_inside_the_data_folder_is_fine(bundle_dir, tmp_path):
     assert (out / "windows.csv").is_file()
     assert main(["classify", str(bundle_dir), str(logs), "--out", str(out), "--quiet",
                  "--no-plots"]) == 0  # fmt: skip
+
+
+def test_out_beside_data_that_would_not_be_read_is_fine(bundle_dir, tmp_path):
+    """Answers go where the data argument would not read them: into a folder that holds a
+    file named like itself (only that file is its data), under a hidden name, or beside a
+    file whose name holds [ ] (a file, not a pattern)."""
+    cows = tmp_path / "cows"
+    cows.mkdir()
+    _frame(600, 0).to_csv(cows / "cows.csv", index=False)
+    bracket = tmp_path / "run[1].csv"
+    _frame(600, 1).to_csv(bracket, index=False)
+    logs = _folder(tmp_path, n=600, suffix=".csv")
+    for data, out in ((cows, cows), (cows, cows / "answers.csv"), (bracket, tmp_path / "run1.csv"),
+                      (logs / "*.csv", logs / ".answers.csv")):  # fmt: skip
+        code = main(["classify", str(bundle_dir), str(data), "--out", str(out), "--quiet",
+                     "--no-plots"])  # fmt: skip
+        assert code == 0, (data, out)
+        assert (out / "windows.csv" if out.is_dir() else out).is_file()
 
 
 def test_gaps_that_leave_no_window_are_named_as_gaps(bundle_dir, tmp_path, capsys):

@@ -164,16 +164,25 @@ class _Part:
     axis_columns: tuple[str, str, str] = ("ax", "ay", "az")  # the file's x, y, z columns
 
 
+def folder_named_file(folder: Path) -> Path | None:
+    """The one data file of ``folder`` named like it (``cows/cows.csv``), which a data set
+    given as that folder is (the files beside it are not read); None where there is none or
+    ``folder`` is no folder."""
+    if not folder.is_dir():
+        return None
+    named = [q for q in folder_files(folder) if file_stem(q.name) == folder.name]
+    return named[0] if len(named) == 1 else None
+
+
 def dataset_files(spec: str | Path | None) -> tuple[list[Path], str]:
     """The data files of ``spec`` (a folder holding a file named like itself: that file) and
     the data set's source string (``None``: the bundled default data)."""
     if spec is None:
         return [resolve_path(None)], str(DEFAULT_DATA_FILE)
     p = Path(spec)
-    if p.is_dir():
-        named = [q for q in folder_files(p) if file_stem(q.name) == p.name]
-        if len(named) == 1:
-            return named, str(named[0])
+    named = folder_named_file(p)
+    if named is not None:
+        return [named], str(named)
     files = data_files(spec)
     return files, str(files[0]) if len(files) == 1 and p.exists() else str(spec)
 

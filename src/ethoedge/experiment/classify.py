@@ -490,6 +490,7 @@ def _check_out_apart(out: Path, single: bool, spec: str | None, inputs: list[Pat
     its pattern matches)."""
     import glob
 
+    from ethoedge.data.loaders import folder_named_file
     from ethoedge.data.sources import FOLDER_SUFFIXES, is_data_name
 
     written = [out] if single else [out / n for n in ("windows.csv", "bouts.csv", "budget.csv")]
@@ -500,13 +501,16 @@ def _check_out_apart(out: Path, single: bool, spec: str | None, inputs: list[Pat
             raise ConfigError(
                 f"would replace {f}, an input of this run: write the answers elsewhere", path=out
             )
-    if spec is None:
+    # Hidden files are never read as data; a folder holding a file named like itself is that
+    # file (checked above); an existing name with [ ] is a file, not a pattern.
+    if spec is None or folder_named_file(Path(spec)) is not None:
         return
+    where = [w for w in where if not w.name.startswith(".")]
     if Path(spec).is_dir():
         folder = Path(os.path.abspath(spec))
         read = [w for w in where if w.parent == folder and w.name.lower().endswith(FOLDER_SUFFIXES)]
         what = "is in the data folder" if single else "is the data folder"
-    elif glob.has_magic(spec):
+    elif glob.has_magic(spec) and not Path(spec).exists():
         read = [w for w in where if w.match(os.path.abspath(spec)) and is_data_name(w.name)]
         what = f"matches the data pattern {spec!r}"
     else:
@@ -615,7 +619,8 @@ def _draw_all(jobs: list[tuple[Any, tuple[Any, ...]]], plotter: Any, forked: boo
 def _side_by_side(jobs: list[tuple[Any, tuple[Any, ...]]]) -> None:
     """Run the jobs at once: each but the first in a process forked from this one (the plots'
     helper, where matplotlib is imported already: a fork costs milliseconds), the first
-    here; the first error raised here. One after the other where forking is not safe (another
+    here; the first error raised here. A job whose process died without a word (killed, out
+    of memory) runs again here. One after the other where forking is not safe (another
     thread running) or not available."""
     import pickle
     import threading
@@ -624,41 +629,56 @@ def _side_by_side(jobs: list[tuple[Any, tuple[Any, ...]]]) -> None:
         for fn, args in jobs:
             fn(*args)
         return
-    children = []
-    for fn, args in jobs[1:]:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: run the job, send its error back, leave at once
-            os.close(r)
-            status = 0
-            try:
-                fn(*args)
-            except BaseException as e:  # sent to the parent, raised there
-                status = 1
-                try:
-                    data = pickle.dumps(e)
-                except Exception:  # an exception that does not pickle: its text
-                    data = pickle.dumps(RuntimeError(repr(e)))
-                with os.fdopen(w, "wb") as f:
-                    f.write(data)
-            finally:
-                os._exit(status)
-        os.close(w)
-        children.append((pid, r))
+    children: list[tuple[int, int, int]] = []  # (pid, read end, job index)
     error: BaseException | None = None
     try:
+        for k, (fn, args) in enumerate(jobs[1:], start=1):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: run the job, send its error back, leave at once
+                status = 0
+                try:
+                    os.close(r)
+                    fn(*args)
+                except BaseException as e:  # sent to the parent, raised there
+                    status = 1
+                    with os.fdopen(w, "wb") as f:
+                        f.write(_pickled_error(e))
+                finally:
+                    os._exit(status)
+            os.close(w)
+            children.append((pid, r, k))
         fn, args = jobs[0]
         fn(*args)
     except BaseException as e:  # raised after the children are reaped
         error = e
-    for pid, r in children:
-        with os.fdopen(r, "rb") as f:
-            data = f.read()
-        _, status = os.waitpid(pid, 0)
-        if error is None and (data or status != 0):
-            error = pickle.loads(data) if data else RuntimeError("a drawing process died")
+    finally:
+        again = []
+        for pid, r, k in children:
+            with os.fdopen(r, "rb") as f:
+                data = f.read()
+            _, status = os.waitpid(pid, 0)
+            if data and error is None:
+                error = pickle.loads(data)
+            elif not data and status != 0:
+                again.append(k)
     if error is not None:
         raise error
+    for k in again:
+        fn, args = jobs[k]
+        fn(*args)
+
+
+def _pickled_error(e: BaseException) -> bytes:
+    """``e`` pickled where it unpickles again, else a RuntimeError with its type and text."""
+    import pickle
+
+    try:
+        data = pickle.dumps(e)
+        pickle.loads(data)
+        return data
+    except Exception:
+        return pickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
 
 
 def _draw_ethogram(
