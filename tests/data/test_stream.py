@@ -312,3 +312,47 @@ def test_iso_timestamps_after_a_chunk_of_blank_lines(tmp_path):
     path.write_text("\n".join([body[0], *[""] * 10, *body[1:]]) + "\n")
     t = np.concatenate([b.t for b in iter_blocks(path, chunk_rows=10)])
     np.testing.assert_allclose(np.sort(t), np.sort(df["timestamp"].to_numpy()))
+
+
+def test_parquet_date_timestamps_are_a_clear_error_not_a_traceback(tmp_path):
+    """Dates (Parquet date32: date objects, not text) have no zone to compare: the rate they
+    give is named, streamed and whole."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 100
+    days = pa.array([dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(n)], pa.date32())
+    path = tmp_path / "days.parquet"
+    pq.write_table(pa.table({"timestamp": days, "ax": np.zeros(n), "ay": np.zeros(n),
+                             "az": np.ones(n), "label": ["graze"] * n}), path)  # fmt: skip
+    with pytest.raises(DataError, match="86400 s"):
+        load_dataset(DataConfig(path=str(path)))
+    with pytest.raises(DataError, match="86400 s"):
+        infer_rate(path)
+
+
+def test_the_carried_samples_keep_no_block_alive():
+    """Between pushes each (animal, segment) carries fewer samples than a window, as copies:
+    a view would keep its whole block in memory, one block per segment of a recording."""
+    from ethoedge.data.stream import Block, WindowStream
+
+    ws = WindowStream(50, 25, 10.0, 1.5)
+    blocks = []
+    for k in range(20):  # 20 segments of 30 samples: shorter than a window, all carried
+        t = 1_700_000_000.0 + np.arange(30) / 10.0
+        b = Block("cow", f"s{k}", t, np.ones((30, 3), np.float32),
+                  np.full(30, None, dtype=object), np.arange(30))  # fmt: skip
+        blocks.append(b)
+        assert ws.push(b) == []
+    for b in blocks:
+        c = ws._carry[(b.animal, b.segment)]
+        assert len(c.t) == 30
+        assert not np.shares_memory(c.t, b.t) and not np.shares_memory(c.acc, b.acc)
+    b = Block("cow", "s0", blocks[0].t + 3.0, np.ones((40, 3), np.float32)[:30],
+              np.full(30, None, dtype=object), np.arange(30))  # fmt: skip
+    out = ws.push(b)  # 60 samples of s0 now: one window; the next starts at 25: 35 carried
+    assert len(out) == 1 and len(out[0]) == 1
+    c = ws._carry[("cow", "s0")]
+    assert len(c.t) == 35 and not np.shares_memory(c.acc, b.acc)

@@ -398,6 +398,11 @@ class _Carry:
     skip: int = 0  # samples to drop before the next window start (hop > length)
     last_t: float | None = None
 
+    def empty(self) -> None:
+        """Carry no samples (fresh arrays: an empty view would keep its block alive)."""
+        self.t, self.acc = np.zeros(0), np.zeros((0, 3), np.float32)
+        self.labels = np.zeros(0, object)
+
 
 class WindowStream:
     """Whole-file windowing, fed one :class:`Block` at a time (see the module docstring).
@@ -445,7 +450,8 @@ class WindowStream:
         for a, b, new_run in pieces:
             if new_run:
                 c.run += 1
-                c.t, c.acc, c.labels, c.skip = t[a:a], block.acc[a:a], block.labels[a:a], 0
+                c.skip = 0
+                c.empty()
             if b <= a:
                 continue
             wb = self._extend(block, c, a, b)
@@ -465,14 +471,15 @@ class WindowStream:
         L, hop = self.length, self.hop
         n = len(t)
         if n < L:
-            c.t, c.acc, c.labels = t, acc, lab
+            # copies: a view would keep the whole block alive with the carry (one per segment)
+            c.t, c.acc, c.labels = t.copy(), acc.copy(), lab.copy()
             return None
         n_w = (n - L) // hop + 1
         starts = np.arange(n_w, dtype=np.int64) * hop
         nxt = n_w * hop
         if nxt >= n:
             c.skip = nxt - n
-            c.t, c.acc, c.labels = t[:0], acc[:0], lab[:0]
+            c.empty()
         else:
             c.t, c.acc, c.labels = t[nxt:].copy(), acc[nxt:].copy(), lab[nxt:].copy()
         # every hop-th window as a strided view: one copy makes them contiguous

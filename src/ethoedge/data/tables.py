@@ -451,7 +451,10 @@ def _mixed_kinds(col: pd.Series, lines: np.ndarray, path: Path, i: int, kind: st
 
 def _check_zones(col: pd.Series, lines: np.ndarray, path: Path, zoned: bool | None) -> None:
     """ISO 8601 timestamps with a zone beside ones without (which would be read as UTC) are an
-    error naming the first row whose kind differs from ``zoned`` (None: the first row's)."""
+    error naming the first row whose kind differs from ``zoned`` (None: the first row's).
+    Text only: date or date-time objects (a Parquet ``date32`` column) carry their own."""
+    if pd.api.types.infer_dtype(col, skipna=True) != "string":
+        return
     present = col.notna().to_numpy()
     if not present.any():
         return
