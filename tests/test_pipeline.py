@@ -496,6 +496,27 @@ def test_a_ray_address_without_the_ray_executor_is_refused_before_anything_is_wr
     assert not [p.name for p in tmp_path.iterdir()]
 
 
+def test_an_executor_given_on_the_command_line_drops_the_configs_ray_address(tmp_path, monkeypatch):
+    """A config for a Ray cluster run with --executor serial: its address was for its Ray
+    executor, not an error of the command line's (which gave no --ray-address)."""
+    import ethoedge.experiment
+
+    seen = []
+
+    def fake_run(cfg, out, progress=True):
+        seen.append(cfg)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(ethoedge.experiment, "run", fake_run)  # what the command calls
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("executor: ray\nray_address: ray://head:10001\n")
+    assert main(["run", "--config", str(cfg), "--executor", "serial", "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 2  # fmt: skip
+    assert seen[-1].executor == "serial" and seen[-1].ray_address is None
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert seen[-1].executor == "ray" and seen[-1].ray_address == "ray://head:10001"
+
+
 def test_a_model_an_earlier_run_had_leaves_no_files_beside_this_runs(tmp_path):
     """Run again into the same folder without the baseline: its per-class CSV and confusion
     files go, so the folder holds one run's answers (the report names no baseline)."""

@@ -97,6 +97,8 @@ def run_cmd(
         )
     jobs = {"executor": executor, "workers": workers, "ray_address": ray_address}
     cfg = replace(cfg, **{k: v for k, v in jobs.items() if v is not None})
+    if executor not in (None, "ray") and ray_address is None:
+        cfg = replace(cfg, ray_address=None)  # the config's address was for its Ray executor
     results = run(cfg, out, progress=not quiet)
     con = Console(markup=False)
     table = Table(title=f"{results['dataset']}: {results['protocol']}, seeds {results['seeds']}")
