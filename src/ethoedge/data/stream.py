@@ -35,7 +35,6 @@ from ethoedge.data.loaders import G, check_steady_rate, detect_format, median_ra
 from ethoedge.data.sources import file_stem
 from ethoedge.data.tables import (
     _CSV_ERRORS,
-    _F32_MAX,
     STRING_COLUMNS,
     _check_index,
     _check_ragged,
@@ -48,6 +47,7 @@ from ethoedge.data.tables import (
     _raw_header,
     as_categories,
     check_flat_text,
+    not_finite,
     read_header,
     text_dtypes,
     timestamp_kind,
@@ -188,13 +188,12 @@ def _acceleration(
         if col.dtype == np.float32 and scale == 1.0:
             v = col.to_numpy()
             acc[:, k] = v
-            finite = np.isfinite(v)
         else:
             v = _numeric(col, c, lines, path)
             with np.errstate(over="ignore", invalid="ignore"):  # too large: flagged below
                 acc[:, k] = v * scale if scale != 1.0 else v
-                finite = np.isfinite(v) & (np.abs(v) <= _F32_MAX)
-        bad.append(None if finite.all() else ~finite)
+        wrong = not_finite(v)
+        bad.append(wrong if wrong.any() else None)
     if all(b is None for b in bad):
         return acc, None
     return acc, np.stack([np.zeros(n, bool) if b is None else b for b in bad], axis=1)
