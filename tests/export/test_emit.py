@@ -204,10 +204,11 @@ def test_arm_strict_build(tmp_path: Path, target: str):
         if name == "ethoedge_kernels.c":  # the orientation calibration, for calibrated models
             flash["orientation"] = sum(sizes.get(k, 0) for k in orient)
     # weights 7.4 kB at W=8, int32 biases 1 kB, the API; every kernel of the library with both
-    # tables, the tile and pair mat-vecs and both W=8 gate passes among them (a firmware keeps
-    # only the kernels its models use: see test_cost.py and benchmarks/c_cost.py)
+    # tables, the tile and pair mat-vecs (8, 16 and 32 columns), both W=8 gate passes and the
+    # two fused W=8 GRU steps among them (a firmware keeps only the kernels its models use, so
+    # one model's kernels are far less: see test_cost.py and benchmarks/c_cost.py)
     assert 0 < flash["ethoedge_model.c"] < 9 * 1024
-    assert 0 < flash["ethoedge_kernels.c"] < 11 * 1024
+    assert 0 < flash["ethoedge_kernels.c"] < 14 * 1024
     assert 0 < flash["orientation"] < 1024
     assert ram == 0  # the model has no static state: the caller owns it
 
@@ -256,14 +257,42 @@ def test_update32_lshift_only_where_no_left_shift_saturates():
     assert shifts(far)["SH_GX"] < -30 and not update32_lshift_ok(far)
 
 
+@pytest.mark.parametrize("hidden", [16, 32])
+def test_fused_gru_only_where_its_precondition_holds(hidden: int):
+    """The GRU of a step in one function (ethoedge_gru_s8_pairs16/32_rshift/_lshift) with the
+    16- or 32-column pair tiles and the rshift or lshift update, 8 <= sh_rn <= 32 and
+    sh_n_to_h = 0; the layer and update ops block by block otherwise."""
+    q = make_qmodel(8, hidden=hidden, mlp_hidden=hidden, n_classes=4, seed=2)
+    sh = shifts(q)
+    assert 8 <= sh["SH_RN"] <= 32 and sh["SH_N_TO_H"] == 0 and pairs_ok(q)
+    tiles = "pairs32" if hidden == 32 else "pairs16"
+    layer, _, update, _, gru = kernel_ops(q, ExportConfig())
+    assert layer == f"ethoedge_layer_s8_{tiles}" and update == "ethoedge_update_32_rshift"
+    assert gru == f"ethoedge_gru_s8_{tiles}_rshift"
+    # the update with left shifts inside its passes: the lshift twin
+    left = dataclasses.replace(q, act_frac={**q.act_frac, "a": -6, "h": 7})
+    assert kernel_ops(left, ExportConfig())[2] == "ethoedge_update_32_lshift"
+    assert kernel_ops(left, ExportConfig())[4] == f"ethoedge_gru_s8_{tiles}_lshift"
+    # ... its saturating copy (the DSP path off): block by block, with the general layer
+    assert kernel_ops(left, ExportConfig(use_dsp=False))[4] == "ethoedge_gru_blocks"
+    # sh_n_to_h > 0: block by block
+    coarse_n = dataclasses.replace(q, act_frac={**q.act_frac, "h": 6})
+    assert shifts(coarse_n)["SH_N_TO_H"] > 0
+    assert kernel_ops(coarse_n, ExportConfig())[4] == "ethoedge_gru_blocks"
+    # the model file leaves the update op out where the fused GRU runs (the linker drops it)
+    text = emit_c(q, ExportConfig(n_samples=50))["ethoedge_model.c"]
+    assert "ETHOEDGE_UNLESS_FUSED(ethoedge_update_32_rshift)" in text
+
+
 def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds():
     """The op functions a W=8 int32 or a W=16 model names (ethoedge_kernels.h gives each one's
     precondition); a model outside one precondition gets the general function there."""
     q = make_qmodel(8, hidden=8, mlp_hidden=8, n_classes=4)
     sh = shifts(q)
     assert sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0 and min(sh["SH_A"], sh["SH_M"]) > 0
-    layer, requant, update, layer_in = kernel_ops(q, ExportConfig())
+    layer, requant, update, layer_in, gru = kernel_ops(q, ExportConfig())
     assert layer == "ethoedge_layer_s8_pairs"  # see test_pair_layer_only_where_its_bounds_hold
+    assert gru == "ethoedge_gru_blocks"  # H = 8: no 16-column pair tiles, no fused GRU
     assert layer_in == f"ethoedge_layer_s8_in{q.n_inputs}"  # the 3- or 6-column input tiles
     assert requant == ("ethoedge_requant_32_rshift" if sh["SH_LOGITS"] > 0
                        else "ethoedge_requant_32")  # fmt: skip
@@ -302,6 +331,7 @@ def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds
         "ethoedge_requant_64_rshift",
         "ethoedge_update_64_rshift",
         "ethoedge_layer_s16",
+        "ethoedge_gru_blocks",
     )
     # r * (W_hn h + b_hn) with fewer fraction bits than the gates (sh_rn < 32), or a hidden
     # state with more fraction bits than the gates (sh_n_to_h < 0): the general update

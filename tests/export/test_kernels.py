@@ -18,7 +18,7 @@ import pytest
 
 from ethoedge.export import toolchain
 from ethoedge.export.cgen import c_array
-from ethoedge.export.emit import kernel_files, pair_matrix, tile_matrix
+from ethoedge.export.emit import gru_row_order, kernel_files, pair_matrix, tile_matrix
 from ethoedge.quantize.fixedpoint import (
     SIGMOID_TABLE,
     TANH_TABLE,
@@ -221,9 +221,12 @@ def test_pair_layer_at_its_bounds(tmp_path: Path, target: str):
             _arr(f"x{i}", "int16_t", np.concatenate([x, [0]])),
             _arr(f"b{i}", "int32_t", b),
         ]
-        # the 16-column loop where cols allows it (its precondition), the 8-column one always
-        fns = ["ethoedge_layer_s8_pairs"] + (
-            ["ethoedge_layer_s8_pairs16"] if cols % 16 == 0 else []
+        # the 16-column loop where cols allows it (its precondition), the 32 columns without a
+        # loop at cols = 32, the 8-column loop always
+        fns = (
+            ["ethoedge_layer_s8_pairs"]
+            + (["ethoedge_layer_s8_pairs16"] if cols % 16 == 0 else [])
+            + (["ethoedge_layer_s8_pairs32"] if cols == 32 else [])
         )
         for fn in fns:
             body.append(f"""    {{
@@ -501,6 +504,83 @@ def test_update_32_on_table_values(tmp_path: Path, target: str):
             for k in range(rounds)
         ])  # fmt: skip
         expected += [ref] * len(fns)
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+# (hidden, sgx, sgh, srn, largest |w|) of the fused GRU ops: the default student's shifts (1,
+# 3, 10) on full-range weights (gates that saturate); gates inside the tables; SMMULR at
+# sh_rn 8 and 32; a left shift of gx (the demo's -2) and of gh, with small weights so that no
+# left shift saturates (the lshift op's precondition)
+FUSED = [(32, 1, 3, 10, 127), (32, 9, 10, 8, 127), (16, 6, 7, 32, 127), (32, -2, 2, 9, 3),
+         (16, 3, -1, 12, 5), (48, 8, 9, 11, 127)]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fused_gru_steps(tmp_path: Path, target: str):
+    """The GRU of a step in one function (ethoedge_gru_s8_pairs16/32_rshift/_lshift) against
+    the reference and against the layer and update ops block by block (ethoedge_gru_blocks),
+    over 4 steps from a state at the int8 ends: every block, both halves of the pair tiles, the
+    16- and 32-column tiles (H = 48 takes three 16-column iterations)."""
+    rng = np.random.default_rng(48)
+    arrays, body, expected = [], [], []
+    for i, (hid, sgx, sgh, srn, wmax) in enumerate(FUSED):
+        lshift = sgx < 0 or sgh < 0
+        tiles = "pairs32" if hid == 32 else "pairs16"
+        fused = f"ethoedge_gru_s8_{tiles}_{'lshift' if lshift else 'rshift'}"
+        update = "ethoedge_update_32_lshift" if lshift else "ethoedge_update_32_rshift"
+        w_ih = rng.integers(-wmax, wmax + 1, size=(3 * hid, hid))
+        w_hh = rng.integers(-wmax, wmax + 1, size=(3 * hid, hid))
+        for w in (w_ih, w_hh):
+            w[1::2][(w[0::2] < 0) & (w[1::2] == -128)] = -127  # pairs the layout can hold
+        b_ih = rng.integers(-(1 << 12), 1 << 12, size=3 * hid)
+        b_hh = rng.integers(-(1 << 12), 1 << 12, size=3 * hid)
+        a = rng.integers(0, 128, size=(4, hid))  # the input layer's ReLU outputs
+        a[0] = 127
+        h = rng.integers(-128, 128, size=hid)
+        h[: hid // 2] = np.where(np.arange(hid // 2) % 2, 127, -128)
+        rows = gru_row_order(hid)
+        arrays += [
+            _arr(f"wi{i}", "int8_t", pair_matrix(w_ih[rows])),
+            _arr(f"wh{i}", "int8_t", pair_matrix(w_hh[rows])),
+            _arr(f"bi{i}", "int32_t", b_ih[rows]),
+            _arr(f"bh{i}", "int32_t", b_hh[rows]),
+            _arr(f"a{i}", "int16_t", a),
+            _arr(f"h{i}", "int16_t", h),
+        ]
+        for gru in (fused, "ethoedge_gru_blocks"):
+            body.append(f"""    {{
+        static const ethoedge_ops_t ops = {{ethoedge_layer_s8_{tiles}, ethoedge_requant_32,
+                                           {update}, ethoedge_layer_s8_{tiles}, {gru}}};
+        ethoedge_model_t m;
+        int32_t acc[6 * ETHOEDGE_GRU_BLOCK] ETHOEDGE_ALIGN4;
+        int16_t hn[{hid}] ETHOEDGE_ALIGN4, hs[{hid}] ETHOEDGE_ALIGN4;
+        ethoedge_work_t work = {{0, hn, acc, 0}};
+        int j, t;
+        memset(&m, 0, sizeof m);
+        m.ops = &ops;
+        m.word_bits = 8;
+        m.hidden = {hid};
+        m.use_dsp = 1;
+        m.sh_gx = {sgx};
+        m.sh_gh = {sgh};
+        m.sh_rn = {srn};
+        m.w_ih = wi{i};
+        m.w_hh = wh{i};
+        m.b_ih = bi{i};
+        m.b_hh = bh{i};
+        memcpy(hs, h{i}, sizeof hs);
+        for (t = 0; t < 4; ++t) {{
+            m.ops->gru(&m, a{i} + t * {hid}, hs, &work);
+            for (j = 0; j < {hid}; ++j) put(hs[j]);
+        }}
+    }}""")
+        ref, hr = [], h
+        for t in range(4):
+            gx, gh = w_ih @ a[t] + b_ih, w_hh @ hr + b_hh
+            hr = _gru_reference(gx, gh, hr, 8, sgx, sgh, srn, 0)
+            ref.append(hr)
+        expected += [np.concatenate(ref)] * 2
     got = run_program(tmp_path, "\n".join(body), arrays, target)
     np.testing.assert_array_equal(got, np.concatenate(expected))
 

@@ -44,7 +44,7 @@ from ethoedge.quantize.qmodel import WEIGHT_NAMES, QuantizedStudent
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
-KERNELS_VERSION = 5  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+KERNELS_VERSION = 6  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
 GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
 # the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
 assert PRE_FRAC == LUT_IN_FRAC
@@ -571,21 +571,28 @@ def _orientation_note(cfg: ExportConfig, pu: str) -> str:
 """
 
 
-def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, str, str]:
+def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, str, str, str]:
     """The kernels a model names: a general set of the library (``ethoedge_ops_s16``,
     ``ethoedge_ops_s8_wide``) or, at W=8 with int32 accumulators, its own set of the op
-    functions its sizes and shifts allow (layer, requantise, GRU update, input layer), each
+    functions its sizes and shifts allow (layer, requantise, GRU update, input layer, GRU of a
+    step), each
     giving the same integers as the general one there, with less code for the linker to keep:
     SMLAD tiles only when every layer has a multiple of 4 rows and the DSP path is on (the
     input layer then the assembly tiles of its 3 or 6 columns), and then the SMLAD pair tiles
     of the pair layout for the other layers where :func:`pairs_ok` proves them exact (16
-    columns per iteration where H and M allow it); a
+    columns per iteration where H and M allow it, all 32 columns of a tile without a loop where
+    H = M = 32); a
     requantisation
     without the left-shift path when every output shift is positive; the fast W=8 gate update
     (without the general-shift unit) when ``sh_rn`` and ``sh_n_to_h`` are not negative,
     without its left-shift copy too when ``sh_gx`` and ``sh_gh`` are not negative, with the
     left shifts inside its passes (no saturating copy) where :func:`update32_lshift_ok` proves
-    that none saturates and the DSP path is on. At W=16, its
+    that none saturates and the DSP path is on; the GRU of a step in one function (the pair
+    tiles and the gate passes of every block, ``ethoedge_gru_s8_pairs16_rshift``, ``_lshift``
+    and the ``pairs32`` twins) with the 16- or 32-column pair tiles and either of those two
+    updates where
+    ``8 <= sh_rn <= 32`` and ``sh_n_to_h == 0``, else ``ethoedge_gru_blocks`` (the layer
+    and update ops block by block). At W=16, its
     own set with the requantisation and the gate update without saturation
     (``ethoedge_requant_64_rshift``, ``ethoedge_update_64_rshift``) where
     :func:`requant64_rshift_ok` and :func:`update64_rshift_ok` prove them exact, else the
@@ -597,7 +604,7 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
         update = "ethoedge_update_64_rshift" if update64_rshift_ok(q) else "ethoedge_update_64"
         if (requant, update) == ("ethoedge_requant_64", "ethoedge_update_64"):
             return "ethoedge_ops_s16"
-        return "ethoedge_layer_s16", requant, update, "ethoedge_layer_s16"
+        return "ethoedge_layer_s16", requant, update, "ethoedge_layer_s16", "ethoedge_gru_blocks"
     if acc_t == "int64_t":
         return "ethoedge_ops_s8_wide"
     sh = shifts(q)
@@ -608,6 +615,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     if tiles_in and pairs_ok(q):
         wide = q.hidden % 16 == 0 and q.mlp_hidden % 16 == 0  # 16 columns per iteration
         layer = "ethoedge_layer_s8_pairs16" if wide else "ethoedge_layer_s8_pairs"
+        if q.hidden == 32 and q.mlp_hidden == 32:  # every layer op call has 32 columns
+            layer = "ethoedge_layer_s8_pairs32"
     rshift = all(sh[k] > 0 for k in ("SH_A", "SH_M", "SH_LOGITS"))
     requant = "ethoedge_requant_32_rshift" if rshift else "ethoedge_requant_32"
     if q.word_bits == 8 and sh["SH_RN"] >= 0 and sh["SH_N_TO_H"] >= 0:
@@ -617,7 +626,12 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
             update = "ethoedge_update_32_lshift"
     else:
         update = "ethoedge_update_32"
-    return layer, requant, update, layer_in
+    gru = "ethoedge_gru_blocks"
+    fused = {"ethoedge_update_32_rshift": "rshift", "ethoedge_update_32_lshift": "lshift"}
+    tiles = {"ethoedge_layer_s8_pairs16": "pairs16", "ethoedge_layer_s8_pairs32": "pairs32"}
+    if layer in tiles and update in fused and 8 <= sh["SH_RN"] <= 32 and sh["SH_N_TO_H"] == 0:
+        gru = f"ethoedge_gru_s8_{tiles[layer]}_{fused[update]}"
+    return layer, requant, update, layer_in, gru
 
 
 def student_macs_per_sample(q: QuantizedStudent) -> int:
@@ -679,7 +693,11 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
         ops, ops_def = kernel_set, ""
     else:
         ops = f"{p}_ops"
-        fns = "".join(f"    {fn},\n" for fn in kernel_set)
+        fused = kernel_set[4].startswith("ethoedge_gru_s8_")  # never calls the update op
+        fns = "".join(
+            f"    ETHOEDGE_UNLESS_FUSED({fn}),\n" if fused and k == 2 else f"    {fn},\n"
+            for k, fn in enumerate(kernel_set)
+        )
         ops_def = (
             "/* The kernels this model's sizes and shifts allow (ethoedge_kernels.h). */\n"
             f"static const ethoedge_ops_t {p}_ops = {{\n{fns}}};\n\n"

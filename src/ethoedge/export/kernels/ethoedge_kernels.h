@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define ETHOEDGE_KERNELS_VERSION 5
+#define ETHOEDGE_KERNELS_VERSION 6
 #define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
 
 /* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
@@ -38,7 +38,21 @@ typedef char ethoedge_arithmetic_right_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #define ETHOEDGE_ALIGN4
 #endif
 
+/* 1 where the fused GRU ops (ethoedge_gru_s8_pairs16_rshift, _lshift) run their own passes
+   (an Armv7E-M build with GCC's Thumb-2 inline assembly) and never call the model's update op:
+   a model naming one of them then leaves its update op out (ETHOEDGE_UNLESS_FUSED), so that the
+   linker drops it. */
+#if defined(__ARM_FEATURE_DSP) && !defined(ETHOEDGE_NO_DSP) && defined(__GNUC__) \
+    && defined(__thumb2__)
+#define ETHOEDGE_GRU_FUSED 1
+#define ETHOEDGE_UNLESS_FUSED(fn) 0
+#else
+#define ETHOEDGE_GRU_FUSED 0
+#define ETHOEDGE_UNLESS_FUSED(fn) fn
+#endif
+
 typedef struct ethoedge_model_s ethoedge_model_t;
+struct ethoedge_work_s;
 
 /* The kernels of one model, chosen by the exporter: one of the general sets below, or (W = 8
    with int32 accumulators) the specialised op functions its sizes and shifts allow, in a set
@@ -55,6 +69,9 @@ typedef struct {
     /* the input layer's out = W x + b (as layer; a kernel for its 3 or 6 columns) */
     void (*layer_in)(const void *w, const void *b, const int16_t *x, int rows, int cols,
                      void *out, int32_t *dot, int use_dsp);
+    /* the GRU of one step on the input layer's output a: h (H) updated */
+    void (*gru)(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                const struct ethoedge_work_s *work);
 } ethoedge_ops_t;
 
 extern const ethoedge_ops_t ethoedge_ops_s8;      /* W = 8, int32 accumulators */
@@ -76,6 +93,9 @@ void ethoedge_update_32(const ethoedge_model_t *m, const void *gx, const void *g
                         const int16_t *h, int16_t *hn);
 void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                         const int16_t *h, int16_t *hn);
+/* the GRU in blocks of ETHOEDGE_GRU_BLOCK units, by the model's layer and update ops */
+void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                         const struct ethoedge_work_s *work);
 /* ... and the specialised W = 8, int32 ones, each the same integers as its general twin
    where its precondition holds (the exporter checks it):
    - layer_s8_tiles: rows a multiple of 4, w and x word-aligned (exported arrays and the
@@ -91,6 +111,7 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      says; plain C elsewhere);
    - layer_s8_pairs16: the same with cols a multiple of 16 (its loop takes 16 columns at a
      time);
+   - layer_s8_pairs32: the same with cols = 32 (the 32 columns of a tile without a loop);
    - requant_32_rshift: s > 0;
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
      u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
@@ -100,6 +121,11 @@ void ethoedge_update_64(const ethoedge_model_t *m, const void *gx, const void *g
      k = -sh_gx and every gh value of the rows r and z shifted left by k = -sh_gh (the
      exporter proves it from the weights and the biases); on the M4 the shifts then run
      inside the gate passes, without the saturating copy;
+   - gru_s8_pairs16_rshift, gru_s8_pairs16_lshift, gru_s8_pairs32_rshift,
+     gru_s8_pairs32_lshift: the GRU of the layer layer_s8_pairs16 (or layer_s8_pairs32) with
+     the update update_32_rshift (or update_32_lshift; their preconditions), 8 <= sh_rn <= 32
+     and sh_n_to_h = 0: on the M4 the pair tiles and the gate passes of every block in one
+     function, without a call per op and block (ethoedge_gru_blocks elsewhere);
    and the specialised int64 ones (W = 16):
    - requant_64_rshift: 0 < s < 32 and (v + 2^(s-1)) >> s within int32 for every
      accumulator v (|v| + 2^(s-1) < 2^(31+s): the exporter proves it from W, the sizes and
@@ -114,6 +140,8 @@ void ethoedge_layer_s8_pairs(const void *w, const void *b, const int16_t *x, int
                              void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_pairs16(const void *w, const void *b, const int16_t *x, int rows, int cols,
                                void *out, int32_t *dot, int use_dsp);
+void ethoedge_layer_s8_pairs32(const void *w, const void *b, const int16_t *x, int rows, int cols,
+                               void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_in3(const void *w, const void *b, const int16_t *x, int rows, int cols,
                            void *out, int32_t *dot, int use_dsp);
 void ethoedge_layer_s8_in6(const void *w, const void *b, const int16_t *x, int rows, int cols,
@@ -126,6 +154,14 @@ void ethoedge_update_32_rshift(const ethoedge_model_t *m, const void *gx, const 
                                const int16_t *h, int16_t *hn);
 void ethoedge_update_32_lshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                                const int16_t *h, int16_t *hn);
+void ethoedge_gru_s8_pairs16_rshift(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                                    const struct ethoedge_work_s *work);
+void ethoedge_gru_s8_pairs16_lshift(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                                    const struct ethoedge_work_s *work);
+void ethoedge_gru_s8_pairs32_rshift(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                                    const struct ethoedge_work_s *work);
+void ethoedge_gru_s8_pairs32_lshift(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                                    const struct ethoedge_work_s *work);
 void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
                                 int32_t *out32);
 void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
@@ -152,7 +188,7 @@ struct ethoedge_model_s {
 
 /* Scratch of one step, owned by the caller (sized by the model's header macros). acc holds
    max(6 min(ETHOEDGE_GRU_BLOCK, H), M, C) accumulators of int32_t (acc64 = 0) or int64_t. */
-typedef struct {
+typedef struct ethoedge_work_s {
     int16_t *a;  /* max(H, M) */
     int16_t *hn; /* H */
     void *acc;
