@@ -269,8 +269,10 @@ def test_fused_gru_only_where_its_precondition_holds(hidden: int):
     layer, _, update, _, gru = kernel_ops(q, ExportConfig())
     assert layer == f"ethoedge_layer_s8_{tiles}" and update == "ethoedge_update_32_rshift"
     assert gru == f"ethoedge_gru_s8_{tiles}_rshift"
-    # the update with left shifts inside its passes: the lshift twin
+    # the update with left shifts inside its passes: the lshift twin (gx shifted left; sh_gh
+    # = sh_rn - 7 is positive wherever sh_rn >= 8)
     left = dataclasses.replace(q, act_frac={**q.act_frac, "a": -6, "h": 7})
+    assert shifts(left)["SH_GX"] < 0 < shifts(left)["SH_GH"] == shifts(left)["SH_RN"] - 7
     assert kernel_ops(left, ExportConfig())[2] == "ethoedge_update_32_lshift"
     assert kernel_ops(left, ExportConfig())[4] == f"ethoedge_gru_s8_{tiles}_lshift"
     # ... its saturating copy (the DSP path off): block by block, with the general layer

@@ -510,10 +510,10 @@ def test_update_32_on_table_values(tmp_path: Path, target: str):
 
 # (hidden, sgx, sgh, srn, largest |w|) of the fused GRU ops: the default student's shifts (1,
 # 3, 10) on full-range weights (gates that saturate); gates inside the tables; SMMULR at
-# sh_rn 8 and 32; a left shift of gx (the demo's -2) and of gh, with small weights so that no
-# left shift saturates (the lshift op's precondition)
+# sh_rn 8 and 32; a left shift of gx (the demo's -2; by 5; beside gh unshifted) with small
+# weights so that no left shift saturates (the lshift op's precondition)
 FUSED = [(32, 1, 3, 10, 127), (32, 9, 10, 8, 127), (16, 6, 7, 32, 127), (32, -2, 2, 9, 3),
-         (16, 3, -1, 12, 5), (48, 8, 9, 11, 127)]  # fmt: skip
+         (16, -5, 1, 8, 2), (48, 8, 9, 11, 127), (32, -3, 0, 12, 2)]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -590,9 +590,8 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     that none saturates and the DSP path is on; the GRU of a step in one function (the pair
     tiles and the gate passes of every block, ``ethoedge_gru_s8_pairs16_rshift``, ``_lshift``
     and the ``pairs32`` twins) with the 16- or 32-column pair tiles and either of those two
-    updates where
-    ``8 <= sh_rn <= 32`` and ``sh_n_to_h == 0``, else ``ethoedge_gru_blocks`` (the layer
-    and update ops block by block). At W=16, its
+    updates where ``8 <= sh_rn <= 32``, ``sh_n_to_h == 0`` and ``sh_gh >= 0``, else
+    ``ethoedge_gru_blocks`` (the layer and update ops block by block). At W=16, its
     own set with the requantisation and the gate update without saturation
     (``ethoedge_requant_64_rshift``, ``ethoedge_update_64_rshift``) where
     :func:`requant64_rshift_ok` and :func:`update64_rshift_ok` prove them exact, else the
@@ -629,7 +628,14 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     gru = "ethoedge_gru_blocks"
     fused = {"ethoedge_update_32_rshift": "rshift", "ethoedge_update_32_lshift": "lshift"}
     tiles = {"ethoedge_layer_s8_pairs16": "pairs16", "ethoedge_layer_s8_pairs32": "pairs32"}
-    if layer in tiles and update in fused and 8 <= sh["SH_RN"] <= 32 and sh["SH_N_TO_H"] == 0:
+    # the fused ops shift only gx left (sh_gh = sh_rn - 7 > 0 wherever sh_rn >= 8)
+    if (
+        layer in tiles
+        and update in fused
+        and 8 <= sh["SH_RN"] <= 32
+        and sh["SH_N_TO_H"] == 0
+        and sh["SH_GH"] >= 0
+    ):
         gru = f"ethoedge_gru_s8_{tiles[layer]}_{fused[update]}"
     return layer, requant, update, layer_in, gru
 

@@ -1203,15 +1203,27 @@ static inline int32_t smmulr(int32_t a, int32_t b)
    With mul = 1 (ethoedge_update_32_lshift, where the exporter proved that no left shift
    saturates) a gate accumulator v is aligned as (v m + r) >> s: a right shift by s > 0 is
    m = 1, r = 2^(s-1); a left shift by k is m = 2^k, r = 0, s = 0 (one MLA and one ASR, as an
-   ADD and an ASR would be), inside the passes instead of a saturating copy before them. */
+   ADD and an ASR would be), inside the passes instead of a saturating copy before them.
+   With mul = 2 (the fused GRU ops' left-shift case: sh_gx < 0 <= sh_gh) the gx values are
+   shifted left by k = -sh_gx (one LSL, exact as no left shift saturates) and the gh values
+   right as with mul = 0: fewer registers than the multipliers take. */
 ALWAYS_INLINE int32_t mul8_of(int s, const int mul) /* m */
 {
-    return mul && s < 0 ? (int32_t)1 << -s : 1;
+    return mul == 1 && s < 0 ? (int32_t)1 << -s : 1;
 }
 
 ALWAYS_INLINE int32_t shift8_of(int s, const int mul) /* s */
 {
-    return mul && s < 0 ? 0 : s;
+    return mul == 1 && s < 0 ? 0 : s;
+}
+
+/* align(v) of a gx value (x = 1) or a gh value (x = 0) with the constants m, r, s above */
+ALWAYS_INLINE int32_t align8(int32_t v, int32_t m, int32_t r, int s, const int mul, const int x)
+{
+    if (mul == 2 && x) {
+        return (int32_t)((uint32_t)v << -s);
+    }
+    return (mul == 1 ? v * m + r : v + r) >> s;
 }
 
 /* Pass 1, called for the rows r (shl = 32 - srn where srn >= 8, see state8_dsp) and z (shl =
@@ -1226,7 +1238,9 @@ ALWAYS_INLINE void gates8_body(const int32_t *gx, const int32_t *gh, int n, int3
     const int16_t *sig_m = ethoedge_sigmoid_q15 + 128;
     int32_t *const end = g + n;
     for (; g < end; ++g) {
-        *g = act8_dsp(__qadd((*gx++ * mx + rgx) >> sx, (*gh++ * mh + rgh) >> sh), sig_m) << shl;
+        *g = act8_dsp(__qadd(align8(*gx++, mx, rgx, sx, mul, 1), align8(*gh++, mh, rgh, sh, mul, 0)),
+                      sig_m)
+             << shl;
     }
 }
 
@@ -1262,7 +1276,7 @@ ALWAYS_INLINE void state8_dsp(const int32_t *g, const int32_t *gxn, const int32_
         const int32_t z = *gz++;
         const int32_t rn = fast ? smmulr(*g++, *ghn++)
                                 : ethoedge_sat32(((int64_t)*g++ * *ghn++ + rrn) >> srn);
-        const int32_t n = act8_dsp(__qadd((*gxn++ * mx + rgx) >> sx, rn), tanh_m);
+        const int32_t n = act8_dsp(__qadd(align8(*gxn++, mx, rgx, sx, mul, 1), rn), tanh_m);
         const int32_t nn = (n + rnh) >> snh;
         *hn = (int16_t)(nn + ((z * (*h++ - nn) + 64) >> 7));
     }
@@ -1698,7 +1712,8 @@ typedef void (*ethoedge_tiles_fn)(const int8_t *w, const int32_t *bias, const in
                                   int ntiles, int groups, int32_t *out);
 
 /* ethoedge_gru_blocks for the layer ethoedge_layer_s8_pairs16 or _pairs32 (tiles: their pair
-   tiles) and the update ethoedge_update_32_rshift (mul = 0) or _lshift (mul = 1) with
+   tiles) and the update ethoedge_update_32_rshift (mul = 0) or _lshift (mul = 2: with
+   8 <= sh_rn = sh_gh + 7, only the gx values can need a left shift) with
    8 <= sh_rn <= 32 and sh_n_to_h = 0, in one function: per block the two mat-vecs by the
    pair tiles, the sigmoid gates (r shifted for SMMULR, then z) written over their own
    accumulators, n and the state; the shifts and constants once per step instead of once per
@@ -1739,7 +1754,7 @@ static NOINLINE void gru8_pairs_r(const ethoedge_model_t *m, const int16_t *a, i
 static NOINLINE void gru8_pairs_l(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
                                   const ethoedge_work_t *work, ethoedge_tiles_fn tiles)
 {
-    gru8_pairs(m, a, h, work, tiles, 1);
+    gru8_pairs(m, a, h, work, tiles, 2);
 }
 #define ETHOEDGE_GRU_OP(name, body, tiles)                                                     \
     void name(const ethoedge_model_t *m, const int16_t *a, int16_t *h,                          \

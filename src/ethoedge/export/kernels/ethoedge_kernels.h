@@ -124,8 +124,10 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
    - gru_s8_pairs16_rshift, gru_s8_pairs16_lshift, gru_s8_pairs32_rshift,
      gru_s8_pairs32_lshift: the GRU of the layer layer_s8_pairs16 (or layer_s8_pairs32) with
      the update update_32_rshift (or update_32_lshift; their preconditions), 8 <= sh_rn <= 32
-     and sh_n_to_h = 0: on the M4 the pair tiles and the gate passes of every block in one
-     function, without a call per op and block (ethoedge_gru_blocks elsewhere);
+     and sh_n_to_h = 0 (so that sh_gh = sh_rn - 7 > 0: the lshift ones shift only the gx
+     values left, by one LSL each, and need sh_gh >= 0): on the M4 the pair tiles and the gate
+     passes of every block in one function, without a call per op and block
+     (ethoedge_gru_blocks elsewhere);
    and the specialised int64 ones (W = 16):
    - requant_64_rshift: 0 < s < 32 and (v + 2^(s-1)) >> s within int32 for every
      accumulator v (|v| + 2^(s-1) < 2^(31+s): the exporter proves it from W, the sizes and
