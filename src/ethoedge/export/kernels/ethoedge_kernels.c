@@ -1061,17 +1061,36 @@ static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, 
 #if ETHOEDGE_DSP
     if (w == 8 && relu && out16) { /* the layers before a GRU or a head: one USAT */
         i = 0;
-        if ((((uintptr_t)acc | (uintptr_t)out16) & 3) == 0) { /* 4 at a time: LDM, 2 words */
-            for (; i + 4 <= n; i += 4) {
-                const int32_t v0 = __usat((acc[i] + rnd) >> s, 7);
-                const int32_t v1 = __usat((acc[i + 1] + rnd) >> s, 7);
-                const int32_t v2 = __usat((acc[i + 2] + rnd) >> s, 7);
-                const int32_t v3 = __usat((acc[i + 3] + rnd) >> s, 7);
-                uint32_t *o = (uint32_t *)(void *)(out16 + i);
-                o[0] = (uint32_t)v0 | ((uint32_t)v1 << 16);
-                o[1] = (uint32_t)v2 | ((uint32_t)v3 << 16);
-            }
+#if ETHOEDGE_UMLAL
+        if (n >= 4 && (((uintptr_t)acc | (uintptr_t)out16) & 3) == 0) {
+            /* 4 at a time: LDM, 4 x (ADD, ASR, USAT), the halfwords paired by 2 ORR, STRD */
+            const int32_t *pa = acc, *const end = acc + (n & ~3);
+            int16_t *po = out16;
+            __asm__ volatile("1:\n\t"
+                             "ldmia %[a]!, {r4, r5, r6, r7}\n\t"
+                             "add r4, r4, %[r]\n\t"
+                             "add r5, r5, %[r]\n\t"
+                             "add r6, r6, %[r]\n\t"
+                             "add r7, r7, %[r]\n\t"
+                             "asr r4, r4, %[s]\n\t"
+                             "asr r5, r5, %[s]\n\t"
+                             "asr r6, r6, %[s]\n\t"
+                             "asr r7, r7, %[s]\n\t"
+                             "usat r4, #7, r4\n\t"
+                             "usat r5, #7, r5\n\t"
+                             "usat r6, #7, r6\n\t"
+                             "usat r7, #7, r7\n\t"
+                             "orr r4, r4, r5, lsl #16\n\t"
+                             "orr r6, r6, r7, lsl #16\n\t"
+                             "strd r4, r6, [%[o]], #8\n\t"
+                             "cmp %[a], %[e]\n\t"
+                             "bne 1b\n\t"
+                             : [a] "+r"(pa), [o] "+r"(po)
+                             : [r] "r"(rnd), [s] "r"(s), [e] "r"(end)
+                             : "r4", "r5", "r6", "r7", "cc", "memory");
+            i = n & ~3;
         }
+#endif
         for (; i < n; ++i) {
             out16[i] = (int16_t)__usat((acc[i] + rnd) >> s, 7);
         }
@@ -1683,10 +1702,13 @@ const ethoedge_ops_t ethoedge_ops_s16 = {ethoedge_layer_s16, ethoedge_requant_64
                                          ethoedge_update_64, ethoedge_layer_s16,
                                          ethoedge_gru_blocks};
 
+typedef void (*ethoedge_update_fn)(const ethoedge_model_t *m, const void *gx, const void *gh,
+                                   int u, const int16_t *h, int16_t *hn);
+
 /* The GRU of one step, ETHOEDGE_GRU_BLOCK units at a time: the gate accumulators of the block
-   by the model's layer op (int32 or int64 buffer), then its update op */
-void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
-                         const ethoedge_work_t *work)
+   by the model's layer op (int32 or int64 buffer), then update */
+static void gru_blocks_with(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                            const ethoedge_work_t *work, ethoedge_update_fn update)
 {
     const ethoedge_ops_t *ops = m->ops;
     const int hid = m->hidden;
@@ -1702,10 +1724,22 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
         char *gx = (char *)work->acc, *gh = gx + 3L * u * asz;
         ops->layer(wih, bih, a, 3 * u, hid, gx, work->dot, m->use_dsp);
         ops->layer(whh, bhh, h, 3 * u, hid, gh, work->dot, m->use_dsp);
-        ops->update(m, gx, gh, u, h + j0, work->hn + j0);
+        update(m, gx, gh, u, h + j0, work->hn + j0);
     }
     memcpy(h, work->hn, (size_t)hid * sizeof h[0]);
 }
+
+void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
+                         const ethoedge_work_t *work)
+{
+    gru_blocks_with(m, a, h, work, m->ops->update);
+}
+
+/* The header's ETHOEDGE_GRU_FUSED (which the model files see) must say where the fused GRU
+   ops below run their own passes */
+#if ETHOEDGE_GRU_FUSED != (ETHOEDGE_DSP && ETHOEDGE_UMLAL)
+#error "ETHOEDGE_GRU_FUSED differs from the kernels' DSP path"
+#endif
 
 #if ETHOEDGE_GRU_FUSED
 typedef void (*ethoedge_tiles_fn)(const int8_t *w, const int32_t *bias, const int16_t *x,
@@ -1756,24 +1790,30 @@ static NOINLINE void gru8_pairs_l(const ethoedge_model_t *m, const int16_t *a, i
 {
     gru8_pairs(m, a, h, work, tiles, 2);
 }
-#define ETHOEDGE_GRU_OP(name, body, tiles)                                                     \
+#define ETHOEDGE_GRU_OP(name, body, tiles, update)                                             \
     void name(const ethoedge_model_t *m, const int16_t *a, int16_t *h,                          \
               const ethoedge_work_t *work)                                                      \
     {                                                                                           \
         body(m, a, h, work, tiles);                                                             \
     }
 #else
-#define ETHOEDGE_GRU_OP(name, body, tiles)                                                     \
+/* block by block with the update op these ops stand for, named here: a model file built where
+   ETHOEDGE_GRU_FUSED is 1 leaves its table's update op out (0) */
+#define ETHOEDGE_GRU_OP(name, body, tiles, update)                                             \
     void name(const ethoedge_model_t *m, const int16_t *a, int16_t *h,                          \
               const ethoedge_work_t *work)                                                      \
     {                                                                                           \
-        ethoedge_gru_blocks(m, a, h, work);                                                     \
+        gru_blocks_with(m, a, h, work, update);                                                 \
     }
 #endif
-ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs16_rshift, gru8_pairs_r, tiles_s8_pairs4)
-ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs16_lshift, gru8_pairs_l, tiles_s8_pairs4)
-ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs32_rshift, gru8_pairs_r, tiles_s8_pairs8)
-ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs32_lshift, gru8_pairs_l, tiles_s8_pairs8)
+ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs16_rshift, gru8_pairs_r, tiles_s8_pairs4,
+                ethoedge_update_32_rshift)
+ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs16_lshift, gru8_pairs_l, tiles_s8_pairs4,
+                ethoedge_update_32_lshift)
+ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs32_rshift, gru8_pairs_r, tiles_s8_pairs8,
+                ethoedge_update_32_rshift)
+ETHOEDGE_GRU_OP(ethoedge_gru_s8_pairs32_lshift, gru8_pairs_l, tiles_s8_pairs8,
+                ethoedge_update_32_lshift)
 #undef ETHOEDGE_GRU_OP
 
 /* The input stage and the input layer of one step: work->a (H) */

@@ -38,10 +38,12 @@ typedef char ethoedge_arithmetic_right_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 #define ETHOEDGE_ALIGN4
 #endif
 
-/* 1 where the fused GRU ops (ethoedge_gru_s8_pairs16_rshift, _lshift) run their own passes
-   (an Armv7E-M build with GCC's Thumb-2 inline assembly) and never call the model's update op:
-   a model naming one of them then leaves its update op out (ETHOEDGE_UNLESS_FUSED), so that the
-   linker drops it. */
+/* 1 where the fused GRU ops (ethoedge_gru_s8_pairs16_rshift, _lshift and the pairs32 twins)
+   run their own passes (an Armv7E-M build with GCC's Thumb-2 inline assembly)
+   and never call the model's update op: a model naming one of them then leaves its update op
+   out (ETHOEDGE_UNLESS_FUSED gives 0), so that the linker drops it. Elsewhere those ops run
+   the blocks with the update they stand for, named in the kernels, so a model file and kernels
+   built with different flags still agree. */
 #if defined(__ARM_FEATURE_DSP) && !defined(ETHOEDGE_NO_DSP) && defined(__GNUC__) \
     && defined(__thumb2__)
 #define ETHOEDGE_GRU_FUSED 1
@@ -64,6 +66,7 @@ typedef struct {
                   int32_t *dot, int use_dsp);
     void (*requant)(const void *acc, int n, int s, int w, int relu, int16_t *out16,
                     int32_t *out32);
+    /* 0 in the table of a model whose gru op is fused where ETHOEDGE_GRU_FUSED is 1 */
     void (*update)(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                    const int16_t *h, int16_t *hn);
     /* the input layer's out = W x + b (as layer; a kernel for its 3 or 6 columns) */
@@ -114,7 +117,7 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
    - layer_s8_pairs32: the same with cols = 32 (the 32 columns of a tile without a loop);
    - requant_32_rshift: s > 0;
    - update_32_fast: W = 8, sh_rn >= 0, sh_n_to_h >= 0 (sh_gx, sh_gh of any sign),
-     u <= ETHOEDGE_GRU_BLOCK (as ethoedge_step calls it);
+     u <= ETHOEDGE_GRU_BLOCK (as ethoedge_gru_blocks calls it);
    - update_32_rshift: the same with sh_gx >= 0 and sh_gh >= 0;
    - update_32_lshift: as update_32_fast, and sh_gx, sh_gh >= -30 with no left shift of a
      gate accumulator saturating: |v| 2^k < 2^31 for every gx value shifted left by
