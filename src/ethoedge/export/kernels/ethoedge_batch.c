@@ -48,16 +48,19 @@ static int probe(const ethoedge_model_t *m, layer_fn layer, const void *w, int r
     int16_t *e = calloc((size_t)cols + 2, sizeof *e);
     void *acc = malloc((size_t)rows * 8 + 8);
     int32_t *dot = malloc((size_t)rows * 4 + 4);
+    void *zero = calloc((size_t)rows + 1, 8); /* a bias of zeros (int32 or int64): the pair
+                                                 tiles of a DSP build need one */
     int k, r;
-    if (!e || !acc || !dot) {
+    if (!e || !acc || !dot || !zero) {
         free(e);
         free(acc);
         free(dot);
+        free(zero);
         return -1;
     }
     for (k = 0; k < cols; ++k) {
         e[k] = 1;
-        layer(w, 0, e, rows, cols, acc, dot, 0);
+        layer(w, zero, e, rows, cols, acc, dot, 0);
         for (r = 0; r < rows; ++r) {
             out[(long)row_of[r] * cols + k] = (int16_t)acc_at(m, acc, r);
         }
@@ -66,6 +69,7 @@ static int probe(const ethoedge_model_t *m, layer_fn layer, const void *w, int r
     free(e);
     free(acc);
     free(dot);
+    free(zero);
     return 0;
 }
 
