@@ -208,7 +208,7 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     # two fused W=8 GRU steps among them (a firmware keeps only the kernels its models use, so
     # one model's kernels are far less: see test_cost.py and benchmarks/c_cost.py)
     assert 0 < flash["ethoedge_model.c"] < 9 * 1024
-    assert 0 < flash["ethoedge_kernels.c"] < 14 * 1024
+    assert 0 < flash["ethoedge_kernels.c"] < 13.5 * 1024
     assert 0 < flash["orientation"] < 1024
     assert ram == 0  # the model has no static state: the caller owns it
 
