@@ -1742,6 +1742,61 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
 #endif
 
 #if ETHOEDGE_GRU_FUSED
+/* The sigmoid gates of one block's 8 rows r (shl = 32 - sh_rn) or z (shl = 0), in place:
+   g[j] = act8(qadd(align(g[j]), align(g[j + 24]))) << shl, j = 0..7 (the gh rows 24 words
+   on), two gates per LDRD and STRD, no loop. k: the sigmoid table's entry of 0, 65535, 256,
+   32896 (the interpolation's pair and rounding), then for mul = 0 (gates8_pass_r) 2^(sgx-1),
+   sgx, 2^(sgh-1), sgh of right shifts (a rounding term of 0 for a shift of 0) and for mul = 2
+   (gates8_pass_lx) -, -sgx (the left shift of gx), 2^(sgh-1), sgh. Every register in use:
+   the constants in r1-r8, shl in r9, two gates' gx and gh values in r10, r11, ip, lr. */
+#define ETHOEDGE_GATES_PASS(alignx)                                                            \
+    __asm__ volatile(                                                                          \
+        ".macro sig a, b\n\t" alignx                                                           \
+        "add \\b, \\b, r7\n\t"                                                                 \
+        "asr \\b, \\b, r8\n\t"                                                                 \
+        "qadd \\a, \\a, \\b\n\t"                                                             \
+        "ssat \\a, #16, \\a\n\t"                                                               \
+        "asr \\b, \\a, #8\n\t"                                                                 \
+        "uxtb \\a, \\a\n\t"                                                                    \
+        "ldr \\b, [r1, \\b, lsl #1]\n\t"                                                       \
+        "mla \\a, \\a, r2, r3\n\t"                                                             \
+        "smlad \\a, \\b, \\a, r4\n\t"                                                        \
+        "ssat \\a, #8, \\a, asr #16\n\t"                                                       \
+        "lsl \\a, \\a, r9\n\t"                                                                 \
+        ".endm\n\t"                                                                            \
+        ".macro pair off\n\t"                                                                  \
+        "ldrd r10, r11, [r0, #\\off]\n\t"                                                      \
+        "ldrd ip, lr, [r0, #\\off + 96]\n\t"                                                   \
+        "sig r10, ip\n\t"                                                                      \
+        "sig r11, lr\n\t"                                                                      \
+        "strd r10, r11, [r0, #\\off]\n\t"                                                      \
+        ".endm\n\t"                                                                            \
+        "push {r4-r11, lr}\n\t"                                                                \
+        "mov r9, r2\n\t"                                                                       \
+        "ldm r1, {r1-r8}\n\t"                                                                  \
+        "pair 0\n\t"                                                                           \
+        "pair 8\n\t"                                                                           \
+        "pair 16\n\t"                                                                          \
+        "pair 24\n\t"                                                                          \
+        "pop {r4-r11, pc}\n\t"                                                                 \
+        ".purgem pair\n\t"                                                                     \
+        ".purgem sig\n\t")
+
+#define ARG __attribute__((unused))
+__attribute__((naked, noinline)) static void gates8_pass_r(ARG int32_t *g, ARG const int32_t *k,
+                                                           ARG int shl)
+{
+    ETHOEDGE_GATES_PASS("add \\a, \\a, r5\n\tasr \\a, \\a, r6\n\t");
+}
+
+__attribute__((naked, noinline)) static void gates8_pass_lx(ARG int32_t *g, ARG const int32_t *k,
+                                                            ARG int shl)
+{
+    ETHOEDGE_GATES_PASS("lsl \\a, \\a, r6\n\t");
+}
+#undef ARG
+#undef ETHOEDGE_GATES_PASS
+
 typedef void (*ethoedge_tiles_fn)(const int8_t *w, const int32_t *bias, const int16_t *x,
                                   int ntiles, int groups, int32_t *out);
 
@@ -1765,6 +1820,9 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
     int32_t *const gx = (int32_t *)work->acc, *const gh = gx + 3 * U;
     int16_t *hn = work->hn, *const end = work->hn + hid;
     const int16_t *ho = h;
+    const int32_t kc[8] = {(int32_t)(uintptr_t)(ethoedge_sigmoid_q15 + 128), 65535, 256, 32896,
+                           sgx > 0 ? (int32_t)1 << (sgx - 1) : 0, mul == 2 ? -sgx : sgx,
+                           sgh > 0 ? (int32_t)1 << (sgh - 1) : 0, sgh};
     for (; hn < end; hn += U, ho += U) {
         tiles(wih, bih, a, 3 * U / 4, groups, gx);
         tiles(whh, bhh, h, 3 * U / 4, groups, gh);
@@ -1772,8 +1830,13 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
         whh += stride;
         bih += 3 * U;
         bhh += 3 * U;
-        gates8_body(gx, gh, U, gx, sgx, sgh, shl, mul);           /* r */
-        gates8_body(gx + U, gh + U, U, gx + U, sgx, sgh, 0, mul); /* z */
+        if (mul == 2) {
+            gates8_pass_lx(gx, kc, shl);    /* r */
+            gates8_pass_lx(gx + U, kc, 0);  /* z */
+        } else {
+            gates8_pass_r(gx, kc, shl);
+            gates8_pass_r(gx + U, kc, 0);
+        }
         state8_dsp(gx, gx + 2 * U, gh + 2 * U, U, ho, hn, sgx, 0, 0, 1, mul);
     }
     memcpy(h, work->hn, (size_t)hid * sizeof h[0]);
