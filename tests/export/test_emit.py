@@ -26,7 +26,13 @@ from ethoedge.export.emit import (
     update32_lshift_ok,
     update64_rshift_ok,
 )
-from ethoedge.export.toolchain import compile_host, compile_object, section_sizes
+from ethoedge.export.toolchain import (
+    ARM_TARGETS,
+    STRICT_FLAGS,
+    compile_host,
+    compile_object,
+    section_sizes,
+)
 from ethoedge.models.gru_mlp import GRUStudent
 
 from .helpers import make_qmodel, requires_arm, requires_gcc
@@ -211,6 +217,19 @@ def test_arm_strict_build(tmp_path: Path, target: str):
     assert 0 < flash["ethoedge_kernels.c"] < 13.5 * 1024
     assert 0 < flash["orientation"] < 1024
     assert ram == 0  # the model has no static state: the caller owns it
+
+
+@requires_arm
+@pytest.mark.parametrize("opt", ["-O0", "-Og", "-Os", "-O3", "-O2 -fno-omit-frame-pointer"])
+def test_kernels_build_for_the_m4_at_every_optimisation_level(tmp_path: Path, opt: str):
+    """Inline assembly that names r7 (Thumb's frame pointer) or asks for more registers than an
+    unoptimised build has breaks a debug build of a firmware; the strict flags at each level."""
+    q = make_qmodel(8, hidden=32, mlp_hidden=32, n_classes=4, seed=2)
+    export_c(q, tmp_path)
+    cmd = ["arm-none-eabi-gcc", *ARM_TARGETS["cortex-m4"].cpu_flags, *STRICT_FLAGS, *opt.split()]
+    cmd += ["-c", str(tmp_path / "ethoedge_kernels.c"), "-o", str(tmp_path / "k.o")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
 
 
 def _huge_bias(q, name: str):

@@ -1061,33 +1061,34 @@ static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, 
 #if ETHOEDGE_DSP
     if (w == 8 && relu && out16) { /* the layers before a GRU or a head: one USAT */
         i = 0;
-#if ETHOEDGE_UMLAL
+#if ETHOEDGE_UMLAL && defined(__OPTIMIZE__) /* (unoptimised builds keep r7, the frame
+                                                 pointer, and run the loop below) */
         if (n >= 4 && (((uintptr_t)acc | (uintptr_t)out16) & 3) == 0) {
             /* 4 at a time: LDM, 4 x (ADD, ASR, USAT), the halfwords paired by 2 ORR, STRD */
             const int32_t *pa = acc, *const end = acc + (n & ~3);
             int16_t *po = out16;
             __asm__ volatile("1:\n\t"
-                             "ldmia %[a]!, {r4, r5, r6, r7}\n\t"
+                             "ldmia %[a]!, {r4, r5, r6, r8}\n\t"
                              "add r4, r4, %[r]\n\t"
                              "add r5, r5, %[r]\n\t"
                              "add r6, r6, %[r]\n\t"
-                             "add r7, r7, %[r]\n\t"
+                             "add r8, r8, %[r]\n\t"
                              "asr r4, r4, %[s]\n\t"
                              "asr r5, r5, %[s]\n\t"
                              "asr r6, r6, %[s]\n\t"
-                             "asr r7, r7, %[s]\n\t"
+                             "asr r8, r8, %[s]\n\t"
                              "usat r4, #7, r4\n\t"
                              "usat r5, #7, r5\n\t"
                              "usat r6, #7, r6\n\t"
-                             "usat r7, #7, r7\n\t"
+                             "usat r8, #7, r8\n\t"
                              "orr r4, r4, r5, lsl #16\n\t"
-                             "orr r6, r6, r7, lsl #16\n\t"
+                             "orr r6, r6, r8, lsl #16\n\t"
                              "strd r4, r6, [%[o]], #8\n\t"
                              "cmp %[a], %[e]\n\t"
                              "bne 1b\n\t"
                              : [a] "+r"(pa), [o] "+r"(po)
                              : [r] "r"(rnd), [s] "r"(s), [e] "r"(end)
-                             : "r4", "r5", "r6", "r7", "cc", "memory");
+                             : "r4", "r5", "r6", "r8", "cc", "memory");
             i = n & ~3;
         }
 #endif
@@ -1742,6 +1743,9 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
 #endif
 
 #if ETHOEDGE_GRU_FUSED
+#if ETHOEDGE_GRU_BLOCK != 8
+#error "gates8_pass_r/_lx take the 8 units of a block (gh 24 words after gx)"
+#endif
 /* The sigmoid gates of one block's 8 rows r (shl = 32 - sh_rn) or z (shl = 0), in place:
    g[j] = act8(qadd(align(g[j]), align(g[j + 24]))) << shl, j = 0..7 (the gh rows 24 words
    on), two gates per LDRD and STRD, no loop. k: the sigmoid table's entry of 0, 65535, 256,
