@@ -1798,6 +1798,78 @@ __attribute__((naked, noinline)) static void gates8_pass_lx(ARG int32_t *g, ARG 
 {
     ETHOEDGE_GATES_PASS("lsl \\a, \\a, r6\n\t");
 }
+
+/* n and the state of one block's 8 units (sh_n_to_h = 0, 8 <= sh_rn <= 32): with g the
+   block's gx (r shifted for SMMULR at g[j], z at g[8 + j], the n rows at g[16 + j]) and its
+   gh 24 words on (the n rows at g[40 + j]), rn = SMMULR(r, gh_n), n = act8(qadd(align(gx_n),
+   rn)) by the tanh table, hn[j] = n + ((z (ho[j] - n) + 64) >> 7). k: the tanh table's entry
+   of 0, 65535, 256, 32896, then 2^(sgx-1) and sgx (state8_pass_r) or -, -sgx
+   (state8_pass_lx). 4 units per iteration: 21 instructions per unit (20 in the left-shift
+   form) and the loop's 2 per 4; the constants in r4-r9, g, its end, ho, hn in r0-r3. */
+#define ETHOEDGE_STATE_PASS(alignx)                                                            \
+    __asm__ volatile(                                                                          \
+        ".macro unit\n\t"                                                                      \
+        "ldr r10, [r0, #64]\n\t"                                                               \
+        "ldr r11, [r0, #160]\n\t"                                                              \
+        "ldr ip, [r0], #4\n\t"                                                                 \
+        "smmulr r11, ip, r11\n\t" alignx                                                       \
+        "qadd r10, r10, r11\n\t"                                                               \
+        "ssat r10, #16, r10\n\t"                                                               \
+        "asr r11, r10, #8\n\t"                                                                 \
+        "uxtb r10, r10\n\t"                                                                    \
+        "ldr r11, [r4, r11, lsl #1]\n\t"                                                       \
+        "mla r10, r10, r5, r6\n\t"                                                             \
+        "smlad r10, r11, r10, r7\n\t"                                                          \
+        "ssat r10, #8, r10, asr #16\n\t"                                                       \
+        "ldr ip, [r0, #28]\n\t"                                                                \
+        "ldrsh lr, [r2], #2\n\t"                                                               \
+        "sub lr, lr, r10\n\t"                                                                  \
+        "mul lr, ip, lr\n\t"                                                                   \
+        "add lr, lr, #64\n\t"                                                                  \
+        "add r10, r10, lr, asr #7\n\t"                                                         \
+        "strh r10, [r3], #2\n\t"                                                               \
+        ".endm\n\t"                                                                            \
+        "push {r4-r11, lr}\n\t"                                                                \
+        "ldm r1, {r4-r9}\n\t"                                                                  \
+        "add r1, r0, #32\n\t"                                                                  \
+        "1:\n\t"                                                                               \
+        "unit\n\t"                                                                             \
+        "unit\n\t"                                                                             \
+        "unit\n\t"                                                                             \
+        "unit\n\t"                                                                             \
+        "cmp r0, r1\n\t"                                                                       \
+        "bne 1b\n\t"                                                                           \
+        "pop {r4-r11, pc}\n\t"                                                                 \
+        ".purgem unit\n\t")
+
+__attribute__((naked, noinline)) static void state8_pass_r(ARG const int32_t *g,
+                                                           ARG const int32_t *k,
+                                                           ARG const int16_t *ho, ARG int16_t *hn)
+{
+    ETHOEDGE_STATE_PASS("add r10, r10, r8\n\tasr r10, r10, r9\n\t");
+}
+
+__attribute__((naked, noinline)) static void state8_pass_lx(ARG const int32_t *g,
+                                                            ARG const int32_t *k,
+                                                            ARG const int16_t *ho, ARG int16_t *hn)
+{
+    ETHOEDGE_STATE_PASS("lsl r10, r10, r9\n\t");
+}
+#undef ETHOEDGE_STATE_PASS
+
+/* d[0..n) = s[0..n), n a multiple of 8 int16 (n >= 8), word-aligned: 16 bytes per LDM/STM */
+__attribute__((naked, noinline)) static void copy8x(ARG int16_t *d, ARG const int16_t *s,
+                                                    ARG int n)
+{
+    __asm__ volatile("push {r4-r7}\n\t"
+                     "1:\n\t"
+                     "ldmia r1!, {r4, r5, r6, r7}\n\t"
+                     "stmia r0!, {r4, r5, r6, r7}\n\t"
+                     "subs r2, r2, #8\n\t"
+                     "bne 1b\n\t"
+                     "pop {r4-r7}\n\t"
+                     "bx lr\n\t");
+}
 #undef ARG
 #undef ETHOEDGE_GATES_PASS
 
@@ -1827,6 +1899,8 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
     const int32_t kc[8] = {(int32_t)(uintptr_t)(ethoedge_sigmoid_q15 + 128), 65535, 256, 32896,
                            sgx > 0 ? (int32_t)1 << (sgx - 1) : 0, mul == 2 ? -sgx : sgx,
                            sgh > 0 ? (int32_t)1 << (sgh - 1) : 0, sgh};
+    const int32_t ks[6] = {(int32_t)(uintptr_t)(ethoedge_tanh_q15 + 128), 65535, 256, 32896,
+                           kc[4], kc[5]};
     for (; hn < end; hn += U, ho += U) {
         tiles(wih, bih, a, 3 * U / 4, groups, gx);
         tiles(whh, bhh, h, 3 * U / 4, groups, gh);
@@ -1841,9 +1915,13 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
             gates8_pass_r(gx, kc, shl);
             gates8_pass_r(gx + U, kc, 0);
         }
-        state8_dsp(gx, gx + 2 * U, gh + 2 * U, U, ho, hn, sgx, 0, 0, 1, mul);
+        if (mul == 2) {
+            state8_pass_lx(gx, ks, ho, hn);
+        } else {
+            state8_pass_r(gx, ks, ho, hn);
+        }
     }
-    memcpy(h, work->hn, (size_t)hid * sizeof h[0]);
+    copy8x(h, work->hn, hid);
 }
 
 static NOINLINE void gru8_pairs_r(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
