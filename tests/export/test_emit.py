@@ -211,10 +211,11 @@ def test_arm_strict_build(tmp_path: Path, target: str):
             flash["orientation"] = sum(sizes.get(k, 0) for k in orient)
     # weights 7.4 kB at W=8, int32 biases 1 kB, the API; every kernel of the library with both
     # tables, the tile and pair mat-vecs (8, 16 and 32 columns), both W=8 gate passes and the
-    # two fused W=8 GRU steps among them (a firmware keeps only the kernels its models use, so
-    # one model's kernels are far less: see test_cost.py and benchmarks/c_cost.py)
+    # two fused W=8 GRU steps with the assembly passes of each among them (a firmware keeps
+    # only the kernels its models use, one of each pair, so one model's kernels are far less:
+    # see test_cost.py and benchmarks/c_cost.py)
     assert 0 < flash["ethoedge_model.c"] < 9 * 1024
-    assert 0 < flash["ethoedge_kernels.c"] < 13.5 * 1024
+    assert 0 < flash["ethoedge_kernels.c"] < 14.5 * 1024
     assert 0 < flash["orientation"] < 1024
     assert ram == 0  # the model has no static state: the caller owns it
 
