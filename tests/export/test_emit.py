@@ -304,6 +304,15 @@ def test_fused_gru_only_where_its_precondition_holds(hidden: int):
     # the model file leaves the update op out where the fused GRU runs (the linker drops it)
     text = emit_c(q, ExportConfig(n_samples=50))["ethoedge_model.c"]
     assert "ETHOEDGE_UNLESS_FUSED(ethoedge_update_32_rshift)" in text
+    # ... and gives the fused op its constants: the right shifts and their rounding terms,
+    # the left shift of gx as a positive count in the lshift form
+    rg = [1 << (sh[k] - 1) for k in ("SH_GX", "SH_GH")]
+    k = f"65535, 256, 32896, {rg[0]}, {sh['SH_GX']}, {rg[1]}, {sh['SH_GH']}"
+    assert k in text and ".gru8 = &ethoedge_model_gru8," in text
+    sl = shifts(left)
+    text = emit_c(left, ExportConfig(n_samples=50))["ethoedge_model.c"]
+    assert f"65535, 256, 32896, 0, {-sl['SH_GX']}, {1 << (sl['SH_GH'] - 1)}, {sl['SH_GH']}" in text
+    assert ".gru8" not in emit_c(coarse_n, ExportConfig(n_samples=50))["ethoedge_model.c"]
 
 
 def test_kernel_set_takes_a_specialised_kernel_only_where_its_precondition_holds():

@@ -529,6 +529,9 @@ def test_fused_gru_steps(tmp_path: Path, target: str):
         tiles = "pairs32" if hid == 32 else "pairs16"
         fused = f"ethoedge_gru_s8_{tiles}_{'lshift' if lshift else 'rshift'}"
         update = "ethoedge_update_32_lshift" if lshift else "ethoedge_update_32_rshift"
+        # the fused op's constants, as the exporter writes them (emit._gru8_consts)
+        rgx, rgh = (1 << (sgx - 1) if sgx > 0 else 0), (1 << (sgh - 1) if sgh > 0 else 0)
+        sx = -sgx if lshift else sgx
         w_ih = rng.integers(-wmax, wmax + 1, size=(3 * hid, hid))
         w_hh = rng.integers(-wmax, wmax + 1, size=(3 * hid, hid))
         for w in (w_ih, w_hh):
@@ -558,9 +561,13 @@ def test_fused_gru_steps(tmp_path: Path, target: str):
         int32_t acc[6 * ETHOEDGE_GRU_BLOCK] ETHOEDGE_ALIGN4;
         int16_t hn[{hid}] ETHOEDGE_ALIGN4, hs[{hid}] ETHOEDGE_ALIGN4;
         ethoedge_work_t work = {{0, hn, acc, 0}};
+        const ethoedge_gru8_consts_t k8 = {{ethoedge_sigmoid_q15 + 128,
+            {{65535, 256, 32896, {rgx}, {sx}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128,
+            {{65535, 256, 32896, {rgx}, {sx}}}}};
         int j, t;
         memset(&m, 0, sizeof m);
         m.ops = &ops;
+        m.gru8 = &k8;
         m.word_bits = 8;
         m.hidden = {hid};
         m.use_dsp = 1;

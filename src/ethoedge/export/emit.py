@@ -44,7 +44,7 @@ from ethoedge.quantize.qmodel import WEIGHT_NAMES, QuantizedStudent
 from ethoedge.quantize.reference import MAX_WIDTH, check_exact
 
 KERNELS_DIR = Path(__file__).parent / "kernels"
-KERNELS_VERSION = 6  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
+KERNELS_VERSION = 7  # ETHOEDGE_KERNELS_VERSION of ethoedge_kernels.h
 GRU_BLOCK = 8  # ETHOEDGE_GRU_BLOCK: GRU units whose gate rows the kernels compute together
 # the kernels take the activation input as sat16(pre): the pre-activation format is Q3.12
 assert PRE_FRAC == LUT_IN_FRAC
@@ -640,6 +640,24 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     return layer, requant, update, layer_in, gru
 
 
+def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool) -> tuple[str, str]:
+    """The fused W=8 GRU op's constants (``ethoedge_gru8_consts_t``) and the model's field."""
+    sh = shifts(q)
+    sgx, sgh = sh["SH_GX"], sh["SH_GH"]
+    rgx = 1 << (sgx - 1) if sgx > 0 else 0
+    rgh = 1 << (sgh - 1) if sgh > 0 else 0
+    sx = -sgx if left else sgx
+    k = f"65535, 256, 32896, {rgx}, {sx}"
+    how = f" (gx shifted left by {sx})" if left else ""
+    text = (
+        "/* The fused GRU op's constants (ethoedge_kernels.h): the tables, the interpolation's\n"
+        f"   pair and rounding, the gate shifts{how}. */\n"
+        f"static const ethoedge_gru8_consts_t {p}_gru8 = {{ethoedge_sigmoid_q15 + 128,\n"
+        f"    {{{k}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128, {{{k}}}}};\n\n"
+    )
+    return text, f"\n    .gru8 = &{p}_gru8,"
+
+
 def student_macs_per_sample(q: QuantizedStudent) -> int:
     """MACs of one GRU step with its input layer: ``k H + 6 H^2 + 3 H``."""
     return q.n_inputs * q.hidden + 6 * q.hidden * q.hidden + 3 * q.hidden
@@ -695,6 +713,9 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
     dsp = 1 if cfg.use_dsp else 0
     nl = "\n"
+    gru8_def, gru8_field = "", ""
+    if not isinstance(kernel_set, str) and kernel_set[4].startswith("ethoedge_gru_s8_"):
+        gru8_def, gru8_field = _gru8_consts(q, p, left=kernel_set[4].endswith("lshift"))
     if isinstance(kernel_set, str):
         ops, ops_def = kernel_set, ""
     else:
@@ -729,7 +750,7 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
    ethoedge.export.emit.accumulator_types; the integers are the same). */
 typedef {acc_t} {p}_acc_t;
 
-{ops_def}static const ethoedge_model_t {p}_model = {{
+{ops_def}{gru8_def}static const ethoedge_model_t {p}_model = {{
     .ops = &{ops},
     .word_bits = {w},
     .hidden = {h},
@@ -756,7 +777,7 @@ typedef {acc_t} {p}_acc_t;
     .b_ih = {p}_gru_bias_ih_acc,
     .b_hh = {p}_gru_bias_hh_acc,
     .b_mlp = {p}_mlp_bias_acc,
-    .b_out = {p}_out_bias_acc,
+    .b_out = {p}_out_bias_acc,{gru8_field}
 }};
 
 /* Scratch of one step (on the caller's stack): gate accumulators of one GRU block, a/m. */

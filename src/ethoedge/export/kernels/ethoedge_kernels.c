@@ -1889,18 +1889,15 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
 {
     enum { U = ETHOEDGE_GRU_BLOCK };
     const int hid = m->hidden, groups = hid >> 2;
-    const int sgx = m->sh_gx, sgh = m->sh_gh, shl = 32 - m->sh_rn;
+    const int shl = 32 - m->sh_rn;
     const long stride = 3L * U * hid; /* a block's weight bytes */
     const int8_t *wih = (const int8_t *)m->w_ih, *whh = (const int8_t *)m->w_hh;
     const int32_t *bih = (const int32_t *)m->b_ih, *bhh = (const int32_t *)m->b_hh;
     int32_t *const gx = (int32_t *)work->acc, *const gh = gx + 3 * U;
     int16_t *hn = work->hn, *const end = work->hn + hid;
     const int16_t *ho = h;
-    const int32_t kc[8] = {(int32_t)(uintptr_t)(ethoedge_sigmoid_q15 + 128), 65535, 256, 32896,
-                           sgx > 0 ? (int32_t)1 << (sgx - 1) : 0, mul == 2 ? -sgx : sgx,
-                           sgh > 0 ? (int32_t)1 << (sgh - 1) : 0, sgh};
-    const int32_t ks[6] = {(int32_t)(uintptr_t)(ethoedge_tanh_q15 + 128), 65535, 256, 32896,
-                           kc[4], kc[5]};
+    const int32_t *kc = (const int32_t *)(const void *)m->gru8;      /* sig, ks */
+    const int32_t *ks = (const int32_t *)(const void *)&m->gru8->tanh; /* tanh, kt */
     for (; hn < end; hn += U, ho += U) {
         tiles(wih, bih, a, 3 * U / 4, groups, gx);
         tiles(whh, bhh, h, 3 * U / 4, groups, gh);

@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-#define ETHOEDGE_KERNELS_VERSION 6
+#define ETHOEDGE_KERNELS_VERSION 7
 #define ETHOEDGE_GRU_BLOCK 8 /* GRU units whose gate rows are computed together */
 
 /* The integer contract shifts negative values arithmetically (round_shift, act). C99 leaves
@@ -172,6 +172,17 @@ void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, 
 void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
                                const int16_t *h, int16_t *hn);
 
+/* The constants of a fused W=8 GRU op's assembly passes, set by the exporter (the passes load
+   them by one LDM): the sigmoid table's entry of 0, 65535, 256 and 32896 (the interpolation's
+   pair and rounding), 2^(sh_gx - 1) (0 for no right shift), sh_gx (-sh_gx in the left-shift
+   form), 2^(sh_gh - 1), sh_gh; then the tanh table's entry of 0 and the first five of those. */
+typedef struct {
+    const int16_t *sig;
+    int32_t ks[7];
+    const int16_t *tanh;
+    int32_t kt[5];
+} ethoedge_gru8_consts_t;
+
 /* One exported model: sizes, shifts (round_shift amounts, s < 0 is a left shift) and
    weights. acc64 = 0: every accumulator (and its bias) fits int32 (proved at export); biases
    are then int32_t, else int64_t. Weights are int8_t (W <= 8) or int16_t (W = 16). */
@@ -189,6 +200,7 @@ struct ethoedge_model_s {
     int16_t sh_a, sh_gx, sh_gh, sh_rn, sh_n_to_h, sh_m, sh_logits;
     const void *w_inp, *w_ih, *w_hh, *w_mlp, *w_out; /* tile (or pair) layout */
     const void *b_inp, *b_ih, *b_hh, *b_mlp, *b_out; /* bias_acc, int32_t or int64_t */
+    const ethoedge_gru8_consts_t *gru8; /* a fused W=8 GRU op's constants, else 0 */
 };
 
 /* Scratch of one step, owned by the caller (sized by the model's header macros). acc holds
