@@ -309,6 +309,10 @@ def test_fused_gru_only_where_its_precondition_holds(hidden: int):
     rg = [1 << (sh[k] - 1) for k in ("SH_GX", "SH_GH")]
     k = f"65535, 256, 32896, {rg[0]}, {sh['SH_GX']}, {rg[1]}, {sh['SH_GH']}"
     assert k in text and ".gru8 = &ethoedge_model_gru8," in text
+    # ... and the input layer requantised in its tiles, its layer op left out where that runs
+    cols = f"in{q.n_inputs}"
+    inp = f"ethoedge_input_s8_{cols}_relu8, {{{1 << (sh['SH_A'] - 1)}, {sh['SH_A']}}}"
+    assert inp in text and f"ETHOEDGE_UNLESS_FUSED(ethoedge_layer_s8_{cols})" in text
     sl = shifts(left)
     text = emit_c(left, ExportConfig(n_samples=50))["ethoedge_model.c"]
     assert f"65535, 256, 32896, 0, {-sl['SH_GX']}, {1 << (sl['SH_GH'] - 1)}, {sl['SH_GH']}" in text

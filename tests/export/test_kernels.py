@@ -563,7 +563,7 @@ def test_fused_gru_steps(tmp_path: Path, target: str):
         ethoedge_work_t work = {{0, hn, acc, 0}};
         const ethoedge_gru8_consts_t k8 = {{ethoedge_sigmoid_q15 + 128,
             {{65535, 256, 32896, {rgx}, {sx}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128,
-            {{65535, 256, 32896, {rgx}, {sx}}}}};
+            {{65535, 256, 32896, {rgx}, {sx}}}, 0, {{0, 0}}}};
         int j, t;
         memset(&m, 0, sizeof m);
         m.ops = &ops;
@@ -595,6 +595,60 @@ def test_fused_gru_steps(tmp_path: Path, target: str):
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_fused_input_layers(tmp_path: Path, target: str):
+    """The input layer and its W=8 ReLU requantisation in one pass (the fused GRU's
+    ethoedge_input_s8_in3_relu8 and _in6_relu8: the tiles requantise their sums on the M4)
+    against the reference: 3 and 6 columns, H = 32 and 16, shifts of 1, 9 and 20, sums at
+    int32's ends (as far as the rounding allows; saturating to 127 and 0) and at the rounding
+    edges; x at any int16 address for 3 columns."""
+    rng = np.random.default_rng(36)
+    arrays, body, expected = [], [], []
+    cases = [(3, 32, 9), (6, 32, 1), (3, 16, 20), (6, 16, 9)]
+    for i, (cols, hid, sa) in enumerate(cases):
+        w = _rand_w(rng, (hid, cols), 8)
+        x = rng.integers(-(1 << 15), 1 << 15, size=cols)
+        x[0] = -(1 << 15)
+        w[0] = np.where(x < 0, -127, 127)  # row 0 sums up, row 1 down: biases within int32
+        w[1] = -w[0]
+        exact = w.astype(np.int64) @ x.astype(np.int64)
+        b = rng.integers(-(1 << (sa + 8)), 1 << (sa + 8), size=hid) - exact // 4
+        # the sum at int32's ends, less the rounding term (the exporter proves v + 2^(s-1) fits)
+        b[0] = (1 << 31) - 1 - (1 << (sa - 1)) - exact[0]
+        b[1] = -(1 << 31) - exact[1]
+        b[2] = (5 << sa) + (1 << (sa - 1)) - 1 - exact[2]  # rounding edges: 5 and 6
+        b[3] = (5 << sa) + (1 << (sa - 1)) - exact[3]
+        arrays += [
+            _arr(f"w{i}", "int8_t", tile_matrix(w, 8)),
+            _arr(f"x{i}", "int16_t", np.concatenate([x, [0]])),
+            _arr(f"b{i}", "int32_t", b),
+        ]
+        xs = [f"x{i}"] + (["xu + 1"] if cols == 3 else [])
+        for xa in xs:
+            body.append(f"""    {{
+        const ethoedge_gru8_consts_t k8 = {{0, {{0, 0, 0, 0, 0, 0, 0}}, 0, {{0, 0, 0, 0, 0}},
+            ethoedge_input_s8_in{cols}_relu8, {{{1 << (sa - 1)}, {sa}}}}};
+        ethoedge_model_t m;
+        int32_t acc[{hid}] ETHOEDGE_ALIGN4, dot[1];
+        int16_t a[{hid}] ETHOEDGE_ALIGN4, xu[{cols + 2}];
+        ethoedge_work_t work = {{a, 0, acc, dot}};
+        int j;
+        memset(&m, 0, sizeof m);
+        m.gru8 = &k8;
+        m.hidden = {hid};
+        m.word_bits = 8;
+        m.sh_a = {sa};
+        m.w_inp = w{i};
+        m.b_inp = b{i};
+        memcpy(xu + 1, x{i}, sizeof(int16_t) * {cols});
+        m.gru8->input(&m, {xa}, &work);
+        for (j = 0; j < {hid}; ++j) put(a[j]);
+    }}""")
+            expected.append(np.clip(round_shift(exact + b, sa), 0, 127))
+    got = run_program(tmp_path, "\n".join(body), arrays, target)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_requant(tmp_path: Path, target: str):
     rng = np.random.default_rng(7)
     acc = rng.integers(-(1 << 29), 1 << 29, size=11)
@@ -616,7 +670,7 @@ def test_requant(tmp_path: Path, target: str):
             v = saturate(round_shift(a, sh), w)
             expected.append(np.maximum(v, 0) if relu else v)
         if s > 0:  # the right-shift-only requantisation (its precondition); int16 output
-            # word-aligned (W=8 with ReLU: 4 at a time, then a tail of 3) and not
+            # word-aligned and not
             body.append(f"""    {{
         int16_t o16[12] ETHOEDGE_ALIGN4;
         int32_t o32[11];

@@ -640,9 +640,16 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     return layer, requant, update, layer_in, gru
 
 
-def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool) -> tuple[str, str]:
-    """The fused W=8 GRU op's constants (``ethoedge_gru8_consts_t``) and the model's field."""
+def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool, layer_in: str) -> tuple[str, str]:
+    """The fused W=8 GRU op's constants (``ethoedge_gru8_consts_t``) and the model's field;
+    with ``sh_a > 0`` the input layer requantised in its tiles
+    (``ethoedge_input_s8_in3_relu8``, ``_in6_relu8``)."""
     sh = shifts(q)
+    cols = {"ethoedge_layer_s8_in3": "in3", "ethoedge_layer_s8_in6": "in6"}.get(layer_in)
+    if sh["SH_A"] > 0 and cols:
+        inp = f"ethoedge_input_s8_{cols}_relu8, {{{1 << (sh['SH_A'] - 1)}, {sh['SH_A']}}}"
+    else:
+        inp = "0, {0, 0}"
     sgx, sgh = sh["SH_GX"], sh["SH_GH"]
     rgx = 1 << (sgx - 1) if sgx > 0 else 0
     rgh = 1 << (sgh - 1) if sgh > 0 else 0
@@ -653,7 +660,8 @@ def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool) -> tuple[str, str]:
         "/* The fused GRU op's constants (ethoedge_kernels.h): the tables, the interpolation's\n"
         f"   pair and rounding, the gate shifts{how}. */\n"
         f"static const ethoedge_gru8_consts_t {p}_gru8 = {{ethoedge_sigmoid_q15 + 128,\n"
-        f"    {{{k}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128, {{{k}}}}};\n\n"
+        f"    {{{k}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128, {{{k}}},\n"
+        f"    {inp}}};\n\n"
     )
     return text, f"\n    .gru8 = &{p}_gru8,"
 
@@ -715,14 +723,18 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     nl = "\n"
     gru8_def, gru8_field = "", ""
     if not isinstance(kernel_set, str) and kernel_set[4].startswith("ethoedge_gru_s8_"):
-        gru8_def, gru8_field = _gru8_consts(q, p, left=kernel_set[4].endswith("lshift"))
+        gru8_def, gru8_field = _gru8_consts(
+            q, p, left=kernel_set[4].endswith("lshift"), layer_in=kernel_set[3]
+        )
     if isinstance(kernel_set, str):
         ops, ops_def = kernel_set, ""
     else:
         ops = f"{p}_ops"
         fused = kernel_set[4].startswith("ethoedge_gru_s8_")  # never calls the update op
+        # ... nor the input layer op where the input runs in one pass (gru8.input)
+        out = {2} | ({3} if fused and "ethoedge_input_s8_" in gru8_def else set())
         fns = "".join(
-            f"    ETHOEDGE_UNLESS_FUSED({fn}),\n" if fused and k == 2 else f"    {fn},\n"
+            f"    ETHOEDGE_UNLESS_FUSED({fn}),\n" if fused and k in out else f"    {fn},\n"
             for k, fn in enumerate(kernel_set)
         )
         ops_def = (

@@ -436,6 +436,109 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3(ARG const int8_t *w,
         "pop {r4-r11, pc}\n\t");
 }
 
+/* tiles_s8_cols6 and tiles_s8_cols3 with the requantisation of the input layer at W = 8 with
+   ReLU (the fused GRU's input, ethoedge_input_s8_in6_relu8/_in3_relu8): each sum v becomes
+   USAT((v + k[0]) >> k[1], 7) (k = {2^(s-1), s}, s > 0), two int16 per word by ORR, the tile's
+   4 by one STRD into out16 (word-aligned): 35 instructions per tile and no pass over the
+   accumulators after it. */
+#define ETHOEDGE_REQUANT4(a, b, c, d, r, s)                                                    \
+    "add " a ", " a ", " r "\n\t"                                                              \
+    "add " b ", " b ", " r "\n\t"                                                              \
+    "add " c ", " c ", " r "\n\t"                                                              \
+    "add " d ", " d ", " r "\n\t"                                                              \
+    "asr " a ", " a ", " s "\n\t"                                                              \
+    "asr " b ", " b ", " s "\n\t"                                                              \
+    "asr " c ", " c ", " s "\n\t"                                                              \
+    "asr " d ", " d ", " s "\n\t"                                                              \
+    "usat " a ", #7, " a "\n\t"                                                                \
+    "usat " b ", #7, " b "\n\t"                                                                \
+    "usat " c ", #7, " c "\n\t"                                                                \
+    "usat " d ", #7, " d "\n\t"                                                                \
+    "orr " a ", " a ", " b ", lsl #16\n\t"                                                     \
+    "orr " c ", " c ", " d ", lsl #16\n\t"                                                     \
+    "strd " a ", " c ", [r2], #8\n\t"
+
+__attribute__((naked, noinline)) static void tiles_s8_cols6_a8(ARG const int8_t *w,
+                                                               ARG const int32_t *bias,
+                                                               ARG const int16_t *x,
+                                                               ARG int ntiles, ARG int16_t *out16,
+                                                               ARG const int32_t *k)
+{
+    __asm__ volatile(
+        ETHOEDGE_ASM_MACROS
+        "push {r4-r11, lr}\n\t"
+        "ldr ip, [sp, #40]\n\t" /* k */
+        "ldrd r7, r8, [ip]\n\t"
+        "push {r7, r8}\n\t"     /* 2^(s-1), s at [sp] */
+        "ldr ip, [sp, #44]\n\t" /* out16 */
+        "ldrd r4, r5, [r2]\n\t" /* x0 x1, x2 x3 */
+        "ldr r6, [r2, #8]\n\t"  /* x4 x5 */
+        "mov r2, ip\n\t"
+        "0:\n\t"
+        "ldmia r1!, {r7, r8, r9, r10}\n\t"
+        "ldrd r11, lr, [r0], #8\n\t"
+        "word4 r7, r11, r4, r5\n\t"
+        "word4 r8, lr, r4, r5\n\t"
+        "ldrd r11, lr, [r0], #8\n\t"
+        "word4 r9, r11, r4, r5\n\t"
+        "word4 r10, lr, r4, r5\n\t"
+        "ldrd r11, lr, [r0], #8\n\t"
+        "tail2 r7, r8, r11, r6\n\t"
+        "tail2 r9, r10, lr, r6\n\t"
+        "ldrd r11, lr, [sp]\n\t"
+        ETHOEDGE_REQUANT4("r7", "r8", "r9", "r10", "r11", "lr")
+        "subs r3, r3, #1\n\t"
+        "bne 0b\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ETHOEDGE_ASM_PURGE);
+}
+
+__attribute__((naked, noinline)) static void tiles_s8_cols3_a8(ARG const int8_t *w,
+                                                               ARG const int32_t *bias,
+                                                               ARG const int16_t *x,
+                                                               ARG int ntiles, ARG int16_t *out16,
+                                                               ARG const int32_t *k)
+{
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr lr, [sp, #40]\n\t" /* k */
+        "ldrd r10, r11, [lr]\n\t"
+        "push {r10, r11}\n\t"   /* 2^(s-1), s at [sp] */
+        "ldrh r4, [r2]\n\t"
+        "ldrh ip, [r2, #2]\n\t"
+        "ldrh lr, [r2, #4]\n\t"
+        "orr r5, r4, lr, lsl #16\n\t" /* (x0, x2) */
+        "orr r4, r4, ip, lsl #16\n\t" /* (x0, x1) */
+        "ldr r2, [sp, #44]\n\t"       /* out16 */
+        "0:\n\t"
+        "ldmia r1!, {r6, r7, r8, r9}\n\t"
+        "ldmia r0!, {r10, r11, ip}\n\t"
+        "sxtb16 lr, r10\n\t"
+        "smlad r6, lr, r5, r6\n\t"
+        "sxtb16 r10, r10, ror #8\n\t"
+        "smlabt r6, r10, r4, r6\n\t"
+        "smlatb r7, r10, r4, r7\n\t"
+        "sxtb16 lr, r11\n\t"
+        "smlabt r7, lr, r4, r7\n\t"
+        "smlatb r8, lr, r4, r8\n\t"
+        "sxtb16 r11, r11, ror #8\n\t"
+        "smlabt r7, r11, r5, r7\n\t"
+        "smlatt r8, r11, r4, r8\n\t"
+        "sxtb16 lr, ip\n\t"
+        "smlabt r8, lr, r5, r8\n\t"
+        "smlatt r9, lr, r4, r9\n\t"
+        "sxtb16 ip, ip, ror #8\n\t"
+        "smlad r9, ip, r5, r9\n\t"
+        "ldrd r10, r11, [sp]\n\t"
+        ETHOEDGE_REQUANT4("r6", "r7", "r8", "r9", "r10", "r11")
+        "subs r3, r3, #1\n\t"
+        "bne 0b\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#undef ETHOEDGE_REQUANT4
+
 /* Every tile of 4 rows in the pair layout (ethoedge_layer_s8_pairs) with biases, for a number
    of groups of 4 columns that is a multiple of 4 (tiles_s8_pairs4) or of 2 (tiles_s8_pairs2),
    ntiles >= 1; w, x, bias and out word-aligned. A weight word holds two rows: its halfwords
@@ -1060,39 +1163,7 @@ static void requant32_rshift(const int32_t *acc, int n, int s, int w, int relu, 
     int i;
 #if ETHOEDGE_DSP
     if (w == 8 && relu && out16) { /* the layers before a GRU or a head: one USAT */
-        i = 0;
-#if ETHOEDGE_UMLAL && defined(__OPTIMIZE__) /* (unoptimised builds keep r7, the frame
-                                                 pointer, and run the loop below) */
-        if (n >= 4 && (((uintptr_t)acc | (uintptr_t)out16) & 3) == 0) {
-            /* 4 at a time: LDM, 4 x (ADD, ASR, USAT), the halfwords paired by 2 ORR, STRD */
-            const int32_t *pa = acc, *const end = acc + (n & ~3);
-            int16_t *po = out16;
-            __asm__ volatile("1:\n\t"
-                             "ldmia %[a]!, {r4, r5, r6, r8}\n\t"
-                             "add r4, r4, %[r]\n\t"
-                             "add r5, r5, %[r]\n\t"
-                             "add r6, r6, %[r]\n\t"
-                             "add r8, r8, %[r]\n\t"
-                             "asr r4, r4, %[s]\n\t"
-                             "asr r5, r5, %[s]\n\t"
-                             "asr r6, r6, %[s]\n\t"
-                             "asr r8, r8, %[s]\n\t"
-                             "usat r4, #7, r4\n\t"
-                             "usat r5, #7, r5\n\t"
-                             "usat r6, #7, r6\n\t"
-                             "usat r8, #7, r8\n\t"
-                             "orr r4, r4, r5, lsl #16\n\t"
-                             "orr r6, r6, r8, lsl #16\n\t"
-                             "strd r4, r6, [%[o]], #8\n\t"
-                             "cmp %[a], %[e]\n\t"
-                             "bne 1b\n\t"
-                             : [a] "+r"(pa), [o] "+r"(po)
-                             : [r] "r"(rnd), [s] "r"(s), [e] "r"(end)
-                             : "r4", "r5", "r6", "r8", "cc", "memory");
-            i = n & ~3;
-        }
-#endif
-        for (; i < n; ++i) {
+        for (i = 0; i < n; ++i) {
             out16[i] = (int16_t)__usat((acc[i] + rnd) >> s, 7);
         }
         return;
@@ -1611,6 +1682,33 @@ void ethoedge_layer_s8_in6(const void *w, const void *b, const int16_t *x, int r
 #endif
 }
 
+/* The input layer and its requantisation at W = 8 with ReLU (s = sh_a > 0) of a model whose
+   GRU op is fused: on the M4 the 3- or 6-column tiles requantise their sums (k = the model's
+   gru8->ka), elsewhere the layer op and the requantisation, the same integers. */
+void ethoedge_input_s8_in3_relu8(const ethoedge_model_t *m, const int16_t *x,
+                                 const ethoedge_work_t *work)
+{
+#if ETHOEDGE_GRU_FUSED
+    tiles_s8_cols3_a8((const int8_t *)m->w_inp, (const int32_t *)m->b_inp, x, m->hidden >> 2,
+                      work->a, m->gru8->ka);
+#else
+    ethoedge_layer_s8_in3(m->w_inp, m->b_inp, x, m->hidden, 3, work->acc, work->dot, 1);
+    ethoedge_requant_32_rshift(work->acc, m->hidden, m->sh_a, 8, 1, work->a, 0);
+#endif
+}
+
+void ethoedge_input_s8_in6_relu8(const ethoedge_model_t *m, const int16_t *x,
+                                 const ethoedge_work_t *work)
+{
+#if ETHOEDGE_GRU_FUSED
+    tiles_s8_cols6_a8((const int8_t *)m->w_inp, (const int32_t *)m->b_inp, x, m->hidden >> 2,
+                      work->a, m->gru8->ka);
+#else
+    ethoedge_layer_s8_in6(m->w_inp, m->b_inp, x, m->hidden, 6, work->acc, work->dot, 1);
+    ethoedge_requant_32_rshift(work->acc, m->hidden, m->sh_a, 8, 1, work->a, 0);
+#endif
+}
+
 void ethoedge_layer_s8_wide(const void *w, const void *b, const int16_t *x, int rows, int cols,
                             void *out, int32_t *dot, int use_dsp)
 {
@@ -1988,6 +2086,10 @@ static NOINLINE void step_input(const ethoedge_model_t *m, int16_t *lp, int firs
         in = xin;
     }
     /* a = relu(W_in' x + b_in') */
+    if (m->gru8 && m->gru8->input) { /* the layer and its requantisation in one pass */
+        m->gru8->input(m, in, work);
+        return;
+    }
     ops->layer_in(m->w_inp, m->b_inp, in, hid, m->n_inputs, work->acc, work->dot, m->use_dsp);
     ops->requant(work->acc, hid, m->sh_a, w, 1, work->a, 0);
 }

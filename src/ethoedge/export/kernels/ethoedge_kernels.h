@@ -167,6 +167,10 @@ void ethoedge_gru_s8_pairs32_rshift(const ethoedge_model_t *m, const int16_t *a,
                                     const struct ethoedge_work_s *work);
 void ethoedge_gru_s8_pairs32_lshift(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
                                     const struct ethoedge_work_s *work);
+void ethoedge_input_s8_in3_relu8(const ethoedge_model_t *m, const int16_t *x,
+                                 const struct ethoedge_work_s *work);
+void ethoedge_input_s8_in6_relu8(const ethoedge_model_t *m, const int16_t *x,
+                                 const struct ethoedge_work_s *work);
 void ethoedge_requant_64_rshift(const void *acc, int n, int s, int w, int relu, int16_t *out16,
                                 int32_t *out32);
 void ethoedge_update_64_rshift(const ethoedge_model_t *m, const void *gx, const void *gh, int u,
@@ -181,6 +185,10 @@ typedef struct {
     int32_t ks[7];
     const int16_t *tanh;
     int32_t kt[5];
+    /* the input layer and its requantisation in one pass (ethoedge_input_s8_in3_relu8 or
+       _in6_relu8, sh_a > 0) or 0, and {2^(sh_a - 1), sh_a} */
+    void (*input)(const ethoedge_model_t *m, const int16_t *x, const struct ethoedge_work_s *work);
+    int32_t ka[2];
 } ethoedge_gru8_consts_t;
 
 /* One exported model: sizes, shifts (round_shift amounts, s < 0 is a left shift) and
