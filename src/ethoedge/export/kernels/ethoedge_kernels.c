@@ -357,6 +357,46 @@ __attribute__((naked, noinline)) static void tiles_s8_even(ARG const int8_t *w,
         ETHOEDGE_ASM_PURGE);
 }
 
+/* The tile bodies of the 3- and 6-column input layers (tiles_s8_cols3/6 and their
+   requantising twins): the biases into the 4 sums, the tile's weights, its MACs */
+#define ETHOEDGE_COLS6_TILE                                                                    \
+    "ldmia r1!, {r7, r8, r9, r10}\n\t"                                                         \
+    "ldrd r11, lr, [r0], #8\n\t"                                                               \
+    "word4 r7, r11, r4, r5\n\t"                                                                \
+    "word4 r8, lr, r4, r5\n\t"                                                                 \
+    "ldrd r11, lr, [r0], #8\n\t"                                                               \
+    "word4 r9, r11, r4, r5\n\t"                                                                \
+    "word4 r10, lr, r4, r5\n\t"                                                                \
+    "ldrd r11, lr, [r0], #8\n\t" /* the tails of rows 0, 1 and of rows 2, 3 */                 \
+    "tail2 r7, r8, r11, r6\n\t"                                                                \
+    "tail2 r9, r10, lr, r6\n\t"
+/* x: (x0, x1) in r4 and (x0, x2) in r5 */
+#define ETHOEDGE_COLS3_X                                                                       \
+    "ldrh r4, [r2]\n\t"                                                                        \
+    "ldrh ip, [r2, #2]\n\t"                                                                    \
+    "ldrh lr, [r2, #4]\n\t"                                                                    \
+    "orr r5, r4, lr, lsl #16\n\t"                                                              \
+    "orr r4, r4, ip, lsl #16\n\t"
+#define ETHOEDGE_COLS3_TILE                                                                    \
+    "ldmia r1!, {r6, r7, r8, r9}\n\t"                                                          \
+    "ldmia r0!, {r10, r11, ip}\n\t"                                                            \
+    "sxtb16 lr, r10\n\t"          /* (w00, w02) */                                             \
+    "smlad r6, lr, r5, r6\n\t"                                                                 \
+    "sxtb16 r10, r10, ror #8\n\t" /* (w01, w10) */                                             \
+    "smlabt r6, r10, r4, r6\n\t"                                                               \
+    "smlatb r7, r10, r4, r7\n\t"                                                               \
+    "sxtb16 lr, r11\n\t"          /* (w11, w20) */                                             \
+    "smlabt r7, lr, r4, r7\n\t"                                                                \
+    "smlatb r8, lr, r4, r8\n\t"                                                                \
+    "sxtb16 r11, r11, ror #8\n\t" /* (w12, w21) */                                             \
+    "smlabt r7, r11, r5, r7\n\t"                                                               \
+    "smlatt r8, r11, r4, r8\n\t"                                                               \
+    "sxtb16 lr, ip\n\t"           /* (w22, w31) */                                             \
+    "smlabt r8, lr, r5, r8\n\t"                                                                \
+    "smlatt r9, lr, r4, r9\n\t"                                                                \
+    "sxtb16 ip, ip, ror #8\n\t"   /* (w30, w32) */                                             \
+    "smlad r9, ip, r5, r9\n\t"
+
 /* Every tile of 4 rows of a 6-column layer (the static/dynamic input layer) with biases,
    ntiles >= 1, w, x, bias and out word-aligned: x in three registers for all tiles; per tile
    the biases by LDM, the group of columns 0-3 as in tiles_s8_even, the tails (columns 4 and 5
@@ -375,16 +415,7 @@ __attribute__((naked, noinline)) static void tiles_s8_cols6(ARG const int8_t *w,
         "ldr r6, [r2, #8]\n\t"  /* x4 x5 */
         "mov r2, ip\n\t"
         "0:\n\t"
-        "ldmia r1!, {r7, r8, r9, r10}\n\t"
-        "ldrd r11, lr, [r0], #8\n\t"
-        "word4 r7, r11, r4, r5\n\t"
-        "word4 r8, lr, r4, r5\n\t"
-        "ldrd r11, lr, [r0], #8\n\t"
-        "word4 r9, r11, r4, r5\n\t"
-        "word4 r10, lr, r4, r5\n\t"
-        "ldrd r11, lr, [r0], #8\n\t" /* the tails of rows 0, 1 and of rows 2, 3 */
-        "tail2 r7, r8, r11, r6\n\t"
-        "tail2 r9, r10, lr, r6\n\t"
+        ETHOEDGE_COLS6_TILE
         "stmia r2!, {r7, r8, r9, r10}\n\t"
         "subs r3, r3, #1\n\t"
         "bne 0b\n\t"
@@ -405,31 +436,10 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3(ARG const int8_t *w,
 {
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
-        "ldrh r4, [r2]\n\t"
-        "ldrh ip, [r2, #2]\n\t"
-        "ldrh lr, [r2, #4]\n\t"
-        "orr r5, r4, lr, lsl #16\n\t" /* (x0, x2) */
-        "orr r4, r4, ip, lsl #16\n\t" /* (x0, x1) */
+        ETHOEDGE_COLS3_X
         "ldr r2, [sp, #36]\n\t"       /* out */
         "0:\n\t"
-        "ldmia r1!, {r6, r7, r8, r9}\n\t"
-        "ldmia r0!, {r10, r11, ip}\n\t"
-        "sxtb16 lr, r10\n\t"           /* (w00, w02) */
-        "smlad r6, lr, r5, r6\n\t"
-        "sxtb16 r10, r10, ror #8\n\t"  /* (w01, w10) */
-        "smlabt r6, r10, r4, r6\n\t"
-        "smlatb r7, r10, r4, r7\n\t"
-        "sxtb16 lr, r11\n\t"           /* (w11, w20) */
-        "smlabt r7, lr, r4, r7\n\t"
-        "smlatb r8, lr, r4, r8\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"  /* (w12, w21) */
-        "smlabt r7, r11, r5, r7\n\t"
-        "smlatt r8, r11, r4, r8\n\t"
-        "sxtb16 lr, ip\n\t"            /* (w22, w31) */
-        "smlabt r8, lr, r5, r8\n\t"
-        "smlatt r9, lr, r4, r9\n\t"
-        "sxtb16 ip, ip, ror #8\n\t"    /* (w30, w32) */
-        "smlad r9, ip, r5, r9\n\t"
+        ETHOEDGE_COLS3_TILE
         "stmia r2!, {r6, r7, r8, r9}\n\t"
         "subs r3, r3, #1\n\t"
         "bne 0b\n\t"
@@ -475,16 +485,7 @@ __attribute__((naked, noinline)) static void tiles_s8_cols6_a8(ARG const int8_t 
         "ldr r6, [r2, #8]\n\t"  /* x4 x5 */
         "mov r2, ip\n\t"
         "0:\n\t"
-        "ldmia r1!, {r7, r8, r9, r10}\n\t"
-        "ldrd r11, lr, [r0], #8\n\t"
-        "word4 r7, r11, r4, r5\n\t"
-        "word4 r8, lr, r4, r5\n\t"
-        "ldrd r11, lr, [r0], #8\n\t"
-        "word4 r9, r11, r4, r5\n\t"
-        "word4 r10, lr, r4, r5\n\t"
-        "ldrd r11, lr, [r0], #8\n\t"
-        "tail2 r7, r8, r11, r6\n\t"
-        "tail2 r9, r10, lr, r6\n\t"
+        ETHOEDGE_COLS6_TILE
         "ldrd r11, lr, [sp]\n\t"
         ETHOEDGE_REQUANT4("r7", "r8", "r9", "r10", "r11", "lr")
         "subs r3, r3, #1\n\t"
@@ -505,31 +506,10 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3_a8(ARG const int8_t 
         "ldr lr, [sp, #40]\n\t" /* k */
         "ldrd r10, r11, [lr]\n\t"
         "push {r10, r11}\n\t"   /* 2^(s-1), s at [sp] */
-        "ldrh r4, [r2]\n\t"
-        "ldrh ip, [r2, #2]\n\t"
-        "ldrh lr, [r2, #4]\n\t"
-        "orr r5, r4, lr, lsl #16\n\t" /* (x0, x2) */
-        "orr r4, r4, ip, lsl #16\n\t" /* (x0, x1) */
+        ETHOEDGE_COLS3_X
         "ldr r2, [sp, #44]\n\t"       /* out16 */
         "0:\n\t"
-        "ldmia r1!, {r6, r7, r8, r9}\n\t"
-        "ldmia r0!, {r10, r11, ip}\n\t"
-        "sxtb16 lr, r10\n\t"
-        "smlad r6, lr, r5, r6\n\t"
-        "sxtb16 r10, r10, ror #8\n\t"
-        "smlabt r6, r10, r4, r6\n\t"
-        "smlatb r7, r10, r4, r7\n\t"
-        "sxtb16 lr, r11\n\t"
-        "smlabt r7, lr, r4, r7\n\t"
-        "smlatb r8, lr, r4, r8\n\t"
-        "sxtb16 r11, r11, ror #8\n\t"
-        "smlabt r7, r11, r5, r7\n\t"
-        "smlatt r8, r11, r4, r8\n\t"
-        "sxtb16 lr, ip\n\t"
-        "smlabt r8, lr, r5, r8\n\t"
-        "smlatt r9, lr, r4, r9\n\t"
-        "sxtb16 ip, ip, ror #8\n\t"
-        "smlad r9, ip, r5, r9\n\t"
+        ETHOEDGE_COLS3_TILE
         "ldrd r10, r11, [sp]\n\t"
         ETHOEDGE_REQUANT4("r6", "r7", "r8", "r9", "r10", "r11")
         "subs r3, r3, #1\n\t"
@@ -538,6 +518,9 @@ __attribute__((naked, noinline)) static void tiles_s8_cols3_a8(ARG const int8_t 
         "pop {r4-r11, pc}\n\t");
 }
 #undef ETHOEDGE_REQUANT4
+#undef ETHOEDGE_COLS6_TILE
+#undef ETHOEDGE_COLS3_X
+#undef ETHOEDGE_COLS3_TILE
 
 /* Every tile of 4 rows in the pair layout (ethoedge_layer_s8_pairs) with biases, for a number
    of groups of 4 columns that is a multiple of 4 (tiles_s8_pairs4) or of 2 (tiles_s8_pairs2),
