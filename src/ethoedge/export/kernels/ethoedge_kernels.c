@@ -1277,27 +1277,15 @@ static inline int32_t smmulr(int32_t a, int32_t b)
    With mul = 1 (ethoedge_update_32_lshift, where the exporter proved that no left shift
    saturates) a gate accumulator v is aligned as (v m + r) >> s: a right shift by s > 0 is
    m = 1, r = 2^(s-1); a left shift by k is m = 2^k, r = 0, s = 0 (one MLA and one ASR, as an
-   ADD and an ASR would be), inside the passes instead of a saturating copy before them.
-   With mul = 2 (the fused GRU ops' left-shift case: sh_gx < 0 <= sh_gh) the gx values are
-   shifted left by k = -sh_gx (one LSL, exact as no left shift saturates) and the gh values
-   right as with mul = 0: fewer registers than the multipliers take. */
+   ADD and an ASR would be), inside the passes instead of a saturating copy before them. */
 ALWAYS_INLINE int32_t mul8_of(int s, const int mul) /* m */
 {
-    return mul == 1 && s < 0 ? (int32_t)1 << -s : 1;
+    return mul && s < 0 ? (int32_t)1 << -s : 1;
 }
 
 ALWAYS_INLINE int32_t shift8_of(int s, const int mul) /* s */
 {
-    return mul == 1 && s < 0 ? 0 : s;
-}
-
-/* align(v) of a gx value (x = 1) or a gh value (x = 0) with the constants m, r, s above */
-ALWAYS_INLINE int32_t align8(int32_t v, int32_t m, int32_t r, int s, const int mul, const int x)
-{
-    if (mul == 2 && x) {
-        return (int32_t)((uint32_t)v << -s);
-    }
-    return (mul == 1 ? v * m + r : v + r) >> s;
+    return mul && s < 0 ? 0 : s;
 }
 
 /* Pass 1, called for the rows r (shl = 32 - srn where srn >= 8, see state8_dsp) and z (shl =
@@ -1312,9 +1300,7 @@ ALWAYS_INLINE void gates8_body(const int32_t *gx, const int32_t *gh, int n, int3
     const int16_t *sig_m = ethoedge_sigmoid_q15 + 128;
     int32_t *const end = g + n;
     for (; g < end; ++g) {
-        *g = act8_dsp(__qadd(align8(*gx++, mx, rgx, sx, mul, 1), align8(*gh++, mh, rgh, sh, mul, 0)),
-                      sig_m)
-             << shl;
+        *g = act8_dsp(__qadd((*gx++ * mx + rgx) >> sx, (*gh++ * mh + rgh) >> sh), sig_m) << shl;
     }
 }
 
@@ -1350,7 +1336,7 @@ ALWAYS_INLINE void state8_dsp(const int32_t *g, const int32_t *gxn, const int32_
         const int32_t z = *gz++;
         const int32_t rn = fast ? smmulr(*g++, *ghn++)
                                 : ethoedge_sat32(((int64_t)*g++ * *ghn++ + rrn) >> srn);
-        const int32_t n = act8_dsp(__qadd(align8(*gxn++, mx, rgx, sx, mul, 1), rn), tanh_m);
+        const int32_t n = act8_dsp(__qadd((*gxn++ * mx + rgx) >> sx, rn), tanh_m);
         const int32_t nn = (n + rnh) >> snh;
         *hn = (int16_t)(nn + ((z * (*h++ - nn) + 64) >> 7));
     }
@@ -1829,11 +1815,12 @@ void ethoedge_gru_blocks(const ethoedge_model_t *m, const int16_t *a, int16_t *h
 #endif
 /* The sigmoid gates of one block's 8 rows r (shl = 32 - sh_rn) or z (shl = 0), in place:
    g[j] = act8(qadd(align(g[j]), align(g[j + 24]))) << shl, j = 0..7 (the gh rows 24 words
-   on), two gates per LDRD and STRD, no loop. k: the sigmoid table's entry of 0, 65535, 256,
-   32896 (the interpolation's pair and rounding), then for mul = 0 (gates8_pass_r) 2^(sgx-1),
-   sgx, 2^(sgh-1), sgh of right shifts (a rounding term of 0 for a shift of 0) and for mul = 2
-   (gates8_pass_lx) -, -sgx (the left shift of gx), 2^(sgh-1), sgh. Every register in use:
-   the constants in r1-r8, shl in r9, two gates' gx and gh values in r10, r11, ip, lr. */
+   on), two gates per LDRD and STRD, no loop. k (the model's gru8 constants): the sigmoid
+   table's entry of 0, 65535, 256, 32896 (the interpolation's pair and rounding), then for the
+   right-shift form (gates8_pass_r) 2^(sgx-1), sgx, 2^(sgh-1), sgh (a rounding term of 0 for a
+   shift of 0) and for the left-shift form (gates8_pass_lx) -, -sgx (the left shift of gx),
+   2^(sgh-1), sgh. Every register in use: the constants in r1-r8, shl in r9, two gates' gx and
+   gh values in r10, r11, ip, lr. */
 #define ETHOEDGE_GATES_PASS(alignx)                                                            \
     __asm__ volatile(                                                                          \
         ".macro sig a, b\n\t" alignx                                                           \
@@ -1958,7 +1945,7 @@ typedef void (*ethoedge_tiles_fn)(const int8_t *w, const int32_t *bias, const in
                                   int ntiles, int groups, int32_t *out);
 
 /* ethoedge_gru_blocks for the layer ethoedge_layer_s8_pairs16 or _pairs32 (tiles: their pair
-   tiles) and the update ethoedge_update_32_rshift (mul = 0) or _lshift (mul = 2: with
+   tiles) and the update ethoedge_update_32_rshift (left = 0) or _lshift (left = 1: with
    8 <= sh_rn = sh_gh + 7, only the gx values can need a left shift) with
    8 <= sh_rn <= 32 and sh_n_to_h = 0, in one function: per block the two mat-vecs by the
    pair tiles, the sigmoid gates (r shifted for SMMULR, then z) written over their own
@@ -1966,7 +1953,7 @@ typedef void (*ethoedge_tiles_fn)(const int8_t *w, const int32_t *bias, const in
    call of each op. H is a multiple of 16, so every block holds ETHOEDGE_GRU_BLOCK units. */
 ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
                               const ethoedge_work_t *work, ethoedge_tiles_fn tiles,
-                              const int mul)
+                              const int left)
 {
     enum { U = ETHOEDGE_GRU_BLOCK };
     const int hid = m->hidden, groups = hid >> 2;
@@ -1986,16 +1973,13 @@ ALWAYS_INLINE void gru8_pairs(const ethoedge_model_t *m, const int16_t *a, int16
         whh += stride;
         bih += 3 * U;
         bhh += 3 * U;
-        if (mul == 2) {
-            gates8_pass_lx(gx, kc, shl);    /* r */
-            gates8_pass_lx(gx + U, kc, 0);  /* z */
+        if (left) {
+            gates8_pass_lx(gx, kc, shl);   /* r */
+            gates8_pass_lx(gx + U, kc, 0); /* z */
+            state8_pass_lx(gx, ks, ho, hn);
         } else {
             gates8_pass_r(gx, kc, shl);
             gates8_pass_r(gx + U, kc, 0);
-        }
-        if (mul == 2) {
-            state8_pass_lx(gx, ks, ho, hn);
-        } else {
             state8_pass_r(gx, ks, ho, hn);
         }
     }
@@ -2011,7 +1995,7 @@ static NOINLINE void gru8_pairs_r(const ethoedge_model_t *m, const int16_t *a, i
 static NOINLINE void gru8_pairs_l(const ethoedge_model_t *m, const int16_t *a, int16_t *h,
                                   const ethoedge_work_t *work, ethoedge_tiles_fn tiles)
 {
-    gru8_pairs(m, a, h, work, tiles, 2);
+    gru8_pairs(m, a, h, work, tiles, 1);
 }
 #define ETHOEDGE_GRU_OP(name, body, tiles, update)                                             \
     void name(const ethoedge_model_t *m, const int16_t *a, int16_t *h,                          \
