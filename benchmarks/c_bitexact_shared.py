@@ -20,9 +20,9 @@ Usage::
     python benchmarks/c_bitexact_shared.py --dataset cattle --qemu 200
 
 Output: per word length and target, ``N/N windows identical; streaming mismatches K``, then
-the wall time; exit status 1 on any difference. The output of the last runs (the bundled
-subset with ``--qemu 3073``, cattle and seals with ``--qemu 2000``) is in
-``benchmarks/results/c_bitexact_shared.txt``.
+the wall time; exit status 1 on any difference. The output of the last runs (every window on
+QEMU: the bundled subset with ``--qemu 3073``, cattle with ``--qemu 6128``, seals with
+``--qemu 11723``) is in ``benchmarks/results/c_bitexact_shared.txt``.
 """
 
 from __future__ import annotations
