@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from ethoedge.errors import EthoedgeError
 from ethoedge.export import ExportConfig, export_c, verify_c
+from ethoedge.export.emit import kernel_ops
 from ethoedge.export.toolchain import compile_arm, compile_host, run_qemu
 from ethoedge.export.verify import (
     SANITIZE_FLAGS,
@@ -160,3 +162,29 @@ def test_two_models_in_one_firmware_on_the_m4(tmp_path: Path):
     res = run_qemu(elf, target="cortex-m4", timeout=60, cwd=d)
     assert res.returncode == 0, res.stderr
     assert [int(v) for v in res.stdout.split()] == _two_model_expected(models)
+
+
+@requires_arm
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+@pytest.mark.parametrize(
+    "hidden, stage, left",
+    [(32, "raw", False), (32, "static_dynamic", True), (16, "dynamic", False),
+     (16, "static_dynamic", True)],
+)  # fmt: skip
+def test_exported_fused_gru_models_on_the_mcu(tmp_path: Path, target, hidden, stage, left):
+    """Exported W=8 models whose GRU op is fused (16- and 32-column pair tiles, both shift
+    forms, the 3- and 6-column input layers requantised in their tiles): the window and the
+    streaming API on the emulated M4 (the fused passes) and M3 (their fallbacks) against the
+    reference, extremes included."""
+    q = make_qmodel(8, hidden=hidden, mlp_hidden=hidden, n_classes=4, seed=3, input_stage=stage)
+    if left:  # gate accumulators of W_ih a shifted left (common in trained models)
+        q = dataclasses.replace(q, act_frac={**q.act_frac, "a": -6, "h": 7})
+    gru = kernel_ops(q, ExportConfig())[4]
+    assert gru == f"ethoedge_gru_s8_pairs{hidden}_{'lshift' if left else 'rshift'}"
+    export_c(q, tmp_path, ExportConfig(example_main=False))
+    assert "ethoedge_input_s8_in" in (tmp_path / "ethoedge_model.c").read_text()
+    X = random_inputs(24, 12, seed=hidden)
+    res = verify_c(tmp_path, X, reference_logits(q, X), target)
+    assert res.ok, res.summary()
+    assert res.stream_mismatches == 0
