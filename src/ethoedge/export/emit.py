@@ -640,13 +640,16 @@ def kernel_ops(q: QuantizedStudent, cfg: ExportConfig) -> str | tuple[str, str, 
     return layer, requant, update, layer_in, gru
 
 
-def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool, layer_in: str) -> tuple[str, str]:
-    """The fused W=8 GRU op's constants (``ethoedge_gru8_consts_t``) and the model's field;
-    with ``sh_a > 0`` the input layer requantised in its tiles
-    (``ethoedge_input_s8_in3_relu8``, ``_in6_relu8``)."""
+def _gru8_consts(
+    q: QuantizedStudent, p: str, *, left: bool, layer_in: str
+) -> tuple[str, str, bool]:
+    """The fused W=8 GRU op's constants (``ethoedge_gru8_consts_t``), the model's field, and
+    whether they name the input layer requantised in its tiles (``sh_a > 0``:
+    ``ethoedge_input_s8_in3_relu8``, ``_in6_relu8``)."""
     sh = shifts(q)
     cols = {"ethoedge_layer_s8_in3": "in3", "ethoedge_layer_s8_in6": "in6"}.get(layer_in)
-    if sh["SH_A"] > 0 and cols:
+    fused_input = sh["SH_A"] > 0 and cols is not None
+    if fused_input:
         inp = f"ethoedge_input_s8_{cols}_relu8, {{{1 << (sh['SH_A'] - 1)}, {sh['SH_A']}}}"
     else:
         inp = "0, {0, 0}"
@@ -663,7 +666,7 @@ def _gru8_consts(q: QuantizedStudent, p: str, *, left: bool, layer_in: str) -> t
         f"    {{{k}, {rgh}, {sgh}}}, ethoedge_tanh_q15 + 128, {{{k}}},\n"
         f"    {inp}}};\n\n"
     )
-    return text, f"\n    .gru8 = &{p}_gru8,"
+    return text, f"\n    .gru8 = &{p}_gru8,", fused_input
 
 
 def student_macs_per_sample(q: QuantizedStudent) -> int:
@@ -721,20 +724,20 @@ def _emit_c(q: QuantizedStudent, cfg: ExportConfig, command: str | None) -> str:
     lp_arg = "s->lp[i]" if _static_dynamic(q) else "lp"
     dsp = 1 if cfg.use_dsp else 0
     nl = "\n"
-    gru8_def, gru8_field = "", ""
+    # a fused GRU op never calls the update op, nor the input layer op where the input runs
+    # in one pass (gru8.input): left out of the table on the M4 (ETHOEDGE_UNLESS_FUSED)
+    gru8_def, gru8_field, left_out = "", "", set()
     if not isinstance(kernel_set, str) and kernel_set[4].startswith("ethoedge_gru_s8_"):
-        gru8_def, gru8_field = _gru8_consts(
+        gru8_def, gru8_field, fused_input = _gru8_consts(
             q, p, left=kernel_set[4].endswith("lshift"), layer_in=kernel_set[3]
         )
+        left_out = {2, 3} if fused_input else {2}
     if isinstance(kernel_set, str):
         ops, ops_def = kernel_set, ""
     else:
         ops = f"{p}_ops"
-        fused = kernel_set[4].startswith("ethoedge_gru_s8_")  # never calls the update op
-        # ... nor the input layer op where the input runs in one pass (gru8.input)
-        out = {2} | ({3} if fused and "ethoedge_input_s8_" in gru8_def else set())
         fns = "".join(
-            f"    ETHOEDGE_UNLESS_FUSED({fn}),\n" if fused and k in out else f"    {fn},\n"
+            f"    ETHOEDGE_UNLESS_FUSED({fn}),\n" if k in left_out else f"    {fn},\n"
             for k, fn in enumerate(kernel_set)
         )
         ops_def = (
