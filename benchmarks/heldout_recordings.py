@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                 job = Job(name, ModelKey.parse(m), seed)
                 if not (ctx.work_dir / f"{job.id}.pt").is_file():
                     raise SystemExit(f"{args.run}: no checkpoint of {job.id} (a model of the run?)")
-                model, _ = train_model(ctx, job)
+                model, res = train_model(ctx, job)
+                if res.resumed_from == 0:  # the checkpoint did not match: trained again
+                    print(f"{job.id}: its checkpoint was made by other code or settings and"
+                          " was trained again", file=sys.stderr)  # fmt: skip
                 p = np.asarray(Classifier(model, fold.normalizer, w.class_names).predict(Xt))
             pred[m].append(p)
             row[m] = float(matthews_corrcoef(yt, p))
