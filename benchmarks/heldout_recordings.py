@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     from ethoedge.baseline import FeatureBaseline
     from ethoedge.config import load_yaml
     from ethoedge.data import load_dataset, make_windows
-    from ethoedge.data.calibrate import GravitySums, axis_vector, rotate, rotation_onto
+    from ethoedge.data.calibrate import (
+        GravitySums,
+        axis_vector,
+        calibrate_windows,
+        rotate,
+        rotation_onto,
+    )
     from ethoedge.experiment.folds import fold_windows
     from ethoedge.experiment.jobs import Job, JobContext, train_model
     from ethoedge.experiment.keys import ModelKey
@@ -63,14 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.run / "results.json").is_file():
         raise SystemExit(f"{args.run}: no results.json (not a finished ethoedge run)")
     cfg = load_yaml(args.run / "config.yaml")
-    w = make_windows(load_dataset(cfg.data), cfg.window)
     other_data = replace(cfg.data, path=str(args.data), format=args.format or cfg.data.format)
     raw_cfg = replace(cfg.window, calibrate="none")
     as_recorded = (
         make_windows(load_dataset(cfg.data), raw_cfg),
         make_windows(load_dataset(other_data), raw_cfg),
     )
-    other = as_recorded[1]
+    w, other = as_recorded
+    if cfg.window.turned_onto is not None:  # the run's windows, turned as the run turns them
+        X, _ = calibrate_windows(w.X, w.animal, cfg.window.turned_onto)
+        w = replace(w, X=X)
     if other.class_names != w.class_names:
         raise SystemExit(f"classes differ: run {w.class_names}, --data {other.class_names}")
     if cfg.window.turned_onto is not None:  # each animal turned as the run turns its windows
@@ -112,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         for m in models:
             if m in ("baseline", "baseline_as_recorded"):
                 assert cfg.baseline is not None
+                # the run's training windows of the fold (the same order in both)
                 src, dst = (w, other) if m == "baseline" else as_recorded
-                train_idx = np.flatnonzero(src.animal != animal)
                 fb = FeatureBaseline(cfg.baseline).fit(
-                    src.X[train_idx], src.y[train_idx], src.rate_hz, seed,
+                    src.X[fold.train], src.y[fold.train], src.rate_hz, seed,
                     n_classes=len(src.class_names),
                 )  # fmt: skip
                 p = np.asarray(fb.predict(dst.X[dst.animal == animal]))
