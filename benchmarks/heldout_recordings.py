@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         rotation_onto,
     )
     from ethoedge.experiment.folds import fold_windows
-    from ethoedge.experiment.jobs import Job, JobContext, train_model
-    from ethoedge.experiment.keys import ModelKey
+    from ethoedge.experiment.jobs import JobContext
     from ethoedge.inference import Classifier
+    from finished_run import fold_model
 
     if not (args.run / "results.json").is_file():
         raise SystemExit(f"{args.run}: no results.json (not a finished ethoedge run)")
@@ -128,13 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 p = np.asarray(fb.predict(dst.X[dst.animal == animal]))
             else:
-                job = Job(name, ModelKey.parse(m), seed)
-                if not (ctx.work_dir / f"{job.id}.pt").is_file():
-                    raise SystemExit(f"{args.run}: no checkpoint of {job.id} (a model of the run?)")
-                model, res = train_model(ctx, job)
-                if res.resumed_from == 0:  # the checkpoint did not match: trained again
-                    print(f"{job.id}: its checkpoint was made by other code or settings and"
-                          " was trained again", file=sys.stderr)  # fmt: skip
+                model = fold_model(ctx, name, m, seed, args.run)
                 p = np.asarray(Classifier(model, fold.normalizer, w.class_names).predict(Xt))
             pred[m].append(p)
             row[m] = float(matthews_corrcoef(yt, p))

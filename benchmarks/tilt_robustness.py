@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     from ethoedge.config import load_yaml
     from ethoedge.data import load_dataset, make_windows
     from ethoedge.experiment.folds import fold_windows
-    from ethoedge.experiment.jobs import Job, JobContext, train_model
-    from ethoedge.experiment.keys import ModelKey
+    from ethoedge.experiment.jobs import JobContext
     from ethoedge.inference import Classifier
+    from finished_run import fold_model
 
     if not (args.run / "results.json").is_file():  # every fold's checkpoint is then finished
         raise SystemExit(f"{args.run}: no results.json (not a finished ethoedge run)")
@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 predict = fb.predict
             else:
-                job = Job(name, ModelKey.parse(m), seed)
-                if not (ctx.work_dir / f"{job.id}.pt").is_file():
-                    raise SystemExit(f"{args.run}: no checkpoint of {job.id} (a model of the run?)")
-                model, _ = train_model(ctx, job)
+                model = fold_model(ctx, name, m, seed, args.run)
                 predict = Classifier(model, fold.normalizer, w.class_names).predict
             for n, R in turns:
                 Xr = np.einsum("ij,njl->nil", R, Xt).astype(np.float32)
