@@ -269,6 +269,7 @@ def preset(name: str) -> RunConfig:
     16/12/8/6 bits.
     """
     if name == "quick":
+        turns = AugmentConfig(yaw_deg=180.0, max_angle_deg=15.0)  # teacher and students
         return RunConfig(
             window=WindowConfig(calibrate="gravity"),
             teacher=TeacherConfig(filters=(32, 64, 64), input="static_dynamic"),
@@ -279,7 +280,7 @@ def preset(name: str) -> RunConfig:
                 lr=1e-3,
                 patience=0,
                 lr_schedule="cosine",
-                augment=AugmentConfig(yaw_deg=180.0, max_angle_deg=15.0),
+                augment=turns,
             ),
             student_train=TrainConfig(
                 epochs=20,
@@ -287,7 +288,7 @@ def preset(name: str) -> RunConfig:
                 lr=3e-3,
                 patience=0,
                 lr_schedule="cosine",
-                augment=AugmentConfig(yaw_deg=180.0, max_angle_deg=15.0),
+                augment=turns,
             ),
             protocol="loao",
             val_animals=0,
