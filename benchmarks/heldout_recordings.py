@@ -54,13 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from ethoedge.baseline import FeatureBaseline
     from ethoedge.config import load_yaml
     from ethoedge.data import load_dataset, make_windows
-    from ethoedge.data.calibrate import (
-        GravitySums,
-        axis_vector,
-        calibrate_windows,
-        rotate,
-        rotation_onto,
-    )
+    from ethoedge.data.calibrate import GravitySums, calibrate_windows, rotate
     from ethoedge.experiment.folds import fold_windows
     from ethoedge.experiment.jobs import JobContext
     from ethoedge.inference import Classifier
@@ -76,21 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         make_windows(load_dataset(other_data), raw_cfg),
     )
     w, other = as_recorded
-    if cfg.window.turned_onto is not None:  # the run's windows, turned as the run turns them
-        X, _ = calibrate_windows(w.X, w.animal, cfg.window.turned_onto)
-        w = replace(w, X=X)
     if other.class_names != w.class_names:
         raise SystemExit(f"classes differ: run {w.class_names}, --data {other.class_names}")
     if cfg.window.turned_onto is not None:  # each animal turned as the run turns its windows
+        X, _ = calibrate_windows(w.X, w.animal, cfg.window.turned_onto)
+        w = replace(w, X=X)
         src = as_recorded[0] if args.gravity_from == "run" else other
-        directions = GravitySums.of_windows(src.X, src.animal).directions()
-        target = axis_vector(cfg.window.turned_onto)
+        rots = GravitySums.of_windows(src.X, src.animal).rotations(cfg.window.turned_onto)
         X = other.X.copy()
         for a in np.unique(other.animal):
-            if a not in directions:
+            if a not in rots:
                 raise SystemExit(f"animal {a} of --data is not in the run's data")
             sel = other.animal == a
-            X[sel] = rotate(other.X[sel], rotation_onto(directions[a], target))
+            X[sel] = rotate(other.X[sel], rots[a])
         other = replace(other, X=X)
     models = args.models.split(",")
     folds = {f.name: f for f in fold_windows(cfg, w)}
