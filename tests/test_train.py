@@ -268,3 +268,107 @@ def test_ema_keeps_the_moving_average_of_every_step_and_resumes_exactly(tmp_path
     resumed = train(cfg, checkpoint=tmp_path / "e.pt")
     for (k, a), b in zip(got.items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_mix_batch_mixes_windows_and_labels_in_the_same_proportions():
+    from ethoedge.train import mix_batch
+
+    b = 64
+    x = torch.arange(b, dtype=torch.float32)[:, None, None].expand(b, 3, 5).clone()
+    y = torch.arange(b)  # window i is the constant i, of class i
+    xm, ym = mix_batch(x, y, b, 0.4, torch.Generator().manual_seed(0))
+    assert xm.shape == x.shape and ym.shape == (b, b)
+    torch.testing.assert_close(ym.sum(1), torch.ones(b))
+    partners = set()
+    for i in range(b):
+        lam = float(ym[i, i])
+        assert 0 < lam <= 1
+        others = [j for j in range(b) if j != i and ym[i, j] > 0]
+        assert len(others) <= 1  # one other window at most (none when paired with itself)
+        j = others[0] if others else i
+        partners.add(j)
+        want = torch.full((3, 5), lam * i + (1 - lam) * j)
+        torch.testing.assert_close(xm[i], want, rtol=0, atol=1e-4)
+    assert len(partners) == b  # the partners are a permutation of the batch
+    shares = ym[torch.arange(b), y]
+    assert float(shares.min()) < 0.5 and float((shares < 1).float().mean()) > 0.9
+
+
+def test_mixup_plain_loss_is_against_mixed_label_probabilities(monkeypatch):
+    import ethoedge.train as T
+
+    targets: list[torch.Tensor] = []
+    real = T.F.cross_entropy
+
+    def spy(logits, target, *a, **kw):
+        targets.append(target.detach().clone())
+        return real(logits, target, *a, **kw)
+
+    monkeypatch.setattr(T.F, "cross_entropy", spy)
+    X, y, norm = _data()
+    seed_everything(0)
+    m = GRUStudent(3, StudentConfig(hidden=4))
+    cfg = replace(CFG, epochs=1, augment=replace(CFG.augment, mixup=0.4))
+    fit(m, X, y, norm, cfg)
+    assert targets and all(t.ndim == 2 and t.shape[1] == 3 for t in targets)
+    for t in targets:
+        torch.testing.assert_close(t.sum(1), torch.ones(len(t)))
+    assert any(bool(((t > 0) & (t < 1)).any()) for t in targets)  # labels really mixed
+
+
+def test_consistent_distillation_with_mixup_scores_the_mixed_window():
+    """The teacher of consistent distillation sees exactly the student's mixed input."""
+    from ethoedge.models import ResNetTeacher, TeacherConfig
+
+    X, y, norm = _data()
+    seed_everything(1)
+    teacher = ResNetTeacher(3, TeacherConfig(filters=(4, 4, 4)))
+    seen_t: list[torch.Tensor] = []
+    seen_s: list[torch.Tensor] = []
+    teacher.register_forward_hook(lambda mod, inp, out: seen_t.append(inp[0].clone()))
+    seed_everything(0)
+    m = GRUStudent(3, StudentConfig(hidden=4))
+    m.register_forward_hook(
+        lambda mod, inp, out: seen_s.append(inp[0].clone()) if mod.training else None
+    )
+    cfg = replace(
+        CFG, epochs=1, augment=AugmentConfig(rotate=False, scale=0.0, jitter=0.0, mixup=1.0)
+    )
+    fit(m, X, y, norm, cfg, kd=KDConfig(alpha=0.5, temperature=1.0, soft_labels="consistent"),
+        teacher=teacher)  # fmt: skip
+    assert len(seen_t) == len(seen_s) == 3
+    for a, b in zip(seen_t, seen_s, strict=True):
+        assert torch.equal(a, b)
+    # and it is not the batch unmixed: no row equals a normalised training window
+    xn = torch.from_numpy(norm.apply(X))
+    rows = seen_s[0].reshape(len(seen_s[0]), -1)
+    d = torch.cdist(rows, xn.reshape(len(xn), -1)).min(1).values
+    assert float(d.max()) > 1e-3
+
+
+def test_mixup_with_stored_soft_labels_is_refused():
+    from ethoedge.errors import ConfigError
+    from kdhelpers import tiny_config
+
+    X, y, norm = _data()
+    z = np.zeros((len(X), 3), np.float32)
+    cfg = replace(CFG, augment=replace(CFG.augment, mixup=0.4))
+    with pytest.raises(ConfigError, match="consistent"):
+        fit(GRUStudent(3, StudentConfig(hidden=4)), X, y, norm, cfg,
+                         kd=KDConfig(alpha=0.5), teacher_logits=z)  # fmt: skip
+    base = tiny_config()
+    with pytest.raises(ConfigError, match="consistent"):
+        replace(base, student_train=cfg)
+    replace(base, student_train=cfg, kd=KDConfig(soft_labels="consistent"))
+    replace(base, student_train=cfg, kd=KDConfig(alpha=0.0))
+
+
+def test_a_mixup_checkpoint_is_not_resumed_without_mixup(tmp_path):
+    X, y, norm = _data()
+    ck = tmp_path / "ck.pt"
+    _train(X, y, norm, checkpoint=ck)
+    seed_everything(0)
+    mixed = replace(CFG, augment=replace(CFG.augment, mixup=0.4))
+    res = fit(GRUStudent(3, StudentConfig(hidden=4)), X, y, norm, mixed, X_val=X[:30],
+              y_val=y[:30], checkpoint=ck)  # fmt: skip
+    assert res.resumed_from == 0

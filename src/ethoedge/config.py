@@ -190,6 +190,12 @@ class RunConfig:
         names = [r.name for r in self.student_recipes]
         if len(set(names)) != len(names):
             raise ConfigError(f"student_recipes has duplicates: {names}")
+        if (self.student_train.augment.mixup > 0 and self.kd.alpha > 0
+                and self.kd.soft_labels != "consistent"):  # fmt: skip
+            raise ConfigError(
+                "student_train.augment.mixup needs kd.soft_labels: consistent: the stored"
+                " soft labels are the teacher's answers on the windows unmixed"
+            )
 
     @property
     def cross_fits(self) -> bool:

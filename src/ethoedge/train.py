@@ -64,6 +64,12 @@ class AugmentConfig:
         yaw_axis: the sensor axis of ``yaw_deg``: ``auto`` takes the one gravity mostly lies
             along, the axis of the largest absolute mean over the training windows (``z`` on
             the bundled cattle collars).
+        mixup: after the per-window changes, mix each window of a batch with another one of
+            the same batch: ``lam * x_i + (1 - lam) * x_j`` with ``lam ~ Beta(mixup, mixup)``
+            drawn per window, and its hard label likewise (``lam`` of its own class, the rest
+            of the other's; Zhang et al., ICLR 2018). In consistent distillation the teacher
+            scores the mixed window, so the student learns the teacher's answer between
+            behaviours too ("function matching", Beyer et al., CVPR 2022). 0: off.
     """
 
     rotate: Bool = True
@@ -72,6 +78,7 @@ class AugmentConfig:
     jitter: NonNegFloat = 0.01
     yaw_deg: Annotated[NonNegFloat, Field(le=180)] = 0.0
     yaw_axis: Literal["auto", "x", "y", "z"] = "auto"
+    mixup: NonNegFloat = 0.0
 
     def resolved(self, X: np.ndarray) -> AugmentConfig:
         """This config with ``yaw_axis`` ``auto`` replaced by the axis of the largest absolute
@@ -83,6 +90,7 @@ class AugmentConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether :func:`augment_batch` changes a window (``mixup`` is applied apart)."""
         return ((self.rotate and self.max_angle_deg > 0) or self.scale > 0 or self.jitter > 0
                 or self.yaw_deg > 0)  # fmt: skip
 
@@ -215,6 +223,27 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     return x
 
 
+def mix_batch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    concentration: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup of a batch: windows ``x`` (b, 3, L) and int labels ``y`` (b,) become
+    ``lam x + (1 - lam) x[p]`` and the class probabilities ``lam onehot(y) + (1 - lam)
+    onehot(y[p])``, with a random permutation ``p`` of the batch and ``lam ~ Beta(c, c)``
+    per window (drawn from ``gen``)."""
+    b = x.shape[0]
+    p = torch.randperm(b, generator=gen)
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    lam = torch.from_numpy(rng.beta(concentration, concentration, size=b).astype(np.float32))
+    one = F.one_hot(y, n_classes).float()
+    xm = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[p]
+    ym = lam[:, None] * one + (1 - lam[:, None]) * one[p]
+    return xm, ym
+
+
 def _normalize(x: torch.Tensor, norm: Normalizer) -> torch.Tensor:
     m = torch.tensor(norm.mean, dtype=torch.float32)[None, :, None]
     s = torch.tensor(norm.std, dtype=torch.float32)[None, :, None]
@@ -296,6 +325,11 @@ def fit(
             raise ConfigError("consistent distillation needs the teacher model")
         if not kd.consistent and teacher_logits is None:
             raise ConfigError("distillation needs the teacher's soft labels")
+        if not kd.consistent and cfg.augment.mixup > 0:
+            raise ConfigError(
+                "mixup in distillation needs kd.soft_labels: consistent (stored soft labels"
+                " are of the windows unmixed)"
+            )
         if teacher_logits is not None and len(teacher_logits) != n:
             raise ConfigError(f"{len(teacher_logits)} soft labels for {n} training windows")
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
@@ -309,6 +343,8 @@ def fit(
     settings = asdict(cfg)
     if not cfg.ema_epochs:
         del settings["ema_epochs"]  # off: checkpoints made before the option stay valid
+    if not cfg.augment.mixup:
+        del settings["augment"]["mixup"]  # likewise
     parts = [settings, kd and asdict(kd), has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
     fp = _fingerprint(model, X, y, parts, soft)
 
@@ -328,6 +364,11 @@ def fit(
         teacher.to(device).eval()
 
     augment = cfg.augment.resolved(X)
+    n_classes = 0
+    if augment.mixup > 0:  # the model's output width: mixed labels are class probabilities
+        model.eval()
+        with torch.no_grad():
+            n_classes = int(model(_normalize(Xt[:2], normalizer).to(device)).shape[1])
     ema = _ema(model, cfg, n)
     kept = model if ema is None else ema.module  # the weights scored and kept
     start_epoch, best_epoch, bad = 0, 0, 0
@@ -368,10 +409,13 @@ def fit(
                 if len(idx) < 2 and n >= 2:
                     continue  # batch norm needs two windows
                 xb = Xt[idx]
+                yb = yt[idx]
                 if augment.enabled:
                     xb = augment_batch(xb, augment, gen)
+                if augment.mixup > 0:  # yb: class probabilities from here
+                    xb, yb = mix_batch(xb, yb, n_classes, augment.mixup, gen)
                 xb = _normalize(xb, normalizer).to(device)
-                yb = yt[idx].to(device)
+                yb = yb.to(device)
                 out = model(xb)
                 if use_kd:
                     assert kd is not None

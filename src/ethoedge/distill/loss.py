@@ -27,7 +27,7 @@ def kd_loss(
     Args:
         student_logits: (b, C) student logits ``z_s``.
         teacher_logits: (b, C) teacher logits ``z_t`` (no gradient flows into them).
-        y: (b,) int64 hard labels.
+        y: (b,) int64 hard labels, or (b, C) class probabilities (mixed windows' labels).
         alpha: weight of the soft term, in [0, 1].
         T: temperature, > 0.
     """
