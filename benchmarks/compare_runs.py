@@ -45,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quantized", action="store_true", help="also the quantized students")
     args = ap.parse_args(argv)
-    docs = {r: json.loads((r / "results.json" if r.is_dir() else r).read_text()) for r in args.runs}
+    docs = {}
+    for r in args.runs:
+        f = r / "results.json" if r.is_dir() else r
+        if not f.is_file():
+            raise SystemExit(f"{f}: not found (a finished run folder or its results.json?)")
+        docs[r] = json.loads(f.read_text())
     names = [n for n in FLOAT if any(n in d["models"] for d in docs.values())]
     if args.quantized:
         names += sorted(
