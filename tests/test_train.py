@@ -355,7 +355,7 @@ def test_mixup_with_stored_soft_labels_is_refused():
     cfg = replace(CFG, augment=replace(CFG.augment, mixup=0.4))
     with pytest.raises(ConfigError, match="consistent"):
         fit(GRUStudent(3, StudentConfig(hidden=4)), X, y, norm, cfg,
-                         kd=KDConfig(alpha=0.5), teacher_logits=z)  # fmt: skip
+            kd=KDConfig(alpha=0.5), teacher_logits=z)  # fmt: skip
     base = tiny_config()
     with pytest.raises(ConfigError, match="consistent"):
         replace(base, student_train=cfg)
