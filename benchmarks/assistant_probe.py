@@ -76,16 +76,19 @@ def _train_one(run: Path, fold: str, seed: int, assistant: str, student: str, T:
         kd=kd, teacher=teacher,
         checkpoint=ctx.work_dir / f"{fold}_{student}_ta{tag}_s{seed}.pt")  # fmt: skip
     clf = Classifier(model.eval(), f.normalizer, w.class_names, device="cpu")
-    pred = clf.predict_proba(w.X[f.test]).argmax(1)
-    return fold, seed, f.test, pred, time.perf_counter() - t0
+    probs = clf.predict_proba(w.X[f.test]).astype(np.float32)
+    return fold, seed, f.test, probs, time.perf_counter() - t0
 
 
-def _stored(work: Path, fold: str, key: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stored(work: Path, fold: str, key: str, seed: int) -> Any:
+    """A job's held-out predictions from a run's work folder, as a ``Prediction``."""
+    from ethoedge.experiment.aggregate import Prediction
+
     p = work / f"{fold}_{key}_s{seed}.pred.npz"
     if not p.is_file():
         raise SystemExit(f"{p}: no predictions (is {key} a model of that run?)")
     z = np.load(p)
-    return z["test_idx"], z["probs"].argmax(1)
+    return Prediction(fold, seed, z["test_idx"], z["probs"], 0, 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,12 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.run}: no results.json (not a finished ethoedge run)")
 
     from joblib import Parallel, delayed
-    from sklearn.metrics import matthews_corrcoef
 
-    from ethoedge.evaluate.cv import mean_std, paired_difference
+    from ethoedge.experiment.aggregate import Prediction, model_entry, paired_entries
 
     ctx = _context(args.run)
-    cfg, y = ctx.cfg, ctx.windows.y
+    cfg, w = ctx.cfg, ctx.windows
     T = cfg.kd.temperature if args.temperature is None else args.temperature
     tasks = [(fold, seed) for fold in ctx.folds for seed in cfg.seeds]
     t0 = time.perf_counter()
@@ -116,46 +118,34 @@ def main(argv: list[str] | None = None) -> int:
         for fold, seed in tasks
     )
     wall = time.perf_counter() - t0
-    rows: dict[str, dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]] = {
-        "assistant": {}, "plain": {}, "kd_run": {}, "kd_assistant": {},
-    }  # fmt: skip
-    for fold, seed, idx, pred, _ in done:
-        rows["kd_assistant"][fold, seed] = (idx, pred)
-        rows["assistant"][fold, seed] = _stored(ctx.work_dir, fold, args.assistant, seed)
-        rows["plain"][fold, seed] = _stored(ctx.work_dir, fold, args.student, seed)
-        kd_key = args.student.replace("student", "student_kd", 1)
-        rows["kd_run"][fold, seed] = _stored(ctx.work_dir, fold, kd_key, seed)
+    kd_key = args.student.replace("student", "student_kd", 1)
+    sources = {"assistant": (ctx.work_dir, args.assistant), "plain": (ctx.work_dir, args.student),
+               "kd_run": (ctx.work_dir, kd_key)}  # fmt: skip
     for spec in args.compare:
         other, key = spec.rsplit(":", 1)
-        rows[spec] = {t: _stored(Path(other) / "work", t[0], key, t[1]) for t in tasks}
-    for name, r in rows.items():
-        for t in tasks:
-            if not np.array_equal(r[t][0], rows["plain"][t][0]):
-                raise SystemExit(f"{name}: fold {t[0]} tests other windows")
-
-    def pooled(name: str, seed: int) -> float:
-        folds = [t for t in tasks if t[1] == seed]
-        idx = np.concatenate([rows[name][t][0] for t in folds])
-        pred = np.concatenate([rows[name][t][1] for t in folds])
-        return float(matthews_corrcoef(y[idx], pred))
-
-    def fold_mcc(name: str, t: tuple[str, int]) -> float:
-        idx, pred = rows[name][t]
-        return float(matthews_corrcoef(y[idx], pred))
+        sources[spec] = (Path(other) / "work", key)
+    preds = {name: [_stored(work, f, key, s) for f, s in tasks]
+             for name, (work, key) in sources.items()}  # fmt: skip
+    preds["kd_assistant"] = [Prediction(f, s, idx, probs, 0, 0) for f, s, idx, probs, _ in done]
+    for name, ps in preds.items():
+        for p, q in zip(ps, preds["plain"], strict=True):
+            if not np.array_equal(p.test_idx, q.test_idx):
+                raise SystemExit(f"{name}: fold {p.fold} tests other windows")
+    entries = {n: model_entry(w.y, ps, w.class_names) for n, ps in preds.items()}
 
     out: dict[str, Any] = {"run": str(args.run), "assistant": args.assistant,
                            "student": args.student, "temperature": T, "wall_s": wall,
                            "models": {}, "paired": {}}  # fmt: skip
-    by_seed = {n: [pooled(n, s) for s in cfg.seeds] for n in rows}
-    for n, v in by_seed.items():
-        m, sd = mean_std(v)
+    for n in ("assistant", "plain", "kd_run", "kd_assistant", *args.compare):
+        v = [r["mcc"] for r in entries[n]["pooled_by_seed"]]
+        m, sd = entries[n]["mcc"], entries[n]["mcc_std"]
         out["models"][n] = {"mcc": m, "mcc_sd": sd, "by_seed": v}
         print(f"{n:>30}: {m:.3f} ± {sd:.3f}  ({', '.join(f'{x:.3f}' for x in v)})")
     for a, b in [("kd_assistant", "plain"), ("kd_run", "plain"), ("kd_assistant", "kd_run")] + [
         ("kd_assistant", s) for s in args.compare
     ]:
-        d = paired_difference(by_seed[a], by_seed[b])
-        pf = paired_difference([fold_mcc(a, t) for t in tasks], [fold_mcc(b, t) for t in tasks])
+        pe = paired_entries(entries[a], entries[b])
+        d, pf = pe["pooled_by_seed"], pe["per_fold_and_seed"]
         out["paired"][f"{a} - {b}"] = {"by_seed": d, "per_fold_and_seed": pf}
         print(f"{a} − {b}: {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] by seed;"
               f" {pf['mean']:+.3f} [{pf['ci_low']:+.3f}, {pf['ci_high']:+.3f}] per fold and"

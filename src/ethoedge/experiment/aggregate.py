@@ -181,26 +181,31 @@ def model_entry(
     }
 
 
+def paired_entries(a_entry: Mapping[str, Any], b_entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Model entry ``a`` (:func:`model_entry`) against ``b``: MCC differences paired by fold
+    and seed, and pooled MCC differences paired by seed."""
+    a = {(r["fold"], r["seed"]): r["mcc"] for r in a_entry["per_fold"]}
+    b = {(r["fold"], r["seed"]): r["mcc"] for r in b_entry["per_fold"]}
+    keys = sorted(set(a) & set(b))
+    pa = {r["seed"]: r["mcc"] for r in a_entry["pooled_by_seed"]}
+    pb = {r["seed"]: r["mcc"] for r in b_entry["pooled_by_seed"]}
+    seeds = sorted(set(pa) & set(pb))
+    return {
+        "metric": "mcc",
+        "per_fold_and_seed": paired_difference([a[k] for k in keys], [b[k] for k in keys]),
+        "pooled_by_seed": paired_difference([pa[s] for s in seeds], [pb[s] for s in seeds]),
+    }
+
+
 def paired_kd(models: Mapping[ModelKey, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every distilled student against the plain student of the same size and word length:
-    MCC differences paired by fold and seed, and pooled MCC differences paired by seed."""
+    """Every distilled student against the plain student of the same size and word length
+    (:func:`paired_entries`)."""
     paired = {}
     for key in sorted_models(models):
         base = key.plain_key
         if key.role != "student" or not key.kd or base not in models:
             continue
-        kd_e, base_e = models[key], models[base]
-        a = {(r["fold"], r["seed"]): r["mcc"] for r in kd_e["per_fold"]}
-        b = {(r["fold"], r["seed"]): r["mcc"] for r in base_e["per_fold"]}
-        keys = sorted(set(a) & set(b))
-        pa = {r["seed"]: r["mcc"] for r in kd_e["pooled_by_seed"]}
-        pb = {r["seed"]: r["mcc"] for r in base_e["pooled_by_seed"]}
-        seeds = sorted(set(pa) & set(pb))
-        paired[f"{key.name}_vs_{base.name}"] = {
-            "metric": "mcc",
-            "per_fold_and_seed": paired_difference([a[k] for k in keys], [b[k] for k in keys]),
-            "pooled_by_seed": paired_difference([pa[s] for s in seeds], [pb[s] for s in seeds]),
-        }
+        paired[f"{key.name}_vs_{base.name}"] = paired_entries(models[key], models[base])
     return paired
 
 
