@@ -372,3 +372,17 @@ def test_a_mixup_checkpoint_is_not_resumed_without_mixup(tmp_path):
     res = fit(GRUStudent(3, StudentConfig(hidden=4)), X, y, norm, mixed, X_val=X[:30],
               y_val=y[:30], checkpoint=ck)  # fmt: skip
     assert res.resumed_from == 0
+
+
+def test_a_distilled_checkpoint_is_not_resumed_with_standardised_logits(tmp_path):
+    X, y, norm = _data()
+    z = np.random.default_rng(0).normal(size=(len(X), 3)).astype(np.float32)
+    ck = tmp_path / "ck.pt"
+    _train(X, y, norm, checkpoint=ck, kd=KDConfig(alpha=0.5), teacher_logits=z)
+    again = _train(X, y, norm, checkpoint=ck, kd=KDConfig(alpha=0.5), teacher_logits=z)[1]
+    assert again.resumed_from == CFG.epochs  # the same settings resume
+    seed_everything(0)
+    res = fit(GRUStudent(3, StudentConfig(hidden=4)), X, y, norm, CFG, X_val=X[:30],
+              y_val=y[:30], checkpoint=ck, kd=KDConfig(alpha=0.5, standardize_logits=True),
+              teacher_logits=z)  # fmt: skip
+    assert res.resumed_from == 0

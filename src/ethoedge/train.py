@@ -345,7 +345,10 @@ def fit(
         del settings["ema_epochs"]  # off: checkpoints made before the option stay valid
     if not cfg.augment.mixup:
         del settings["augment"]["mixup"]  # likewise
-    parts = [settings, kd and asdict(kd), has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
+    kd_settings = kd and asdict(kd)
+    if kd_settings and not kd_settings["standardize_logits"]:
+        del kd_settings["standardize_logits"]  # likewise
+    parts = [settings, kd_settings, has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
     fp = _fingerprint(model, X, y, parts, soft)
 
     model.to(device)
@@ -426,7 +429,7 @@ def fit(
                     else:
                         assert Tt is not None
                         zt = Tt[idx].to(device)
-                    loss = kd_loss(out, zt, yb, kd.alpha, kd.temperature)
+                    loss = kd_loss(out, zt, yb, kd.alpha, kd.temperature, kd.standardize_logits)
                 else:
                     loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)

@@ -51,3 +51,27 @@ def test_bad_arguments(alpha, T):
     z = torch.zeros(1, 2)
     with pytest.raises(ValueError):
         kd_loss(z, z, torch.tensor([0]), alpha, T)
+
+
+def test_standardized_soft_term_ignores_the_teachers_logit_range():
+    """With standardised logits the soft term is zero for any positive affine map of the
+    teacher's logits (per row), and the loss is the plain loss on z-scored logits."""
+    g = torch.Generator().manual_seed(2)
+    zt = torch.randn(6, 4, generator=g)
+    y = torch.randint(0, 4, (6,), generator=g)
+    scale = torch.rand(6, 1, generator=g) * 5 + 0.1
+    shift = torch.randn(6, 1, generator=g)
+    zs = scale * zt + shift
+    assert float(kd_loss(zs, zt, y, 1.0, 2.0, standardize=True)) == pytest.approx(0.0, abs=1e-5)
+    assert float(kd_loss(zs, zt, y, 1.0, 2.0)) > 1e-3  # unstandardised: the range differs
+    # The soft term on standardised logits is the usual one on z-scored inputs; the hard
+    # term keeps the raw student logits.
+    z = lambda v: (v - v.mean(1, keepdim=True)) / v.std(1, unbiased=False, keepdim=True)  # noqa: E731
+    zs2 = torch.randn(6, 4, generator=g)
+    soft = kd_loss(z(zs2), z(zt), y, 1.0, 3.0)
+    torch.testing.assert_close(kd_loss(zs2, zt, y, 1.0, 3.0, standardize=True), soft)
+    mixed = 0.5 * soft + 0.5 * F.cross_entropy(zs2, y)
+    torch.testing.assert_close(kd_loss(zs2, zt, y, 0.5, 3.0, standardize=True), mixed)
+    # A constant row (no spread) stays finite.
+    flat = torch.zeros(1, 4)
+    assert torch.isfinite(kd_loss(flat, flat, y[:1], 0.5, 1.0, standardize=True))

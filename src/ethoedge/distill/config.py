@@ -44,6 +44,9 @@ class KDConfig:
             ensemble. ``0`` (default): the ResNet teacher alone. Not with ``consistent``.
         baseline_trees: trees (or boosting iterations) of those per-group forests; ``None``
             (default): the baseline's own ``n_estimators``. The baseline row keeps its own.
+        standardize_logits: z-score the student's and the teacher's logits over the classes
+            before the soft term (:func:`ethoedge.distill.kd_loss`): the student matches the
+            teacher's relations between classes, not the range of its logits. Off by default.
     """
 
     alpha: UnitFloat = 0.5
@@ -52,6 +55,7 @@ class KDConfig:
     cross_fit_groups: Annotated[Int, Field(ge=2)] = 4
     baseline_weight: UnitFloat = 0.0
     baseline_trees: PosInt | None = None
+    standardize_logits: bool = False
 
     def __post_init__(self) -> None:
         if self.baseline_weight > 0 and self.soft_labels == "consistent":

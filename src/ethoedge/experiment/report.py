@@ -215,6 +215,7 @@ def section_data(r: ReportInput) -> str | None:
             if cfg.kd.soft_labels == "cross_fit"
             else ""
         )
+        + (", standardised logits" if cfg.kd.standardize_logits else "")
         + "\n"
         f"- students: input `{cfg.student.input}`, plain students' label smoothing "
         f"{cfg.student_train.label_smoothing:g}; teacher input `{cfg.teacher.input}`\n"

@@ -247,8 +247,9 @@ def qat_finetune(
     windows ``(n, 3, L)`` in g), trains :class:`FakeQuantStudent` for ``cfg.qat_epochs``
     epochs with Adam (``cfg.qat_lr``) on cross-entropy with ``train_y``, or, when the
     teacher's ``soft_labels`` (teacher *logits*, ``(n, C)``) are given, on
-    :func:`ethoedge.distill.loss.kd_loss` with ``kd.alpha`` and ``kd.temperature`` (the
-    run's distillation settings; None: the :class:`~ethoedge.distill.KDConfig` defaults).
+    :func:`ethoedge.distill.loss.kd_loss` with ``kd.alpha``, ``kd.temperature`` and
+    ``kd.standardize_logits`` (the run's distillation settings; None: the
+    :class:`~ethoedge.distill.KDConfig` defaults).
     With ``val = (X_g, y)`` the epoch with the lowest validation loss of the fake-quantized
     model is kept. Returns a fine-tuned copy that takes *normalised* windows, like
     ``student``.
@@ -268,7 +269,9 @@ def qat_finetune(
 
     def loss_fn(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if soft is not None:
-            return kd_loss(logits, soft[idx], y[idx], kd.alpha, kd.temperature)
+            return kd_loss(
+                logits, soft[idx], y[idx], kd.alpha, kd.temperature, kd.standardize_logits
+            )
         return nn.functional.cross_entropy(logits, y[idx])
 
     def val_loss() -> float:
