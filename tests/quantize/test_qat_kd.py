@@ -25,12 +25,13 @@ QAT = QuantConfig(word_bits=(8,), qat=True, qat_epochs=1, calib_windows=32, qat_
 
 @pytest.fixture
 def seen(monkeypatch):
-    """(alpha, temperature) of every call of the KD loss by quantization-aware fine-tuning."""
-    calls: list[tuple[float, float]] = []
+    """(alpha, temperature, standardize) of every call of the KD loss by quantization-aware
+    fine-tuning."""
+    calls: list[tuple[float, float, bool]] = []
 
-    def recording_kd_loss(student_logits, teacher_logits, y, alpha, T):
-        calls.append((alpha, T))
-        return kd_loss(student_logits, teacher_logits, y, alpha, T)
+    def recording_kd_loss(student_logits, teacher_logits, y, alpha, T, standardize):
+        calls.append((alpha, T, standardize))
+        return kd_loss(student_logits, teacher_logits, y, alpha, T, standardize)
 
     monkeypatch.setattr(rewrite, "kd_loss", recording_kd_loss)
     return calls
@@ -45,20 +46,20 @@ def tiny():
     return GRUStudent(2, StudentConfig(hidden=4)).eval(), Normalizer.fit(X), X, y, soft
 
 
-def test_kd_alpha_reaches_the_qat_loss(seen, tiny):
+def test_kd_settings_reach_the_qat_loss(seen, tiny):
     student, norm, X, y, soft = tiny
-    kd = KDConfig(alpha=0.9, temperature=2.0)
+    kd = KDConfig(alpha=0.9, temperature=2.0, standardize_logits=True)
     (row,) = evaluate_word_lengths(
         student, norm, X, X, y, QAT, ("a", "b"), soft_labels=soft, train_y=y, kd=kd
     )
     assert row["qat"] is not None
-    assert seen and set(seen) == {(0.9, 2.0)}
+    assert seen and set(seen) == {(0.9, 2.0, True)}
 
 
 def test_qat_kd_defaults_without_kd(seen, tiny):
     student, norm, X, y, soft = tiny
     evaluate_word_lengths(student, norm, X, X, y, QAT, ("a", "b"), soft_labels=soft, train_y=y)
-    assert set(seen) == {(KDConfig().alpha, KDConfig().temperature)}
+    assert set(seen) == {(KDConfig().alpha, KDConfig().temperature, False)}
 
 
 def test_qat_without_soft_labels_uses_no_kd_loss(seen, tiny):
@@ -75,7 +76,7 @@ def test_quantize_bundle_passes_kd_to_qat(seen, tiny, tmp_path):
     t = np.arange(32, dtype=np.float64)
     w = Windows(X, y, np.full(32, "1"), np.full(32, "0"), t, t + 1.0, ("a", "b"), 10.0)
     quantize_bundle(d, QAT, windows=w, kd=KDConfig(alpha=0.9, temperature=3.0))
-    assert seen and set(seen) == {(0.9, 3.0)}
+    assert seen and set(seen) == {(0.9, 3.0, False)}
 
 
 def test_quantize_bundle_without_qat_does_not_read_the_teacher(tiny, tmp_path):
