@@ -266,6 +266,24 @@ def _fingerprint(
     return h.hexdigest()
 
 
+# Options added after checkpoints existed, as key paths: left out of the fingerprint while off
+# (falsy), so that checkpoints made before them stay valid.
+_LATER_TRAIN = (("ema_epochs",), ("augment", "mixup"))
+_LATER_KD = (("standardize_logits",),)
+
+
+def _without_later_options_off(
+    settings: dict[str, Any], later: tuple[tuple[str, ...], ...]
+) -> dict[str, Any]:
+    for path in later:
+        parent = settings
+        for key in path[:-1]:
+            parent = parent[key]
+        if not parent[path[-1]]:
+            del parent[path[-1]]
+    return settings
+
+
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -340,14 +358,8 @@ def fit(
         soft = [np.asarray(teacher_logits, np.float32)]
     elif teacher is not None:
         soft = [v.detach().cpu().numpy() for v in teacher.state_dict().values()]
-    settings = asdict(cfg)
-    if not cfg.ema_epochs:
-        del settings["ema_epochs"]  # off: checkpoints made before the option stay valid
-    if not cfg.augment.mixup:
-        del settings["augment"]["mixup"]  # likewise
-    kd_settings = kd and asdict(kd)
-    if kd_settings and not kd_settings["standardize_logits"]:
-        del kd_settings["standardize_logits"]  # likewise
+    settings = _without_later_options_off(asdict(cfg), _LATER_TRAIN)
+    kd_settings = kd and _without_later_options_off(asdict(kd), _LATER_KD)
     parts = [settings, kd_settings, has_val and len(X_val), asdict(normalizer)]  # type: ignore[arg-type]
     fp = _fingerprint(model, X, y, parts, soft)
 
